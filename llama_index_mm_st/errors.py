@@ -1,0 +1,80 @@
+"""The package's errors, one small tree.
+
+- ``MMSTError``: base of everything raised on purpose here.
+  - ``ImageLoadError`` (also a ``ValueError``): an image could not be read, decoded or was refused
+    (missing, corrupt, over the pixel or byte limit). The message names the item and the cause.
+  - ``UnsupportedModalityError`` (also a ``ValueError``): the model cannot encode or score this modality.
+  - ``SchemaMismatchError``: an existing collection or index does not match what we were asked to open.
+  - ``StoreLockedError``: another process holds the embedded store.
+  - ``MissingDependencyError`` (also an ``ImportError``): an optional extra is needed.
+
+``ItemFailure`` records one failed item of a batch; ``SkippedItemsWarning`` carries the list of them
+when a batch runs with ``on_error="skip"``, so nothing is dropped without a report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+
+class MMSTError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ImageLoadError(MMSTError, ValueError):
+    """An image could not be loaded. ``item`` names it (path, URL or position), ``reason`` says why."""
+
+    def __init__(self, item: str, reason: str) -> None:
+        self.item = item
+        self.reason = reason
+        super().__init__(f"cannot load image {item}: {reason}")
+
+
+class UnsupportedModalityError(MMSTError, ValueError):
+    """The model or scorer cannot handle this modality."""
+
+
+class SchemaMismatchError(MMSTError):
+    """An existing store or collection does not match the requested schema."""
+
+
+class StoreLockedError(MMSTError):
+    """The embedded store is held by another process."""
+
+
+class MissingDependencyError(MMSTError, ImportError):
+    """An optional dependency is needed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(f"{package} is required for this: pip install 'llama-index-mm-st[{extra}]'")
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """One item of a batch that failed: its position in the input, a label for it, and the error."""
+
+    position: int
+    item: str
+    error: Exception
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.item}: {self.error}"
+
+
+class SkippedItemsWarning(UserWarning):
+    """Raised as a warning when ``on_error="skip"`` left items out. ``failures`` lists them."""
+
+    def __init__(self, what: str, failures: Sequence[ItemFailure]) -> None:
+        self.failures = list(failures)
+        lines = "; ".join(str(f) for f in self.failures)
+        super().__init__(f"{what}: skipped {len(self.failures)} item(s): {lines}")
+
+
+ON_ERROR_VALUES = ("raise", "skip")
+
+
+def check_on_error(on_error: str) -> None:
+    """Reject an unknown ``on_error`` value early, listing the valid ones."""
+    if on_error not in ON_ERROR_VALUES:
+        raise ValueError(f"on_error must be one of {ON_ERROR_VALUES}, got {on_error!r}")

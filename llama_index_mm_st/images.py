@@ -1,0 +1,132 @@
+"""Image decoding with limits: bytes or files in, RGB PIL images out, never unbounded.
+
+Why here and not in PIL defaults: PIL only *warns* below twice its pixel limit, and a hostile file
+(a decompression bomb) can allocate gigabytes before anything fails. We read the header first and
+refuse oversized images before decoding a single pixel. EXIF orientation is applied so a phone photo
+is upright for the model. JPEG "draft" decoding (DCT scaling) decodes straight to about the size the
+model needs, which is several times cheaper than a full decode followed by a resize.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Callable, Iterable, Sequence, TypeVar, Union
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageLoadError
+
+DEFAULT_MAX_PIXELS = 89_478_485
+"""PIL's own decompression-bomb threshold (about 0.25 GiB of RGBA), enforced as a hard limit."""
+
+Openable = Union[str, Path, BytesIO]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How to decode. ``draft_size`` lets JPEGs decode at a reduced scale no smaller than it."""
+
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    draft_size: tuple[int, int] | None = None
+    apply_exif: bool = True
+
+
+def open_checked(source: Openable, label: str, max_pixels: int | None) -> Image.Image:
+    """Open an image lazily (header only) and refuse it if it is over ``max_pixels``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source)
+    except FileNotFoundError:
+        raise ImageLoadError(label, "file not found") from None
+    except IsADirectoryError:
+        raise ImageLoadError(label, "is a directory, not an image file") from None
+    except PermissionError:
+        raise ImageLoadError(label, "permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(label, "not a recognised image format (corrupt, empty or unsupported)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(label, f"refused as a decompression bomb ({exc})") from None
+    except OSError as exc:
+        raise ImageLoadError(label, f"unreadable ({exc})") from None
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        image.close()
+        raise ImageLoadError(label, f"{width}x{height} = {width * height} pixels is over the limit of {max_pixels}")
+    return image
+
+
+def to_rgb(image: Image.Image, label: str, options: DecodeOptions) -> Image.Image:
+    """Decode pixels (draft scale if allowed), apply EXIF orientation and convert to RGB."""
+    try:
+        if options.draft_size is not None and image.format == "JPEG":
+            image.draft("RGB", options.draft_size)
+        if options.apply_exif:
+            image = ImageOps.exif_transpose(image)
+        if image.mode != "RGB":
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                image = _flatten_alpha(image)
+            else:
+                image = image.convert("RGB")
+        image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageLoadError(label, f"corrupt or truncated image data ({exc})") from None
+    return image
+
+
+def _flatten_alpha(image: Image.Image) -> Image.Image:
+    """Composite a transparent image onto white, as a viewer shows it (plain convert gives black)."""
+    rgba = image.convert("RGBA")
+    background = Image.new("RGB", rgba.size, (255, 255, 255))
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def decode(source: Openable, label: str, options: DecodeOptions = DecodeOptions()) -> Image.Image:
+    """Open with limits and decode to an upright RGB image; every failure is an ``ImageLoadError``."""
+    return to_rgb(open_checked(source, label, options.max_pixels), label, options)
+
+
+def prepare_pil(image: Image.Image, label: str, options: DecodeOptions = DecodeOptions()) -> Image.Image:
+    """Apply the same limit and RGB conversion to an image the caller already holds."""
+    width, height = image.size
+    if options.max_pixels is not None and width * height > options.max_pixels:
+        raise ImageLoadError(label, f"{width}x{height} pixels is over the limit of {options.max_pixels}")
+    return to_rgb(image, label, DecodeOptions(max_pixels=options.max_pixels, apply_exif=options.apply_exif))
+
+
+def default_workers() -> int:
+    """Decoding threads: PIL releases the GIL while decoding, so one per core (at least one)."""
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def map_isolated(
+    fn: Callable[[T], R], items: Sequence[T], workers: int | None = None
+) -> list[R | ImageLoadError]:
+    """Apply ``fn`` to each item, in threads when there are several; an ``ImageLoadError`` is kept in place
+    of its result so one bad item never stops the others."""
+
+    def run(item: T) -> R | ImageLoadError:
+        try:
+            return fn(item)
+        except ImageLoadError as exc:
+            return exc
+
+    workers = default_workers() if workers is None else workers
+    if workers <= 1 or len(items) <= 1:
+        return [run(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmst-decode") as pool:
+        return list(pool.map(run, items))
+
+
+def iter_chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

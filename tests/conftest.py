@@ -1,0 +1,81 @@
+"""Session fixtures: tiny random models and synthetic images, fabricated offline once per session.
+
+Model builders live in ``tests/fixtures/``; each fixture here only caches a build under a session
+temp dir. No test touches a network or a model hub.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests.fixtures import images as image_fixtures  # noqa: E402
+from tests.fixtures import models as model_fixtures  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fixture_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mmst_fixtures")
+
+
+@pytest.fixture(scope="session")
+def image_files(fixture_root: Path) -> dict[str, Path]:
+    """One good image per format: keys jpeg, png, webp, gif, bmp, tiff."""
+    return image_fixtures.write_good_images(fixture_root / "images")
+
+
+@pytest.fixture(scope="session")
+def broken_images(fixture_root: Path, image_files: dict[str, Path]) -> dict[str, Path]:
+    """Keys truncated, zero_byte, not_image, missing (a path that does not exist)."""
+    return image_fixtures.write_broken_images(fixture_root / "broken", image_files["jpeg"])
+
+
+def _cached(fixture_root: Path, name: str, build) -> Path:  # type: ignore[no-untyped-def]
+    path = fixture_root / "models" / name
+    if not (path / "config.json").exists():
+        build(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(fixture_root: Path) -> Path:
+    return _cached(fixture_root, "clip", model_fixtures.build_tiny_clip)
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(fixture_root: Path) -> Path:
+    return _cached(fixture_root, "siglip", model_fixtures.build_tiny_siglip)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_vl_embedder_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import qwen_vl
+
+    return _cached(fixture_root, "qwen3_vl_embedder", qwen_vl.build_tiny_qwen3_vl_embedder)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_vl_reranker_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import qwen_vl
+
+    return _cached(fixture_root, "qwen_vl_reranker", qwen_vl.build_tiny_qwen_vl_reranker)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_cross_encoder_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import rerank_models
+
+    return _cached(fixture_root, "bert_cross_encoder", rerank_models.build_tiny_bert_cross_encoder)
+
+
+@pytest.fixture(scope="session")
+def tiny_blip_itm_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import rerank_models
+
+    return _cached(fixture_root, "blip_itm", rerank_models.build_tiny_blip_itm)
