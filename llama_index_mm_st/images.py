@@ -40,6 +40,8 @@ class DecodeOptions:
 
 def open_checked(source: Openable, label: str, max_pixels: int | None) -> Image.Image:
     """Open an image lazily (header only) and refuse it if it is over ``max_pixels``."""
+    if isinstance(source, (str, Path)) and os.path.isfile(source) and os.path.getsize(source) == 0:
+        raise ImageLoadError(label, "empty file (zero bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -90,8 +92,19 @@ def _flatten_alpha(image: Image.Image) -> Image.Image:
 
 
 def decode(source: Openable, label: str, options: DecodeOptions = DecodeOptions()) -> Image.Image:
-    """Open with limits and decode to an upright RGB image; every failure is an ``ImageLoadError``."""
-    return to_rgb(open_checked(source, label, options.max_pixels), label, options)
+    """Open with limits and decode to an upright RGB image; every failure is an ``ImageLoadError``.
+
+    The file is closed before returning: multi-frame formats (GIF, TIFF, WebP) keep it open after
+    ``load()``, so such an image is copied off it first.
+    """
+    image = open_checked(source, label, options.max_pixels)
+    try:
+        decoded = to_rgb(image, label, options)
+        if decoded is image and getattr(image, "fp", None) is not None:
+            decoded = image.copy()
+    finally:
+        image.close()
+    return decoded
 
 
 def prepare_pil(image: Image.Image, label: str, options: DecodeOptions = DecodeOptions()) -> Image.Image:

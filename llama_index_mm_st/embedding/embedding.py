@@ -1,0 +1,374 @@
+"""``MultimodalEmbedding``: text, images and text+image pairs in one vector space, for LlamaIndex.
+
+The LlamaIndex surface (``get_*_embedding``, ``get_*_embedding_batch``, the transformation
+``__call__`` for ingestion pipelines) sits on one general method, ``embed``, which resolves inputs,
+groups them by modality, encodes each group through ``Encoder`` and returns vectors in input order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.embeddings import MultiModalEmbedding
+from llama_index.core.schema import BaseNode, ImageNode
+from sentence_transformers import SentenceTransformer
+
+from ..errors import ItemFailure, SkippedItemsWarning, check_on_error
+from ..fetch import FetchOptions
+from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
+from ..inputs import ImageRef, ResolvedInput, image_ref, resolve_node, resolve_pair, resolve_text
+from ..runtime import resolve_device, resolve_precision, torch_dtype
+from ..types import Embedding, Modality, Precision, Role
+from .batcher import DynamicBatcher
+from .encoder import EncodeItem, EncodeSettings, Encoder
+from .profiles import backbone_config, image_target_size, profile_for
+
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+
+_RESOLVERS: Dict[Modality, Callable[[Any, int], ResolvedInput]] = {
+    "text": resolve_text,
+    "image": lambda item, position: ResolvedInput("image", image=image_ref(item, position)),
+    "text+image": resolve_pair,
+}
+
+
+@dataclass
+class EmbeddingResult:
+    """``embeddings[i]`` belongs to input ``i``; it is ``None`` exactly for the items in ``failures``."""
+
+    embeddings: List[Optional[Embedding]]
+    failures: List[ItemFailure]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class MultimodalEmbedding(MultiModalEmbedding):
+    """Sentence Transformers models (CLIP, SigLIP/SigLIP-2, VLM embedders) as a LlamaIndex embedding.
+
+    Strings are text in text methods and image references (path, URL, ``data:`` URI) in image
+    methods; nothing is guessed. Queries get the model's query prompt, documents its document prompt.
+    ``precision="auto"`` picks bf16 where the hardware runs it natively; ``"fp32"`` is exact.
+    Calling the object on nodes (an ingestion transformation) sets ``node.embedding`` from each node's
+    modality; an ``ImageNode`` with text also gets ``text_embedding`` from its words.
+    """
+
+    model_name: str = Field(default=DEFAULT_MODEL, description="Model id or local directory.")
+    embed_batch_size: int = Field(default=256, gt=0, le=2048, description="Items per LlamaIndex batch call.")
+    batch_size: int = Field(default=32, gt=0, description="Items per model forward pass.")
+    device: Optional[str] = Field(default=None, description="cuda, mps, cpu; None picks the best available.")
+    precision: Precision = Field(default="auto", description="auto, fp32, bf16 or fp16.")
+    normalize: bool = Field(default=True, description="L2-normalise embeddings.")
+    truncate_dim: Optional[int] = Field(default=None, gt=0, description="Matryoshka truncation.")
+    query_prompt_name: Optional[str] = Field(default=None, description="Prompt for queries (default: 'query').")
+    document_prompt_name: Optional[str] = Field(default=None, description="Prompt for documents (default: 'document').")
+    trust_remote_code: bool = Field(default=False)
+    model_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the model's from_pretrained.")
+    processor_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the processor.")
+    max_pixels: Optional[int] = Field(default=DEFAULT_MAX_PIXELS, description="Refuse larger images before decoding.")
+    fast_decode: Optional[bool] = Field(
+        default=None, description="Decode JPEGs at reduced DCT scale toward the model's input size. None: on unless fp32."
+    )
+    decode_workers: Optional[int] = Field(default=None, description="Image decoding threads (default: cores).")
+    url_timeout: float = Field(default=10.0, gt=0, description="Seconds per image download.")
+    max_download_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest image download.")
+    devices: Optional[List[str]] = Field(
+        default=None, description="Several devices (e.g. ['cuda:0', 'cuda:1']) spread large groups over processes."
+    )
+    fuse_text_and_image: bool = Field(
+        default=False, description="In __call__, embed an ImageNode with text as one fused text+image input (VLMs)."
+    )
+
+    _model: SentenceTransformer = PrivateAttr()
+    _encoder: Encoder = PrivateAttr()
+    _batchers: Dict[tuple, DynamicBatcher] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, model_name: Optional[str] = None, *, model: Optional[SentenceTransformer] = None,
+                 **kwargs: Any):
+        if model is not None and not isinstance(model, SentenceTransformer):
+            raise TypeError(f"model must be a sentence_transformers.SentenceTransformer, got {type(model).__name__}")
+        if model_name is None:
+            config = backbone_config(model) if model is not None else None
+            model_name = getattr(config, "_name_or_path", None) or ("custom" if model is not None else DEFAULT_MODEL)
+        super().__init__(model_name=model_name, **kwargs)
+        device = resolve_device(self.device)
+        if model is None:
+            model = SentenceTransformer(
+                self.model_name, device=device, trust_remote_code=self.trust_remote_code,
+                model_kwargs=self.model_kwargs or None, processor_kwargs=self.processor_kwargs or None,
+            )
+        else:
+            model.to(device)
+        precision = resolve_precision(self.precision, device)
+        model.to(dtype=torch_dtype(precision))
+        model.eval()
+        self.device, self.precision = device, precision
+        self._model = model
+        self._encoder = self._build_encoder(model, precision)
+
+    def _build_encoder(self, model: SentenceTransformer, precision: Precision) -> Encoder:
+        profile = profile_for(model)
+        fast = self.fast_decode if self.fast_decode is not None else precision != "fp32"
+        draft = image_target_size(model) if (fast and profile.draft_decode) else None
+        settings = EncodeSettings(
+            batch_size=self.batch_size, normalize=self.normalize, truncate_dim=self.truncate_dim,
+            decode=DecodeOptions(max_pixels=self.max_pixels, draft_size=draft),
+            fetch=FetchOptions(timeout=self.url_timeout, max_bytes=self.max_download_bytes),
+            devices=tuple(self.devices) if self.devices else None,
+        )
+        workers = self.decode_workers if self.decode_workers is not None else default_workers()
+        prompts: Dict[Role, Optional[str]] = {"query": self.query_prompt_name, "document": self.document_prompt_name}
+        return Encoder(model, profile, settings, prompts, workers)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MultimodalEmbedding"
+
+    @property
+    def model(self) -> SentenceTransformer:
+        """The underlying Sentence Transformers model."""
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector this embedding returns."""
+        return self._encoder.dimension()
+
+    def supports(self, modality: Modality) -> bool:
+        """Whether the model can encode this modality (text+image needs a VLM embedder)."""
+        return self._encoder.supports(modality)
+
+    # ---- the general method -------------------------------------------------------------------
+
+    def embed(self, inputs: Sequence[Any], modality: Optional[Modality] = None, *, role: Role = "document",
+              on_error: str = "raise", show_progress: bool = False) -> EmbeddingResult:
+        """Embed inputs of one ``modality``, or LlamaIndex nodes of any modality when it is None.
+
+        Inputs are grouped by modality, encoded in batches, and returned in input order. With
+        ``on_error="skip"`` bad images become ``None`` and are listed in ``failures``.
+        """
+        check_on_error(on_error)
+        if role not in ("query", "document"):
+            raise ValueError(f"role must be 'query' or 'document', got {role!r}")
+        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
+            raise TypeError(f"inputs must be a list, got {type(inputs).__name__}")
+        resolved = [self._resolve(item, position, modality) for position, item in enumerate(inputs)]
+        embeddings: List[Optional[Embedding]] = [None] * len(resolved)
+        failures: List[ItemFailure] = []
+        for group, positions in _group_by_modality(resolved).items():
+            items = [_encode_item(resolved[p]) for p in positions]
+            output = self._encoder.encode(group, items, role, stop_on_error=on_error == "raise",
+                                          progress=show_progress)
+            failed = set()
+            for failure in output.failures:
+                failed.add(failure.position)
+                failures.append(ItemFailure(positions[failure.position], failure.item, failure.error))
+            for local, position in enumerate(positions):
+                if local not in failed:
+                    embeddings[position] = output.vectors[local].tolist()
+        failures.sort(key=lambda failure: failure.position)
+        return EmbeddingResult(embeddings, failures)
+
+    def _resolve(self, item: Any, position: int, modality: Optional[Modality]) -> ResolvedInput:
+        if modality is None:
+            resolved = resolve_node(item, position)
+            if resolved.modality == "text+image" and not self._fuses():
+                return ResolvedInput("image", image=resolved.image)
+            return resolved
+        if modality not in _RESOLVERS:
+            raise ValueError(f"modality must be one of {list(_RESOLVERS)} or None, got {modality!r}")
+        return _RESOLVERS[modality](item, position)
+
+    def _embed_strict(self, inputs: Sequence[Any], modality: Modality, role: Role,
+                      show_progress: bool = False) -> List[Embedding]:
+        result = self.embed(inputs, modality, role=role, show_progress=show_progress)
+        return [vector for vector in result.embeddings if vector is not None]
+
+    # ---- LlamaIndex text API --------------------------------------------------------------------
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._embed_strict([query], "text", "query")[0]
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._embed_strict([text], "text", "document")[0]
+
+    def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+        return self._embed_strict(texts, "text", "document")
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await self._submit("text", "query", query)
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return await self._submit("text", "document", text)
+
+    async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+    # ---- LlamaIndex image API -------------------------------------------------------------------
+
+    def _get_image_embedding(self, img_file_path: Any) -> Embedding:
+        return self._embed_strict([img_file_path], "image", "document")[0]
+
+    async def _aget_image_embedding(self, img_file_path: Any) -> Embedding:
+        return await self._submit("image", "document", img_file_path)
+
+    def _get_image_embeddings(self, img_file_paths: List[Any]) -> List[Embedding]:
+        return self._embed_strict(img_file_paths, "image", "document")
+
+    async def _aget_image_embeddings(self, img_file_paths: List[Any]) -> List[Embedding]:
+        return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
+
+    def get_image_query_embedding(self, image: Any) -> Embedding:
+        """Embed an image as a query (the model's query prompt), for image-to-anything search."""
+        return self._embed_strict([image], "image", "query")[0]
+
+    async def aget_image_query_embedding(self, image: Any) -> Embedding:
+        return await self._submit("image", "query", image)
+
+    def get_image_embedding_batch(self, img_file_paths: List[Any], show_progress: bool = False,
+                                  on_error: str = "raise") -> List[Embedding]:
+        """Embed many images in one pipelined pass. With ``on_error="skip"`` the good images are returned
+        in order and a ``SkippedItemsWarning`` lists the bad ones with their positions."""
+        with self.callback_manager.event(CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}) as event:
+            result = self.embed(img_file_paths, "image", on_error=on_error, show_progress=show_progress)
+            embeddings = _report_skipped(result, "image embedding batch")
+            event.on_end(payload={EventPayload.CHUNKS: list(img_file_paths), EventPayload.EMBEDDINGS: embeddings})
+        return embeddings
+
+    async def aget_image_embedding_batch(self, img_file_paths: List[Any], show_progress: bool = False,
+                                         on_error: str = "raise") -> List[Embedding]:
+        return await asyncio.to_thread(self.get_image_embedding_batch, img_file_paths, show_progress, on_error)
+
+    # ---- text+image -----------------------------------------------------------------------------
+
+    def get_text_image_embedding(self, text: str, image: Any, role: Role = "document") -> Embedding:
+        """One fused embedding of text and image together (VLM embedders only)."""
+        return self._embed_strict([{"text": text, "image": image}], "text+image", role)[0]
+
+    async def aget_text_image_embedding(self, text: str, image: Any, role: Role = "document") -> Embedding:
+        return await self._submit("text+image", role, {"text": text, "image": image})
+
+    # ---- ingestion transformation ---------------------------------------------------------------
+
+    def __call__(self, nodes: Sequence[BaseNode], show_progress: bool = False, on_error: str = "raise",
+                 **kwargs: Any) -> Sequence[BaseNode]:
+        """Set each node's embedding from its modality (an ingestion-pipeline transformation).
+
+        ``ImageNode``: ``embedding`` from its image (or fused with its text when ``fuse_text_and_image``),
+        ``text_embedding`` from its text when it has any. Other nodes: ``embedding`` from their text.
+        With ``on_error="skip"`` nodes whose image can't be loaded are left out of the returned list
+        and reported in a ``SkippedItemsWarning``.
+        """
+        check_on_error(on_error)
+        main_inputs, main_modalities, text_of_images = self._plan_nodes(nodes)
+        vectors: List[Optional[Embedding]] = [None] * len(nodes)
+        failures: List[ItemFailure] = []
+        for modality in ("text", "image", "text+image"):
+            positions = [i for i, m in enumerate(main_modalities) if m == modality]
+            if not positions:
+                continue
+            result = self.embed([main_inputs[i] for i in positions], modality, on_error=on_error,  # type: ignore[arg-type]
+                                show_progress=show_progress)
+            for local, position in enumerate(positions):
+                vectors[position] = result.embeddings[local]
+            failures += [ItemFailure(positions[f.position], f"node {nodes[positions[f.position]].node_id} ({f.item})",
+                                     f.error) for f in result.failures]
+        if text_of_images:
+            text_positions = [i for i in text_of_images if vectors[i] is not None]
+            texts = self._embed_strict([text_of_images[i] for i in text_positions], "text", "document")
+            for position, vector in zip(text_positions, texts):
+                nodes[position].text_embedding = vector  # type: ignore[attr-defined]
+        kept = []
+        for node, vector in zip(nodes, vectors):
+            if vector is not None:
+                node.embedding = vector
+                kept.append(node)
+        if failures:
+            failures.sort(key=lambda failure: failure.position)
+            warnings.warn(SkippedItemsWarning("embedding nodes", failures), stacklevel=2)
+        return kept
+
+    async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        return await asyncio.to_thread(partial(self.__call__, nodes, **kwargs))
+
+    def _plan_nodes(self, nodes: Sequence[BaseNode]) -> tuple[list, list, Dict[int, str]]:
+        """Per node: the main input and its modality; and the text of image nodes that have words."""
+        inputs, modalities, text_of_images = [], [], {}
+        fuse = self._fuses()
+        for position, node in enumerate(nodes):
+            resolved = resolve_node(node, position)
+            if resolved.modality == "text":
+                inputs.append(resolved.text)
+                modalities.append("text")
+                continue
+            if resolved.text:
+                text_of_images[position] = resolved.text
+            if fuse and resolved.text:
+                inputs.append({"text": resolved.text, "image": node})
+                modalities.append("text+image")
+            else:
+                inputs.append(node)
+                modalities.append("image")
+        return inputs, modalities, text_of_images
+
+    def _fuses(self) -> bool:
+        """Whether an ImageNode with text is embedded as one fused text+image input."""
+        return self.fuse_text_and_image and self.supports("text+image")
+
+    # ---- async dynamic batching -----------------------------------------------------------------
+
+    async def _submit(self, modality: Modality, role: Role, item: Any) -> Embedding:
+        key = (modality, role)
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            batcher = DynamicBatcher(partial(self._run_coalesced, modality, role), max_batch_size=self.embed_batch_size)
+            self._batchers[key] = batcher
+        return await batcher.submit(item)
+
+    def _run_coalesced(self, modality: Modality, role: Role, items: Sequence[Any]) -> List[Any]:
+        """One coalesced batch: each caller gets its vector, or its own error (never a neighbour's)."""
+        resolved: List[Any] = []
+        for position, item in enumerate(items):
+            try:
+                resolved.append(self._resolve(item, position, modality))
+            except (TypeError, ValueError) as exc:
+                resolved.append(exc)
+        good = [i for i, r in enumerate(resolved) if not isinstance(r, Exception)]
+        results: List[Any] = list(resolved)
+        if good:
+            group_items = [_encode_item(resolved[i]) for i in good]
+            output = self._encoder.encode(modality, group_items, role, stop_on_error=False)
+            for failure in output.failures:
+                results[good[failure.position]] = failure.error
+            for local, index in enumerate(good):
+                if not isinstance(results[index], Exception):
+                    results[index] = output.vectors[local].tolist()
+        return results
+
+
+def _group_by_modality(resolved: Sequence[ResolvedInput]) -> Dict[Modality, List[int]]:
+    groups: Dict[Modality, List[int]] = {}
+    for position, item in enumerate(resolved):
+        groups.setdefault(item.modality, []).append(position)
+    return groups
+
+
+def _encode_item(resolved: ResolvedInput) -> EncodeItem:
+    if resolved.modality == "text":
+        return resolved.text  # type: ignore[return-value]
+    if resolved.modality == "image":
+        return resolved.image  # type: ignore[return-value]
+    return (resolved.text, resolved.image)  # type: ignore[return-value]
+
+
+def _report_skipped(result: EmbeddingResult, what: str) -> List[Embedding]:
+    if result.failures:
+        warnings.warn(SkippedItemsWarning(what, result.failures), stacklevel=3)
+    return [vector for vector in result.embeddings if vector is not None]
