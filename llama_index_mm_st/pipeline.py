@@ -1,0 +1,131 @@
+"""The recommended query pipeline in a few lines: hybrid RRF retrieval, then optional reranking.
+
+``MultimodalRetriever`` is a LlamaIndex ``BaseRetriever``, so it plugs into anything that takes a
+retriever; ``as_query_engine(llm=...)`` wraps it for answer synthesis with any LLM. A query is text,
+an image (``QueryBundle.image_path`` or ``search(image=...)``), or both: the text drives BM25 and
+the reranker, the image (when given) drives the dense branches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, List, Literal, Optional
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+)
+
+from .embedding import MultimodalEmbedding
+from .types import Modality
+
+SearchMode = Literal["dense", "sparse", "hybrid"]
+_MODES = {"dense": VectorStoreQueryMode.DEFAULT, "sparse": VectorStoreQueryMode.SPARSE,
+          "hybrid": VectorStoreQueryMode.HYBRID}
+
+
+class MultimodalRetriever(BaseRetriever):
+    """Store query (dense per modality + BM25, fused by RRF in Qdrant) followed by an optional reranker.
+
+    ``top_k`` candidates are retrieved; the reranker (if any) keeps its own ``top_n``.
+    """
+
+    def __init__(
+        self,
+        store: BasePydanticVectorStore,
+        embedding: MultimodalEmbedding,
+        reranker: Optional[BaseNodePostprocessor] = None,
+        *,
+        top_k: int = 20,
+        mode: SearchMode = "hybrid",
+        modality: Optional[Modality] = None,
+        filters: Optional[MetadataFilters] = None,
+        **kwargs: Any,
+    ) -> None:
+        if mode not in _MODES:
+            raise ValueError(f"mode must be one of {list(_MODES)}, got {mode!r}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        super().__init__(**kwargs)
+        self.store, self.embedding, self.reranker = store, embedding, reranker
+        self.top_k, self.mode, self.modality, self.filters = top_k, mode, modality, filters
+
+    def _plan(self, query_bundle: QueryBundle, embedding: Optional[List[float]]) -> VectorStoreQuery:
+        text = query_bundle.query_str or None
+        return VectorStoreQuery(
+            query_embedding=embedding, query_str=text, similarity_top_k=self.top_k, sparse_top_k=self.top_k,
+            hybrid_top_k=self.top_k, mode=_MODES[self.mode], filters=self.filters,
+        )
+
+    def _query_kwargs(self) -> dict[str, Any]:
+        return {"modality": self.modality} if self.modality else {}
+
+    def _needs_dense(self) -> bool:
+        return self.mode != "sparse"
+
+    def _embed(self, query_bundle: QueryBundle) -> Optional[List[float]]:
+        if not self._needs_dense():
+            return None
+        if query_bundle.image_path:
+            return self.embedding.get_image_query_embedding(query_bundle.image_path)
+        _require_text(query_bundle)
+        return self.embedding.get_query_embedding(query_bundle.query_str)
+
+    async def _aembed(self, query_bundle: QueryBundle) -> Optional[List[float]]:
+        if not self._needs_dense():
+            return None
+        if query_bundle.image_path:
+            return await self.embedding.aget_image_query_embedding(query_bundle.image_path)
+        _require_text(query_bundle)
+        return await self.embedding.aget_query_embedding(query_bundle.query_str)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+        result = self.store.query(self._plan(query_bundle, self._embed(query_bundle)), **self._query_kwargs())
+        nodes = _with_scores(result)
+        if self.reranker is not None and nodes:
+            nodes = self.reranker.postprocess_nodes(nodes, query_bundle)
+        return nodes
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+        plan = self._plan(query_bundle, await self._aembed(query_bundle))
+        nodes = _with_scores(await self.store.aquery(plan, **self._query_kwargs()))
+        if self.reranker is not None and nodes:
+            nodes = await asyncio.to_thread(self.reranker.postprocess_nodes, nodes, query_bundle)
+        return nodes
+
+    def search(self, text: Optional[str] = None, *, image: Any = None) -> List[NodeWithScore]:
+        """Search by text, by an image (path or URL), or both."""
+        if text is None and image is None:
+            raise ValueError("search needs text, an image, or both")
+        return self.retrieve(QueryBundle(query_str=text or "", image_path=image))
+
+    def as_query_engine(self, llm: Any = None, **kwargs: Any) -> Any:
+        """A LlamaIndex ``RetrieverQueryEngine`` over this retriever, answering with ``llm``."""
+        from llama_index.core.query_engine import RetrieverQueryEngine
+
+        return RetrieverQueryEngine.from_args(self, llm=llm, **kwargs)
+
+
+def build_pipeline(
+    store: BasePydanticVectorStore,
+    embedding: MultimodalEmbedding,
+    reranker: Optional[BaseNodePostprocessor] = None,
+    **kwargs: Any,
+) -> MultimodalRetriever:
+    """The recommended pipeline: retrieve (hybrid RRF) -> rerank -> nodes. Options as ``MultimodalRetriever``."""
+    return MultimodalRetriever(store, embedding, reranker, **kwargs)
+
+
+def _require_text(query_bundle: QueryBundle) -> None:
+    if not query_bundle.query_str:
+        raise ValueError("the query has neither text nor an image")
+
+
+def _with_scores(result: Any) -> List[NodeWithScore]:
+    similarities = result.similarities or [None] * len(result.nodes or [])
+    return [NodeWithScore(node=node, score=score) for node, score in zip(result.nodes or [], similarities)]

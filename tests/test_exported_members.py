@@ -1,0 +1,39 @@
+"""The public API is exactly what ``__all__`` lists, and every name in it exists."""
+
+from __future__ import annotations
+
+import llama_index_mm_st
+
+EXPECTED = {
+    "EmbeddingResult",
+    "ImageLoadError",
+    "ItemFailure",
+    "MMSTError",
+    "MissingDependencyError",
+    "Modality",
+    "MultimodalEmbedding",
+    "SchemaMismatchError",
+    "SkippedItemsWarning",
+    "StoreLockedError",
+    "UnsupportedModalityError",
+    "__version__",
+}
+
+
+def test_public_api_is_frozen():
+    assert set(llama_index_mm_st.__all__) == EXPECTED
+    for name in llama_index_mm_st.__all__:
+        assert hasattr(llama_index_mm_st, name), name
+
+
+def test_public_classes_follow_llama_index_conventions():
+    assert llama_index_mm_st.MultimodalEmbedding.class_name() == "MultimodalEmbedding"
+
+
+def test_error_tree():
+    e = llama_index_mm_st
+    assert issubclass(e.ImageLoadError, e.MMSTError) and issubclass(e.ImageLoadError, ValueError)
+    assert issubclass(e.UnsupportedModalityError, ValueError)
+    assert issubclass(e.MissingDependencyError, ImportError)
+    error = e.ImageLoadError("photo.jpg", "file not found")
+    assert str(error) == "cannot load image photo.jpg: file not found"
