@@ -96,10 +96,10 @@ def _short(text: str, limit: int = 80) -> str:
 def image_ref(item: Any, position: int) -> ImageRef:
     """Resolve one image input. ``position`` labels anonymous inputs (bytes, arrays) in errors."""
     where = f"at position {position}"
-    if isinstance(item, ImageNode):
+    if isinstance(item, BaseNode):
         ref = node_image_ref(item)
         if ref is None:
-            raise ImageLoadError(f"node {item.node_id} ({where})", "the ImageNode has no image, image_path or image_url")
+            raise ImageLoadError(f"node {item.node_id} ({where})", "the node has no image, image_path or image_url")
         return ref
     if isinstance(item, Path):
         return ImageRef(str(item), item)
@@ -120,15 +120,31 @@ def image_ref(item: Any, position: int) -> ImageRef:
     raise TypeError(f"image input {where} has type {type(item).__name__}; accepted: {IMAGE_TYPES_HELP}")
 
 
-def node_image_ref(node: ImageNode) -> ImageRef | None:
-    """The image of a node: inline base64 first (already in memory), then ``image_path``, then ``image_url``."""
+def is_image_node(node: BaseNode) -> bool:
+    """An ``ImageNode``, or any node carrying an ``image_resource`` (``ImageDocument`` in LlamaIndex 0.14)."""
+    return isinstance(node, ImageNode) or getattr(node, "image_resource", None) is not None
+
+
+def node_image_ref(node: BaseNode) -> ImageRef | None:
+    """The image of a node: inline base64 first (already in memory), then its path, then its URL.
+
+    ``ImageNode`` keeps these as ``image``/``image_path``/``image_url``; ``ImageDocument`` and other
+    0.14 nodes keep them in ``image_resource`` (``data`` is always base64 there).
+    """
     label = f"node {node.node_id}"
-    if node.image:
-        return ImageRef(f"{label} (inline base64)", _b64(node.image, label))
-    if node.image_path:
-        return ImageRef(str(node.image_path), Path(node.image_path))
-    if node.image_url:
-        url = str(node.image_url)
+    if isinstance(node, ImageNode):
+        data, path, url = node.image, node.image_path, node.image_url
+    else:
+        resource = getattr(node, "image_resource", None)
+        if resource is None:
+            return None
+        data, path, url = resource.data, resource.path, resource.url
+    if data:
+        return ImageRef(f"{label} (inline base64)", _b64(data, label))
+    if path:
+        return ImageRef(str(path), Path(path))
+    if url:
+        url = str(url)
         if url.startswith("data:"):
             return ImageRef(f"{label} (data URI)", _decode_data_uri(url, label))
         return ImageRef(_short(url), url)
@@ -144,7 +160,7 @@ def resolve_text(item: Any, position: int) -> ResolvedInput:
     """A text input: a string, or a node's text."""
     if isinstance(item, str):
         return ResolvedInput("text", text=item)
-    if isinstance(item, BaseNode) and not isinstance(item, ImageNode):
+    if isinstance(item, BaseNode) and not is_image_node(item):
         return ResolvedInput("text", text=node_text(item))
     raise TypeError(f"text input at position {position} has type {type(item).__name__}; accepted: str or a TextNode")
 
@@ -158,17 +174,17 @@ def resolve_pair(item: Any, position: int) -> ResolvedInput:
         if not isinstance(item["text"], str):
             raise TypeError(f"text+image input at position {position}: 'text' must be a str")
         return ResolvedInput("text+image", text=item["text"], image=image_ref(item["image"], position))
-    if isinstance(item, ImageNode):
+    if isinstance(item, BaseNode) and is_image_node(item):
         ref = image_ref(item, position)
         return ResolvedInput("text+image", text=node_text(item), image=ref)
     raise TypeError(f"text+image input at position {position} has type {type(item).__name__}; accepted: {PAIR_HELP}")
 
 
 def resolve_node(node: BaseNode, position: int) -> ResolvedInput:
-    """A node by what it carries: an ImageNode is an image (plus its text, if any); others are text."""
-    if isinstance(node, ImageNode):
+    """A node by what it carries: an image node is an image (plus its text, if any); others are text."""
+    if isinstance(node, BaseNode) and is_image_node(node):
         ref = image_ref(node, position)
-        text = node_text(node) if node.text else None
+        text = node_text(node) if node.get_content(metadata_mode=MetadataMode.NONE) else None
         return ResolvedInput("text+image" if text else "image", text=text, image=ref)
     if isinstance(node, BaseNode):
         return ResolvedInput("text", text=node_text(node))

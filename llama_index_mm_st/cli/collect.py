@@ -83,14 +83,27 @@ def _reason(failure: ItemFailure) -> str:
     return str(getattr(failure.error, "reason", None) or failure.error)
 
 
+def is_caption_sidecar(path: Path) -> bool:
+    """``photo.jpg.txt`` or ``photo.txt`` beside an image is that image's caption (ImageReader reads it),
+    not a text document of its own."""
+    if path.suffix.lower() != ".txt":
+        return False
+    inner = Path(path.stem)
+    if inner.suffix.lower() in supported_extensions() and (path.parent / inner).exists():
+        return True
+    return any((path.parent / (path.stem + ext)).exists() for ext in supported_extensions())
+
+
 def _text_files(paths: Iterable[str]) -> Iterable[Path]:
     for path in paths:
         if os.path.isdir(path):
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
-                    if Path(name).suffix.lower() in TEXT_EXTENSIONS and not name.startswith("."):
-                        yield Path(root, name)
+                    candidate = Path(root, name)
+                    if (candidate.suffix.lower() in TEXT_EXTENSIONS and not name.startswith(".")
+                            and not is_caption_sidecar(candidate)):
+                        yield candidate
         elif Path(path).suffix.lower() in TEXT_EXTENSIONS:
             yield Path(path)
 

@@ -65,6 +65,16 @@ def test_mixed_nodes_get_embeddings_of_their_own_modality_in_order(clip_embeddin
     assert nodes[1].text_embedding is None and nodes[4].text_embedding is None
 
 
+def test_image_documents_are_images_and_get_their_text_embedded(clip_embedding, image_files):
+    from llama_index.core.schema import ImageDocument
+
+    document = ImageDocument(image_path=str(image_files["webp"]), text="a caption")
+    clip_embedding([document])
+    np.testing.assert_allclose(document.embedding, clip_embedding.get_image_embedding(image_files["webp"]), atol=1e-5)
+    np.testing.assert_allclose(document.text_embedding, clip_embedding.get_text_embedding(
+        document.get_content(metadata_mode="embed")), atol=1e-5)
+
+
 def test_embed_restores_input_order_across_modality_groups(clip_embedding, image_files):
     nodes = [ImageNode(image_path=str(image_files["png"])), TextNode(text="words"),
              ImageNode(image_path=str(image_files["jpeg"])), TextNode(text="more words")]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from llama_index.core.schema import ImageNode
+from llama_index.core.schema import ImageDocument, ImageNode
 from PIL import Image
 from transformers import AutoModel, AutoTokenizer
 
@@ -51,6 +51,8 @@ def _input_kinds(path: Path, base_url: str) -> dict[str, object]:
         "ImageNode.image_path": ImageNode(image_path=str(path)),
         "ImageNode.image (base64)": ImageNode(image=b64),
         "ImageNode.image_url (http)": ImageNode(image_url=f"{base_url}/{path.name}"),
+        "ImageDocument.image_path": ImageDocument(image_path=str(path)),
+        "ImageDocument.image (base64)": ImageDocument(image=b64),
     }
 
 

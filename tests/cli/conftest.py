@@ -1,0 +1,38 @@
+"""A small mixed corpus on disk for the CLI: images, a PDF, text files and one corrupt image."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.documents import write_pdf
+
+RARE_TEXT = "Warehouse notes: part QX-7731 quokka valve replaces the old pump seal."
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path, image_files: dict[str, Path], broken_images: dict[str, Path]) -> Path:
+    folder = tmp_path / "corpus"
+    (folder / "photos").mkdir(parents=True)
+    for fmt in ("png", "jpeg", "bmp"):
+        shutil.copy(image_files[fmt], folder / "photos" / image_files[fmt].name)
+    shutil.copy(broken_images["truncated"], folder / "photos" / "broken.jpg")
+    write_pdf(folder / "report.pdf", ["Quarterly revenue grew in the third quarter.", None])
+    (folder / "notes.txt").write_text(RARE_TEXT + "\n")
+    (folder / "guide.md").write_text("# Guide\n\nCircles are round and squares have four sides.\n")
+    return folder
+
+
+@pytest.fixture()
+def run_cli(capsys):  # type: ignore[no-untyped-def]
+    """Run ``mmst`` in-process; returns (exit code, stdout, stderr)."""
+    from llama_index_mm_st.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
