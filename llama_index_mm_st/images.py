@@ -10,6 +10,7 @@ model needs, which is several times cheaper than a full decode followed by a res
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ def open_checked(source: Openable, label: str, max_pixels: int | None) -> Image.
         raise ImageLoadError(label, f"refused as a decompression bomb ({exc})") from None
     except OSError as exc:
         raise ImageLoadError(label, f"unreadable ({exc})") from None
+    except (ValueError, SyntaxError, IndexError, struct.error) as exc:
+        # Pillow's plugins raise these on damaged headers (e.g. "Truncated IHDR chunk").
+        raise ImageLoadError(label, f"corrupt image header ({exc})") from None
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
         image.close()
@@ -78,7 +82,7 @@ def to_rgb(image: Image.Image, label: str, options: DecodeOptions) -> Image.Imag
             else:
                 image = image.convert("RGB")
         image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError, IndexError, struct.error, Image.DecompressionBombError) as exc:
         raise ImageLoadError(label, f"corrupt or truncated image data ({exc})") from None
     return image
 

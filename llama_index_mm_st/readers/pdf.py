@@ -1,0 +1,132 @@
+"""PDF pages as images plus their text, through pypdfium2 (PDFium, the engine in Chrome).
+
+Each page is rendered once at the requested DPI into the render cache; later reads of the same PDF
+(same bytes, page and DPI) only extract the text. PDFium is not thread-safe, so every call into it holds
+one process-wide lock. A page that fails (too large to render, a broken content stream) is reported on
+its own and the other pages still load.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+from PIL import Image
+
+from ..errors import ImageLoadError, MissingDependencyError
+from .cache import RenderCache
+
+_PDFIUM_LOCK = threading.Lock()
+POINTS_PER_INCH = 72.0
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """One page: 1-based ``page``, the PDF's ``page_count``, its text, and the cached PNG."""
+
+    page: int
+    page_count: int
+    text: str
+    image_path: Path
+    width: int
+    height: int
+
+
+PageResult = Union[RenderedPage, ImageLoadError]
+
+
+def _pdfium():  # type: ignore[no-untyped-def]
+    try:
+        import pypdfium2
+    except ImportError:
+        raise MissingDependencyError("pypdfium2", "pdf") from None
+    return pypdfium2
+
+
+def require_pdfium() -> None:
+    """Fail early, before a read starts, when PDFs are asked for but the extra is missing."""
+    _pdfium()
+
+
+def _open_reason(err_code: int | None) -> str:
+    raw = _pdfium().raw
+    reasons = {
+        raw.FPDF_ERR_PASSWORD: "encrypted PDF: a password is required",
+        raw.FPDF_ERR_SECURITY: "PDF uses an unsupported security handler",
+        raw.FPDF_ERR_FORMAT: "not a valid PDF (corrupt or truncated)",
+        raw.FPDF_ERR_FILE: "the file cannot be opened",
+        raw.FPDF_ERR_PAGE: "page not found or content error",
+    }
+    return reasons.get(err_code, "PDFium cannot open it")
+
+
+def read_pages(
+    source: Union[Path, bytes], label: str, sha256: str, dpi: int, cache: RenderCache, max_pixels: int | None
+) -> list[PageResult]:
+    """Every page of the PDF (a path or its bytes): rendered (or found in the cache) and its text extracted."""
+    pdfium = _pdfium()
+    with _PDFIUM_LOCK:
+        try:
+            document = pdfium.PdfDocument(source if isinstance(source, bytes) else str(source))
+        except pdfium.PdfiumError as exc:
+            raise ImageLoadError(label, _open_reason(exc.err_code)) from None
+        try:
+            count = len(document)
+            if count == 0:
+                raise ImageLoadError(label, "the PDF has no pages")
+            return [
+                _page(pdfium, document, index, count, label, sha256, dpi, cache, max_pixels) for index in range(count)
+            ]
+        finally:
+            document.close()
+
+
+def _page(
+    pdfium,
+    document,
+    index: int,
+    count: int,
+    label: str,
+    sha256: str,
+    dpi: int,  # type: ignore[no-untyped-def]
+    cache: RenderCache,
+    max_pixels: int | None,
+) -> PageResult:
+    number = index + 1
+    page_label = f"{label} page {number}"
+    scale = dpi / POINTS_PER_INCH
+    target = cache.path(sha256, f"page-{number:05d}@{dpi}dpi.png")
+    try:
+        page = document[index]
+    except pdfium.PdfiumError:
+        return ImageLoadError(page_label, "PDFium cannot load this page")
+    try:
+        width_pt, height_pt = page.get_size()
+        rotation = page.get_rotation()
+        width, height = math.ceil(width_pt * scale), math.ceil(height_pt * scale)  # as PDFium sizes the bitmap
+        if rotation in (90, 270):
+            width, height = height, width
+        if max_pixels is not None and width * height > max_pixels:
+            return ImageLoadError(page_label, f"{width}x{height} pixels at {dpi} dpi is over the limit of {max_pixels}")
+        textpage = page.get_textpage()
+        try:
+            text = textpage.get_text_range().replace("\r\n", "\n").strip()
+        finally:
+            textpage.close()
+        if target.exists():
+            with Image.open(target) as cached:
+                width, height = cached.size
+        else:
+            image = page.render(scale=scale).to_pil()
+            width, height = image.size
+            cache.put_png(target, image)
+        return RenderedPage(number, count, text, target, width, height)
+    except pdfium.PdfiumError:
+        return ImageLoadError(page_label, "PDFium failed to render or read this page")
+    except OSError as exc:
+        return ImageLoadError(page_label, f"cannot write the rendered page to the cache at {target} ({exc})")
+    finally:
+        page.close()
