@@ -1,0 +1,244 @@
+"""Store benchmark: upsert points/s and filtered hybrid query latency (p50/p95).
+
+Three stores on the same nodes (512-d, half text, half image, a few words each), in one run:
+  - ``edge``:    MultimodalQdrantStore on Qdrant Edge (the embedded default), after ``optimize()``
+                 (the query figures before ``optimize()`` are printed too);
+  - ``ours-local``: MultimodalQdrantStore on qdrant-client local mode (``:memory:``);
+  - ``llamaindex-local``: LlamaIndex's ``QdrantVectorStore(enable_hybrid=True)`` on local mode,
+                 the named peer; its BM25 comes from the same ``qdrant_edge.Bm25`` (no model download).
+Ratios are printed against the peer. Local-mode queries are brute force (about a second each at
+100k), so they run for at most ``--local-seconds`` per store (at least 3 queries).
+
+    python bench/store.py                     # 10k and 100k points
+    python bench/store.py --sizes 10000       # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+DIM = 512
+WORDS = (
+    "red blue green camera lens river mountain invoice error code printer cat dog bicycle engine "
+    "lemon tart revenue growth server cluster shard vector image caption street night beach forest"
+).split()
+CATEGORIES = [f"c{i}" for i in range(10)]
+
+
+@dataclass
+class Result:
+    name: str
+    upsert_pts_s: float
+    p50_ms: float
+    p95_ms: float
+    queries: int
+    notes: list[str] = field(default_factory=list)
+
+
+def make_nodes(n: int, seed: int = 0) -> list[Any]:
+    from llama_index.core.schema import ImageNode, TextNode
+
+    rng = np.random.default_rng(seed)
+    vecs = rng.normal(size=(n, DIM)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    nodes: list[Any] = []
+    for i in range(n):
+        words = " ".join(rng.choice(WORDS, size=int(rng.integers(3, 9))))
+        meta = {"year": int(2000 + i % 25), "category": CATEGORIES[i % len(CATEGORIES)]}
+        vec = vecs[i].tolist()
+        if i % 2:
+            nodes.append(ImageNode(image_path=f"/data/img/{i}.jpg", text=words, embedding=vec, metadata=meta))
+        else:
+            nodes.append(TextNode(text=words, embedding=vec, metadata=meta))
+    return nodes
+
+
+def make_queries(count: int, seed: int = 1) -> list[Any]:
+    from llama_index.core.vector_stores.types import (
+        FilterOperator,
+        MetadataFilter,
+        MetadataFilters,
+        VectorStoreQuery,
+        VectorStoreQueryMode,
+    )
+
+    rng = np.random.default_rng(seed)
+    queries = []
+    for i in range(count):
+        vec = rng.normal(size=DIM)
+        vec /= np.linalg.norm(vec)
+        filters = MetadataFilters(
+            filters=[
+                MetadataFilter(key="category", value=CATEGORIES[i % len(CATEGORIES)]),
+                MetadataFilter(key="year", value=2012, operator=FilterOperator.GTE),
+            ]
+        )
+        queries.append(
+            VectorStoreQuery(
+                query_embedding=vec.tolist(),
+                query_str=" ".join(rng.choice(WORDS, size=3)),
+                similarity_top_k=10,
+                mode=VectorStoreQueryMode.HYBRID,
+                filters=filters,
+            )
+        )
+    return queries
+
+
+def time_upsert(store: Any, nodes: list[Any]) -> float:
+    start = time.perf_counter()
+    store.add(nodes)
+    return len(nodes) / (time.perf_counter() - start)
+
+
+def time_queries(store: Any, queries: list[Any], budget_s: float, warmup: int) -> tuple[float, float, int]:
+    for q in queries[:warmup]:
+        store.query(q)
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    for q in queries[warmup:]:
+        start = time.perf_counter()
+        result = store.query(q)
+        times.append((time.perf_counter() - start) * 1000)
+        if not result.nodes:
+            raise RuntimeError("a benchmark query returned nothing: the filter or data is wrong")
+        if len(times) >= 3 and time.perf_counter() > deadline:
+            break
+    times.sort()
+    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    return statistics.median(times), p95, len(times)
+
+
+def bench_edge(nodes: list[Any], queries: list[Any], budget_s: float) -> Result:
+    from llama_index_mm_st.store import MultimodalQdrantStore
+
+    with tempfile.TemporaryDirectory(prefix="mmst-bench-") as tmp:
+        store = MultimodalQdrantStore(path=tmp, show_progress=False)
+        rate = time_upsert(store, nodes)
+        before50, before95, _ = time_queries(store, queries, min(budget_s, 10.0), warmup=3)
+        start = time.perf_counter()
+        store.optimize()
+        optimize_s = time.perf_counter() - start
+        p50, p95, count = time_queries(store, queries, budget_s, warmup=10)
+        store.close()
+    return Result(
+        "edge",
+        rate,
+        p50,
+        p95,
+        count,
+        [f"before optimize(): p50 {before50:.2f} ms, p95 {before95:.2f} ms", f"optimize(): {optimize_s:.1f} s"],
+    )
+
+
+def bench_ours_local(nodes: list[Any], queries: list[Any], budget_s: float) -> Result:
+    from qdrant_client import QdrantClient
+
+    from llama_index_mm_st.store import MultimodalQdrantStore
+
+    store = MultimodalQdrantStore(client=QdrantClient(":memory:"), show_progress=False)
+    rate = time_upsert(store, nodes)
+    p50, p95, count = time_queries(store, queries, budget_s, warmup=1)
+    store.close()
+    return Result("ours-local", rate, p50, p95, count)
+
+
+def bench_llamaindex_local(nodes: list[Any], queries: list[Any], budget_s: float) -> Optional[Result]:
+    try:
+        from llama_index.vector_stores.qdrant import QdrantVectorStore
+    except ImportError:
+        print("llama-index-vector-stores-qdrant is not installed: skipping the peer", file=sys.stderr)
+        return None
+    import qdrant_edge
+    from qdrant_client import QdrantClient, models
+
+    bm25 = qdrant_edge.Bm25(qdrant_edge.Bm25Config(language="english"))
+
+    def encode(embed: Callable[[str], Any]) -> Callable[[list[str]], tuple[list[list[int]], list[list[float]]]]:
+        def fn(texts: list[str]) -> tuple[list[list[int]], list[list[float]]]:
+            vecs = [embed(t) for t in texts]
+            return [list(v.indices) for v in vecs], [list(v.values) for v in vecs]
+
+        return fn
+
+    store = QdrantVectorStore(
+        collection_name="peer",
+        client=QdrantClient(":memory:"),
+        enable_hybrid=True,
+        sparse_doc_fn=encode(bm25.embed_document),
+        sparse_query_fn=encode(bm25.embed_query),
+        sparse_config=models.SparseVectorParams(modifier=models.Modifier.IDF),
+        batch_size=512,
+    )
+    rate = time_upsert(store, nodes)
+    p50, p95, count = time_queries(store, queries, budget_s, warmup=1)
+    return Result("llamaindex-local", rate, p50, p95, count, ["one dense vector for texts and images; client-side fusion"])
+
+
+def report(size: int, results: list[Result]) -> None:
+    peer = next((r for r in results if r.name == "llamaindex-local"), None)
+    print(f"\n== {size:,} points, {DIM}-d, half text / half image, hybrid query + metadata filter, top 10 ==")
+    print(f"{'store':<18}{'upsert pts/s':>14}{'p50 ms':>10}{'p95 ms':>10}{'queries':>9}{'upsert x':>10}{'p50 x':>10}")
+    for r in results:
+        up_ratio = f"{r.upsert_pts_s / peer.upsert_pts_s:.2f}" if peer else "-"
+        q_ratio = f"{peer.p50_ms / r.p50_ms:.1f}" if peer else "-"
+        print(f"{r.name:<18}{r.upsert_pts_s:>14,.0f}{r.p50_ms:>10.2f}{r.p95_ms:>10.2f}{r.queries:>9}{up_ratio:>10}{q_ratio:>10}")
+        for note in r.notes:
+            print(f"{'':<18}{note}")
+    if peer:
+        print("(ratios vs llamaindex-local: 'upsert x' = points/s ratio, 'p50 x' = how many times faster)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=300, help="query pool per size")
+    parser.add_argument("--edge-seconds", type=float, default=20.0, help="time budget for Edge queries")
+    parser.add_argument("--local-seconds", type=float, default=15.0, help="time budget per local-mode store")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["edge", "ours-local", "llamaindex-local"])
+    args = parser.parse_args()
+
+    from importlib.metadata import version
+
+    import llama_index.core
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
+        f"qdrant-edge-py {version('qdrant-edge-py')}, qdrant-client {version('qdrant-client')}, "
+        f"llama-index-core {llama_index.core.__version__}"
+    )
+    for size in args.sizes:
+        nodes = make_nodes(size)
+        queries = make_queries(args.queries)
+        results: list[Result] = []
+        runs = [
+            ("edge", lambda: bench_edge(nodes, queries, args.edge_seconds)),
+            ("ours-local", lambda: bench_ours_local(nodes, queries, args.local_seconds)),
+            ("llamaindex-local", lambda: bench_llamaindex_local(nodes, queries, args.local_seconds)),
+        ]
+        for name, run in runs:
+            if name in args.skip:
+                continue
+            print(f"[{size:,}] {name} ...", file=sys.stderr, flush=True)
+            result = run()
+            if result is not None:
+                results.append(result)
+            gc.collect()
+        report(size, results)
+        del nodes
+        gc.collect()
+
+
+if __name__ == "__main__":
+    main()

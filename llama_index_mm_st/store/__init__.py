@@ -1,0 +1,7 @@
+"""Multimodal Qdrant storage: one collection, a dense vector per modality plus BM25, RRF in the engine."""
+
+from llama_index_mm_st.store.filters import UnsupportedFilterError
+from llama_index_mm_st.store.schema import IndexKind, StoreSchema
+from llama_index_mm_st.store.store import MultimodalQdrantStore
+
+__all__ = ["IndexKind", "MultimodalQdrantStore", "StoreSchema", "UnsupportedFilterError"]

@@ -1,0 +1,74 @@
+"""The one small interface both backends implement; only ``store/backends/`` does Qdrant I/O.
+
+Requests arrive as plans (``plan.PointSpec``, ``plan.QueryPlan``) and filters as
+``qdrant_client.models.Filter``; each backend builds its own request objects from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Optional, Protocol, Sequence
+
+from qdrant_client import models
+
+from llama_index_mm_st.store.plan import PointSpec, QueryPlan
+from llama_index_mm_st.store.schema import IndexKind, StoreSchema
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A point as read back: its id, score (None for plain reads) and payload."""
+
+    id: str
+    score: Optional[float]
+    payload: Mapping[str, Any]
+
+
+class Backend(Protocol):
+    """A Qdrant collection, embedded (Edge) or remote (qdrant-client)."""
+
+    @property
+    def raw(self) -> Any:
+        """The underlying engine object (``EdgeShard`` or ``QdrantClient``)."""
+
+    @property
+    def where(self) -> str:
+        """A human-readable name of the collection, for error messages."""
+
+    def existing_schema(self) -> Optional[StoreSchema]:
+        """The schema of the collection if it already exists, else None."""
+
+    def open(self, schema: StoreSchema) -> None:
+        """Open the existing collection, once its schema has been checked."""
+
+    def create(self, schema: StoreSchema) -> None:
+        """Create the collection (the store then adds its payload indexes)."""
+
+    def indexed_fields(self) -> dict[str, IndexKind]:
+        """Payload keys that already have an index, with its kind."""
+
+    def create_index(self, key: str, kind: IndexKind, hnsw: bool) -> None:
+        """A payload index; ``hnsw`` adds per-value graph links (faster very selective filters, slower optimize)."""
+
+    def upsert(self, points: Sequence[PointSpec]) -> None: ...
+
+    def query(self, plan: QueryPlan) -> list[Hit]: ...
+
+    def retrieve(self, ids: Sequence[str]) -> list[Hit]: ...
+
+    def scroll(self, flt: Optional[models.Filter]) -> list[Hit]:
+        """Every point matching the filter (all points for None)."""
+
+    def count(self, flt: Optional[models.Filter]) -> int: ...
+
+    def export(self, batch_size: int) -> Iterator[list[PointSpec]]:
+        """Every point with its vectors, in batches: what another backend needs to hold a copy."""
+
+    def delete(self, flt: models.Filter) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def optimize(self) -> None:
+        """Build the HNSW and payload indexes now, so queries run at full speed."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,221 @@
+"""A Qdrant server or cluster through ``qdrant-client`` (``QdrantClient(":memory:")`` stands in for one in tests).
+
+Sharding, replication and write consistency apply when the collection is created. The BM25
+language is kept in the collection's metadata so a reopen with another language is refused.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterator, Optional, Sequence
+
+from qdrant_client import QdrantClient, models
+
+from llama_index_mm_st.store.backends.base import Hit
+from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
+from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME, IndexKind, StoreSchema
+
+_SCROLL_PAGE = 1024
+_INDEX_TYPES: dict[str, models.PayloadSchemaType] = {
+    "keyword": models.PayloadSchemaType.KEYWORD,
+    "integer": models.PayloadSchemaType.INTEGER,
+    "float": models.PayloadSchemaType.FLOAT,
+    "bool": models.PayloadSchemaType.BOOL,
+    "datetime": models.PayloadSchemaType.DATETIME,
+    "text": models.PayloadSchemaType.TEXT,
+    "uuid": models.PayloadSchemaType.UUID,
+}
+_INDEX_KINDS = {v.value: k for k, v in _INDEX_TYPES.items()}
+_INDEX_PARAMS: dict[str, Any] = {
+    "keyword": models.KeywordIndexParams,
+    "integer": models.IntegerIndexParams,
+    "float": models.FloatIndexParams,
+    "bool": models.BoolIndexParams,
+    "datetime": models.DatetimeIndexParams,
+    "text": models.TextIndexParams,
+    "uuid": models.UuidIndexParams,
+}
+_META_LANGUAGE = "mmst_bm25_language"
+
+
+def _vector(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return models.SparseVector(indices=list(value.indices), values=list(value.values))
+
+
+def _hit(p: Any) -> Hit:
+    return Hit(str(p.id), getattr(p, "score", None), p.payload or {})
+
+
+class ClientBackend:
+    """One collection on a Qdrant server (or qdrant-client's local mode)."""
+
+    def __init__(
+        self,
+        client: QdrantClient,
+        collection_name: str,
+        shard_number: Optional[int] = None,
+        replication_factor: Optional[int] = None,
+        write_consistency_factor: Optional[int] = None,
+        owns_client: bool = False,
+    ) -> None:
+        self._client = client
+        self._owns_client = owns_client
+        self._name = collection_name
+        self._create_args = {
+            "shard_number": shard_number,
+            "replication_factor": replication_factor,
+            "write_consistency_factor": write_consistency_factor,
+        }
+        self._exists = False
+
+    @property
+    def raw(self) -> QdrantClient:
+        return self._client
+
+    @property
+    def where(self) -> str:
+        return f"Qdrant collection {self._name!r}"
+
+    def existing_schema(self) -> Optional[StoreSchema]:
+        if not self._client.collection_exists(self._name):
+            return None
+        self._exists = True
+        config = self._client.get_collection(self._name).config
+        vectors = config.params.vectors or {}
+        if not isinstance(vectors, dict):  # an unnamed vector: certainly not our layout
+            vectors = {"": vectors}
+        sparse = config.params.sparse_vectors or {}
+        sizes = {v.size for v in vectors.values()}
+        distances = {v.distance.value.lower() for v in vectors.values()}
+        sparse_name = next(iter(sparse), "")
+        return StoreSchema(
+            dim=sizes.pop() if len(sizes) == 1 else -1,
+            dense=tuple(vectors),
+            sparse=sparse_name if len(sparse) == 1 else ",".join(sparse),
+            distance=distances.pop() if len(distances) == 1 else ",".join(sorted(distances)),
+            idf=bool(sparse) and all(s.modifier == models.Modifier.IDF for s in sparse.values()),
+            bm25_language=(config.metadata or {}).get(_META_LANGUAGE),
+        )
+
+    def open(self, schema: StoreSchema) -> None:
+        """Nothing to load: the server holds the collection."""
+
+    def create(self, schema: StoreSchema) -> None:
+        self._client.create_collection(
+            self._name,
+            vectors_config={
+                name: models.VectorParams(size=schema.dim, distance=models.Distance.COSINE) for name in schema.dense
+            },
+            sparse_vectors_config={schema.sparse: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            metadata={_META_LANGUAGE: schema.bm25_language},
+            **self._create_args,
+        )
+        self._exists = True
+
+    def indexed_fields(self) -> dict[str, IndexKind]:
+        if not self._exists:
+            return {}
+        schema = self._client.get_collection(self._name).payload_schema or {}
+        return {key: _INDEX_KINDS[info.data_type.value] for key, info in schema.items() if info.data_type.value in _INDEX_KINDS}
+
+    def create_index(self, key: str, kind: IndexKind, hnsw: bool) -> None:
+        params = _INDEX_PARAMS[kind](type=kind, enable_hnsw=hnsw)
+        # Local mode warns that payload indexes do nothing there; a server builds them.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self._client.create_payload_index(self._name, key, params, wait=True)
+
+    def upsert(self, points: Sequence[PointSpec]) -> None:
+        structs = []
+        for p in points:
+            vectors = {name: list(vec) for name, vec in p.dense.items()}
+            if p.sparse is not None:
+                vectors["bm25"] = _vector(p.sparse)
+            structs.append(models.PointStruct(id=p.id, vector=vectors, payload=p.payload))
+        self._client.upsert(self._name, points=structs, wait=True)
+
+    @staticmethod
+    def _nearest(branch: Branch) -> Any:
+        return _vector(branch.vector)
+
+    def query(self, plan: QueryPlan) -> list[Hit]:
+        if not self._exists or not plan.branches:
+            return []
+        if plan.fused:
+            response = self._client.query_points(
+                self._name,
+                prefetch=[
+                    models.Prefetch(query=self._nearest(b), using=b.using, limit=b.limit, filter=plan.filter)
+                    for b in plan.branches
+                ],
+                query=models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=plan.weights)),
+                limit=plan.limit,  # every candidate comes through a filtered prefetch
+                with_payload=True,
+            )
+        else:
+            branch = plan.branches[0]
+            response = self._client.query_points(
+                self._name,
+                query=self._nearest(branch),
+                using=branch.using,
+                query_filter=plan.filter,
+                limit=plan.limit,
+                with_payload=True,
+            )
+        return [_hit(p) for p in response.points]
+
+    def retrieve(self, ids: Sequence[str]) -> list[Hit]:
+        if not self._exists or not ids:
+            return []
+        return [_hit(r) for r in self._client.retrieve(self._name, ids=list(ids), with_payload=True)]
+
+    def scroll(self, flt: Optional[models.Filter]) -> list[Hit]:
+        if not self._exists:
+            return []
+        offset, hits = None, []
+        while True:
+            records, offset = self._client.scroll(
+                self._name, scroll_filter=flt, limit=_SCROLL_PAGE, offset=offset, with_payload=True
+            )
+            hits += [_hit(r) for r in records]
+            if offset is None:
+                return hits
+
+    def export(self, batch_size: int) -> Iterator[list[PointSpec]]:
+        if not self._exists:
+            return
+        offset = None
+        while True:
+            records, offset = self._client.scroll(
+                self._name, limit=batch_size, offset=offset, with_payload=True, with_vectors=True
+            )
+            specs = []
+            for r in records:
+                vectors = dict(r.vector or {})  # type: ignore[arg-type]
+                sparse = vectors.pop(SPARSE_VECTOR_NAME, None)
+                specs.append(PointSpec(str(r.id), vectors, sparse, r.payload or {}))
+            yield specs
+            if offset is None:
+                return
+
+    def count(self, flt: Optional[models.Filter]) -> int:
+        if not self._exists:
+            return 0
+        return self._client.count(self._name, count_filter=flt, exact=True).count
+
+    def delete(self, flt: models.Filter) -> None:
+        if self._exists:
+            self._client.delete(self._name, points_selector=models.FilterSelector(filter=flt), wait=True)
+
+    def clear(self) -> None:
+        self.delete(models.Filter())
+
+    def optimize(self) -> None:
+        """A server optimises in the background; nothing to force here."""
+
+    def close(self) -> None:
+        """Close the client only if the store made it; a caller's client stays theirs."""
+        if self._owns_client:
+            self._client.close()

@@ -1,0 +1,306 @@
+"""Qdrant Edge: the Qdrant engine in-process, one shard per collection directory.
+
+Layout of ``<path>/<collection_name>/``: ``shard/`` (the engine's files), ``mmst_schema.json``
+(our schema record, read on open to refuse a mismatching store before the engine loads it) and
+``mmst.lock`` (held while open, so a second process gets ``StoreLockedError`` instead of the
+engine's WAL error).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import filelock
+import qdrant_edge as q
+from qdrant_client import models
+
+from llama_index_mm_st.errors import StoreLockedError
+from llama_index_mm_st.store.backends.base import Hit
+from llama_index_mm_st.store.filters import UnsupportedFilterError
+from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
+from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME, IndexKind, StoreSchema
+
+SCHEMA_FILE = "mmst_schema.json"
+LOCK_FILE = "mmst.lock"
+SHARD_DIR = "shard"
+_SCROLL_PAGE = 1024
+
+_INDEX_TYPES: dict[str, Any] = {
+    "keyword": q.PayloadSchemaType.Keyword,
+    "integer": q.PayloadSchemaType.Integer,
+    "float": q.PayloadSchemaType.Float,
+    "bool": q.PayloadSchemaType.Bool,
+    "datetime": q.PayloadSchemaType.Datetime,
+    "text": q.PayloadSchemaType.Text,
+    "uuid": q.PayloadSchemaType.Uuid,
+}
+_INDEX_KINDS = {str(v): k for k, v in _INDEX_TYPES.items()}
+_INDEX_PARAMS: dict[str, Any] = {
+    "keyword": q.KeywordIndexParams,
+    "integer": q.IntegerIndexParams,
+    "float": q.FloatIndexParams,
+    "bool": q.BoolIndexParams,
+    "datetime": q.DatetimeIndexParams,
+    "text": q.TextIndexParams,
+    "uuid": q.UuidIndexParams,
+}
+
+
+# ------------------------------------------------ qdrant_client filter -> qdrant_edge filter
+
+
+def _iso(moment: Any) -> Optional[str]:
+    if moment is None:
+        return None
+    if isinstance(moment, _dt.datetime) and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return moment.isoformat()
+
+
+def _match_value(m: models.MatchValue) -> Any:
+    if isinstance(m.value, bool):
+        # qdrant-edge-py 0.9 passes True/False on as 1/0, which never matches a boolean payload.
+        raise UnsupportedFilterError(f"boolean match ({m.value}) is not supported by the Edge backend")
+    return q.MatchValue(m.value)
+
+
+_MATCHES: dict[type, Callable[[Any], Any]] = {
+    models.MatchValue: _match_value,
+    models.MatchAny: lambda m: q.MatchAny(list(m.any)),
+    models.MatchExcept: lambda m: q.MatchExcept(list(m.except_)),
+    models.MatchText: lambda m: q.MatchText(m.text),
+    models.MatchTextAny: lambda m: q.MatchTextAny(m.text_any),
+    models.MatchPhrase: lambda m: q.MatchPhrase(m.phrase),
+    models.MatchPrefix: lambda m: q.MatchPrefix(m.prefix),
+    models.MatchSubstring: lambda m: q.MatchSubstring(m.substring),
+}
+
+_RANGES: dict[type, Callable[[Any], Any]] = {
+    models.Range: lambda r: q.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt),
+    models.DatetimeRange: lambda r: q.RangeDateTime(gte=_iso(r.gte), gt=_iso(r.gt), lte=_iso(r.lte), lt=_iso(r.lt)),
+}
+
+
+def _field(c: models.FieldCondition) -> Any:
+    values_count = None
+    if c.values_count is not None:
+        v = c.values_count
+        values_count = q.ValuesCount(lt=v.lt, gt=v.gt, lte=v.lte, gte=v.gte)
+    return q.FieldCondition(
+        c.key,
+        match=_MATCHES[type(c.match)](c.match) if c.match is not None else None,
+        range=_RANGES[type(c.range)](c.range) if c.range is not None else None,
+        values_count=values_count,
+        is_empty=c.is_empty,
+        is_null=c.is_null,
+    )
+
+
+_CONDITIONS: dict[type, Callable[[Any], Any]] = {
+    models.FieldCondition: _field,
+    models.IsEmptyCondition: lambda c: q.IsEmptyCondition(c.is_empty.key),
+    models.IsNullCondition: lambda c: q.IsNullCondition(c.is_null.key),
+    models.HasIdCondition: lambda c: q.HasIdCondition({str(i) for i in c.has_id}),
+    models.HasVectorCondition: lambda c: q.HasVectorCondition(c.has_vector),
+    models.NestedCondition: lambda c: q.NestedCondition(c.nested.key, to_edge_filter(c.nested.filter)),
+    models.Filter: lambda c: to_edge_filter(c),
+}
+
+
+def _conditions(part: Any) -> Optional[list[Any]]:
+    if part is None:
+        return None
+    items = part if isinstance(part, list) else [part]
+    try:
+        return [_CONDITIONS[type(c)](c) for c in items]
+    except KeyError as err:
+        raise ValueError(f"the Edge backend cannot translate filter condition {err.args[0]}") from None
+
+
+def to_edge_filter(flt: Optional[models.Filter]) -> Optional[Any]:
+    """Translate a ``qdrant_client`` filter, one table entry per condition and match type."""
+    if flt is None:
+        return None
+    min_should = None
+    if flt.min_should is not None:
+        min_should = q.MinShould(_conditions(flt.min_should.conditions) or [], flt.min_should.min_count)
+    return q.Filter(
+        must=_conditions(flt.must),
+        should=_conditions(flt.should),
+        must_not=_conditions(flt.must_not),
+        min_should=min_should,
+    )
+
+
+# ------------------------------------------------ the backend
+
+
+def _vector(value: Any) -> Any:
+    if isinstance(value, list) or isinstance(value, q.SparseVector):
+        return value
+    if isinstance(value, tuple):
+        return list(value)
+    return q.SparseVector(list(value.indices), list(value.values))
+
+
+def _hit(p: Any) -> Hit:
+    return Hit(str(p.id), getattr(p, "score", None), p.payload or {})
+
+
+def _point_spec(record: Any) -> PointSpec:
+    vectors = dict(record.vector or {})
+    sparse = vectors.pop(SPARSE_VECTOR_NAME, None)
+    return PointSpec(str(record.id), vectors, sparse, record.payload or {})
+
+
+class EdgeBackend:
+    """A Qdrant Edge shard at ``<path>/<collection_name>``, or in a temporary directory."""
+
+    def __init__(self, path: Optional[str], collection_name: str) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="mmst-edge-") if path is None else None
+        root = Path(self._tmp.name if self._tmp else path)  # type: ignore[arg-type]
+        self._dir = root / collection_name
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._lock = filelock.FileLock(str(self._dir / LOCK_FILE))
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise StoreLockedError(
+                f"the store at {self._dir} is already open (another process or store object holds it); close it there first"
+            ) from None
+        self._shard: Optional[Any] = None
+
+    @property
+    def raw(self) -> Any:
+        return self._shard
+
+    @property
+    def where(self) -> str:
+        return f"Edge store {self._dir}"
+
+    def existing_schema(self) -> Optional[StoreSchema]:
+        record = self._dir / SCHEMA_FILE
+        if not record.exists():
+            return None
+        return StoreSchema.from_dict(json.loads(record.read_text()))
+
+    def open(self, schema: StoreSchema) -> None:
+        if self._shard is None:
+            self._shard = q.EdgeShard.load(str(self._dir / SHARD_DIR), self._config(schema))
+
+    @staticmethod
+    def _config(schema: StoreSchema) -> Any:
+        return q.EdgeConfig(
+            vectors={name: q.EdgeVectorParams(schema.dim, q.Distance.Cosine) for name in schema.dense},
+            sparse_vectors={schema.sparse: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+        )
+
+    def create(self, schema: StoreSchema) -> None:
+        self._shard = q.EdgeShard.create(str(self._dir / SHARD_DIR), self._config(schema))
+        (self._dir / SCHEMA_FILE).write_text(json.dumps(schema.to_dict(), indent=1))
+
+    def _require(self) -> Any:
+        if self._shard is None:
+            raise RuntimeError(f"{self.where} has no collection yet")
+        return self._shard
+
+    def indexed_fields(self) -> dict[str, IndexKind]:
+        if self._shard is None:
+            return {}
+        schema = self._shard.info().payload_schema
+        return {key: _INDEX_KINDS[str(info.data_type)] for key, info in schema.items()}  # type: ignore[misc]
+
+    def create_index(self, key: str, kind: IndexKind, hnsw: bool) -> None:
+        params = _INDEX_PARAMS[kind](enable_hnsw=hnsw)
+        self._require().update(q.UpdateOperation.create_field_index(key, params))
+
+    def upsert(self, points: Sequence[PointSpec]) -> None:
+        edge_points = []
+        for p in points:
+            vectors = {name: _vector(vec) for name, vec in p.dense.items()}
+            if p.sparse is not None:
+                vectors["bm25"] = _vector(p.sparse)
+            edge_points.append(q.Point(p.id, vectors, p.payload))
+        self._require().update(q.UpdateOperation.upsert_points(edge_points))
+
+    @staticmethod
+    def _nearest(branch: Branch) -> Any:
+        return q.Query.Nearest(_vector(branch.vector), using=branch.using)
+
+    def query(self, plan: QueryPlan) -> list[Hit]:
+        if self._shard is None or not plan.branches:
+            return []
+        flt = to_edge_filter(plan.filter)
+        if plan.fused:
+            request = q.QueryRequest(
+                limit=plan.limit,
+                prefetches=[q.Prefetch(limit=b.limit, query=self._nearest(b), filter=flt) for b in plan.branches],
+                query=q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights),
+                with_payload=True,  # every candidate comes through a filtered prefetch
+            )
+        else:
+            request = q.QueryRequest(
+                limit=plan.limit, query=self._nearest(plan.branches[0]), filter=flt, with_payload=True
+            )
+        return [_hit(p) for p in self._shard.query(request)]
+
+    def retrieve(self, ids: Sequence[str]) -> list[Hit]:
+        if self._shard is None or not ids:
+            return []
+        return [_hit(r) for r in self._shard.retrieve(list(ids), True, False)]
+
+    def scroll(self, flt: Optional[models.Filter]) -> list[Hit]:
+        if self._shard is None:
+            return []
+        edge_filter, offset, hits = to_edge_filter(flt), None, []
+        while True:
+            records, offset = self._shard.scroll(
+                q.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=edge_filter, with_payload=True)
+            )
+            hits += [_hit(r) for r in records]
+            if offset is None:
+                return hits
+
+    def export(self, batch_size: int) -> Iterator[list[PointSpec]]:
+        if self._shard is None:
+            return
+        offset = None
+        while True:
+            records, offset = self._shard.scroll(
+                q.ScrollRequest(offset=offset, limit=batch_size, with_payload=True, with_vector=True)
+            )
+            yield [_point_spec(r) for r in records]
+            if offset is None:
+                return
+
+    def count(self, flt: Optional[models.Filter]) -> int:
+        if self._shard is None:
+            return 0
+        return self._shard.count(q.CountRequest(exact=True, filter=to_edge_filter(flt)))
+
+    def delete(self, flt: models.Filter) -> None:
+        if self._shard is not None:
+            self._shard.update(q.UpdateOperation.delete_points_by_filter(to_edge_filter(flt)))
+
+    def clear(self) -> None:
+        if self._shard is not None:
+            self._shard.update(q.UpdateOperation.delete_points_by_filter(q.Filter()))
+
+    def optimize(self) -> None:
+        if self._shard is not None:
+            self._shard.optimize()
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+        if self._lock.is_locked:
+            self._lock.release()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None

@@ -1,0 +1,250 @@
+"""Pure planning, no I/O: LlamaIndex nodes -> points, a ``VectorStoreQuery`` -> branches fused by RRF.
+
+The backends turn these plain records into their own request objects, so what the store asks
+Qdrant for is decided (and tested) here, once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from llama_index.core.schema import BaseNode, ImageNode, MetadataMode
+from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+from llama_index.core.vector_stores.utils import metadata_dict_to_node
+from qdrant_client import models
+
+from llama_index_mm_st.store import filters as F
+from llama_index_mm_st.store.schema import (
+    DOC_ID_KEY,
+    DOCUMENT_ID_KEY,
+    MODALITY_KEY,
+    NODE_CONTENT_KEY,
+    NODE_TYPE_KEY,
+    REF_DOC_ID_KEY,
+    RESERVED_PAYLOAD_KEYS,
+    SPARSE_VECTOR_NAME,
+)
+from llama_index_mm_st.types import Modality, SparseVector
+
+_ID_NAMESPACE = uuid.UUID("6f1c3f52-8a7e-4b4e-9a55-2f0d4f6a3c11")
+
+SparseEncoder = Callable[[str], Any]
+"""Text -> a sparse vector: an object with ``indices`` and ``values`` (``SparseVector`` or an engine's own)."""
+
+
+def point_id(node_id: str) -> str:
+    """Qdrant ids must be UUIDs or integers: keep a UUID node id, map any other id to a stable UUID5."""
+    try:
+        return str(uuid.UUID(node_id))
+    except ValueError:
+        return str(uuid.uuid5(_ID_NAMESPACE, node_id))
+
+
+@dataclass(frozen=True)
+class PointSpec:
+    """One point to upsert: id, named dense vectors, the optional BM25 vector, payload."""
+
+    id: str
+    dense: Mapping[str, Sequence[float]]
+    sparse: Optional[SparseVector]  # or any object with ``indices`` and ``values`` (an engine's own type)
+    payload: dict[str, Any]
+
+
+def _has_pixels(node: BaseNode) -> bool:
+    return isinstance(node, ImageNode) and bool(node.image or node.image_path or node.image_url)
+
+
+def _words(node: BaseNode) -> str:
+    return node.get_content(metadata_mode=MetadataMode.NONE)
+
+
+def node_modality(node: BaseNode, words: Optional[str] = None) -> Modality:
+    """"image" for pixels only, "text+image" for pixels with words, "text" otherwise."""
+    if _has_pixels(node):
+        text = _words(node) if words is None else words
+        return "text+image" if text.strip() else "image"
+    return "text"
+
+
+def bm25_text(node: BaseNode, metadata_keys: Sequence[str], words: Optional[str] = None) -> str:
+    """The words BM25 indexes: the node's text plus caption-like metadata (alt text, OCR) when present."""
+    parts = [_words(node) if words is None else words]
+    for key in metadata_keys:
+        value = node.metadata.get(key)
+        if isinstance(value, str) and value not in parts:
+            parts.append(value)
+    return "\n".join(p for p in parts if p and p.strip())
+
+
+def dense_vectors(node: BaseNode) -> dict[str, Sequence[float]]:
+    """ImageNode: ``embedding`` is the image vector, ``text_embedding`` its text's; others: ``embedding`` is text."""
+    if isinstance(node, ImageNode) and _has_pixels(node):
+        vectors = {"image": node.embedding, "text": node.text_embedding}
+    else:
+        vectors = {"text": node.embedding}
+    return {name: vec for name, vec in vectors.items() if vec is not None}
+
+
+def node_payload(node: BaseNode, modality: Modality) -> dict[str, Any]:
+    """LlamaIndex's node payload layout, with images by reference and no vectors inside."""
+    exclude = {"embedding", "text_embedding"}
+    if isinstance(node, ImageNode) and (node.image_path or node.image_url):
+        exclude.add("image")  # inline base64 only when there is nothing else to point at
+    ref = node.ref_doc_id or "None"
+    payload = dict(node.metadata)
+    payload.update(
+        {
+            NODE_CONTENT_KEY: node.model_dump_json(exclude=exclude),
+            NODE_TYPE_KEY: node.class_name(),
+            MODALITY_KEY: modality,
+            REF_DOC_ID_KEY: ref,
+            DOC_ID_KEY: ref,
+            DOCUMENT_ID_KEY: ref,
+        }
+    )
+    return payload
+
+
+def check_node(node: BaseNode, dim: int) -> dict[str, Sequence[float]]:
+    """A node's dense vectors; a node without one, with a wrong-sized one or reserved metadata is refused by name."""
+    dense = dense_vectors(node)
+    if not dense:
+        raise ValueError(
+            f"node {node.node_id} has no embedding; embed it first (ImageNode: embedding=image vector, "
+            "text_embedding=text vector)"
+        )
+    for name, vec in dense.items():
+        if len(vec) != dim:
+            raise ValueError(f"node {node.node_id}: {name} vector has {len(vec)} dimensions, the store has {dim}")
+    clash = RESERVED_PAYLOAD_KEYS.intersection(node.metadata)
+    if clash:
+        raise ValueError(f"node {node.node_id}: metadata keys {sorted(clash)} are reserved by the store")
+    return dense
+
+
+def node_to_point(node: BaseNode, dim: int, encode: SparseEncoder, bm25_keys: Sequence[str]) -> PointSpec:
+    """One node -> one point (checked by ``check_node``)."""
+    dense = check_node(node, dim)
+    words = _words(node)
+    indexed = bm25_text(node, bm25_keys, words)
+    sparse = encode(indexed) if indexed else None
+    if sparse is not None and not len(sparse.indices):
+        sparse = None
+    return PointSpec(point_id(node.node_id), dense, sparse, node_payload(node, node_modality(node, words)))
+
+
+def payload_to_node(payload: Mapping[str, Any]) -> BaseNode:
+    return metadata_dict_to_node(dict(payload))
+
+
+# ---------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One ranked list: nearest points by the named vector ``using``."""
+
+    using: str
+    vector: Any  # list[float] for dense, SparseVector for bm25
+    limit: int
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """Branches fused by RRF inside the engine (one branch: searched directly), under one filter."""
+
+    branches: list[Branch]
+    limit: int
+    filter: Optional[models.Filter]
+    rrf_k: int = 60
+    weights: Optional[list[float]] = None
+
+    @property
+    def fused(self) -> bool:
+        return len(self.branches) > 1
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """Store-level query settings, overridable per query."""
+
+    dense: tuple[str, ...]
+    hybrid: bool = False
+    modality: Optional[Modality] = None
+    rrf_k: int = 60
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+
+_DENSE_MODES = (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.HYBRID)
+_SPARSE_MODES = (VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.TEXT_SEARCH)
+
+
+def modality_condition(modality: Optional[Modality]) -> Optional[models.FieldCondition]:
+    """Restrict to points that carry a modality: "image" keeps captioned images ("text+image") too."""
+    if modality is None:
+        return None
+    allowed = [modality] if modality == "text+image" else [modality, "text+image"]
+    return models.FieldCondition(key=MODALITY_KEY, match=models.MatchAny(any=allowed))
+
+
+def query_filter(query: VectorStoreQuery, modality: Optional[Modality]) -> Optional[models.Filter]:
+    """Metadata filters AND doc_ids AND node_ids AND the modality restriction."""
+    return F.all_of(
+        [
+            F.to_qdrant_filter(query.filters) if query.filters and query.filters.filters else None,
+            models.FieldCondition(key=REF_DOC_ID_KEY, match=models.MatchAny(any=list(query.doc_ids)))
+            if query.doc_ids
+            else None,
+            models.HasIdCondition(has_id=[point_id(i) for i in query.node_ids]) if query.node_ids else None,
+            modality_condition(modality),
+        ]
+    )
+
+
+def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: SparseEncoder) -> QueryPlan:
+    """Dense: one branch per named vector. Hybrid (mode, or store option): plus bm25 on the query text."""
+    mode = VectorStoreQueryMode(query.mode)
+    if mode not in _DENSE_MODES + _SPARSE_MODES:
+        raise ValueError(
+            f"query mode {mode.value!r} is not supported; use one of "
+            f"{[m.value for m in _DENSE_MODES + _SPARSE_MODES]}"
+        )
+    top_k = query.similarity_top_k
+    sparse_k = query.sparse_top_k or top_k
+    branches: list[Branch] = []
+    if mode in _DENSE_MODES:
+        if query.query_embedding is None:
+            raise ValueError(f"a {mode.value} query needs query_embedding")
+        branches += [Branch(name, list(query.query_embedding), top_k) for name in opts.dense]
+    wants_sparse = mode in _SPARSE_MODES or mode == VectorStoreQueryMode.HYBRID or opts.hybrid
+    if wants_sparse and query.query_str:
+        sparse = encode_query(query.query_str)
+        if len(sparse.indices):
+            branches.append(Branch(SPARSE_VECTOR_NAME, sparse, sparse_k))
+    elif mode in _SPARSE_MODES:
+        raise ValueError(f"a {mode.value} query needs query_str")
+    if mode in _SPARSE_MODES:
+        limit = sparse_k
+    elif mode == VectorStoreQueryMode.HYBRID or len(branches) > len(opts.dense):
+        limit = query.hybrid_top_k or top_k
+    else:
+        limit = top_k
+    return QueryPlan(
+        branches=branches,
+        limit=limit,
+        filter=query_filter(query, opts.modality),
+        rrf_k=opts.rrf_k,
+        weights=_weights(branches, opts.weights, query.alpha),
+    )
+
+
+def _weights(branches: Sequence[Branch], weights: Mapping[str, float], alpha: Optional[float]) -> Optional[list[float]]:
+    """Per-branch RRF weights. LlamaIndex's ``alpha`` (0 = bm25 only, 1 = dense only) overrides them."""
+    if alpha is not None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        return [1.0 - alpha if b.using == SPARSE_VECTOR_NAME else alpha for b in branches]
+    chosen = [float(weights.get(b.using, 1.0)) for b in branches]
+    return None if all(w == 1.0 for w in chosen) else chosen

@@ -1,0 +1,107 @@
+"""The collection schema: which vectors a point carries, which payload keys are ours, which index
+type a metadata value gets. Both backends create and validate collections from this one record,
+so an Edge shard and a server collection are laid out the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Mapping, Optional
+
+from llama_index_mm_st.errors import SchemaMismatchError
+from llama_index_mm_st.types import DENSE_VECTOR_NAMES
+
+SPARSE_VECTOR_NAME = "bm25"
+
+# Payload keys written by the store. The node layout follows LlamaIndex's ``node_to_metadata_dict``
+# so ``metadata_dict_to_node`` reads our points back; ``modality`` is ours.
+MODALITY_KEY = "modality"
+NODE_CONTENT_KEY = "_node_content"
+NODE_TYPE_KEY = "_node_type"
+REF_DOC_ID_KEY = "ref_doc_id"
+DOC_ID_KEY = "doc_id"
+DOCUMENT_ID_KEY = "document_id"
+RESERVED_PAYLOAD_KEYS = frozenset(
+    {MODALITY_KEY, NODE_CONTENT_KEY, NODE_TYPE_KEY, REF_DOC_ID_KEY, DOC_ID_KEY, DOCUMENT_ID_KEY}
+)
+KEYWORD_INDEXED_KEYS = (MODALITY_KEY, REF_DOC_ID_KEY)
+
+IndexKind = Literal["keyword", "integer", "float", "bool", "datetime", "text", "uuid"]
+INDEX_KINDS: tuple[IndexKind, ...] = ("keyword", "integer", "float", "bool", "datetime", "text", "uuid")
+
+
+@dataclass(frozen=True)
+class StoreSchema:
+    """What a collection holds: one cosine dense vector per modality, one BM25 sparse vector with IDF.
+
+    ``bm25_language`` is part of the schema because another language tokenises and stems
+    differently, so stored sparse vectors would no longer match query vectors.
+    """
+
+    dim: int
+    dense: tuple[str, ...] = DENSE_VECTOR_NAMES
+    sparse: str = SPARSE_VECTOR_NAME
+    distance: str = "cosine"
+    idf: bool = True
+    bm25_language: Optional[str] = "english"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["dense"] = list(self.dense)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "StoreSchema":
+        return cls(
+            dim=int(data["dim"]),
+            dense=tuple(data.get("dense", DENSE_VECTOR_NAMES)),
+            sparse=str(data.get("sparse", SPARSE_VECTOR_NAME)),
+            distance=str(data.get("distance", "cosine")).lower(),
+            idf=bool(data.get("idf", True)),
+            bm25_language=data.get("bm25_language"),
+        )
+
+
+def check_schema(where: str, existing: StoreSchema, wanted: StoreSchema, dim_given: bool) -> None:
+    """Raise ``SchemaMismatchError`` listing every difference; silence would corrupt the store.
+
+    ``dim_given`` is False when the caller let the dimension come from the collection. A language
+    of ``None`` on the existing side means the backend could not record it (an older collection).
+    """
+    problems = []
+    if dim_given and existing.dim != wanted.dim:
+        problems.append(f"dimension {existing.dim} != requested {wanted.dim}")
+    if set(existing.dense) != set(wanted.dense):
+        problems.append(f"dense vectors {sorted(existing.dense)} != {sorted(wanted.dense)}")
+    if existing.sparse != wanted.sparse:
+        problems.append(f"sparse vector {existing.sparse!r} != {wanted.sparse!r}")
+    if existing.distance != wanted.distance:
+        problems.append(f"distance {existing.distance!r} != {wanted.distance!r}")
+    if existing.idf != wanted.idf:
+        problems.append("sparse vector has no IDF modifier")
+    if existing.bm25_language is not None and existing.bm25_language != wanted.bm25_language:
+        problems.append(f"bm25 language {existing.bm25_language!r} != {wanted.bm25_language!r}")
+    if problems:
+        raise SchemaMismatchError(f"{where} does not match the requested schema: " + "; ".join(problems))
+
+
+def infer_index_kind(value: Any) -> Optional[IndexKind]:
+    """The payload index type for a metadata value, or None when it gets none (None, dicts, empty lists).
+
+    All numbers get a float index: an integer index silently drops float values (measured on Edge:
+    ``x > 2`` misses ``x = 2.5``), and the filter planner turns numeric equality into ranges,
+    which a float index serves.
+    """
+    if isinstance(value, list):
+        kinds = {infer_index_kind(v) for v in value if v is not None}
+        return kinds.pop() if len(kinds) == 1 else None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "float"
+    if isinstance(value, str):
+        return "keyword"
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return "datetime"
+    return None

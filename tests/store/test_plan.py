@@ -1,0 +1,109 @@
+"""The plan a query and a node turn into, checked without any I/O."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from llama_index.core.schema import ImageNode, NodeRelationship, RelatedNodeInfo, TextNode
+from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters, VectorStoreQuery
+from qdrant_client import models
+
+from llama_index_mm_st.store import plan as P
+from llama_index_mm_st.types import SparseVector
+
+OPTS = P.QueryOptions(dense=("text", "image"))
+
+
+def fake_sparse(text: str) -> SparseVector:
+    words = text.split()
+    return SparseVector(list(range(len(words))), [1.0] * len(words))
+
+
+def test_default_query_is_one_branch_per_dense_vector_fused_by_rrf() -> None:
+    plan = P.plan_query(VectorStoreQuery(query_embedding=[1.0, 0.0], similarity_top_k=7, query_str="hi"), OPTS, fake_sparse)
+    assert [(b.using, b.limit) for b in plan.branches] == [("text", 7), ("image", 7)]
+    assert plan.fused and plan.limit == 7 and plan.rrf_k == 60 and plan.weights is None
+
+
+def test_hybrid_adds_bm25_and_honours_the_three_top_ks() -> None:
+    q = VectorStoreQuery(
+        query_embedding=[1.0, 0.0], query_str="red shoes", mode="hybrid", similarity_top_k=5, sparse_top_k=20, hybrid_top_k=3
+    )
+    plan = P.plan_query(q, OPTS, fake_sparse)
+    assert [(b.using, b.limit) for b in plan.branches] == [("text", 5), ("image", 5), ("bm25", 20)]
+    assert plan.limit == 3
+    assert plan.branches[2].vector == SparseVector([0, 1], [1.0, 1.0])
+
+
+def test_store_level_hybrid_applies_to_default_mode() -> None:
+    opts = P.QueryOptions(dense=("text", "image"), hybrid=True, rrf_k=10, weights={"bm25": 2.0})
+    plan = P.plan_query(VectorStoreQuery(query_embedding=[1.0], query_str="x"), opts, fake_sparse)
+    assert [b.using for b in plan.branches] == ["text", "image", "bm25"]
+    assert plan.rrf_k == 10 and plan.weights == [1.0, 1.0, 2.0]
+
+
+def test_alpha_sets_dense_and_sparse_weights() -> None:
+    q = VectorStoreQuery(query_embedding=[1.0], query_str="x", mode="hybrid", alpha=0.25)
+    assert P.plan_query(q, OPTS, fake_sparse).weights == [0.25, 0.25, 0.75]
+
+
+def test_sparse_mode_is_bm25_alone_and_needs_text() -> None:
+    plan = P.plan_query(VectorStoreQuery(query_str="x y", mode="sparse", similarity_top_k=4), OPTS, fake_sparse)
+    assert [b.using for b in plan.branches] == ["bm25"] and not plan.fused and plan.limit == 4
+    with pytest.raises(ValueError, match="needs query_str"):
+        P.plan_query(VectorStoreQuery(mode="text_search"), OPTS, fake_sparse)
+    with pytest.raises(ValueError, match="not supported"):
+        P.plan_query(VectorStoreQuery(query_embedding=[1.0], mode="mmr"), OPTS, fake_sparse)
+
+
+def test_filter_combines_metadata_doc_ids_node_ids_and_modality() -> None:
+    q = VectorStoreQuery(
+        query_embedding=[1.0],
+        doc_ids=["d1"],
+        node_ids=["n1"],
+        filters=MetadataFilters(filters=[MetadataFilter(key="lang", value="en")]),
+    )
+    opts = P.QueryOptions(dense=("text", "image"), modality="image")
+    must = P.plan_query(q, opts, fake_sparse).filter.must
+    assert models.FieldCondition(key="ref_doc_id", match=models.MatchAny(any=["d1"])) in must
+    assert models.HasIdCondition(has_id=[P.point_id("n1")]) in must
+    assert models.FieldCondition(key="modality", match=models.MatchAny(any=["image", "text+image"])) in must
+    assert len(must) == 4
+
+
+def test_point_ids_keep_uuids_and_map_other_ids_stably() -> None:
+    u = "6f1c3f52-8a7e-4b4e-9a55-2f0d4f6a3c11"
+    assert P.point_id(u) == u
+    assert P.point_id("doc-1#0") == P.point_id("doc-1#0") != P.point_id("doc-1#1")
+
+
+def test_captioned_image_node_gets_both_vectors_and_no_inline_pixels() -> None:
+    node = ImageNode(
+        image="aGVsbG8=", image_path="/pics/cat.png", text="a cat", embedding=[1.0, 0.0], text_embedding=[0.0, 1.0],
+        metadata={"alt_text": "tabby on a sofa"},
+    )
+    node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id="doc-9")
+    point = P.node_to_point(node, 2, fake_sparse, ["alt_text"])
+    assert point.dense == {"image": [1.0, 0.0], "text": [0.0, 1.0]}
+    assert point.payload["modality"] == "text+image" and point.payload["ref_doc_id"] == "doc-9"
+    content = json.loads(point.payload["_node_content"])
+    assert content.get("image") is None and content["image_path"] == "/pics/cat.png"
+    assert "embedding" not in content and "text_embedding" not in content
+    assert len(point.sparse.indices) == len("a cat tabby on a sofa".split())  # caption-like metadata indexed
+    assert P.payload_to_node(point.payload).image_path == "/pics/cat.png"
+
+
+def test_inline_image_is_kept_when_it_is_all_there_is() -> None:
+    point = P.node_to_point(ImageNode(image="aGVsbG8=", embedding=[1.0]), 1, fake_sparse, [])
+    assert json.loads(point.payload["_node_content"])["image"] == "aGVsbG8="
+    assert point.payload["modality"] == "image" and point.sparse is None
+
+
+def test_bad_nodes_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="node t1 has no embedding"):
+        P.node_to_point(TextNode(id_="t1", text="x"), 2, fake_sparse, [])
+    with pytest.raises(ValueError, match="node t2: text vector has 3 dimensions, the store has 2"):
+        P.node_to_point(TextNode(id_="t2", text="x", embedding=[1.0, 2.0, 3.0]), 2, fake_sparse, [])
+    with pytest.raises(ValueError, match=r"node t3: metadata keys \['modality'\] are reserved"):
+        P.node_to_point(TextNode(id_="t3", text="x", embedding=[1.0], metadata={"modality": "x"}), 1, fake_sparse, [])
