@@ -1,9 +1,15 @@
 """llama-index-mm-st: multimodal retrieval for LlamaIndex.
 
-Public API: the components, their result and config types, and the errors.
+Public API: the four components, the pipeline helper, their result and config types, and the
+errors. Components are imported on first use, so ``from llama_index_mm_st import
+MultimodalQdrantStore`` does not load torch.
 """
 
-from .embedding import EmbeddingResult, MultimodalEmbedding
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ImageLoadError,
     ItemFailure,
@@ -16,19 +22,53 @@ from .errors import (
 )
 from .types import Modality
 
+if TYPE_CHECKING:
+    from .embedding import EmbeddingResult, MultimodalEmbedding
+    from .pipeline import MultimodalRetriever, build_pipeline
+    from .readers import ImageReader, ReadReport
+    from .rerank import MultimodalReranker, RerankedNode
+    from .store import MultimodalQdrantStore, UnsupportedFilterError
+
 __version__ = "0.1.0"
 
-__all__ = [
-    "EmbeddingResult",
-    "ImageLoadError",
-    "ItemFailure",
-    "MMSTError",
-    "MissingDependencyError",
-    "Modality",
-    "MultimodalEmbedding",
-    "SchemaMismatchError",
-    "SkippedItemsWarning",
-    "StoreLockedError",
-    "UnsupportedModalityError",
-    "__version__",
-]
+_LAZY = {
+    "EmbeddingResult": ".embedding",
+    "MultimodalEmbedding": ".embedding",
+    "ImageReader": ".readers",
+    "ReadReport": ".readers",
+    "MultimodalQdrantStore": ".store",
+    "UnsupportedFilterError": ".store",
+    "MultimodalReranker": ".rerank",
+    "RerankedNode": ".rerank",
+    "MultimodalRetriever": ".pipeline",
+    "build_pipeline": ".pipeline",
+}
+
+__all__ = sorted(
+    [
+        *_LAZY,
+        "ImageLoadError",
+        "ItemFailure",
+        "MMSTError",
+        "MissingDependencyError",
+        "Modality",
+        "SchemaMismatchError",
+        "SkippedItemsWarning",
+        "StoreLockedError",
+        "UnsupportedModalityError",
+        "__version__",
+    ]
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

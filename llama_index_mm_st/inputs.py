@@ -125,6 +125,16 @@ def is_image_node(node: BaseNode) -> bool:
     return isinstance(node, ImageNode) or getattr(node, "image_resource", None) is not None
 
 
+def image_reference_parts(node: BaseNode) -> tuple[object, object, object]:
+    """(inline data, path, URL) of a node's image, without decoding anything; Nones when it has none."""
+    if isinstance(node, ImageNode):
+        return node.image, node.image_path, node.image_url
+    resource = getattr(node, "image_resource", None)
+    if resource is None:
+        return None, None, None
+    return resource.data, resource.path, resource.url
+
+
 def node_image_ref(node: BaseNode) -> ImageRef | None:
     """The image of a node: inline base64 first (already in memory), then its path, then its URL.
 
@@ -132,13 +142,7 @@ def node_image_ref(node: BaseNode) -> ImageRef | None:
     0.14 nodes keep them in ``image_resource`` (``data`` is always base64 there).
     """
     label = f"node {node.node_id}"
-    if isinstance(node, ImageNode):
-        data, path, url = node.image, node.image_path, node.image_url
-    else:
-        resource = getattr(node, "image_resource", None)
-        if resource is None:
-            return None
-        data, path, url = resource.data, resource.path, resource.url
+    data, path, url = image_reference_parts(node)
     if data:
         return ImageRef(f"{label} (inline base64)", _b64(data, label))
     if path:

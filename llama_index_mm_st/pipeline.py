@@ -62,8 +62,11 @@ class MultimodalRetriever(BaseRetriever):
             hybrid_top_k=self.top_k, mode=_MODES[self.mode], filters=self.filters,
         )
 
-    def _query_kwargs(self) -> dict[str, Any]:
-        return {"modality": self.modality} if self.modality else {}
+    def _query_kwargs(self, query_bundle: QueryBundle) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"query_modality": "image" if query_bundle.image_path else "text"}
+        if self.modality:
+            kwargs["modality"] = self.modality
+        return kwargs
 
     def _needs_dense(self) -> bool:
         return self.mode != "sparse"
@@ -85,7 +88,7 @@ class MultimodalRetriever(BaseRetriever):
         return await self.embedding.aget_query_embedding(query_bundle.query_str)
 
     def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
-        result = self.store.query(self._plan(query_bundle, self._embed(query_bundle)), **self._query_kwargs())
+        result = self.store.query(self._plan(query_bundle, self._embed(query_bundle)), **self._query_kwargs(query_bundle))
         nodes = _with_scores(result)
         if self.reranker is not None and nodes:
             nodes = self.reranker.postprocess_nodes(nodes, query_bundle)
@@ -93,7 +96,7 @@ class MultimodalRetriever(BaseRetriever):
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
         plan = self._plan(query_bundle, await self._aembed(query_bundle))
-        nodes = _with_scores(await self.store.aquery(plan, **self._query_kwargs()))
+        nodes = _with_scores(await self.store.aquery(plan, **self._query_kwargs(query_bundle)))
         if self.reranker is not None and nodes:
             nodes = await asyncio.to_thread(self.reranker.postprocess_nodes, nodes, query_bundle)
         return nodes

@@ -6,6 +6,14 @@ import llama_index_mm_st
 
 EXPECTED = {
     "EmbeddingResult",
+    "ImageReader",
+    "MultimodalQdrantStore",
+    "MultimodalReranker",
+    "MultimodalRetriever",
+    "ReadReport",
+    "RerankedNode",
+    "UnsupportedFilterError",
+    "build_pipeline",
     "ImageLoadError",
     "ItemFailure",
     "MMSTError",
@@ -27,7 +35,20 @@ def test_public_api_is_frozen():
 
 
 def test_public_classes_follow_llama_index_conventions():
-    assert llama_index_mm_st.MultimodalEmbedding.class_name() == "MultimodalEmbedding"
+    m = llama_index_mm_st
+    assert m.MultimodalEmbedding.class_name() == "MultimodalEmbedding"
+    assert m.MultimodalQdrantStore.class_name() == "MultimodalQdrantStore"
+    assert m.MultimodalReranker.class_name() == "MultimodalReranker"
+    assert m.ImageReader.class_name()
+
+
+def test_store_import_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from llama_index_mm_st import MultimodalQdrantStore; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_error_tree():

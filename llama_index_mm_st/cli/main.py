@@ -64,13 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_store(args: argparse.Namespace, must_exist: bool) -> MultimodalQdrantStore:
+def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = None) -> MultimodalQdrantStore:
+    """The store named by --store/--url; ``dim`` creates its collection if it has none yet."""
     if args.url:
-        return MultimodalQdrantStore(args.collection, url=args.url)
+        return MultimodalQdrantStore(args.collection, url=args.url, dim=dim)
     path = args.store or DEFAULT_STORE
     if must_exist and not Path(path).exists():
         raise CLIError(f"no index at {path}: create one with 'mmst index PATH --store {path}'")
-    return MultimodalQdrantStore(args.collection, path=path)
+    return MultimodalQdrantStore(args.collection, path=path, dim=dim)
+
+
+def model_id(model: Optional[str]) -> Optional[str]:
+    """A local model directory is recorded by its absolute path, so ./m and /abs/m are the same model."""
+    return os.path.abspath(model) if model is not None and os.path.isdir(model) else model
 
 
 def load_embedding(model: str) -> MultimodalEmbedding:
@@ -89,11 +95,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     collected = collect(args.paths, ImageReader())
     with open_store(args, must_exist=False) as store:
         manifest = read_manifest(store)
-        check_model(manifest, args.model)
-        model = args.model or (manifest.model if manifest else DEFAULT_MODEL)
-        embedding = load_embedding(model)
-        if manifest is not None and manifest.dim != embedding.dimension:
-            raise CLIError(f"index dimension {manifest.dim} differs from model dimension {embedding.dimension}")
+    check_model(manifest, model_id(args.model))
+    model = model_id(args.model) or (manifest.model if manifest else DEFAULT_MODEL)
+    embedding = load_embedding(model)
+    with open_store(args, must_exist=False, dim=embedding.dimension) as store:
         write_manifest(store, model, embedding.dimension)
         summary = run_index(collected, store, embedding, progress=not args.no_progress)
         if summary.added:
@@ -116,7 +121,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         manifest = read_manifest(store)
         if manifest is None:
             raise CLIError("this index is empty: add files with 'mmst index PATH' first")
-        check_model(manifest, args.model)
+        check_model(manifest, model_id(args.model))
         embedding = load_embedding(manifest.model)
         reranker = None
         if args.rerank:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 from llama_index.core.schema import BaseNode, ImageNode, MetadataMode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
@@ -26,6 +26,7 @@ from llama_index_mm_st.store.schema import (
     RESERVED_PAYLOAD_KEYS,
     SPARSE_VECTOR_NAME,
 )
+from llama_index_mm_st.inputs import image_reference_parts
 from llama_index_mm_st.types import Modality, SparseVector
 
 _ID_NAMESPACE = uuid.UUID("6f1c3f52-8a7e-4b4e-9a55-2f0d4f6a3c11")
@@ -53,7 +54,8 @@ class PointSpec:
 
 
 def _has_pixels(node: BaseNode) -> bool:
-    return isinstance(node, ImageNode) and bool(node.image or node.image_path or node.image_url)
+    """An ImageNode or an ImageDocument (LlamaIndex 0.14 keeps its image in ``image_resource``)."""
+    return any(image_reference_parts(node))
 
 
 def _words(node: BaseNode) -> str:
@@ -80,8 +82,8 @@ def bm25_text(node: BaseNode, metadata_keys: Sequence[str], words: Optional[str]
 
 def dense_vectors(node: BaseNode) -> dict[str, Sequence[float]]:
     """ImageNode: ``embedding`` is the image vector, ``text_embedding`` its text's; others: ``embedding`` is text."""
-    if isinstance(node, ImageNode) and _has_pixels(node):
-        vectors = {"image": node.embedding, "text": node.text_embedding}
+    if _has_pixels(node):
+        vectors = {"image": node.embedding, "text": getattr(node, "text_embedding", None)}
     else:
         vectors = {"text": node.embedding}
     return {name: vec for name, vec in vectors.items() if vec is not None}
@@ -89,9 +91,13 @@ def dense_vectors(node: BaseNode) -> dict[str, Sequence[float]]:
 
 def node_payload(node: BaseNode, modality: Modality) -> dict[str, Any]:
     """LlamaIndex's node payload layout, with images by reference and no vectors inside."""
-    exclude = {"embedding", "text_embedding"}
-    if isinstance(node, ImageNode) and (node.image_path or node.image_url):
-        exclude.add("image")  # inline base64 only when there is nothing else to point at
+    exclude: dict[str, Any] = {"embedding": True, "text_embedding": True}
+    _, path, url = image_reference_parts(node)
+    if path or url:  # inline base64 only when there is nothing else to point at
+        if isinstance(node, ImageNode):
+            exclude["image"] = True
+        else:
+            exclude["image_resource"] = {"data": True}
     ref = node.ref_doc_id or "None"
     payload = dict(node.metadata)
     payload.update(
@@ -144,11 +150,13 @@ def payload_to_node(payload: Mapping[str, Any]) -> BaseNode:
 
 @dataclass(frozen=True)
 class Branch:
-    """One ranked list: nearest points by the named vector ``using``."""
+    """One ranked list: nearest points by the named vector ``using``, among points matching ``filter``
+    (the query's filter, plus the branch's own restriction)."""
 
     using: str
     vector: Any  # list[float] for dense, SparseVector for bm25
     limit: int
+    filter: Optional[models.Filter] = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,25 @@ class QueryOptions:
     modality: Optional[Modality] = None
     rrf_k: int = 60
     weights: Mapping[str, float] = field(default_factory=dict)
+    query_modality: QueryModality = "text"
+
+
+QueryModality = Literal["text", "image"]
+QUERY_MODALITIES: tuple[QueryModality, ...] = ("text", "image")
+
+
+def dense_restriction(using: str, query_modality: QueryModality) -> Optional[models.Filter]:
+    """Rank every node once by dense similarity, never twice.
+
+    A node with pixels and words carries both vectors; if both dense lists ranked it, RRF would add
+    its two ranks and it would beat an exact match that only one list holds (an identical image
+    under a PDF page with text). So the list of the query's own modality ranks every node that has
+    that vector, and the other list only nodes that lack it (pure images for a text query, pure texts
+    for an image query).
+    """
+    if using == query_modality:
+        return None
+    return models.Filter(must_not=[models.HasVectorCondition(has_vector=query_modality)])
 
 
 _DENSE_MODES = (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.HYBRID)
@@ -211,18 +238,25 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
             f"query mode {mode.value!r} is not supported; use one of "
             f"{[m.value for m in _DENSE_MODES + _SPARSE_MODES]}"
         )
+    if opts.query_modality not in QUERY_MODALITIES:
+        raise ValueError(f"query_modality must be one of {QUERY_MODALITIES}, got {opts.query_modality!r}")
     top_k = query.similarity_top_k
     sparse_k = query.sparse_top_k or top_k
+    common = query_filter(query, opts.modality)
     branches: list[Branch] = []
     if mode in _DENSE_MODES:
         if query.query_embedding is None:
             raise ValueError(f"a {mode.value} query needs query_embedding")
-        branches += [Branch(name, list(query.query_embedding), top_k) for name in opts.dense]
+        branches += [
+            Branch(name, list(query.query_embedding), top_k,
+                   F.all_of([common, dense_restriction(name, opts.query_modality)]))
+            for name in opts.dense
+        ]
     wants_sparse = mode in _SPARSE_MODES or mode == VectorStoreQueryMode.HYBRID or opts.hybrid
     if wants_sparse and query.query_str:
         sparse = encode_query(query.query_str)
         if len(sparse.indices):
-            branches.append(Branch(SPARSE_VECTOR_NAME, sparse, sparse_k))
+            branches.append(Branch(SPARSE_VECTOR_NAME, sparse, sparse_k, common))
     elif mode in _SPARSE_MODES:
         raise ValueError(f"a {mode.value} query needs query_str")
     if mode in _SPARSE_MODES:
@@ -234,17 +268,25 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
     return QueryPlan(
         branches=branches,
         limit=limit,
-        filter=query_filter(query, opts.modality),
+        filter=common,
         rrf_k=opts.rrf_k,
-        weights=_weights(branches, opts.weights, query.alpha),
+        weights=_weights(branches, opts.weights, query.alpha, opts.query_modality),
     )
 
 
-def _weights(branches: Sequence[Branch], weights: Mapping[str, float], alpha: Optional[float]) -> Optional[list[float]]:
+CROSS_MODAL_TIE_BREAK = 0.999
+"""Default RRF weight of the dense list of the other modality. Each list's winner scores 1/k, so the
+best image for a text query would tie with the best text; the query's own modality wins such ties
+(0.999/k still sorts above 1/(k+1), so the cross-modal winner stays right behind)."""
+
+
+def _weights(branches: Sequence[Branch], weights: Mapping[str, float], alpha: Optional[float],
+             query_modality: QueryModality = "text") -> Optional[list[float]]:
     """Per-branch RRF weights. LlamaIndex's ``alpha`` (0 = bm25 only, 1 = dense only) overrides them."""
     if alpha is not None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         return [1.0 - alpha if b.using == SPARSE_VECTOR_NAME else alpha for b in branches]
-    chosen = [float(weights.get(b.using, 1.0)) for b in branches]
+    cross_modal = {name for name in QUERY_MODALITIES if name != query_modality}
+    chosen = [float(weights.get(b.using, CROSS_MODAL_TIE_BREAK if b.using in cross_modal else 1.0)) for b in branches]
     return None if all(w == 1.0 for w in chosen) else chosen

@@ -42,7 +42,7 @@ from llama_index_mm_st.types import DENSE_VECTOR_NAMES, Modality, SparseVector
 logger = logging.getLogger(__name__)
 
 API_KEY_ENV = "QDRANT_API_KEY"
-_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights")
+_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality")
 
 
 def open_backend(
@@ -333,6 +333,17 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     ) -> List[BaseNode]:
         return await asyncio.to_thread(self.get_nodes, node_ids, filters)
 
+    def get_metadata(self) -> Dict[str, Any]:
+        """Free-form metadata kept with the collection (e.g. which model built it); {} if none."""
+        return self._backend.read_metadata()
+
+    def update_metadata(self, values: Dict[str, Any]) -> None:
+        """Merge ``values`` into the collection's metadata (JSON values). The collection must exist:
+        add nodes, or open the store with ``dim=``, first."""
+        if self._schema is None:
+            raise ValueError("the collection does not exist yet: add nodes, or open the store with dim=, first")
+        self._backend.write_metadata({**self._backend.read_metadata(), **values})
+
     def count(self, filters: Optional[MetadataFilters] = None) -> int:
         """Number of nodes, optionally only those matching ``filters``."""
         return self._backend.count(self._selection(None, filters))
@@ -343,7 +354,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Dense branches per modality (+ BM25 in hybrid) fused by RRF in Qdrant.
 
-        Per-query overrides: ``modality=``, ``rrf_k=``, ``rrf_weights=``.
+        Per-query overrides: ``modality=``, ``rrf_k=``, ``rrf_weights=``, and ``query_modality=``
+        ("text" by default, "image" for an image query embedding), which picks the vector that ranks
+        nodes carrying both (see ``plan.dense_restriction``: every node is ranked once by dense similarity).
         """
         unknown = set(kwargs) - set(_QUERY_KWARGS)
         if unknown:
@@ -356,6 +369,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             modality=kwargs.get("modality", self.modality),
             rrf_k=int(kwargs.get("rrf_k", self.rrf_k)),
             weights=weights,
+            query_modality=kwargs.get("query_modality", "text"),
         )
         hits = self._backend.query(P.plan_query(query, opts, self._sparse_query))
         nodes = [P.payload_to_node(h.payload) for h in hits]

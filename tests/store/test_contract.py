@@ -248,8 +248,30 @@ def test_captioned_image_is_found_by_its_text_vector(make_store: Make, rng: np.r
     store = make_store()
     store.add(others + [node])
     assert "cap" in store.query(VectorStoreQuery(query_embedding=txt, similarity_top_k=2)).ids
-    assert "cap" in store.query(VectorStoreQuery(query_embedding=img, similarity_top_k=2)).ids
+    by_image = store.query(VectorStoreQuery(query_embedding=img, similarity_top_k=2), query_modality="image")
+    assert "cap" in by_image.ids
     assert store.query(VectorStoreQuery(query_embedding=txt, similarity_top_k=1), modality="image").ids == ["cap"]
+
+
+def test_each_node_is_ranked_once_by_dense_similarity(make_store: Make, rng: np.random.Generator) -> None:
+    """An exact image match outranks nodes that merely carry both vectors (no double counting in RRF)."""
+    target = unit(rng.normal(size=DIM))
+    photo = ImageNode(id_="photo", image_path="/photo.png", embedding=target)
+    pages = [
+        ImageNode(id_=f"page{i}", image_path=f"/page{i}.png", text=f"page {i} words",
+                  embedding=unit(target + 0.5 * rng.normal(size=DIM)), text_embedding=unit(rng.normal(size=DIM)))
+        for i in range(4)
+    ]
+    texts = [text_node(i, unit(rng.normal(size=DIM))) for i in range(4)]
+    store = make_store()
+    store.add(texts + pages + [photo])
+    for query_modality in ("image", "text"):
+        result = store.query(VectorStoreQuery(query_embedding=target, similarity_top_k=5), query_modality=query_modality)
+        assert len(result.ids) == len(set(result.ids))
+    assert store.query(VectorStoreQuery(query_embedding=target, similarity_top_k=5),
+                       query_modality="image").ids[0] == "photo"
+    with pytest.raises(ValueError, match="query_modality"):
+        store.query(VectorStoreQuery(query_embedding=target), query_modality="audio")
 
 
 def test_empty_store_answers_empty(make_store: Make) -> None:

@@ -23,7 +23,18 @@ def fake_sparse(text: str) -> SparseVector:
 def test_default_query_is_one_branch_per_dense_vector_fused_by_rrf() -> None:
     plan = P.plan_query(VectorStoreQuery(query_embedding=[1.0, 0.0], similarity_top_k=7, query_str="hi"), OPTS, fake_sparse)
     assert [(b.using, b.limit) for b in plan.branches] == [("text", 7), ("image", 7)]
-    assert plan.fused and plan.limit == 7 and plan.rrf_k == 60 and plan.weights is None
+    assert plan.fused and plan.limit == 7 and plan.rrf_k == 60
+    # the text list ranks every node with a text vector; the image list only nodes without one
+    assert plan.branches[0].filter is None
+    assert plan.branches[1].filter.must_not[0].has_vector == "text"
+    assert plan.weights == [1.0, P.CROSS_MODAL_TIE_BREAK]  # the query's own modality wins ties
+
+
+def test_image_queries_swap_the_roles_of_the_dense_lists() -> None:
+    opts = P.QueryOptions(dense=("text", "image"), query_modality="image")
+    plan = P.plan_query(VectorStoreQuery(query_embedding=[1.0, 0.0], similarity_top_k=3), opts, fake_sparse)
+    assert plan.branches[0].filter.must_not[0].has_vector == "image" and plan.branches[1].filter is None
+    assert plan.weights == [P.CROSS_MODAL_TIE_BREAK, 1.0]
 
 
 def test_hybrid_adds_bm25_and_honours_the_three_top_ks() -> None:
@@ -40,7 +51,7 @@ def test_store_level_hybrid_applies_to_default_mode() -> None:
     opts = P.QueryOptions(dense=("text", "image"), hybrid=True, rrf_k=10, weights={"bm25": 2.0})
     plan = P.plan_query(VectorStoreQuery(query_embedding=[1.0], query_str="x"), opts, fake_sparse)
     assert [b.using for b in plan.branches] == ["text", "image", "bm25"]
-    assert plan.rrf_k == 10 and plan.weights == [1.0, 1.0, 2.0]
+    assert plan.rrf_k == 10 and plan.weights == [1.0, P.CROSS_MODAL_TIE_BREAK, 2.0]
 
 
 def test_alpha_sets_dense_and_sparse_weights() -> None:

@@ -44,6 +44,12 @@ class Backend(Protocol):
     def create(self, schema: StoreSchema) -> None:
         """Create the collection (the store then adds its payload indexes)."""
 
+    def read_metadata(self) -> dict[str, Any]:
+        """The collection's user metadata ({} when it has none or does not exist yet)."""
+
+    def write_metadata(self, metadata: Mapping[str, Any]) -> None:
+        """Replace the collection's user metadata (the collection must exist)."""
+
     def indexed_fields(self) -> dict[str, IndexKind]:
         """Payload keys that already have an index, with its kind."""
 

@@ -7,7 +7,7 @@ language is kept in the collection's metadata so a reopen with another language 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from qdrant_client import QdrantClient, models
 
@@ -114,6 +114,16 @@ class ClientBackend:
         )
         self._exists = True
 
+    def read_metadata(self) -> dict[str, Any]:
+        if not self._exists:
+            return {}
+        return dict(self._client.get_collection(self._name).config.metadata or {})
+
+    def write_metadata(self, metadata: Mapping[str, Any]) -> None:
+        if not self._exists:
+            raise ValueError(f"{self.where} does not exist yet: add nodes (or pass dim=) first")
+        self._client.update_collection(self._name, metadata=dict(metadata))
+
     def indexed_fields(self) -> dict[str, IndexKind]:
         if not self._exists:
             return {}
@@ -147,7 +157,7 @@ class ClientBackend:
             response = self._client.query_points(
                 self._name,
                 prefetch=[
-                    models.Prefetch(query=self._nearest(b), using=b.using, limit=b.limit, filter=plan.filter)
+                    models.Prefetch(query=self._nearest(b), using=b.using, limit=b.limit, filter=b.filter)
                     for b in plan.branches
                 ],
                 query=models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=plan.weights)),
@@ -160,7 +170,7 @@ class ClientBackend:
                 self._name,
                 query=self._nearest(branch),
                 using=branch.using,
-                query_filter=plan.filter,
+                query_filter=branch.filter,
                 limit=plan.limit,
                 with_payload=True,
             )

@@ -12,7 +12,7 @@ import datetime as _dt
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import filelock
 import qdrant_edge as q
@@ -25,6 +25,7 @@ from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
 from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
 SCHEMA_FILE = "mmst_schema.json"
+METADATA_FILE = "mmst_metadata.json"
 LOCK_FILE = "mmst.lock"
 SHARD_DIR = "shard"
 _SCROLL_PAGE = 1024
@@ -203,6 +204,16 @@ class EdgeBackend:
         self._shard = q.EdgeShard.create(str(self._dir / SHARD_DIR), self._config(schema))
         (self._dir / SCHEMA_FILE).write_text(json.dumps(schema.to_dict(), indent=1))
 
+    def read_metadata(self) -> dict[str, Any]:
+        record = self._dir / METADATA_FILE
+        return json.loads(record.read_text()) if record.exists() else {}
+
+    def write_metadata(self, metadata: Mapping[str, Any]) -> None:
+        self._require()
+        temporary = self._dir / (METADATA_FILE + ".tmp")
+        temporary.write_text(json.dumps(dict(metadata), indent=1))
+        temporary.replace(self._dir / METADATA_FILE)  # atomic: a crash never leaves half a record
+
     def _require(self) -> Any:
         if self._shard is None:
             raise RuntimeError(f"{self.where} has no collection yet")
@@ -234,17 +245,20 @@ class EdgeBackend:
     def query(self, plan: QueryPlan) -> list[Hit]:
         if self._shard is None or not plan.branches:
             return []
-        flt = to_edge_filter(plan.filter)
         if plan.fused:
             request = q.QueryRequest(
                 limit=plan.limit,
-                prefetches=[q.Prefetch(limit=b.limit, query=self._nearest(b), filter=flt) for b in plan.branches],
+                prefetches=[
+                    q.Prefetch(limit=b.limit, query=self._nearest(b), filter=to_edge_filter(b.filter))
+                    for b in plan.branches
+                ],
                 query=q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights),
                 with_payload=True,  # every candidate comes through a filtered prefetch
             )
         else:
+            branch = plan.branches[0]
             request = q.QueryRequest(
-                limit=plan.limit, query=self._nearest(plan.branches[0]), filter=flt, with_payload=True
+                limit=plan.limit, query=self._nearest(branch), filter=to_edge_filter(branch.filter), with_payload=True
             )
         return [_hit(p) for p in self._shard.query(request)]
 
