@@ -1,0 +1,20 @@
+"""Reranking of mixed text and image candidates: ``MultimodalReranker`` and its scorers."""
+
+from .fusion import DEFAULT_RRF_K
+from .reranker import MultimodalReranker, RerankedNode
+from .scorers.base import Content, Scorer
+from .scorers.cross_encoder import CrossEncoderScorer
+from .scorers.itm import BlipITMScorer
+from .selection import SCORER_BY_ARCHITECTURE, LoadOptions
+
+__all__ = [
+    "BlipITMScorer",
+    "Content",
+    "CrossEncoderScorer",
+    "DEFAULT_RRF_K",
+    "LoadOptions",
+    "MultimodalReranker",
+    "RerankedNode",
+    "SCORER_BY_ARCHITECTURE",
+    "Scorer",
+]

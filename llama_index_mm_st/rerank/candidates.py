@@ -1,0 +1,143 @@
+"""From a query bundle and nodes to scorable pairs: what each side carries, which scorer reads it,
+and its decoded images.
+
+Routing is by modality only. A side that carries text and an image is offered to scorers whole
+first, then as its image, then as its text (``VIEWS``), so a VLM reads an image with its caption
+while a BLIP head still gets the image. Images are decoded in parallel, once, with the decode
+options of the scorer that reads them; a failed image becomes an ``ImageLoadError`` naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from llama_index.core.schema import BaseNode, ImageNode, QueryBundle
+from PIL import Image
+
+from ..errors import ImageLoadError
+from ..images import DecodeOptions, map_isolated
+from ..inputs import ImageRef, image_ref, node_image_ref, node_text
+from ..types import Modality
+from .scorers.base import Content, Scorer
+
+VIEWS: dict[Modality, tuple[Modality, ...]] = {
+    "text+image": ("text+image", "image", "text"),
+    "image": ("image",),
+    "text": ("text",),
+}
+"""The ways a side may be read, richest first."""
+
+IMAGE_QUERY_PREFIX = "data:image/"
+"""An entry of ``QueryBundle.custom_embedding_strs`` that is an image: a base64 data URI, explicit by its scheme."""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a pair before decoding: text, an image reference, or both."""
+
+    text: str | None = None
+    image: ImageRef | None = None
+
+    @property
+    def modality(self) -> Modality:
+        if self.text is not None and self.image is not None:
+            return "text+image"
+        return "image" if self.image is not None else "text"
+
+    def view(self, modality: Modality) -> Side:
+        """This side reduced to ``modality`` (one of its ``VIEWS``)."""
+        if modality == "text":
+            return Side(text=self.text)
+        if modality == "image":
+            return Side(image=self.image)
+        return self
+
+
+@dataclass(frozen=True)
+class Route:
+    """Candidate ``position`` goes to ``scorers[scorer]`` as the pair (query, document)."""
+
+    position: int
+    scorer: int
+    query: Side
+    document: Side
+
+
+def query_side(bundle: QueryBundle) -> Side:
+    """The query's text (``query_str``) and image (``image_path``, else a data URI in ``custom_embedding_strs``)."""
+    text = bundle.query_str if bundle.query_str and bundle.query_str.strip() else None
+    source: str | None = bundle.image_path
+    if source is None:
+        source = next((s for s in bundle.custom_embedding_strs or () if s.startswith(IMAGE_QUERY_PREFIX)), None)
+    image = None
+    if source is not None:
+        ref = image_ref(source, 0)
+        image = replace(ref, label=f"query image {ref.label}")
+    if text is None and image is None:
+        raise ValueError("the query has neither text (query_str) nor an image (image_path or a data: URI)")
+    return Side(text=text, image=image)
+
+
+def node_side(node: BaseNode) -> Side:
+    """What a node carries: an ImageNode's image (and text, if any); any other node's text.
+
+    An ImageNode with no image at all but some text is read as text. With neither, or with
+    base64 that does not decode, it raises ``ImageLoadError`` naming the node."""
+    if not isinstance(node, ImageNode):
+        return Side(text=node_text(node))
+    ref = node_image_ref(node)
+    text = node_text(node) if node.text else None
+    if ref is None and text is None:
+        raise ImageLoadError(f"node {node.node_id}", "the ImageNode has no image, image_path, image_url or text")
+    return Side(text=text, image=ref)
+
+
+def find_route(position: int, query: Side, document: Side, scorers: Sequence[Scorer]) -> Route | None:
+    """The richest views of both sides that some scorer reads; the first such scorer wins."""
+    for query_view in VIEWS[query.modality]:
+        for document_view in VIEWS[document.modality]:
+            for index, scorer in enumerate(scorers):
+                if (query_view, document_view) in scorer.pairs:
+                    return Route(position, index, query.view(query_view), document.view(document_view))
+    return None
+
+
+def load_images(
+    routes: Sequence[Route], scorers: Sequence[Scorer], workers: int | None = None
+) -> tuple[dict[tuple[int, int], Image.Image], dict[int, ImageLoadError]]:
+    """Decode every image the routes need, in parallel.
+
+    Returns images keyed by (position, 0 for the query or 1 for the document) and the document
+    failures by position. A query image that fails raises at once: no pair can be scored without it.
+    """
+    jobs: list[tuple[tuple[int, int], ImageRef, DecodeOptions]] = []
+    for route in routes:
+        options = scorers[route.scorer].decode_options
+        for side_index, side in enumerate((route.query, route.document)):
+            if side.image is not None:
+                jobs.append(((route.position, side_index), side.image, options))
+    # The query image is shared by every route: decode it once per distinct decode option.
+    shared: dict[tuple[ImageRef, DecodeOptions], int] = {}
+    unique: list[tuple[ImageRef, DecodeOptions]] = []
+    for _, ref, options in jobs:
+        if (ref, options) not in shared:
+            shared[(ref, options)] = len(unique)
+            unique.append((ref, options))
+    results = map_isolated(lambda job: job[0].load(job[1]), unique, workers)
+    images: dict[tuple[int, int], Image.Image] = {}
+    failures: dict[int, ImageLoadError] = {}
+    for key, ref, options in jobs:
+        result = results[shared[(ref, options)]]
+        if isinstance(result, ImageLoadError):
+            if key[1] == 0:
+                raise result
+            failures[key[0]] = result
+        else:
+            images[key] = result
+    return images, failures
+
+
+def content(side: Side, image: Image.Image | None) -> Content:
+    """A side with its decoded image, ready for a scorer."""
+    return Content(text=side.text, image=image if side.image is not None else None)

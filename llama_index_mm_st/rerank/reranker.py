@@ -1,0 +1,228 @@
+"""``MultimodalReranker``: a LlamaIndex node postprocessor that reranks mixed text and image nodes.
+
+Flow: resolve the query and each node to what it carries (text, image, both) -> route each node
+to the first scorer that reads that pair -> decode every needed image in parallel -> score each
+scorer's pairs in batches -> order (one scorer: by its scores; several: RRF of their rankings)
+-> top_n. Nodes come back as new ``RerankedNode`` objects wrapping the caller's node objects,
+which are never modified; the retrieval score is kept on ``RerankedNode.retrieval_score``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Sequence
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import NodeWithScore, QueryBundle
+
+from ..errors import ImageLoadError, ItemFailure, SkippedItemsWarning, UnsupportedModalityError, check_on_error
+from ..types import Precision
+from .candidates import Route, Side, content, find_route, load_images, node_side, query_side
+from .fusion import DEFAULT_RRF_K, keep_in_place, rank_by_score, reciprocal_rank_fusion
+from .scorers.base import Scorer
+from .selection import LoadOptions, ModelSpec, load_scorer
+
+dispatcher = get_dispatcher(__name__)
+
+ON_UNSUPPORTED_VALUES = ("raise", "keep")
+
+
+class RerankedNode(NodeWithScore):
+    """A reranked node. ``score`` is the reranker's score (see ``MultimodalReranker``); the rest
+    says where it came from. ``node`` is the caller's node object itself, unchanged."""
+
+    retrieval_score: Optional[float] = Field(default=None, description="The score the node arrived with.")
+    retrieval_rank: int = Field(description="The node's position (from 0) in the list given to the reranker.")
+    model_score: Optional[float] = Field(default=None, description="The scoring model's own score for the pair.")
+    scorer: Optional[str] = Field(default=None, description="Name of the scorer that scored the node, if any.")
+    skipped_reason: Optional[str] = Field(default=None, description="Why the node was not scored, if it was not.")
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RerankedNode"
+
+
+class MultimodalReranker(BaseNodePostprocessor):
+    """Reranks text, image and text+image nodes against a text or image query with cross-encoders.
+
+    ``model_name`` is one model or a list: a hub id or directory (the scorer is chosen from the
+    checkpoint's config), a ``CrossEncoder``, a ``BlipForImageTextRetrieval`` or a ``Scorer``.
+    Each node goes to the first model that reads its (query, node) modalities.
+
+    Scores: with one scorer, ``score`` is that model's own score (``CrossEncoder.predict``'s scale,
+    or BLIP's ITM match probability). When several scorers were used, their scales don't compare,
+    so ``score`` is the reciprocal-rank-fusion score of the per-scorer rankings (``rrf_k``) and
+    ``model_score`` keeps each model's own score. ``retrieval_score`` keeps the incoming score.
+
+    ``on_unsupported="keep"`` leaves a node no scorer reads at its retrieval position (unscored)
+    instead of raising ``UnsupportedModalityError``. ``on_error="skip"`` puts a node whose image
+    can't be loaded at the bottom (unscored) and reports it with a ``SkippedItemsWarning``,
+    instead of raising its ``ImageLoadError``.
+    """
+
+    model_name: str = Field(description="The scoring model(s), comma-separated when several.")
+    top_n: int = Field(default=5, ge=1, description="How many nodes to return.")
+    batch_size: int = Field(default=32, ge=1, description="Pairs per forward pass.")
+    precision: Precision = Field(default="auto", description="auto (bf16 where native), fp32, bf16 or fp16.")
+    device: Optional[str] = Field(default=None, description="Device for models loaded by name; None picks one.")
+    instruction: Optional[str] = Field(
+        default=None, description="Task instruction for chat-template (VLM) rerankers; other models don't get it."
+    )
+    on_error: Literal["raise", "skip"] = Field(default="raise", description="Unloadable images: raise or skip.")
+    on_unsupported: Literal["raise", "keep"] = Field(default="raise", description="Unscorable nodes: raise or keep.")
+    rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0, description="RRF constant when several scorers are used.")
+    decode_workers: Optional[int] = Field(default=None, description="Image decoding threads; None: one per core.")
+
+    _scorers: List[Scorer] = PrivateAttr()
+
+    def __init__(
+        self,
+        model_name: ModelSpec | Sequence[ModelSpec],
+        top_n: int = 5,
+        batch_size: int = 32,
+        precision: Precision = "auto",
+        device: Optional[str] = None,
+        instruction: Optional[str] = None,
+        on_error: Literal["raise", "skip"] = "raise",
+        on_unsupported: Literal["raise", "keep"] = "raise",
+        rrf_k: int = DEFAULT_RRF_K,
+        decode_workers: Optional[int] = None,
+        trust_remote_code: bool = False,
+        model_kwargs: Optional[Dict[str, Any]] = None,
+        processor_kwargs: Optional[Dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> None:
+        check_on_error(on_error)
+        if on_unsupported not in ON_UNSUPPORTED_VALUES:
+            raise ValueError(f"on_unsupported must be one of {ON_UNSUPPORTED_VALUES}, got {on_unsupported!r}")
+        specs = list(model_name) if isinstance(model_name, (list, tuple)) else [model_name]
+        if not specs:
+            raise ValueError("model_name needs at least one model")
+        options = LoadOptions(
+            device=device, precision=precision, instruction=instruction, trust_remote_code=trust_remote_code,
+            model_kwargs=dict(model_kwargs or {}), processor_kwargs=dict(processor_kwargs or {}),
+        )
+        scorers = [load_scorer(spec, options) for spec in specs]
+        if instruction is not None and not any(getattr(s, "instruction", None) == instruction for s in scorers):
+            raise ValueError("instruction is for chat-template rerankers (VLMs), and none of the models takes one")
+        super().__init__(
+            model_name=", ".join(scorer.name for scorer in scorers), top_n=top_n, batch_size=batch_size,
+            precision=precision, device=device, instruction=instruction, on_error=on_error,
+            on_unsupported=on_unsupported, rrf_k=rrf_k, decode_workers=decode_workers, **kwargs,
+        )
+        self._scorers = scorers
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MultimodalReranker"
+
+    @property
+    def scorers(self) -> tuple[Scorer, ...]:
+        """The scorers, in routing order."""
+        return tuple(self._scorers)
+
+    def _postprocess_nodes(
+        self, nodes: List[NodeWithScore], query_bundle: Optional[QueryBundle] = None
+    ) -> List[NodeWithScore]:
+        if query_bundle is None:
+            raise ValueError("MultimodalReranker needs a query: pass query_bundle or query_str")
+        dispatcher.event(
+            ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=self.top_n, model_name=self.model_name)
+        )
+        with self.callback_manager.event(
+            CBEventType.RERANKING,
+            payload={
+                EventPayload.NODES: nodes,
+                EventPayload.MODEL_NAME: self.model_name,
+                EventPayload.QUERY_STR: query_bundle.query_str,
+                EventPayload.TOP_K: self.top_n,
+            },
+        ) as event:
+            reranked = self._rerank(nodes, query_bundle)
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+    def _rerank(self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle) -> List[NodeWithScore]:
+        if not nodes:
+            return []
+        query = query_side(query_bundle)
+        routes, unsupported, failures = self._plan(query, nodes)
+        if failures and self.on_error == "raise":
+            raise failures[min(failures)]
+        images, load_failures = load_images(routes, self._scorers, self.decode_workers)
+        failures.update(load_failures)
+        if failures and self.on_error == "raise":
+            raise failures[min(failures)]
+        routes = [route for route in routes if route.position not in failures]
+
+        model_scores = self._score(routes, images)
+        used = sorted({route.scorer for route in routes})
+        by_scorer = [{r.position: model_scores[r.position] for r in routes if r.scorer == s} for s in used]
+        if len(used) == 1:
+            final = dict(by_scorer[0])
+        else:
+            final = reciprocal_rank_fusion([rank_by_score(group) for group in by_scorer], self.rrf_k)
+        order = keep_in_place(rank_by_score(final), unsupported) + sorted(failures)
+
+        if failures:
+            report = [ItemFailure(p, failures[p].item, failures[p]) for p in sorted(failures)]
+            warnings.warn(SkippedItemsWarning("MultimodalReranker", report), stacklevel=4)
+        scorer_of = {route.position: self._scorers[route.scorer].name for route in routes}
+        reasons = {p: "no scorer reads this (query, node) pair" for p in unsupported}
+        reasons.update({p: str(error) for p, error in failures.items()})
+        return [
+            RerankedNode(
+                node=nodes[p].node, score=final.get(p), retrieval_score=nodes[p].score, retrieval_rank=p,
+                model_score=model_scores.get(p), scorer=scorer_of.get(p), skipped_reason=reasons.get(p),
+            )
+            for p in order[: self.top_n]
+        ]
+
+    def _plan(
+        self, query: Side, nodes: Sequence[NodeWithScore]
+    ) -> tuple[list[Route], list[int], dict[int, ImageLoadError]]:
+        """Route every node; collect the ones no scorer reads and the ones whose image is unusable."""
+        routes: list[Route] = []
+        unsupported: list[int] = []
+        failures: dict[int, ImageLoadError] = {}
+        for position, item in enumerate(nodes):
+            try:
+                document = node_side(item.node)
+            except ImageLoadError as error:
+                failures[position] = error
+                continue
+            route = find_route(position, query, document, self._scorers)
+            if route is None:
+                unsupported.append(position)
+            else:
+                routes.append(route)
+        if unsupported and self.on_unsupported == "raise":
+            described = ", ".join(
+                f"#{p} node {nodes[p].node.node_id} ({node_side(nodes[p].node).modality})" for p in unsupported[:5]
+            )
+            readable = "; ".join(f"{s.name}: {sorted(s.pairs)}" for s in self._scorers)
+            raise UnsupportedModalityError(
+                f"no scorer reads a {query.modality} query against {described}"
+                f"{' and more' if len(unsupported) > 5 else ''}. Scorers read (query, node) pairs: {readable}. "
+                "Add a scorer for them, or pass on_unsupported='keep' to leave them at their retrieval rank."
+            )
+        return routes, unsupported, failures
+
+    def _score(self, routes: Sequence[Route], images: dict[tuple[int, int], Any]) -> dict[int, float]:
+        """Model scores by position: one ``score`` call per (scorer, query view) group."""
+        groups: dict[tuple[int, str], list[Route]] = {}
+        for route in routes:
+            groups.setdefault((route.scorer, route.query.modality), []).append(route)
+        scores: dict[int, float] = {}
+        for (scorer_index, _), group in groups.items():
+            query = content(group[0].query, images.get((group[0].position, 0)))
+            documents = [content(route.document, images.get((route.position, 1))) for route in group]
+            values = self._scorers[scorer_index].score(query, documents, self.batch_size)
+            scores.update({route.position: value for route, value in zip(group, values, strict=True)})
+        return scores

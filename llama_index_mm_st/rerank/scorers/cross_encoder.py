@@ -1,0 +1,119 @@
+"""Sentence Transformers ``CrossEncoder`` scorers: text cross-encoders and yes/no VLM rerankers.
+
+One class covers both, because sentence-transformers loads both as a ``CrossEncoder``: a BERT-style
+classifier, or a VLM backbone followed by ``LogitScore`` (logit "yes" minus logit "no", as
+Qwen3-VL-Reranker and jina-reranker-m0 are packaged). What a model can read comes from the model
+itself (``CrossEncoder.supports``), never from its name, and the yes/no tokens live in its saved
+``LogitScore`` config. Scores are exactly ``CrossEncoder.predict``'s (same activation), computed
+under the reranker's precision. Text pairs go to ``predict`` in token-length sorted batches under
+a padded-token budget (see ``batching``); pairs with images go in one call, which sorts them itself.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from typing import Any, Sequence
+
+from sentence_transformers import CrossEncoder
+
+from ...images import DecodeOptions
+from ...runtime import resolve_precision
+from ...types import Modality, Precision
+from ..batching import budget_batches
+from .base import Content, PairModality, compute_context
+
+CPU_TOKEN_BUDGET = 2048
+"""Padded tokens per batch on a CPU, where padding costs as much as text; accelerators use ``batch_size`` alone."""
+
+
+def _pairable(content: Content) -> Any:
+    """Content as sentence-transformers takes one side of a pair: str, PIL image or a multimodal dict."""
+    if content.text is not None and content.image is not None:
+        return {"text": content.text, "image": content.image}
+    return content.text if content.text is not None else content.image
+
+
+def cross_encoder_modalities(model: CrossEncoder) -> tuple[Modality, ...]:
+    """The modalities a CrossEncoder reads on each side of a pair, as it reports them."""
+    found: list[Modality] = []
+    if model.supports("text"):
+        found.append("text")
+    if model.supports("image"):
+        found.append("image")
+        if model.supports(("image", "text")):
+            found.append("text+image")
+    return tuple(found)
+
+
+class CrossEncoderScorer:
+    """Scores pairs with a sentence-transformers ``CrossEncoder`` (text or VLM).
+
+    ``instruction`` is passed as the model's prompt, which chat-template rerankers (the VLMs) put
+    in their system turn as the task instruction; ``None`` keeps the model's default. Plain
+    classifiers have no place for one, so giving them one is an error.
+    ``max_batch_tokens`` caps padded tokens per batch for text-only models; ``None`` picks
+    ``CPU_TOKEN_BUDGET`` on a CPU and no cap elsewhere.
+    """
+
+    def __init__(
+        self,
+        model: CrossEncoder,
+        *,
+        precision: Precision = "auto",
+        instruction: str | None = None,
+        name: str | None = None,
+        max_batch_tokens: int | None = None,
+    ) -> None:
+        if model.num_labels != 1:
+            raise ValueError(
+                f"a reranking CrossEncoder must give one score per pair; this one has num_labels={model.num_labels}"
+            )
+        if instruction is not None and not model.supports("message"):
+            raise ValueError(
+                "an instruction goes into a reranker's chat template, and this CrossEncoder has none "
+                f"(it reads {model.modalities})"
+            )
+        self.model = model
+        self.instruction = instruction
+        self.precision: Precision = resolve_precision(precision, str(model.device))
+        modalities = cross_encoder_modalities(model)
+        if not modalities:
+            raise ValueError(f"the CrossEncoder reports no text or image modality (it reports {model.modalities})")
+        self.pairs: frozenset[PairModality] = frozenset(product(modalities, modalities))
+        self.decode_options = DecodeOptions()
+        # Token budgets need the model's own tokenizer on text pairs; a VLM's processor and chat
+        # template make its lengths something else, so VLM pairs go to predict's own sorting.
+        self.max_batch_tokens: int | None = None
+        if modalities == ("text",):
+            on_cpu = model.device.type == "cpu"
+            self.max_batch_tokens = max_batch_tokens or (CPU_TOKEN_BUDGET if on_cpu else None)
+        self.name = name or str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+
+    def score(self, query: Content, documents: Sequence[Content], batch_size: int) -> list[float]:
+        if not documents:
+            return []
+        pairs = [(_pairable(query), _pairable(document)) for document in documents]
+        if self.max_batch_tokens is not None:
+            batches = budget_batches(self._token_lengths(pairs), batch_size, self.max_batch_tokens)
+        else:
+            batches = [list(range(len(pairs)))]
+        scores = [0.0] * len(pairs)
+        with compute_context(self.model.device, self.precision):
+            for batch in batches:
+                values = self.model.predict(
+                    [pairs[i] for i in batch], batch_size=batch_size, prompt=self.instruction, show_progress_bar=False
+                )
+                for i, value in zip(batch, values, strict=True):
+                    scores[i] = float(value)
+        return scores
+
+    def _token_lengths(self, pairs: list[tuple[str, str]]) -> list[int]:
+        """Tokens per pair as the model will see them (prompt aside), for batching only."""
+        prompt = self.instruction or ""
+        encoded = self.model.tokenizer(
+            [prompt + q for q, _ in pairs], [d for _, d in pairs], truncation=True, max_length=self.model.max_seq_length
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def __repr__(self) -> str:
+        return f"CrossEncoderScorer({self.name!r}, precision={self.precision!r})"

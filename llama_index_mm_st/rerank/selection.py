@@ -1,0 +1,138 @@
+"""Choose and build a scorer from what the caller gave: a model id or directory, or a ready object.
+
+The choice reads the checkpoint's ``config.json`` (``architectures``) against a table, so a new
+family is one row, never a check on the model's name. Anything not in the table goes to
+sentence-transformers' ``CrossEncoder``, which itself tells a sequence classifier from a yes/no
+VLM reranker by the checkpoint's saved modules.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Union
+
+import torch
+
+from ..errors import MissingDependencyError
+from ..runtime import resolve_device, resolve_precision
+from ..types import Precision
+from .scorers.base import Scorer, score_head_name, store_linear_weights
+from .scorers.cross_encoder import CrossEncoderScorer
+from .scorers.itm import BlipITMScorer
+
+ModelSpec = Union[str, Path, Any]
+"""A hub id or local directory, a ``CrossEncoder``, a ``BlipForImageTextRetrieval`` or a ``Scorer``."""
+
+MODEL_HELP = (
+    "a model id or directory, a sentence_transformers.CrossEncoder, a transformers "
+    "BlipForImageTextRetrieval, or a Scorer (see llama_index_mm_st.rerank.Scorer)"
+)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a checkpoint by name; ``model_kwargs``/``processor_kwargs`` pass through to transformers."""
+
+    device: str | None = None
+    precision: Precision = "auto"
+    instruction: str | None = None
+    trust_remote_code: bool = False
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    processor_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def instruction_for(self, model: Any) -> str | None:
+        """The instruction, for a CrossEncoder with a chat template to put it in (a VLM reranker)."""
+        return self.instruction if model.supports("message") else None
+
+    def weight_kwargs(self, device: str) -> dict[str, Any]:
+        """fp32 asks for fp32 weights (exactness); lower precisions keep the checkpoint's dtype and autocast."""
+        kwargs = dict(self.model_kwargs)
+        if resolve_precision(self.precision, device) == "fp32":
+            kwargs.setdefault("dtype", torch.float32)
+        return kwargs
+
+
+def load_cross_encoder(name: str, options: LoadOptions) -> Scorer:
+    from sentence_transformers import CrossEncoder
+
+    device = resolve_device(options.device)
+    model = CrossEncoder(
+        name,
+        device=device,
+        trust_remote_code=options.trust_remote_code,
+        model_kwargs=options.weight_kwargs(device),
+        processor_kwargs=dict(options.processor_kwargs) or None,
+    )
+    scorer = CrossEncoderScorer(model, precision=options.precision, instruction=options.instruction_for(model), name=name)
+    head = score_head_name(model)
+    store_linear_weights(model, scorer.precision, keep={head} if head else set())
+    if head is not None and scorer.precision != "fp32":
+        model.set_keep_in_fp32_modules([head])  # the score itself is computed in fp32
+    return scorer
+
+
+def load_blip_itm(name: str, options: LoadOptions) -> Scorer:
+    from transformers import AutoProcessor, BlipForImageTextRetrieval
+
+    device = resolve_device(options.device)
+    model = BlipForImageTextRetrieval.from_pretrained(
+        name, trust_remote_code=options.trust_remote_code, **options.weight_kwargs(device)
+    )
+    processor = AutoProcessor.from_pretrained(
+        name, trust_remote_code=options.trust_remote_code, **options.processor_kwargs
+    )
+    scorer = BlipITMScorer(model.to(device), processor, precision=options.precision, name=name)
+    store_linear_weights(model, scorer.precision, keep={"itm_head"})  # the scorer runs the head in fp32
+    return scorer
+
+
+SCORER_BY_ARCHITECTURE: dict[str, Callable[[str, LoadOptions], Scorer]] = {
+    "BlipForImageTextRetrieval": load_blip_itm,
+}
+"""Checkpoints that sentence-transformers cannot load, by their ``config.json`` architecture."""
+
+
+def scorer_loader(config: Any) -> Callable[[str, LoadOptions], Scorer]:
+    """The loader for a checkpoint's config: the table's entry, else the CrossEncoder."""
+    for architecture in getattr(config, "architectures", None) or ():
+        if architecture in SCORER_BY_ARCHITECTURE:
+            return SCORER_BY_ARCHITECTURE[architecture]
+    return load_cross_encoder
+
+
+def load_scorer(spec: ModelSpec, options: LoadOptions) -> Scorer:
+    """A scorer for one spec: read the config of a name, wrap a ready model, or pass a Scorer through."""
+    if isinstance(spec, (str, Path)):
+        from transformers import AutoConfig
+
+        name = str(spec)
+        config = AutoConfig.from_pretrained(name, trust_remote_code=options.trust_remote_code)
+        loader = scorer_loader(config)
+        # VLM processors (Qwen-VL and the like) need torchvision; BLIP's image processor does not.
+        needs_torchvision = loader is load_cross_encoder and hasattr(config, "vision_config")
+        if needs_torchvision and importlib.util.find_spec("torchvision") is None:
+            raise MissingDependencyError("torchvision", "vlm")
+        return loader(name, options)
+    return wrap_model(spec, options)
+
+
+def wrap_model(model: Any, options: LoadOptions) -> Scorer:
+    """A scorer around a ready object. Its device and weights are used as they are."""
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoProcessor, BlipForImageTextRetrieval
+
+    if isinstance(model, CrossEncoder):
+        return CrossEncoderScorer(model, precision=options.precision, instruction=options.instruction_for(model))
+    if isinstance(model, BlipForImageTextRetrieval):
+        source = getattr(model, "name_or_path", "")
+        if not source:
+            raise ValueError(
+                "a BlipForImageTextRetrieval object needs its processor: pass BlipITMScorer(model, processor)"
+            )
+        processor = AutoProcessor.from_pretrained(source, **options.processor_kwargs)
+        return BlipITMScorer(model, processor, precision=options.precision)
+    if isinstance(model, Scorer):
+        return model
+    raise TypeError(f"model has type {type(model).__name__}; accepted: {MODEL_HELP}")
