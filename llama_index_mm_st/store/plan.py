@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
-from llama_index.core.schema import BaseNode, ImageNode, MetadataMode
+from llama_index.core.schema import BaseNode, Document, ImageNode, MetadataMode, NodeRelationship
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 from qdrant_client import models
@@ -130,8 +130,35 @@ def check_node(node: BaseNode, dim: int) -> dict[str, Sequence[float]]:
     return dense
 
 
+def storable(node: BaseNode) -> BaseNode:
+    """The node as the store keeps it. An ``ImageDocument`` (or any 0.14 node holding an
+    ``image_resource``) becomes the equivalent ``ImageNode``: LlamaIndex reads unknown node types back
+    as ``TextNode`` and loses the image. A document stored as itself is its own source document."""
+    relationships = dict(node.relationships)
+    if isinstance(node, Document) and NodeRelationship.SOURCE not in relationships:
+        relationships[NodeRelationship.SOURCE] = node.as_related_node_info()
+    if isinstance(node, ImageNode) or getattr(node, "image_resource", None) is None:
+        if relationships == node.relationships:
+            return node
+        return node.model_copy(update={"relationships": relationships})
+    resource = node.image_resource
+    return ImageNode(
+        id_=node.id_, text=_words(node), embedding=node.embedding,
+        text_embedding=getattr(node, "text_embedding", None),
+        image=resource.data.decode() if resource.data else None,
+        image_path=str(resource.path) if resource.path else None,
+        image_url=str(resource.url) if resource.url else None,
+        image_mimetype=resource.mimetype, metadata=dict(node.metadata),
+        excluded_embed_metadata_keys=list(node.excluded_embed_metadata_keys),
+        excluded_llm_metadata_keys=list(node.excluded_llm_metadata_keys),
+        relationships=relationships, metadata_template=node.metadata_template,
+        metadata_separator=node.metadata_separator,
+    )
+
+
 def node_to_point(node: BaseNode, dim: int, encode: SparseEncoder, bm25_keys: Sequence[str]) -> PointSpec:
     """One node -> one point (checked by ``check_node``)."""
+    node = storable(node)
     dense = check_node(node, dim)
     words = _words(node)
     indexed = bm25_text(node, bm25_keys, words)

@@ -317,3 +317,25 @@ def test_a_bad_node_leaves_the_store_unchanged(make_store: Make, rng: np.random.
     with pytest.raises(ValueError, match="node t1 has no embedding"):
         store.add([TextNode(id_="t1", text="no vector")])  # nothing to take a dimension from either
     assert store.count() == 0
+
+
+def test_documents_are_stored_as_nodes_of_their_own_source(make_store: Make, rng: np.random.Generator,
+                                                            image_files: dict) -> None:
+    """An ImageDocument (LlamaIndex 0.14 keeps its image in image_resource) comes back as an ImageNode
+    with its path, and a document stored as itself can be deleted by its own id."""
+    from llama_index.core.schema import Document, ImageDocument
+
+    picture = ImageDocument(image_path=str(image_files["png"]), text="a caption")
+    picture.embedding = unit(rng.normal(size=DIM))
+    picture.text_embedding = unit(rng.normal(size=DIM))
+    words = Document(text="plain words")
+    words.embedding = unit(rng.normal(size=DIM))
+    store = make_store()
+    store.add([picture, words])
+    found = {n.node_id: n for n in store.get_nodes()}
+    assert isinstance(found[picture.id_], ImageNode)
+    assert found[picture.id_].image_path == str(image_files["png"]) and found[picture.id_].text == "a caption"
+    hit = store.query(VectorStoreQuery(query_embedding=picture.text_embedding, similarity_top_k=1), modality="image")
+    assert hit.ids == [picture.id_]
+    store.delete(picture.id_)
+    assert [n.node_id for n in store.get_nodes()] == [words.id_]

@@ -1,0 +1,31 @@
+"""The notebooks run top to bottom against the tiny fixture models (their env vars choose models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_both_notebooks_exist():
+    assert {p.name for p in NOTEBOOKS} == {"quickstart.ipynb", "hybrid_search.ipynb"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes(path, monkeypatch, tmp_path, tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir):
+    monkeypatch.setenv("MMST_MODEL", str(tiny_clip_dir))
+    monkeypatch.setenv("MMST_RERANKERS", f"{tiny_bert_cross_encoder_dir},{tiny_blip_itm_dir}")
+    monkeypatch.setenv("MMST_DATA", str(ROOT / "examples" / "data"))
+    monkeypatch.setenv("MMST_CACHE_DIR", str(tmp_path / "cache"))
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    html = [o for o in outputs if "text/html" in o.get("data", {}) or "text/markdown" in o.get("data", {})]
+    assert html, "the notebook displays its results"
