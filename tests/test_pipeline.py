@@ -1,0 +1,70 @@
+"""The recommended pipeline: retrieve (hybrid RRF) -> rerank -> nodes, and a query engine on top."""
+
+from __future__ import annotations
+
+import pytest
+from llama_index.core.llms import MockLLM
+from llama_index.core.schema import ImageNode, QueryBundle, TextNode
+
+from llama_index_mm_st import MultimodalEmbedding, MultimodalQdrantStore, MultimodalReranker, build_pipeline
+
+RARE = "Part QX-7731 is the replacement valve."
+
+
+@pytest.fixture(scope="module")
+def indexed(tiny_clip_dir, image_files):  # type: ignore[no-untyped-def]
+    embedding = MultimodalEmbedding(str(tiny_clip_dir), device="cpu", precision="fp32")
+    store = MultimodalQdrantStore("pipeline")
+    nodes = [TextNode(text=RARE), TextNode(text="Circles are round."), TextNode(text="The sky is blue at noon.")]
+    nodes += [ImageNode(image_path=str(image_files[f])) for f in ("png", "jpeg", "bmp")]
+    store.add(embedding(nodes))
+    yield store, embedding, nodes
+    store.close()
+
+
+def test_text_and_image_search(indexed):
+    store, embedding, nodes = indexed
+    search = build_pipeline(store, embedding, top_k=4)
+    assert search.search(RARE)[0].node.node_id == nodes[0].node_id
+    by_image = search.search(image=nodes[4].image_path)
+    assert by_image[0].node.node_id == nodes[4].node_id
+    sparse = build_pipeline(store, embedding, top_k=2, mode="sparse").search("QX-7731")
+    assert [hit.node.node_id for hit in sparse] == [nodes[0].node_id]
+    images_only = build_pipeline(store, embedding, top_k=6, modality="image").search("anything")
+    assert images_only and all(isinstance(hit.node, ImageNode) for hit in images_only)
+
+
+def test_reranker_reorders_and_keeps_top_n(indexed, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir):
+    store, embedding, _ = indexed
+    reranker = MultimodalReranker([str(tiny_bert_cross_encoder_dir), str(tiny_blip_itm_dir)], top_n=3,
+                                  precision="fp32", device="cpu")
+    results = build_pipeline(store, embedding, reranker, top_k=6).search("round circles")
+    assert len(results) == 3
+    assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
+    assert all(r.retrieval_score is not None for r in results)
+
+
+async def test_async_retrieve_matches_sync(indexed):
+    store, embedding, _ = indexed
+    search = build_pipeline(store, embedding, top_k=3)
+    sync = [hit.node.node_id for hit in search.retrieve(RARE)]
+    asynchronous = [hit.node.node_id for hit in await search.aretrieve(QueryBundle(query_str=RARE))]
+    assert sync == asynchronous
+
+
+def test_query_engine_answers_from_the_retrieved_nodes(indexed):
+    store, embedding, nodes = indexed
+    engine = build_pipeline(store, embedding, top_k=2).as_query_engine(llm=MockLLM())
+    response = engine.query(RARE)
+    assert nodes[0].node_id in [source.node.node_id for source in response.source_nodes]
+    assert isinstance(str(response), str)
+
+
+def test_bad_arguments(indexed):
+    store, embedding, _ = indexed
+    with pytest.raises(ValueError, match="mode"):
+        build_pipeline(store, embedding, mode="fuzzy")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="top_k"):
+        build_pipeline(store, embedding, top_k=0)
+    with pytest.raises(ValueError, match="text, an image"):
+        build_pipeline(store, embedding).search()
