@@ -76,7 +76,9 @@ class MultimodalEmbedding(MultiModalEmbedding):
     fast_decode: Optional[bool] = Field(
         default=None, description="Decode JPEGs at reduced DCT scale toward the model's input size. None: on unless fp32."
     )
-    decode_workers: Optional[int] = Field(default=None, description="Image decoding threads (default: cores).")
+    decode_workers: Optional[int] = Field(
+        default=None, description="Image decoding threads (default: cores - 1, leaving one to the model)."
+    )
     url_timeout: float = Field(default=10.0, gt=0, description="Seconds per image download.")
     max_download_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest image download.")
     devices: Optional[List[str]] = Field(
@@ -123,7 +125,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
             fetch=FetchOptions(timeout=self.url_timeout, max_bytes=self.max_download_bytes),
             devices=tuple(self.devices) if self.devices else None,
         )
-        workers = self.decode_workers if self.decode_workers is not None else default_workers()
+        workers = self.decode_workers if self.decode_workers is not None else max(1, default_workers() - 1)
         prompts: Dict[Role, Optional[str]] = {"query": self.query_prompt_name, "document": self.document_prompt_name}
         return Encoder(model, profile, settings, prompts, workers)
 
