@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import pytest
 from PIL import Image
@@ -37,26 +37,6 @@ def write_animation(
 ) -> Path:
     frames = [Image.new("RGB", (40, 30), colour) for colour in colours]
     frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    return path
-
-
-def write_pdf(path: Path, pages: Sequence[Optional[str]], password: Optional[str] = None) -> Path:
-    """An A4 PDF, one page per entry: a line of text, or None for a 'scanned' page (a filled shape, no text)."""
-    from fpdf import FPDF
-    from fpdf.enums import EncryptionMethod
-
-    pdf = FPDF(format="A4")
-    pdf.set_font("helvetica", size=14)
-    for text in pages:
-        pdf.add_page()
-        if text is None:
-            pdf.set_fill_color(90, 90, 90)
-            pdf.rect(20, 20, 120, 160, style="F")
-        else:
-            pdf.cell(text=text)
-    if password is not None:
-        pdf.set_encryption(owner_password="owner", user_password=password, encryption_method=EncryptionMethod.RC4)
-    pdf.output(str(path))
     return path
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from llama_index_mm_st.errors import ImageLoadError, SkippedItemsWarning
 from llama_index_mm_st.readers import CaptionFileError
-from tests.readers.conftest import write_pdf
+from tests.fixtures.documents import write_pdf
 
 
 def _png_header_only(path: Path, width: int, height: int) -> Path:

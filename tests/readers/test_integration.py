@@ -13,7 +13,7 @@ from PIL import Image
 
 from llama_index_mm_st.errors import ImageLoadError, SkippedItemsWarning
 from tests.fixtures.images import synthetic_image
-from tests.readers.conftest import write_pdf
+from tests.fixtures.documents import write_pdf
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from llama_index_mm_st.errors import MissingDependencyError
-from tests.readers.conftest import write_pdf
+from tests.fixtures.documents import write_pdf
 
 A4_POINTS = (595.28, 841.89)
 PAGES = ["Quarterly report for ACME-4711", None, "Appendix: error code E1234 explained"]

@@ -132,7 +132,7 @@ def test_captions_csv(make_reader, tmp_path: Path, image_files) -> None:
 
 
 def test_the_cache_inside_a_folder_being_read_is_not_read_back(tmp_path: Path) -> None:
-    from tests.readers.conftest import write_pdf
+    from tests.fixtures.documents import write_pdf
 
     write_pdf(tmp_path / "doc.pdf", ["one page"])
     reader = ImageReader(cache_dir=tmp_path / "cache", pdf_dpi=36)
