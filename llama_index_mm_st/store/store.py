@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import qdrant_edge
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -200,9 +200,10 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     def _auto_indexes(self, nodes: Sequence[BaseNode]) -> None:
         """Index metadata keys on first sight, so filters stay fast without the caller declaring them."""
         new: Dict[str, IndexKind] = {}
+        indexed = self._indexed  # a private attribute read costs a pydantic __getattr__: once, not per key
         for node in nodes:
             for key, value in node.metadata.items():
-                if key in self._indexed or key in new:
+                if key in indexed or key in new:
                     continue
                 kind = infer_index_kind(value)
                 if kind is not None:
@@ -211,8 +212,11 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
 
     # ------------------------------------------------------------ writes
 
-    def _sparse_document(self, text: str) -> Any:
-        return self._bm25.embed_document(text)  # qdrant_edge.SparseVector: the Edge backend takes it as is
+    @property
+    def _sparse_document(self) -> Callable[[str], Any]:
+        """Text -> ``qdrant_edge.SparseVector`` (the Edge backend takes it as is). The bound method
+        itself, so a bulk add doesn't pay a pydantic private-attribute read per node."""
+        return self._bm25.embed_document
 
     def _sparse_query(self, text: str) -> SparseVector:
         vec = self._bm25.embed_query(text)
@@ -239,11 +243,10 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         show = add_kwargs.get("show_progress", self.show_progress)
         starts = range(0, len(nodes), size)
         bar = tqdm(starts, desc="upsert", unit="batch", disable=(None if len(starts) > 1 else True) if show is None else not show)
+        keys, encode, backend = self.bm25_metadata_keys, self._sparse_document, self._backend
         for start in bar:
             batch = nodes[start : start + size]
-            self._backend.upsert(
-                [P.node_to_point(n, schema.dim, self._sparse_document, self.bm25_metadata_keys) for n in batch]
-            )
+            backend.upsert([P.node_to_point(n, schema.dim, encode, keys) for n in batch])
         return [n.node_id for n in nodes]
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:

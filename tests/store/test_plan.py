@@ -86,6 +86,7 @@ def test_filter_combines_metadata_doc_ids_node_ids_and_modality() -> None:
 def test_point_ids_keep_uuids_and_map_other_ids_stably() -> None:
     u = "6f1c3f52-8a7e-4b4e-9a55-2f0d4f6a3c11"
     assert P.point_id(u) == u
+    assert P.point_id(u.upper()) == u  # the same UUID, in Qdrant's canonical form
     assert P.point_id("doc-1#0") == P.point_id("doc-1#0") != P.point_id("doc-1#1")
 
 
@@ -103,6 +104,8 @@ def test_captioned_image_node_gets_both_vectors_and_no_inline_pixels() -> None:
     assert "embedding" not in content and "text_embedding" not in content
     assert len(point.sparse.indices) == len("a cat tabby on a sofa".split())  # caption-like metadata indexed
     assert P.payload_to_node(point.payload).image_path == "/pics/cat.png"
+    # Exactly the metadata plus the store's keys: no doc_id/document_id copies (each string costs an upsert).
+    assert set(point.payload) == {"alt_text", "_node_content", "_node_type", "modality", "ref_doc_id"}
 
 
 def test_inline_image_is_kept_when_it_is_all_there_is() -> None:
