@@ -125,11 +125,20 @@ def is_image_node(node: BaseNode) -> bool:
     return isinstance(node, ImageNode) or getattr(node, "image_resource", None) is not None
 
 
+def node_field(node: BaseNode, name: str) -> Any:
+    """A node's pydantic field value, or None when its class has no such field.
+
+    ``getattr(node, name, None)`` costs a pydantic ``__getattr__`` miss (microseconds) for every
+    absent field, a visible share of a bulk upsert at thousands of nodes per second.
+    """
+    return node.__dict__.get(name)
+
+
 def image_reference_parts(node: BaseNode) -> tuple[object, object, object]:
     """(inline data, path, URL) of a node's image, without decoding anything; Nones when it has none."""
     if isinstance(node, ImageNode):
         return node.image, node.image_path, node.image_url
-    resource = node.__dict__.get("image_resource")  # a getattr miss on a pydantic model costs microseconds
+    resource = node_field(node, "image_resource")
     if resource is None:
         return None, None, None
     return resource.data, resource.path, resource.url

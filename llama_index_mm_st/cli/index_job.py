@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..embedding import MultimodalEmbedding
 from ..errors import SkippedItemsWarning
 from ..store import MultimodalQdrantStore
+from ..store.plan import node_modality
 from .collect import Collected, stable_id
 
 CHUNK = 64
@@ -33,13 +34,6 @@ class IndexSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)
     total: Counter = field(default_factory=Counter)
-
-
-def modality_of(node: BaseNode) -> str:
-    """The store's modality tag for a node."""
-    if isinstance(node, ImageNode):
-        return "text+image" if node.text else "image"
-    return "text"
 
 
 def nodes_of(document: Document, splitter: SentenceSplitter) -> list[BaseNode]:
@@ -96,7 +90,7 @@ def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: Mul
                                         for f in warning.message.failures]
             if embedded:
                 store.add(list(embedded))
-                summary.added.update(modality_of(node) for node in embedded)
+                summary.added.update(node_modality(node) for node in embedded)
             bar.update(len(chunk))
             if on_chunk is not None:
                 on_chunk()

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from llama_index.core.schema import NodeWithScore
 
-from .index_job import modality_of
+from ..store.plan import node_modality
 
 
 def result_rows(results: Sequence[NodeWithScore]) -> list[dict[str, Any]]:
@@ -21,7 +21,7 @@ def result_rows(results: Sequence[NodeWithScore]) -> list[dict[str, Any]]:
         rows.append({
             "rank": rank,
             "score": None if item.score is None else float(item.score),
-            "modality": modality_of(node),
+            "modality": node_modality(node),
             "source": source,
             "page": metadata.get("page"),
             "text": node.get_content(),
