@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ DEFAULT_MAX_PIXELS = 89_478_485
 """PIL's own decompression-bomb threshold (about 0.25 GiB of RGBA), enforced as a hard limit."""
 
 Openable = Union[str, Path, BytesIO]
+_WARNING_FILTERS_LOCK = threading.Lock()
+"""``warnings.catch_warnings`` swaps process-global filters; decode workers that enter it at once
+restore each other's state out of order, so PIL's warning leaks and the caller's filters can be
+left changed after a read. Workers take turns (only around the header-only open)."""
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -44,7 +50,7 @@ def open_checked(source: Openable, label: str, max_pixels: int | None) -> Image.
     if isinstance(source, (str, Path)) and os.path.isfile(source) and os.path.getsize(source) == 0:
         raise ImageLoadError(label, "empty file (zero bytes)")
     try:
-        with warnings.catch_warnings():
+        with _WARNING_FILTERS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(source)
     except FileNotFoundError:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import tempfile
 import warnings
-import zlib
 from pathlib import Path
 
 import pytest
@@ -15,19 +13,7 @@ import pytest
 from llama_index_mm_st.errors import ImageLoadError, SkippedItemsWarning
 from llama_index_mm_st.readers import CaptionFileError
 from tests.fixtures.documents import write_pdf
-
-
-def _png_header_only(path: Path, width: int, height: int) -> Path:
-    """A PNG whose header claims ``width`` x ``height``: the shape of a decompression bomb, a few bytes long."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
-    )
-    return path
+from tests.fixtures.images import png_header_only
 
 
 def _corrupt_png(path: Path, good_png: Path) -> Path:
@@ -48,7 +34,7 @@ def bad_files(tmp_path: Path, image_files: dict[str, Path], broken_images: dict[
     for name, path in files.items():
         path.write_bytes(broken_images[name].read_bytes())
     files["corrupt"] = _corrupt_png(folder / "corrupt.png", image_files["png"])
-    files["bomb"] = _png_header_only(folder / "bomb.png", 10_000, 10_000)
+    files["bomb"] = png_header_only(folder / "bomb.png", 10_000, 10_000)
     files["unsupported"] = folder / "vector.svg.png"
     files["unsupported"].write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     files["broken_pdf"] = folder / "broken.pdf"
