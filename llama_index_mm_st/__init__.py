@@ -11,13 +11,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    CaptionFileError,
     ImageLoadError,
+    ItemError,
     ItemFailure,
     MissingDependencyError,
     MMSTError,
     SchemaMismatchError,
     SkippedItemsWarning,
     StoreLockedError,
+    UnsupportedFilterError,
     UnsupportedModalityError,
 )
 from .types import Modality
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
     from .pipeline import MultimodalRetriever, build_pipeline
     from .readers import ImageReader, ReadReport
     from .rerank import MultimodalReranker, RerankedNode
-    from .store import MultimodalQdrantStore, UnsupportedFilterError
+    from .store import MultimodalQdrantStore
 
 __version__ = "0.1.0"
 
@@ -37,7 +40,6 @@ _LAZY = {
     "ImageReader": ".readers",
     "ReadReport": ".readers",
     "MultimodalQdrantStore": ".store",
-    "UnsupportedFilterError": ".store",
     "MultimodalReranker": ".rerank",
     "RerankedNode": ".rerank",
     "MultimodalRetriever": ".pipeline",
@@ -47,7 +49,9 @@ _LAZY = {
 __all__ = sorted(
     [
         *_LAZY,
+        "CaptionFileError",
         "ImageLoadError",
+        "ItemError",
         "ItemFailure",
         "MMSTError",
         "MissingDependencyError",
@@ -55,6 +59,7 @@ __all__ = sorted(
         "SchemaMismatchError",
         "SkippedItemsWarning",
         "StoreLockedError",
+        "UnsupportedFilterError",
         "UnsupportedModalityError",
         "__version__",
     ]

@@ -1,8 +1,13 @@
 """The package's errors, one small tree.
 
 - ``MMSTError``: base of everything raised on purpose here.
-  - ``ImageLoadError`` (also a ``ValueError``): an image could not be read, decoded or was refused
-    (missing, corrupt, over the pixel or byte limit). The message names the item and the cause.
+  - ``ItemError`` (also a ``ValueError``): one named input item failed; ``item`` names it, ``reason`` says why.
+    - ``ImageLoadError``: an image could not be read, decoded or was refused (missing, corrupt, over
+      the pixel or byte limit).
+    - ``CaptionFileError``: a ``captions.json``/``captions.csv`` could not be read; images in its
+      folder load without captions.
+  - ``UnsupportedFilterError`` (also a ``ValueError``): a metadata filter that Qdrant (or the Edge
+    backend) cannot express; the message names the filter and why.
   - ``UnsupportedModalityError`` (also a ``ValueError``): the model cannot encode or score this modality.
   - ``SchemaMismatchError``: an existing collection or index does not match what we were asked to open.
   - ``StoreLockedError``: another process holds the embedded store.
@@ -22,13 +27,31 @@ class MMSTError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
-class ImageLoadError(MMSTError, ValueError):
-    """An image could not be loaded. ``item`` names it (path, URL or position), ``reason`` says why."""
+class ItemError(MMSTError, ValueError):
+    """One input item failed. ``item`` names it (path, URL or position), ``reason`` says why."""
+
+    what = "item"
 
     def __init__(self, item: str, reason: str) -> None:
         self.item = item
         self.reason = reason
-        super().__init__(f"cannot load image {item}: {reason}")
+        super().__init__(f"cannot {self.what} {item}: {reason}")
+
+
+class ImageLoadError(ItemError):
+    """An image could not be loaded (missing, corrupt, refused by a limit)."""
+
+    what = "load image"
+
+
+class CaptionFileError(ItemError):
+    """A caption file could not be read; the images it describes still load, without captions."""
+
+    what = "read caption file"
+
+
+class UnsupportedFilterError(MMSTError, ValueError):
+    """A metadata filter that Qdrant cannot express; the message names the filter and why."""
 
 
 class UnsupportedModalityError(MMSTError, ValueError):

@@ -27,6 +27,9 @@ DEFAULT_MAX_PIXELS = 89_478_485
 """PIL's own decompression-bomb threshold (about 0.25 GiB of RGBA), enforced as a hard limit."""
 
 Openable = Union[str, Path, BytesIO]
+DAMAGED_DATA_ERRORS: tuple[type[BaseException], ...] = (OSError, SyntaxError, ValueError, IndexError, EOFError, struct.error)
+"""What Pillow's format plugins raise on damaged headers or data (seen by fuzzing GIF, PNG, JPEG, WebP,
+TIFF, BMP): ``OSError`` for truncation, the others from struct unpacking and chunk parsing."""
 _WARNING_FILTERS_LOCK = threading.Lock()
 """``warnings.catch_warnings`` swaps process-global filters; decode workers that enter it at once
 restore each other's state out of order, so PIL's warning leaks and the caller's filters can be
@@ -65,8 +68,7 @@ def open_checked(source: Openable, label: str, max_pixels: int | None) -> Image.
         raise ImageLoadError(label, f"refused as a decompression bomb ({exc})") from None
     except OSError as exc:
         raise ImageLoadError(label, f"unreadable ({exc})") from None
-    except (ValueError, SyntaxError, IndexError, struct.error) as exc:
-        # Pillow's plugins raise these on damaged headers (e.g. "Truncated IHDR chunk").
+    except DAMAGED_DATA_ERRORS as exc:  # e.g. "Truncated IHDR chunk"
         raise ImageLoadError(label, f"corrupt image header ({exc})") from None
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
@@ -88,7 +90,7 @@ def to_rgb(image: Image.Image, label: str, options: DecodeOptions) -> Image.Imag
             else:
                 image = image.convert("RGB")
         image.load()
-    except (OSError, SyntaxError, ValueError, IndexError, struct.error, Image.DecompressionBombError) as exc:
+    except (*DAMAGED_DATA_ERRORS, Image.DecompressionBombError) as exc:
         raise ImageLoadError(label, f"corrupt or truncated image data ({exc})") from None
     return image
 

@@ -14,7 +14,9 @@ EXPECTED = {
     "RerankedNode",
     "UnsupportedFilterError",
     "build_pipeline",
+    "CaptionFileError",
     "ImageLoadError",
+    "ItemError",
     "ItemFailure",
     "MMSTError",
     "MissingDependencyError",
@@ -58,3 +60,8 @@ def test_error_tree():
     assert issubclass(e.MissingDependencyError, ImportError)
     error = e.ImageLoadError("photo.jpg", "file not found")
     assert str(error) == "cannot load image photo.jpg: file not found"
+    assert (error.item, error.reason) == ("photo.jpg", "file not found")
+    caption = e.CaptionFileError("captions.json", "invalid JSON")
+    assert isinstance(caption, e.ItemError) and isinstance(error, e.ItemError)
+    assert str(caption) == "cannot read caption file captions.json: invalid JSON"
+    assert issubclass(e.UnsupportedFilterError, e.MMSTError) and issubclass(e.UnsupportedFilterError, ValueError)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +18,10 @@ from llama_index.core import SimpleDirectoryReader
 from llama_index.core.schema import Document
 
 from ..errors import ItemFailure, SkippedItemsWarning
+from ..ids import stable_id
 from ..readers import ImageReader, ReadReport, supported_extensions
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst"})
-ID_NAMESPACE = uuid.UUID("6a1d1f0e-58f5-4d0a-9d8e-3f1f7f0b8e21")
 
 
 @dataclass
@@ -32,11 +31,6 @@ class Collected:
     documents: list[Document] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)
-
-
-def stable_id(*parts: object) -> str:
-    """A UUID (Qdrant accepts these as point ids) derived from the parts."""
-    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
 
 
 def sha256_file(path: Path) -> str:

@@ -2,7 +2,7 @@
 
 from .cache import default_cache_dir
 from .formats import supported_extensions
-from .metadata import CaptionFileError
+from ..errors import CaptionFileError
 from .reader import ImageReader
 from .report import IgnoredPath, ReadReport
 

@@ -11,7 +11,6 @@ import csv
 import hashlib
 import json
 import os
-import struct
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -20,20 +19,12 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from ..errors import MMSTError
+from ..errors import CaptionFileError
+from ..images import DAMAGED_DATA_ERRORS
 
 CHUNK = 1 << 16
 ORIENTATION, DATETIME, MAKE, MODEL, EXIF_IFD, DATETIME_ORIGINAL = 0x0112, 0x0132, 0x010F, 0x0110, 0x8769, 0x9003
 QUARTER_TURNS = (5, 6, 7, 8)
-
-
-class CaptionFileError(MMSTError, ValueError):
-    """A ``captions.json``/``captions.csv`` could not be read; images in its folder load without captions."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.item = path
-        self.reason = reason
-        super().__init__(f"cannot read caption file {path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +87,7 @@ def _exif(image: Image.Image) -> Image.Exif:
         # the base method reads only what the header gave (where cameras and editors put it).
         exif = Image.Image.getexif(image) if image.format == "PNG" else image.getexif()
         exif.get_ifd(EXIF_IFD)
-    except (OSError, SyntaxError, ValueError, struct.error):
+    except DAMAGED_DATA_ERRORS:
         return Image.Exif()
     return exif
 

@@ -9,8 +9,6 @@ scale for this, which reads every byte of entropy-coded data at a fraction of th
 
 from __future__ import annotations
 
-import struct
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -20,12 +18,12 @@ from typing import Any, Iterator, Literal, Union
 from llama_index.core.schema import ImageDocument, MediaResource
 from PIL import Image
 
-from ..errors import ImageLoadError, MMSTError
+from ..errors import CaptionFileError, ImageLoadError, MMSTError
 from ..fetch import FetchOptions, fetch_bytes
-from ..images import DecodeOptions, open_checked, to_rgb
+from ..ids import stable_id
+from ..images import DAMAGED_DATA_ERRORS, DecodeOptions, open_checked, to_rgb
 from .cache import RenderCache
 from .metadata import (
-    CaptionFileError,
     Content,
     caption_for,
     image_metadata,
@@ -35,7 +33,6 @@ from .metadata import (
 from .pdf import read_pages
 from .sources import Source
 
-ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://pypi.org/project/llama-index-mm-st/readers")
 EMBED_EXCLUDED = [
     "file_path",
     "file_name",
@@ -80,11 +77,6 @@ class ReadSettings:
 class Outcome:
     documents: list[ImageDocument] = field(default_factory=list)
     failures: list[MMSTError] = field(default_factory=list)
-
-
-def document_id(key: str) -> str:
-    """A UUID (which vector stores such as Qdrant accept as a point id) derived from the source key."""
-    return str(uuid.uuid5(ID_NAMESPACE, key))
 
 
 def read_source(source: Source, settings: ReadSettings) -> Outcome:
@@ -156,7 +148,7 @@ def _document(
         metadata = {**metadata, **settings.extra_info}
     # Built from a MediaResource: ImageDocument(image_path=/image_url=) would open the file or fetch the URL again.
     return ImageDocument(
-        id_=document_id(key),
+        id_=stable_id(key),
         text=text,
         image_resource=MediaResource(path=image_path, url=source.url, mimetype=mimetype),
         metadata=metadata,
@@ -214,10 +206,6 @@ def _image(
     return outcome
 
 
-CORRUPT_DATA_ERRORS = (OSError, SyntaxError, ValueError, IndexError, EOFError, struct.error)
-"""What Pillow's format plugins raise on damaged data (seen by fuzzing GIF, PNG, JPEG, WebP, TIFF, BMP)."""
-
-
 @contextmanager
 def _corrupt_data_fails(label: str) -> Iterator[None]:
     """Turn a plugin's low-level error on damaged data into an ``ImageLoadError`` naming the file."""
@@ -225,7 +213,7 @@ def _corrupt_data_fails(label: str) -> Iterator[None]:
         yield
     except ImageLoadError:
         raise
-    except CORRUPT_DATA_ERRORS as exc:
+    except DAMAGED_DATA_ERRORS as exc:
         raise ImageLoadError(label, f"corrupt or truncated image data ({type(exc).__name__}: {exc})") from None
 
 

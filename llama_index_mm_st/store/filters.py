@@ -21,13 +21,9 @@ from llama_index.core.vector_stores.types import (
 )
 from qdrant_client import models
 
-from llama_index_mm_st.errors import MMSTError
+from llama_index_mm_st.errors import UnsupportedFilterError
 
 Condition = Union[models.FieldCondition, models.IsEmptyCondition, models.Filter]
-
-
-class UnsupportedFilterError(MMSTError, ValueError):
-    """A metadata filter that Qdrant cannot express; the message names the filter and why."""
 
 
 def _number(value: Any) -> bool:

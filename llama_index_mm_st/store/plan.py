@@ -6,8 +6,6 @@ Qdrant for is decided (and tested) here, once.
 
 from __future__ import annotations
 
-import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
@@ -25,26 +23,13 @@ from llama_index_mm_st.store.schema import (
     RESERVED_PAYLOAD_KEYS,
     SPARSE_VECTOR_NAME,
 )
+from llama_index_mm_st.ids import point_id
 from llama_index_mm_st.inputs import image_reference_parts, node_field
 from llama_index_mm_st.types import Modality, SparseVector
 
-_ID_NAMESPACE = uuid.UUID("6f1c3f52-8a7e-4b4e-9a55-2f0d4f6a3c11")
 
 SparseEncoder = Callable[[str], Any]
 """Text -> a sparse vector: an object with ``indices`` and ``values`` (``SparseVector`` or an engine's own)."""
-
-
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def point_id(node_id: str) -> str:
-    """Qdrant ids must be UUIDs or integers: keep a UUID node id, map any other id to a stable UUID5."""
-    if _CANONICAL_UUID.fullmatch(node_id):  # LlamaIndex's own ids: skip the slower parse
-        return node_id
-    try:
-        return str(uuid.UUID(node_id))
-    except ValueError:
-        return str(uuid.uuid5(_ID_NAMESPACE, node_id))
 
 
 @dataclass(frozen=True)

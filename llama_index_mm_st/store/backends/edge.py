@@ -18,9 +18,8 @@ import filelock
 import qdrant_edge as q
 from qdrant_client import models
 
-from llama_index_mm_st.errors import StoreLockedError
+from llama_index_mm_st.errors import StoreLockedError, UnsupportedFilterError
 from llama_index_mm_st.store.backends.base import Hit
-from llama_index_mm_st.store.filters import UnsupportedFilterError
 from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
 from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
