@@ -20,6 +20,7 @@ from .errors import (
     SchemaMismatchError,
     SkippedItemsWarning,
     StoreLockedError,
+    UnscoredNodesWarning,
     UnsupportedFilterError,
     UnsupportedModalityError,
 )
@@ -59,6 +60,7 @@ __all__ = sorted(
         "SchemaMismatchError",
         "SkippedItemsWarning",
         "StoreLockedError",
+        "UnscoredNodesWarning",
         "UnsupportedFilterError",
         "UnsupportedModalityError",
         "__version__",

@@ -15,6 +15,7 @@
 
 ``ItemFailure`` records one failed item of a batch; ``SkippedItemsWarning`` carries the list of them
 when a batch runs with ``on_error="skip"``, so nothing is dropped without a report.
+``UnscoredNodesWarning`` says that the reranker kept nodes no scorer reads at their retrieval rank.
 """
 
 from __future__ import annotations
@@ -94,7 +95,11 @@ class SkippedItemsWarning(UserWarning):
         super().__init__(f"{what}: skipped {len(self.failures)} item(s): {lines}")
 
 
-ON_ERROR_VALUES = ("raise", "skip")
+class UnscoredNodesWarning(UserWarning):
+    """The reranker kept some nodes at their retrieval rank because no given scorer reads them."""
+
+
+ON_ERROR_VALUES = ("raise", "skip")  # the values of types.OnError
 
 
 def check_on_error(on_error: str) -> None:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, TypeVar, Union
+from typing import Callable, Sequence, TypeVar, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -149,9 +149,3 @@ def map_isolated(
         return [run(item) for item in items]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmst-decode") as pool:
         return list(pool.map(run, items))
-
-
-def iter_chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
-    """Consecutive slices of at most ``size`` items."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

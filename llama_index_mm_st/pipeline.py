@@ -8,8 +8,8 @@ the reranker, the image (when given) drives the dense branches.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, List, Literal, Optional
+from dataclasses import dataclass
+from typing import Any, Generator, List, Literal, Optional, Union
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -25,6 +25,27 @@ from .embedding import MultimodalEmbedding
 from .types import Modality
 
 SearchMode = Literal["dense", "sparse", "hybrid"]
+
+
+@dataclass(frozen=True)
+class _Embed:
+    query_bundle: QueryBundle
+
+
+@dataclass(frozen=True)
+class _Query:
+    query: VectorStoreQuery
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Rerank:
+    nodes: List[NodeWithScore]
+    query_bundle: QueryBundle
+
+
+Step = Union[_Embed, _Query, _Rerank]
+"""One I/O step of a retrieval; ``MultimodalRetriever._steps`` yields them, a driver runs them."""
 _MODES = {"dense": VectorStoreQueryMode.DEFAULT, "sparse": VectorStoreQueryMode.SPARSE,
           "hybrid": VectorStoreQueryMode.HYBRID}
 
@@ -68,38 +89,57 @@ class MultimodalRetriever(BaseRetriever):
             kwargs["modality"] = self.modality
         return kwargs
 
-    def _needs_dense(self) -> bool:
-        return self.mode != "sparse"
-
-    def _embed(self, query_bundle: QueryBundle) -> Optional[List[float]]:
-        if not self._needs_dense():
-            return None
-        if query_bundle.image_path:
-            return self.embedding.get_image_query_embedding(query_bundle.image_path)
-        _require_text(query_bundle)
-        return self.embedding.get_query_embedding(query_bundle.query_str)
-
-    async def _aembed(self, query_bundle: QueryBundle) -> Optional[List[float]]:
-        if not self._needs_dense():
-            return None
-        if query_bundle.image_path:
-            return await self.embedding.aget_image_query_embedding(query_bundle.image_path)
-        _require_text(query_bundle)
-        return await self.embedding.aget_query_embedding(query_bundle.query_str)
-
-    def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
-        result = self.store.query(self._plan(query_bundle, self._embed(query_bundle)), **self._query_kwargs(query_bundle))
+    def _steps(self, query_bundle: QueryBundle) -> Generator[Step, Any, List[NodeWithScore]]:
+        """The retrieval, written once: it yields each step for a driver to run (sync or async) and is
+        sent back the step's result, so ``_retrieve`` and ``_aretrieve`` share every decision."""
+        embedding = None
+        if self.mode != "sparse":
+            if not query_bundle.image_path:
+                _require_text(query_bundle)
+            embedding = yield _Embed(query_bundle)
+        result = yield _Query(self._plan(query_bundle, embedding), self._query_kwargs(query_bundle))
         nodes = _with_scores(result)
         if self.reranker is not None and nodes:
-            nodes = self.reranker.postprocess_nodes(nodes, query_bundle)
+            nodes = yield _Rerank(nodes, query_bundle)
         return nodes
 
+    def _run(self, step: Step) -> Any:
+        if isinstance(step, _Embed):
+            bundle = step.query_bundle
+            if bundle.image_path:
+                return self.embedding.get_image_query_embedding(bundle.image_path)
+            return self.embedding.get_query_embedding(bundle.query_str)
+        if isinstance(step, _Query):
+            return self.store.query(step.query, **step.kwargs)
+        return self.reranker.postprocess_nodes(step.nodes, step.query_bundle)  # type: ignore[union-attr]
+
+    async def _arun(self, step: Step) -> Any:
+        if isinstance(step, _Embed):
+            bundle = step.query_bundle
+            if bundle.image_path:
+                return await self.embedding.aget_image_query_embedding(bundle.image_path)
+            return await self.embedding.aget_query_embedding(bundle.query_str)
+        if isinstance(step, _Query):
+            return await self.store.aquery(step.query, **step.kwargs)
+        return await self.reranker.apostprocess_nodes(step.nodes, step.query_bundle)  # type: ignore[union-attr]
+
+    def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+        steps = self._steps(query_bundle)
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(self._run(step))
+        except StopIteration as done:
+            return done.value
+
     async def _aretrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
-        plan = self._plan(query_bundle, await self._aembed(query_bundle))
-        nodes = _with_scores(await self.store.aquery(plan, **self._query_kwargs(query_bundle)))
-        if self.reranker is not None and nodes:
-            nodes = await asyncio.to_thread(self.reranker.postprocess_nodes, nodes, query_bundle)
-        return nodes
+        steps = self._steps(query_bundle)
+        try:
+            step = next(steps)
+            while True:
+                step = steps.send(await self._arun(step))
+        except StopIteration as done:
+            return done.value
 
     def search(self, text: Optional[str] = None, *, image: Any = None) -> List[NodeWithScore]:
         """Search by text, by an image (path or URL), or both."""

@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from io import BytesIO
-from pathlib import Path
-from typing import Literal, Mapping, Sequence, Union
-
-import numpy as np
-from PIL import Image
+from typing import Literal, Sequence, get_args
 
 Modality = Literal["text", "image", "text+image"]
 """What an item carries. The store names its dense vectors after the first two."""
 
-MODALITIES: tuple[Modality, ...] = ("text", "image", "text+image")
-DENSE_VECTOR_NAMES: tuple[Literal["text", "image"], ...] = ("text", "image")
+MODALITIES: tuple[Modality, ...] = get_args(Modality)
+"""Every modality, in this order wherever they are listed (summaries, counts)."""
+DenseVectorName = Literal["text", "image"]
+DENSE_VECTOR_NAMES: tuple[DenseVectorName, ...] = get_args(DenseVectorName)
+
+OnError = Literal["raise", "skip"]
+"""What a batch does with an item that can't be read. ``"raise"`` is the default of the Python API
+(a caller's one image should fail loudly); the CLI and reader, which walk whole folders, skip and report."""
+OnUnsupported = Literal["raise", "keep"]
+"""What the reranker does with a node no scorer reads: ``"keep"`` leaves it at its retrieval rank."""
 
 Role = Literal["query", "document"]
 """Which side of retrieval an input is on; it selects the model's prompt."""
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-
-ImageSource = Union[str, Path, bytes, bytearray, BytesIO, Image.Image, np.ndarray]
-"""Anything that names or holds one image: path, URL, data URI, bytes, file object, PIL image, array."""
-
-TextImagePair = Mapping[str, object]
-"""``{"text": str, "image": ImageSource}`` for models that fuse both."""
 
 Embedding = list[float]
 

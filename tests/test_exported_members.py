@@ -25,6 +25,7 @@ EXPECTED = {
     "SchemaMismatchError",
     "SkippedItemsWarning",
     "StoreLockedError",
+    "UnscoredNodesWarning",
     "UnsupportedModalityError",
     "__version__",
 }

@@ -11,7 +11,7 @@ import asyncio
 import warnings
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
@@ -19,23 +19,26 @@ from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageNode
 from sentence_transformers import SentenceTransformer
 
-from ..errors import ItemFailure, SkippedItemsWarning, check_on_error
+from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error
 from ..fetch import FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
-from ..inputs import ImageRef, ResolvedInput, image_ref, resolve_node, resolve_pair, resolve_text
+from ..inputs import Parts, image_input, pair_input, read_node, text_input
 from ..runtime import resolve_device, resolve_precision, torch_dtype
-from ..types import Embedding, Modality, Precision, Role
+from ..types import Embedding, Modality, OnError, Precision, Role
 from .batcher import DynamicBatcher
-from .encoder import EncodeItem, EncodeSettings, Encoder
+from .encoder import EncodeSettings, Encoder
 from .profiles import backbone_config, image_target_size, profile_for
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
-_RESOLVERS: Dict[Modality, Callable[[Any, int], ResolvedInput]] = {
-    "text": resolve_text,
-    "image": lambda item, position: ResolvedInput("image", image=image_ref(item, position)),
-    "text+image": resolve_pair,
+_INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = {
+    "text": text_input,
+    "image": image_input,
+    "text+image": pair_input,
 }
+
+Outcome = Union[Embedding, Exception]
+"""One item's result in the shared routine: its vector, or the error that stopped it."""
 
 
 @dataclass
@@ -147,51 +150,59 @@ class MultimodalEmbedding(MultiModalEmbedding):
         """Whether the model can encode this modality (text+image needs a VLM embedder)."""
         return self._encoder.supports(modality)
 
+    # ---- the one routine -----------------------------------------------------------------------
+
+    def _encode_parts(self, items: Sequence[Union[Parts, Exception]], role: Role, *, stop_on_error: bool,
+                      show_progress: bool = False) -> List[Outcome]:
+        """Group by modality, encode each group, and put every result back at its item's position.
+
+        Every public path (``embed``, the ingestion ``__call__``, coalesced async calls) ends here, so
+        grouping and failure bookkeeping exist once. An item that is already an exception (it could
+        not be read) stays one; an image that fails to load becomes its ``ImageLoadError``, or raises
+        at once with ``stop_on_error``.
+        """
+        results: List[Outcome] = [item if isinstance(item, Exception) else _PENDING for item in items]
+        groups: Dict[Modality, List[int]] = {}
+        for position, item in enumerate(items):
+            if isinstance(item, Parts):
+                groups.setdefault(item.modality, []).append(position)
+        for modality, positions in groups.items():
+            output = self._encoder.encode(modality, [items[p] for p in positions], role,  # type: ignore[misc]
+                                          stop_on_error=stop_on_error, progress=show_progress)
+            failed = {failure.position: failure.error for failure in output.failures}
+            for local, position in enumerate(positions):
+                results[position] = failed[local] if local in failed else output.vectors[local].tolist()
+        return results
+
+    def _read_input(self, item: Any, position: int, modality: Optional[Modality]) -> Parts:
+        """One caller input as ``Parts``: by ``modality``, or by what the node carries when it is None."""
+        if modality is None:
+            return read_node(item).parts(fuse=self._fuses())
+        if modality not in _INPUT_READERS:
+            raise ValueError(f"modality must be one of {list(_INPUT_READERS)} or None, got {modality!r}")
+        return _INPUT_READERS[modality](item, position)
+
     # ---- the general method -------------------------------------------------------------------
 
     def embed(self, inputs: Sequence[Any], modality: Optional[Modality] = None, *, role: Role = "document",
-              on_error: str = "raise", show_progress: bool = False) -> EmbeddingResult:
+              on_error: OnError = "raise", show_progress: bool = False) -> EmbeddingResult:
         """Embed inputs of one ``modality``, or LlamaIndex nodes of any modality when it is None.
 
         Inputs are grouped by modality, encoded in batches, and returned in input order. With
-        ``on_error="skip"`` bad images become ``None`` and are listed in ``failures``.
+        ``on_error="skip"`` bad images become ``None`` and are listed in ``failures``. A wrong input
+        type is always a ``TypeError``: it is a bug in the caller, not bad data.
         """
         check_on_error(on_error)
         if role not in ("query", "document"):
             raise ValueError(f"role must be 'query' or 'document', got {role!r}")
         if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence):
             raise TypeError(f"inputs must be a list, got {type(inputs).__name__}")
-        resolved = [self._resolve(item, position, modality) for position, item in enumerate(inputs)]
-        embeddings: List[Optional[Embedding]] = [None] * len(resolved)
-        failures: List[ItemFailure] = []
-        for group, positions in _group_by_modality(resolved).items():
-            items = [_encode_item(resolved[p]) for p in positions]
-            output = self._encoder.encode(group, items, role, stop_on_error=on_error == "raise",
-                                          progress=show_progress)
-            failed = set()
-            for failure in output.failures:
-                failed.add(failure.position)
-                failures.append(ItemFailure(positions[failure.position], failure.item, failure.error))
-            for local, position in enumerate(positions):
-                if local not in failed:
-                    embeddings[position] = output.vectors[local].tolist()
-        failures.sort(key=lambda failure: failure.position)
-        return EmbeddingResult(embeddings, failures)
+        parts = [self._read_input(item, position, modality) for position, item in enumerate(inputs)]
+        outcomes = self._encode_parts(parts, role, stop_on_error=on_error == "raise", show_progress=show_progress)
+        return _as_result(outcomes)
 
-    def _resolve(self, item: Any, position: int, modality: Optional[Modality]) -> ResolvedInput:
-        if modality is None:
-            resolved = resolve_node(item, position)
-            if resolved.modality == "text+image" and not self._fuses():
-                return ResolvedInput("image", image=resolved.image)
-            return resolved
-        if modality not in _RESOLVERS:
-            raise ValueError(f"modality must be one of {list(_RESOLVERS)} or None, got {modality!r}")
-        return _RESOLVERS[modality](item, position)
-
-    def _embed_strict(self, inputs: Sequence[Any], modality: Modality, role: Role,
-                      show_progress: bool = False) -> List[Embedding]:
-        result = self.embed(inputs, modality, role=role, show_progress=show_progress)
-        return [vector for vector in result.embeddings if vector is not None]
+    def _embed_strict(self, inputs: Sequence[Any], modality: Modality, role: Role) -> List[Embedding]:
+        return self.embed(inputs, modality, role=role).embeddings  # type: ignore[return-value]
 
     # ---- LlamaIndex text API --------------------------------------------------------------------
 
@@ -235,7 +246,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
         return await self._submit("image", "query", image)
 
     def get_image_embedding_batch(self, img_file_paths: List[Any], show_progress: bool = False,
-                                  on_error: str = "raise") -> List[Embedding]:
+                                  on_error: OnError = "raise") -> List[Embedding]:
         """Embed many images in one pipelined pass. With ``on_error="skip"`` the good images are returned
         in order and a ``SkippedItemsWarning`` lists the bad ones with their positions."""
         with self.callback_manager.event(CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}) as event:
@@ -245,7 +256,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
         return embeddings
 
     async def aget_image_embedding_batch(self, img_file_paths: List[Any], show_progress: bool = False,
-                                         on_error: str = "raise") -> List[Embedding]:
+                                         on_error: OnError = "raise") -> List[Embedding]:
         return await asyncio.to_thread(self.get_image_embedding_batch, img_file_paths, show_progress, on_error)
 
     # ---- text+image -----------------------------------------------------------------------------
@@ -259,66 +270,40 @@ class MultimodalEmbedding(MultiModalEmbedding):
 
     # ---- ingestion transformation ---------------------------------------------------------------
 
-    def __call__(self, nodes: Sequence[BaseNode], show_progress: bool = False, on_error: str = "raise",
+    def __call__(self, nodes: Sequence[BaseNode], show_progress: bool = False, on_error: OnError = "raise",
                  **kwargs: Any) -> Sequence[BaseNode]:
         """Set each node's embedding from its modality (an ingestion-pipeline transformation).
 
-        ``ImageNode``: ``embedding`` from its image (or fused with its text when ``fuse_text_and_image``),
-        ``text_embedding`` from its text when it has any. Other nodes: ``embedding`` from their text.
-        With ``on_error="skip"`` nodes whose image can't be loaded are left out of the returned list
-        and reported in a ``SkippedItemsWarning``.
+        A node with pixels: ``embedding`` from its image (or fused with its words when
+        ``fuse_text_and_image``), and ``text_embedding`` from its words when it has any. Other nodes:
+        ``embedding`` from their text. With ``on_error="skip"`` nodes whose image can't be loaded are
+        left out of the returned list and reported in a ``SkippedItemsWarning``.
         """
         check_on_error(on_error)
-        main_inputs, main_modalities, text_of_images = self._plan_nodes(nodes)
-        vectors: List[Optional[Embedding]] = [None] * len(nodes)
-        failures: List[ItemFailure] = []
-        for modality in ("text", "image", "text+image"):
-            positions = [i for i, m in enumerate(main_modalities) if m == modality]
-            if not positions:
+        read = [read_node(node) for node in nodes]
+        fuse = self._fuses()
+        text_of = {position: parts.text_parts() for position, parts in enumerate(read)}
+        text_of = {position: text for position, text in text_of.items() if text is not None}
+        items: List[Union[Parts, Exception]] = [parts.parts(fuse) for parts in read]
+        items += list(text_of.values())  # one pass: these batch with the text nodes
+        outcomes = self._encode_parts(items, "document", stop_on_error=on_error == "raise",
+                                      show_progress=show_progress)
+        text_vectors = dict(zip(text_of, outcomes[len(read):]))
+        kept, failures = [], []
+        for position, (node, outcome) in enumerate(zip(nodes, outcomes)):
+            if isinstance(outcome, Exception):
+                failures.append(ItemFailure(position, f"node {node.node_id} ({_item_label(outcome)})", outcome))
                 continue
-            result = self.embed([main_inputs[i] for i in positions], modality, on_error=on_error,  # type: ignore[arg-type]
-                                show_progress=show_progress)
-            for local, position in enumerate(positions):
-                vectors[position] = result.embeddings[local]
-            failures += [ItemFailure(positions[f.position], f"node {nodes[positions[f.position]].node_id} ({f.item})",
-                                     f.error) for f in result.failures]
-        if text_of_images:
-            text_positions = [i for i in text_of_images if vectors[i] is not None]
-            texts = self._embed_strict([text_of_images[i] for i in text_positions], "text", "document")
-            for position, vector in zip(text_positions, texts):
-                nodes[position].text_embedding = vector  # type: ignore[attr-defined]
-        kept = []
-        for node, vector in zip(nodes, vectors):
-            if vector is not None:
-                node.embedding = vector
-                kept.append(node)
+            node.embedding = outcome
+            if position in text_vectors:
+                node.text_embedding = text_vectors[position]  # type: ignore[attr-defined]
+            kept.append(node)
         if failures:
-            failures.sort(key=lambda failure: failure.position)
             warnings.warn(SkippedItemsWarning("embedding nodes", failures), stacklevel=2)
         return kept
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         return await asyncio.to_thread(partial(self.__call__, nodes, **kwargs))
-
-    def _plan_nodes(self, nodes: Sequence[BaseNode]) -> tuple[list, list, Dict[int, str]]:
-        """Per node: the main input and its modality; and the text of image nodes that have words."""
-        inputs, modalities, text_of_images = [], [], {}
-        fuse = self._fuses()
-        for position, node in enumerate(nodes):
-            resolved = resolve_node(node, position)
-            if resolved.modality == "text":
-                inputs.append(resolved.text)
-                modalities.append("text")
-                continue
-            if resolved.text:
-                text_of_images[position] = resolved.text
-            if fuse and resolved.text:
-                inputs.append({"text": resolved.text, "image": node})
-                modalities.append("text+image")
-            else:
-                inputs.append(node)
-                modalities.append("image")
-        return inputs, modalities, text_of_images
 
     def _fuses(self) -> bool:
         """Whether an ImageNode with text is embedded as one fused text+image input."""
@@ -334,40 +319,29 @@ class MultimodalEmbedding(MultiModalEmbedding):
             self._batchers[key] = batcher
         return await batcher.submit(item)
 
-    def _run_coalesced(self, modality: Modality, role: Role, items: Sequence[Any]) -> List[Any]:
+    def _run_coalesced(self, modality: Modality, role: Role, items: Sequence[Any]) -> List[Outcome]:
         """One coalesced batch: each caller gets its vector, or its own error (never a neighbour's)."""
-        resolved: List[Any] = []
+        parts: List[Union[Parts, Exception]] = []
         for position, item in enumerate(items):
             try:
-                resolved.append(self._resolve(item, position, modality))
+                parts.append(self._read_input(item, position, modality))
             except (TypeError, ValueError) as exc:
-                resolved.append(exc)
-        good = [i for i, r in enumerate(resolved) if not isinstance(r, Exception)]
-        results: List[Any] = list(resolved)
-        if good:
-            group_items = [_encode_item(resolved[i]) for i in good]
-            output = self._encoder.encode(modality, group_items, role, stop_on_error=False)
-            for failure in output.failures:
-                results[good[failure.position]] = failure.error
-            for local, index in enumerate(good):
-                if not isinstance(results[index], Exception):
-                    results[index] = output.vectors[local].tolist()
-        return results
+                parts.append(exc)
+        return self._encode_parts(parts, role, stop_on_error=False)
 
 
-def _group_by_modality(resolved: Sequence[ResolvedInput]) -> Dict[Modality, List[int]]:
-    groups: Dict[Modality, List[int]] = {}
-    for position, item in enumerate(resolved):
-        groups.setdefault(item.modality, []).append(position)
-    return groups
+_PENDING: Any = None
+"""Placeholder of a result not computed yet; every one is replaced before ``_encode_parts`` returns."""
 
 
-def _encode_item(resolved: ResolvedInput) -> EncodeItem:
-    if resolved.modality == "text":
-        return resolved.text  # type: ignore[return-value]
-    if resolved.modality == "image":
-        return resolved.image  # type: ignore[return-value]
-    return (resolved.text, resolved.image)  # type: ignore[return-value]
+def _item_label(error: Exception) -> str:
+    return error.item if isinstance(error, ItemError) else type(error).__name__
+
+
+def _as_result(outcomes: Sequence[Outcome]) -> EmbeddingResult:
+    failures = [ItemFailure(position, _item_label(outcome), outcome)
+                for position, outcome in enumerate(outcomes) if isinstance(outcome, Exception)]
+    return EmbeddingResult([None if isinstance(o, Exception) else o for o in outcomes], failures)
 
 
 def _report_skipped(result: EmbeddingResult, what: str) -> List[Embedding]:

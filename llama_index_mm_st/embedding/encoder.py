@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -25,12 +25,9 @@ from ..concurrency import Prefetched
 from ..errors import ImageLoadError, ItemFailure, UnsupportedModalityError
 from ..fetch import FetchOptions
 from ..images import DecodeOptions
-from ..inputs import ImageRef
+from ..inputs import Parts
 from ..types import Modality, Role
 from .profiles import ModelProfile, text_processing_kwargs
-
-EncodeItem = Union[str, ImageRef, tuple[str, ImageRef]]
-"""Text, an image reference, or a (text, image) pair, by modality."""
 
 _ST_MODALITY: dict[str, Any] = {"text": "text", "image": "image", "text+image": ("image", "text")}
 
@@ -103,9 +100,10 @@ class Encoder:
                 f"this model cannot encode {modality!r} inputs; it supports {self.model.modalities}"
             )
 
-    def encode(self, modality: Modality, items: Sequence[EncodeItem], role: Role, *, stop_on_error: bool,
+    def encode(self, modality: Modality, items: Sequence[Parts], role: Role, *, stop_on_error: bool,
                progress: bool = False) -> EncodeOutput:
-        """Encode same-modality items. With ``stop_on_error`` the first bad item raises ``ImageLoadError``."""
+        """Encode items that all have ``modality``. With ``stop_on_error`` the first bad item raises
+        ``ImageLoadError``; otherwise bad items are listed in the output's ``failures``."""
         self.check_supported(modality)
         dim = self.dimension()
         vectors = np.zeros((len(items), dim), dtype=np.float32)
@@ -136,12 +134,12 @@ class Encoder:
         truncate = self.settings.truncate_dim
         return min(full, truncate) if truncate else full
 
-    def _order(self, modality: Modality, items: Sequence[EncodeItem]) -> list[int]:
+    def _order(self, modality: Modality, items: Sequence[Parts]) -> list[int]:
         if modality != "text":
             return list(range(len(items)))
-        return sorted(range(len(items)), key=lambda i: -len(items[i]))  # type: ignore[arg-type]
+        return sorted(range(len(items)), key=lambda i: -len(items[i].text or ""))
 
-    def _prepare(self, modality: Modality, items: Sequence[EncodeItem], role: Role) -> Iterator[_Prepared]:
+    def _prepare(self, modality: Modality, items: Sequence[Parts], role: Role) -> Iterator[_Prepared]:
         order = self._order(modality, items)
         size = self.settings.batch_size
         for start in range(0, len(order), size):
@@ -150,28 +148,27 @@ class Encoder:
             features = self._preprocess(inputs, role) if inputs else None
             yield _Prepared(ok, features, failures)
 
-    def _load(self, modality: Modality, chunk: Sequence[EncodeItem], positions: Sequence[int]
+    def _load(self, modality: Modality, chunk: Sequence[Parts], positions: Sequence[int]
               ) -> tuple[list[Any], list[int], list[ItemFailure]]:
         if modality == "text":
-            return list(chunk), list(positions), []
+            return [item.text for item in chunk], list(positions), []
         results = list(self._pool.map(self._load_one, chunk))
         inputs, ok, failures = [], [], []
         for position, item, result in zip(positions, chunk, results):
             if isinstance(result, ImageLoadError):
-                failures.append(ItemFailure(position, _label(item), result))
+                failures.append(ItemFailure(position, item.image.label if item.image else "text", result))
             else:
                 inputs.append(result)
                 ok.append(position)
         return inputs, ok, failures
 
-    def _load_one(self, item: EncodeItem) -> Any:
+    def _load_one(self, item: Parts) -> Any:
+        """The model input of one item (its image decoded), or the ``ImageLoadError`` in its place."""
         try:
-            if isinstance(item, tuple):
-                text, ref = item
-                return {"text": text, "image": ref.load(self.settings.decode, self.settings.fetch)}
-            return item.load(self.settings.decode, self.settings.fetch)  # type: ignore[union-attr]
+            image = item.image.load(self.settings.decode, self.settings.fetch)  # type: ignore[union-attr]
         except ImageLoadError as exc:
             return exc
+        return image if item.text is None else {"text": item.text, "image": image}
 
     def _call_kwargs(self, role: Role) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"task": role}
@@ -196,7 +193,7 @@ class Encoder:
             embeddings = torch.nn.functional.normalize(embeddings, p=2, dim=-1)
         return embeddings.cpu().numpy()
 
-    def _encode_multi_process(self, modality: Modality, items: Sequence[EncodeItem], role: Role,
+    def _encode_multi_process(self, modality: Modality, items: Sequence[Parts], role: Role,
                               stop_on_error: bool, output: EncodeOutput) -> EncodeOutput:
         """Spread a large group over ``settings.devices`` with sentence-transformers' process pool."""
         inputs, ok, failures = self._load(modality, items, range(len(items)))
@@ -214,10 +211,3 @@ class Encoder:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
-
-def _label(item: EncodeItem) -> str:
-    if isinstance(item, tuple):
-        return item[1].label
-    if isinstance(item, ImageRef):
-        return item.label
-    return repr(item[:40])

@@ -2,14 +2,14 @@
 
 from .fusion import DEFAULT_RRF_K
 from .reranker import MultimodalReranker, RerankedNode
-from .scorers.base import Content, Scorer
+from .scorers.base import LoadedParts, Scorer
 from .scorers.cross_encoder import CrossEncoderScorer
 from .scorers.itm import BlipITMScorer
-from .selection import SCORER_BY_ARCHITECTURE, LoadOptions
+from .loading import SCORER_BY_ARCHITECTURE, LoadOptions
 
 __all__ = [
     "BlipITMScorer",
-    "Content",
+    "LoadedParts",
     "CrossEncoderScorer",
     "DEFAULT_RRF_K",
     "LoadOptions",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
@@ -20,16 +20,34 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
-from ..errors import ImageLoadError, ItemFailure, SkippedItemsWarning, UnsupportedModalityError, check_on_error
-from ..types import Precision
-from .candidates import Route, Side, content, find_route, load_images, node_side, query_side
+from ..errors import (
+    ImageLoadError,
+    ItemFailure,
+    SkippedItemsWarning,
+    UnscoredNodesWarning,
+    UnsupportedModalityError,
+    check_on_error,
+)
+from ..inputs import Parts
+from ..types import OnError, OnUnsupported, Precision
+from .routing import Route, content, find_route, load_images, node_side, query_side
 from .fusion import DEFAULT_RRF_K, keep_in_place, rank_by_score, reciprocal_rank_fusion
 from .scorers.base import Scorer
-from .selection import LoadOptions, ModelSpec, load_scorer
+from .loading import LoadOptions, ModelSpec, load_scorer
 
 dispatcher = get_dispatcher(__name__)
 
-ON_UNSUPPORTED_VALUES = ("raise", "keep")
+ON_UNSUPPORTED_VALUES = ("raise", "keep")  # the values of types.OnUnsupported
+
+
+
+_SCORER_HINTS = {
+    ("text", "image"): "add an image-text scorer such as BLIP (Salesforce/blip-itm-base-coco) to rerank them",
+    ("text", "text+image"): "add an image-text scorer such as BLIP, or a VLM reranker, to rerank them",
+    ("text", "text"): "add a text cross-encoder such as cross-encoder/ms-marco-MiniLM-L-6-v2 to rerank them",
+    ("image", "text"): "add an image-text scorer such as BLIP to rerank them",
+    ("image", "image"): "add a VLM reranker such as Qwen/Qwen3-VL-Reranker-2B to rerank them",
+}
 
 
 class RerankedNode(NodeWithScore):
@@ -59,8 +77,10 @@ class MultimodalReranker(BaseNodePostprocessor):
     so ``score`` is the reciprocal-rank-fusion score of the per-scorer rankings (``rrf_k``) and
     ``model_score`` keeps each model's own score. ``retrieval_score`` keeps the incoming score.
 
-    ``on_unsupported="keep"`` leaves a node no scorer reads at its retrieval position (unscored)
-    instead of raising ``UnsupportedModalityError``. ``on_error="skip"`` puts a node whose image
+    ``on_unsupported="keep"`` (the default) leaves a node no scorer reads at its retrieval position,
+    unscored, and warns once per reranker naming what is missing: whether a retriever returns an
+    image depends on the query, so a pipeline must not crash on the first query that returns one.
+    ``"raise"`` raises ``UnsupportedModalityError`` instead. ``on_error="skip"`` puts a node whose image
     can't be loaded at the bottom (unscored) and reports it with a ``SkippedItemsWarning``,
     instead of raising its ``ImageLoadError``.
     """
@@ -73,12 +93,15 @@ class MultimodalReranker(BaseNodePostprocessor):
     instruction: Optional[str] = Field(
         default=None, description="Task instruction for chat-template (VLM) rerankers; other models don't get it."
     )
-    on_error: Literal["raise", "skip"] = Field(default="raise", description="Unloadable images: raise or skip.")
-    on_unsupported: Literal["raise", "keep"] = Field(default="raise", description="Unscorable nodes: raise or keep.")
+    on_error: OnError = Field(default="raise", description="Unloadable images: raise or skip.")
+    on_unsupported: OnUnsupported = Field(
+        default="keep", description="Nodes no scorer reads: keep them at their retrieval rank (warned once), or raise."
+    )
     rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0, description="RRF constant when several scorers are used.")
     decode_workers: Optional[int] = Field(default=None, description="Image decoding threads; None: one per core.")
 
     _scorers: List[Scorer] = PrivateAttr()
+    _warned_unscored: set = PrivateAttr(default_factory=set)
 
     def __init__(
         self,
@@ -88,8 +111,8 @@ class MultimodalReranker(BaseNodePostprocessor):
         precision: Precision = "auto",
         device: Optional[str] = None,
         instruction: Optional[str] = None,
-        on_error: Literal["raise", "skip"] = "raise",
-        on_unsupported: Literal["raise", "keep"] = "raise",
+        on_error: OnError = "raise",
+        on_unsupported: OnUnsupported = "keep",
         rrf_k: int = DEFAULT_RRF_K,
         decode_workers: Optional[int] = None,
         trust_remote_code: bool = False,
@@ -185,7 +208,7 @@ class MultimodalReranker(BaseNodePostprocessor):
         ]
 
     def _plan(
-        self, query: Side, nodes: Sequence[NodeWithScore]
+        self, query: Parts, nodes: Sequence[NodeWithScore]
     ) -> tuple[list[Route], list[int], dict[int, ImageLoadError]]:
         """Route every node; collect the ones no scorer reads and the ones whose image is unusable."""
         routes: list[Route] = []
@@ -202,6 +225,8 @@ class MultimodalReranker(BaseNodePostprocessor):
                 unsupported.append(position)
             else:
                 routes.append(route)
+        if unsupported and self.on_unsupported == "keep":
+            self._warn_unscored(query, [node_side(nodes[p].node) for p in unsupported])
         if unsupported and self.on_unsupported == "raise":
             described = ", ".join(
                 f"#{p} node {nodes[p].node.node_id} ({node_side(nodes[p].node).modality})" for p in unsupported[:5]
@@ -213,6 +238,15 @@ class MultimodalReranker(BaseNodePostprocessor):
                 "Add a scorer for them, or pass on_unsupported='keep' to leave them at their retrieval rank."
             )
         return routes, unsupported, failures
+
+    def _warn_unscored(self, query: Parts, sides: Sequence[Parts]) -> None:
+        """One warning per (query modality, node modality) a reranker meets unscored, naming the fix."""
+        for modality in sorted({side.modality for side in sides} - self._warned_unscored):
+            self._warned_unscored.add(modality)
+            hint = _SCORER_HINTS.get((query.modality, modality), "add a scorer that reads them")
+            warnings.warn(UnscoredNodesWarning(
+                f"{modality} nodes are kept at their retrieval rank: no scorer reads a {query.modality} query "
+                f"against them ({hint})"), stacklevel=5)
 
     def _score(self, routes: Sequence[Route], images: dict[tuple[int, int], Any]) -> dict[int, float]:
         """Model scores by position: one ``score`` call per (scorer, query view) group."""

@@ -13,7 +13,12 @@ import torch
 from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextNode
 from PIL import Image
 
-from llama_index_mm_st.errors import ImageLoadError, SkippedItemsWarning, UnsupportedModalityError
+from llama_index_mm_st.errors import (
+    ImageLoadError,
+    SkippedItemsWarning,
+    UnscoredNodesWarning,
+    UnsupportedModalityError,
+)
 from llama_index_mm_st.rerank import BlipITMScorer, CrossEncoderScorer, MultimodalReranker, RerankedNode
 from llama_index_mm_st.rerank.fusion import rank_by_score, reciprocal_rank_fusion
 from llama_index_mm_st.runtime import resolve_precision
@@ -110,17 +115,24 @@ def test_text_and_image_node_is_read_whole_by_a_vlm_and_as_image_by_blip(
     assert blip_result[0].score == pytest.approx(plain[0].score, abs=1e-6)
 
 
-def test_unsupported_node_raises_naming_it(text_reranker: MultimodalReranker, image_files: dict[str, Path]) -> None:
+def test_unsupported_node_raises_naming_it_on_request(cross_encoder: Any, image_files: dict[str, Path]) -> None:
+    reranker = MultimodalReranker(cross_encoder, precision="fp32", on_unsupported="raise")
     nodes = text_nodes(TEXTS[:2]) + [image_node(image_files["png"])]
     with pytest.raises(UnsupportedModalityError, match=f"#2 node {nodes[2].node.node_id} \\(image\\)"):
-        text_reranker.postprocess_nodes(nodes, query_str="a cat")
+        reranker.postprocess_nodes(nodes, query_str="a cat")
 
 
-def test_unsupported_node_keeps_its_retrieval_rank(cross_encoder: Any, image_files: dict[str, Path]) -> None:
-    reranker = MultimodalReranker(cross_encoder, top_n=10, precision="fp32", on_unsupported="keep")
+def test_unsupported_node_keeps_its_retrieval_rank_by_default(cross_encoder: Any, image_files: dict[str, Path]) -> None:
+    reranker = MultimodalReranker(cross_encoder, top_n=10, precision="fp32")
+    assert reranker.on_unsupported == "keep"
     nodes = text_nodes(TEXTS[:4])
     nodes.insert(1, image_node(image_files["png"]))
-    result = reranker.postprocess_nodes(nodes, query_str="a cat photo")
+    with pytest.warns(UnscoredNodesWarning, match="image nodes are kept at their retrieval rank.*BLIP"):
+        result = reranker.postprocess_nodes(nodes, query_str="a cat photo")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnscoredNodesWarning)  # once per reranker, not once per query
+        again = reranker.postprocess_nodes(nodes, query_str="a dog")
+    assert again[1].node is nodes[1].node
     assert result[1].node is nodes[1].node
     assert result[1].score is None and result[1].skipped_reason
     scored = [item for item in result if item.score is not None]
@@ -252,7 +264,7 @@ def test_public_exports() -> None:
     import llama_index_mm_st.rerank as rerank
 
     assert sorted(rerank.__all__) == sorted([
-        "BlipITMScorer", "Content", "CrossEncoderScorer", "DEFAULT_RRF_K", "LoadOptions",
+        "BlipITMScorer", "LoadedParts", "CrossEncoderScorer", "DEFAULT_RRF_K", "LoadOptions",
         "MultimodalReranker", "RerankedNode", "SCORER_BY_ARCHITECTURE", "Scorer",
     ])
     assert MultimodalReranker.class_name() == "MultimodalReranker"

@@ -24,7 +24,7 @@ PairModality = tuple[Modality, Modality]
 
 
 @dataclass(frozen=True)
-class Content:
+class LoadedParts:
     """One side of a pair, ready for a model: text, a decoded image, or both."""
 
     text: str | None = None
@@ -32,7 +32,7 @@ class Content:
 
     def __post_init__(self) -> None:
         if self.text is None and self.image is None:
-            raise ValueError("Content needs text, an image, or both")
+            raise ValueError("LoadedParts needs text, an image, or both")
 
     @property
     def modality(self) -> Modality:
@@ -49,7 +49,7 @@ class Scorer(Protocol):
     pairs: frozenset[PairModality]
     decode_options: DecodeOptions
 
-    def score(self, query: Content, documents: Sequence[Content], batch_size: int) -> list[float]:
+    def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         """One score per document, in the documents' order."""
         ...
 

@@ -19,15 +19,15 @@ from sentence_transformers import CrossEncoder
 from ...images import DecodeOptions
 from ...runtime import resolve_precision
 from ...types import Modality, Precision
-from ..batching import budget_batches
-from .base import Content, PairModality, compute_context
+from ..token_budget import budget_batches
+from .base import LoadedParts, PairModality, compute_context
 
 CPU_TOKEN_BUDGET = 2048
 """Padded tokens per batch on a CPU, where padding costs as much as text; accelerators use ``batch_size`` alone."""
 
 
-def _pairable(content: Content) -> Any:
-    """Content as sentence-transformers takes one side of a pair: str, PIL image or a multimodal dict."""
+def _pairable(content: LoadedParts) -> Any:
+    """LoadedParts as sentence-transformers takes one side of a pair: str, PIL image or a multimodal dict."""
     if content.text is not None and content.image is not None:
         return {"text": content.text, "image": content.image}
     return content.text if content.text is not None else content.image
@@ -89,7 +89,7 @@ class CrossEncoderScorer:
             self.max_batch_tokens = max_batch_tokens or (CPU_TOKEN_BUDGET if on_cpu else None)
         self.name = name or str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
 
-    def score(self, query: Content, documents: Sequence[Content], batch_size: int) -> list[float]:
+    def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         if not documents:
             return []
         pairs = [(_pairable(query), _pairable(document)) for document in documents]

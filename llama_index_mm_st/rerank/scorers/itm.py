@@ -20,7 +20,7 @@ import torch
 from ...images import DecodeOptions
 from ...runtime import resolve_precision
 from ...types import Precision
-from .base import Content, PairModality, compute_context
+from .base import LoadedParts, PairModality, compute_context
 
 ITM_MATCH_INDEX = 1
 """Column of the ITM head's logits that means "the text matches the image"."""
@@ -42,7 +42,7 @@ class BlipITMScorer:
         self.decode_options = DecodeOptions(draft_size=(size, size) if size else None)
         self.name = name or str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
 
-    def score(self, query: Content, documents: Sequence[Content], batch_size: int) -> list[float]:
+    def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         if not documents:
             return []
         if query.modality == "image" and all(d.modality == "text" for d in documents):

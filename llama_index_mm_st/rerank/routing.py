@@ -1,10 +1,11 @@
-"""From a query bundle and nodes to scorable pairs: what each side carries, which scorer reads it,
-and its decoded images.
+"""Routing: which scorer reads each (query, node) pair, and the decoded images the pairs need.
 
-Routing is by modality only. A side that carries text and an image is offered to scorers whole
-first, then as its image, then as its text (``VIEWS``), so a VLM reads an image with its caption
-while a BLIP head still gets the image. Images are decoded in parallel, once, with the decode
-options of the scorer that reads them; a failed image becomes an ``ImageLoadError`` naming it.
+Each side is ``Parts`` (``inputs.py``): a node is read with ``read_node``, exactly as the embedding and
+the store read it, so an ``ImageDocument`` is an image here too. Routing is by modality only. A side
+that carries text and an image is offered to scorers whole first, then as its image, then as its text
+(``VIEWS``), so a VLM reads an image with its caption while a BLIP head still gets the image. Images
+are decoded in parallel, once, with the decode options of the scorer that reads them; a failed image
+becomes an ``ImageLoadError`` naming it.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from llama_index.core.schema import BaseNode, ImageNode, QueryBundle
+from llama_index.core.schema import BaseNode, QueryBundle
 from PIL import Image
 
 from ..errors import ImageLoadError
 from ..images import DecodeOptions, map_isolated
-from ..inputs import ImageRef, image_ref, node_image_ref, node_text
+from ..inputs import ImageRef, Parts, image_ref, read_node
 from ..types import Modality
-from .scorers.base import Content, Scorer
+from .scorers.base import LoadedParts, Scorer
 
 VIEWS: dict[Modality, tuple[Modality, ...]] = {
     "text+image": ("text+image", "image", "text"),
@@ -33,38 +34,16 @@ IMAGE_QUERY_PREFIX = "data:image/"
 
 
 @dataclass(frozen=True)
-class Side:
-    """One side of a pair before decoding: text, an image reference, or both."""
-
-    text: str | None = None
-    image: ImageRef | None = None
-
-    @property
-    def modality(self) -> Modality:
-        if self.text is not None and self.image is not None:
-            return "text+image"
-        return "image" if self.image is not None else "text"
-
-    def view(self, modality: Modality) -> Side:
-        """This side reduced to ``modality`` (one of its ``VIEWS``)."""
-        if modality == "text":
-            return Side(text=self.text)
-        if modality == "image":
-            return Side(image=self.image)
-        return self
-
-
-@dataclass(frozen=True)
 class Route:
     """Candidate ``position`` goes to ``scorers[scorer]`` as the pair (query, document)."""
 
     position: int
     scorer: int
-    query: Side
-    document: Side
+    query: Parts
+    document: Parts
 
 
-def query_side(bundle: QueryBundle) -> Side:
+def query_side(bundle: QueryBundle) -> Parts:
     """The query's text (``query_str``) and image (``image_path``, else a data URI in ``custom_embedding_strs``)."""
     text = bundle.query_str if bundle.query_str and bundle.query_str.strip() else None
     source: str | None = bundle.image_path
@@ -76,24 +55,19 @@ def query_side(bundle: QueryBundle) -> Side:
         image = replace(ref, label=f"query image {ref.label}")
     if text is None and image is None:
         raise ValueError("the query has neither text (query_str) nor an image (image_path or a data: URI)")
-    return Side(text=text, image=image)
+    return Parts(text=text, image=image)
 
 
-def node_side(node: BaseNode) -> Side:
-    """What a node carries: an ImageNode's image (and text, if any); any other node's text.
-
-    An ImageNode with no image at all but some text is read as text. With neither, or with
-    base64 that does not decode, it raises ``ImageLoadError`` naming the node."""
-    if not isinstance(node, ImageNode):
-        return Side(text=node_text(node))
-    ref = node_image_ref(node)
-    text = node_text(node) if node.text else None
-    if ref is None and text is None:
-        raise ImageLoadError(f"node {node.node_id}", "the ImageNode has no image, image_path, image_url or text")
-    return Side(text=text, image=ref)
+def node_side(node: BaseNode) -> Parts:
+    """What a node offers a scorer: its pixels, its words, or both (the words as an embedding model
+    reads them). A node with neither raises ``ImageLoadError`` naming it: there is nothing to score."""
+    parts = read_node(node)
+    if parts.image is None and not parts.words.strip():
+        raise ImageLoadError(f"node {node.node_id}", "the node has no image, image_path, image_url or text")
+    return Parts(text=parts.embed_text if parts.words.strip() else None, image=parts.image)
 
 
-def find_route(position: int, query: Side, document: Side, scorers: Sequence[Scorer]) -> Route | None:
+def find_route(position: int, query: Parts, document: Parts, scorers: Sequence[Scorer]) -> Route | None:
     """The richest views of both sides that some scorer reads; the first such scorer wins."""
     for query_view in VIEWS[query.modality]:
         for document_view in VIEWS[document.modality]:
@@ -138,6 +112,6 @@ def load_images(
     return images, failures
 
 
-def content(side: Side, image: Image.Image | None) -> Content:
+def content(side: Parts, image: Image.Image | None) -> LoadedParts:
     """A side with its decoded image, ready for a scorer."""
-    return Content(text=side.text, image=image if side.image is not None else None)
+    return LoadedParts(text=side.text, image=image if side.image is not None else None)

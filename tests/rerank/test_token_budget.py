@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from llama_index_mm_st.rerank.batching import budget_batches
+from llama_index_mm_st.rerank.token_budget import budget_batches
 
 
 def test_batches_are_longest_first_and_cover_every_index_once() -> None:

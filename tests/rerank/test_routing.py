@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Sequence
 
 import pytest
-from llama_index.core.schema import ImageNode, QueryBundle, TextNode
+from llama_index.core.schema import ImageDocument, ImageNode, QueryBundle, TextNode
 
 from llama_index_mm_st.errors import ImageLoadError
 from llama_index_mm_st.images import DecodeOptions
-from llama_index_mm_st.rerank.candidates import Side, find_route, node_side, query_side
-from llama_index_mm_st.rerank.scorers.base import Content, PairModality
+from llama_index_mm_st.inputs import Parts
+from llama_index_mm_st.rerank.routing import find_route, node_side, query_side
+from llama_index_mm_st.rerank.scorers.base import LoadedParts, PairModality
 
 
 class FakeScorer:
@@ -23,7 +24,7 @@ class FakeScorer:
         self.pairs = frozenset(pairs)
         self.decode_options = DecodeOptions()
 
-    def score(self, query: Content, documents: Sequence[Content], batch_size: int) -> list[float]:
+    def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         raise AssertionError("routing must not score")
 
 
@@ -49,19 +50,32 @@ def test_node_side_by_node_type(image_files: dict[str, Path]) -> None:
         node_side(empty)
 
 
+def test_an_image_document_is_an_image_to_the_reranker(image_files: dict[str, Path]) -> None:
+    """The embedding and the store read an ImageDocument as an image; so does routing (it once was text)."""
+    document = ImageDocument(image_path=str(image_files["png"]))
+    side = node_side(document)
+    assert side.modality == "image" and side.image is not None and side.image.label == str(image_files["png"])
+    captioned = ImageDocument(image_path=str(image_files["png"]), text="a red square")
+    assert node_side(captioned).modality == "text+image"
+    text_ce = FakeScorer("ce", {("text", "text")})
+    itm = FakeScorer("itm", {("text", "image")})
+    route = find_route(0, Parts(text="red"), side, [text_ce, itm])
+    assert route is not None and route.scorer == 1 and route.document.modality == "image"
+
+
 def test_route_prefers_the_richest_view_then_the_first_scorer() -> None:
     text_ce = FakeScorer("ce", {("text", "text")})
     itm = FakeScorer("itm", {("text", "image"), ("image", "text")})
     vlm = FakeScorer("vlm", {(q, d) for q in ("text", "image", "text+image") for d in ("text", "image", "text+image")})
-    query = Side(text="q")
-    captioned = Side(text="cap", image=object())  # type: ignore[arg-type]
+    query = Parts(text="q")
+    captioned = Parts(text="cap", image=object())  # type: ignore[arg-type]
 
     route = find_route(0, query, captioned, [text_ce, itm, vlm])
     assert route is not None and route.scorer == 2 and route.document.modality == "text+image"
     route = find_route(0, query, captioned, [text_ce, itm])
     assert route is not None and route.scorer == 1 and route.document.modality == "image"
     route = find_route(0, query, captioned, [text_ce])
-    assert route is not None and route.scorer == 0 and route.document == Side(text="cap")
-    assert find_route(0, query, Side(image=object()), [text_ce]) is None  # type: ignore[arg-type]
-    route = find_route(3, Side(text="q"), Side(text="d"), [vlm, text_ce])
+    assert route is not None and route.scorer == 0 and route.document == Parts(text="cap")
+    assert find_route(0, query, Parts(image=object()), [text_ce]) is None  # type: ignore[arg-type]
+    route = find_route(3, Parts(text="q"), Parts(text="d"), [vlm, text_ce])
     assert route is not None and route.scorer == 0 and route.position == 3
