@@ -185,6 +185,27 @@ def node_image_ref(node: BaseNode) -> ImageRef | None:
     return ImageRef(_short(url), url)
 
 
+def to_image_node(node: BaseNode, relationships: Any = None) -> ImageNode:
+    """The ``ImageNode`` equivalent of a node that keeps its image in ``image_resource`` (an
+    ``ImageDocument`` in LlamaIndex 0.14): LlamaIndex reads unknown node types back as ``TextNode``
+    and would lose the image. Id, words, vectors, metadata and its exclusions carry over."""
+    resource = node_field(node, "image_resource")
+    data, path, url = (resource.data, resource.path, resource.url) if resource is not None else (None, None, None)
+    return ImageNode(
+        id_=node.id_, text=node.get_content(metadata_mode=MetadataMode.NONE), embedding=node.embedding,
+        text_embedding=node_field(node, "text_embedding"),
+        image=data.decode() if isinstance(data, bytes) else data,
+        image_path=str(path) if path else None,
+        image_url=str(url) if url else None,
+        image_mimetype=resource.mimetype if resource is not None else None,
+        metadata=dict(node.metadata),
+        excluded_embed_metadata_keys=list(node.excluded_embed_metadata_keys),
+        excluded_llm_metadata_keys=list(node.excluded_llm_metadata_keys),
+        relationships=dict(node.relationships) if relationships is None else relationships,
+        metadata_template=node.metadata_template, metadata_separator=node.metadata_separator,
+    )
+
+
 def read_node(node: BaseNode) -> NodeParts:
     """Read a node once: its words and its image reference. Raises ``TypeError`` for a non-node."""
     if not isinstance(node, BaseNode):

@@ -6,10 +6,11 @@ Qdrant for is decided (and tested) here, once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
-from llama_index.core.schema import BaseNode, Document, ImageNode, MetadataMode, NodeRelationship
+from llama_index.core.schema import BaseNode, Document, ImageNode, NodeRelationship
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 from qdrant_client import models
@@ -24,57 +25,94 @@ from llama_index_mm_st.store.schema import (
     SPARSE_VECTOR_NAME,
 )
 from llama_index_mm_st.ids import point_id
-from llama_index_mm_st.inputs import image_reference_parts, node_field
+from llama_index_mm_st.inputs import NodeParts, image_reference_parts, node_field, read_node, to_image_node
 from llama_index_mm_st.types import Modality, SparseVector
 
-
-SparseEncoder = Callable[[str], Any]
-"""Text -> a sparse vector: an object with ``indices`` and ``values`` (``SparseVector`` or an engine's own)."""
+SparseEncoder = Callable[[str], SparseVector]
+"""Text -> its BM25 sparse vector (``store.bm25``)."""
 
 
 @dataclass(frozen=True)
 class PointSpec:
-    """One point to upsert: id, named dense vectors, the optional BM25 vector, payload."""
+    """One point to upsert: id, named dense vectors, the optional BM25 vector, payload. ``node_id``
+    names the node in errors (the point id is derived from it)."""
 
     id: str
     dense: Mapping[str, Sequence[float]]
-    sparse: Optional[SparseVector]  # or any object with ``indices`` and ``values`` (an engine's own type)
+    sparse: Optional[SparseVector]
     payload: dict[str, Any]
+    node_id: str = ""
 
 
-def _has_pixels(node: BaseNode) -> bool:
-    """An ImageNode or an ImageDocument (LlamaIndex 0.14 keeps its image in ``image_resource``)."""
-    return any(image_reference_parts(node))
-
-
-def _words(node: BaseNode) -> str:
-    return node.get_content(metadata_mode=MetadataMode.NONE)
-
-
-def node_modality(node: BaseNode, words: Optional[str] = None, has_pixels: Optional[bool] = None) -> Modality:
-    """"image" for pixels only, "text+image" for pixels with words, "text" otherwise."""
-    if _has_pixels(node) if has_pixels is None else has_pixels:
-        text = _words(node) if words is None else words
-        return "text+image" if text.strip() else "image"
-    return "text"
-
-
-def bm25_text(node: BaseNode, metadata_keys: Sequence[str], words: Optional[str] = None) -> str:
-    """The words BM25 indexes: the node's text plus caption-like metadata (alt text, OCR) when present."""
-    parts = [_words(node) if words is None else words]
+def bm25_text(parts: NodeParts, metadata_keys: Sequence[str]) -> str:
+    """The words BM25 indexes: the node's words plus caption-like metadata (alt text, OCR) when present."""
+    texts = [parts.words]
+    metadata = parts.node.metadata
     for key in metadata_keys:
-        value = node.metadata.get(key)
-        if isinstance(value, str) and value not in parts:
-            parts.append(value)
-    return "\n".join(p for p in parts if p and p.strip())
+        value = metadata.get(key)
+        if isinstance(value, str) and value not in texts:
+            texts.append(value)
+    return "\n".join(t for t in texts if t and t.strip())
 
 
-def dense_vectors(node: BaseNode, has_pixels: Optional[bool] = None) -> dict[str, Sequence[float]]:
-    """ImageNode: ``embedding`` is the image vector, ``text_embedding`` its text's; others: ``embedding`` is text."""
-    if _has_pixels(node) if has_pixels is None else has_pixels:
+def dense_vectors(parts: NodeParts) -> dict[str, Sequence[float]]:
+    """A node with pixels: ``embedding`` is the image vector, ``text_embedding`` its words'; others:
+    ``embedding`` is the text vector."""
+    node = parts.node
+    if parts.has_pixels:
         vectors = {"image": node.embedding, "text": node_field(node, "text_embedding")}
         return {name: vec for name, vec in vectors.items() if vec is not None}
     return {} if node.embedding is None else {"text": node.embedding}
+
+
+def check_vector(vector: Sequence[float], what: str) -> None:
+    """Refuse NaN and infinity: a stored one poisons every search that meets it, a query one finds nothing.
+
+    The C-speed ``sum`` is finite for almost every finite vector; only when it is not (a non-finite
+    entry, or an overflow) are the entries checked one by one.
+    """
+    if math.isfinite(sum(vector)):
+        return
+    bad = next((i for i, x in enumerate(vector) if not math.isfinite(x)), None)
+    if bad is not None:
+        raise ValueError(f"{what} has a non-finite value ({vector[bad]}) at position {bad}")
+
+
+JSON_INT_RANGE = (-(2**63), 2**63 - 1)
+"""Qdrant stores integers as 64-bit signed; a larger Python int can't be a payload value."""
+
+
+def check_payload_value(value: Any, where: str) -> None:
+    """Refuse what a Qdrant payload can't hold, naming the key: only JSON values (finite numbers,
+    64-bit integers, valid Unicode text, lists, objects with text keys, null) go in."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{where} is not valid Unicode text ({exc.reason} at {exc.start})") from None
+        return
+    if isinstance(value, int):
+        if not JSON_INT_RANGE[0] <= value <= JSON_INT_RANGE[1]:
+            raise ValueError(f"{where} = {value} does not fit a 64-bit integer")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} = {value} is not a finite number")
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_payload_value(item, f"{where}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has a key {key!r} that is not text")
+            check_payload_value(key, f"{where} key")
+            check_payload_value(item, f"{where}.{key}")
+        return
+    raise ValueError(f"{where} has type {type(value).__name__}, which is not a JSON value")
 
 
 def node_payload(node: BaseNode, modality: Modality) -> dict[str, Any]:
@@ -92,27 +130,35 @@ def node_payload(node: BaseNode, modality: Modality) -> dict[str, Any]:
         else:
             exclude["image_resource"] = {"data": True}
     payload = dict(node.metadata)
-    payload[NODE_CONTENT_KEY] = node.model_dump_json(exclude=exclude)
+    try:
+        payload[NODE_CONTENT_KEY] = node.model_dump_json(exclude=exclude)
+    except ValueError as exc:  # pydantic's PydanticSerializationError is a ValueError
+        raise ValueError(f"node {node.node_id} cannot be serialised: {exc}") from None
     payload[NODE_TYPE_KEY] = node.class_name()
     payload[MODALITY_KEY] = modality
     payload[REF_DOC_ID_KEY] = node.ref_doc_id or "None"
     return payload
 
 
-def check_node(node: BaseNode, dim: int, has_pixels: Optional[bool] = None) -> dict[str, Sequence[float]]:
-    """A node's dense vectors; a node without one, with a wrong-sized one or reserved metadata is refused by name."""
-    dense = dense_vectors(node, has_pixels)
+def check_node(parts: NodeParts, dim: int) -> dict[str, Sequence[float]]:
+    """A node's dense vectors, checked; a node without one, with a wrong-sized or non-finite one, or
+    with metadata a payload can't hold is refused by name before anything is written."""
+    node = parts.node
+    dense = dense_vectors(parts)
     if not dense:
         raise ValueError(
-            f"node {node.node_id} has no embedding; embed it first (ImageNode: embedding=image vector, "
+            f"node {node.node_id} has no embedding; embed it first (a node with pixels: embedding=image vector, "
             "text_embedding=text vector)"
         )
     for name, vec in dense.items():
         if len(vec) != dim:
             raise ValueError(f"node {node.node_id}: {name} vector has {len(vec)} dimensions, the store has {dim}")
+        check_vector(vec, f"node {node.node_id}: {name} vector")
     clash = RESERVED_PAYLOAD_KEYS.intersection(node.metadata)
     if clash:
         raise ValueError(f"node {node.node_id}: metadata keys {sorted(clash)} are reserved by the store")
+    for key, value in node.metadata.items():
+        check_payload_value(value, f"node {node.node_id}: metadata {key!r}")
     return dense
 
 
@@ -131,32 +177,19 @@ def storable(node: BaseNode) -> BaseNode:
         if relationships == node.relationships:
             return node
         return node.model_copy(update={"relationships": relationships})
-    resource = node.image_resource
-    return ImageNode(
-        id_=node.id_, text=_words(node), embedding=node.embedding,
-        text_embedding=node_field(node, "text_embedding"),
-        image=resource.data.decode() if resource.data else None,
-        image_path=str(resource.path) if resource.path else None,
-        image_url=str(resource.url) if resource.url else None,
-        image_mimetype=resource.mimetype, metadata=dict(node.metadata),
-        excluded_embed_metadata_keys=list(node.excluded_embed_metadata_keys),
-        excluded_llm_metadata_keys=list(node.excluded_llm_metadata_keys),
-        relationships=relationships, metadata_template=node.metadata_template,
-        metadata_separator=node.metadata_separator,
-    )
+    return to_image_node(node, relationships)
 
 
 def node_to_point(node: BaseNode, dim: int, encode: SparseEncoder, bm25_keys: Sequence[str]) -> PointSpec:
     """One node -> one point, checked by ``check_node`` (so a bad node raises before anything is written)."""
-    node = storable(node)
-    has_pixels = _has_pixels(node)
-    dense = check_node(node, dim, has_pixels)
-    words = _words(node)
-    indexed = bm25_text(node, bm25_keys, words)
+    parts = read_node(storable(node))
+    dense = check_node(parts, dim)
+    indexed = bm25_text(parts, bm25_keys)
     sparse = encode(indexed) if indexed else None
     if sparse is not None and not len(sparse.indices):
         sparse = None
-    return PointSpec(point_id(node.node_id), dense, sparse, node_payload(node, node_modality(node, words, has_pixels)))
+    payload = node_payload(parts.node, parts.modality)
+    return PointSpec(point_id(node.node_id), dense, sparse, payload, node.node_id)
 
 
 def payload_to_node(payload: Mapping[str, Any]) -> BaseNode:
@@ -168,18 +201,19 @@ def payload_to_node(payload: Mapping[str, Any]) -> BaseNode:
 
 @dataclass(frozen=True)
 class Branch:
-    """One ranked list: nearest points by the named vector ``using``, among points matching ``filter``
-    (the query's filter, plus the branch's own restriction)."""
+    """One ranked list: nearest points by the named vector ``using``, among points matching the plan's
+    filter and, when set, the branch's own ``restriction``."""
 
     using: str
     vector: Any  # list[float] for dense, SparseVector for bm25
     limit: int
-    filter: Optional[models.Filter] = None
+    restriction: Optional[models.Filter] = None
 
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """Branches fused by RRF inside the engine (one branch: searched directly), under one filter."""
+    """Branches fused by RRF inside the engine (one branch: searched directly), all under ``filter``
+    (metadata filters, ids and the modality tag), which a backend translates once."""
 
     branches: list[Branch]
     limit: int
@@ -265,16 +299,16 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
     if mode in _DENSE_MODES:
         if query.query_embedding is None:
             raise ValueError(f"a {mode.value} query needs query_embedding")
+        vector = list(query.query_embedding)
+        check_vector(vector, "the query embedding")
         branches += [
-            Branch(name, list(query.query_embedding), top_k,
-                   F.all_of([common, dense_restriction(name, opts.query_modality)]))
-            for name in opts.dense
+            Branch(name, vector, top_k, dense_restriction(name, opts.query_modality)) for name in opts.dense
         ]
     wants_sparse = mode in _SPARSE_MODES or mode == VectorStoreQueryMode.HYBRID or opts.hybrid
     if wants_sparse and query.query_str:
         sparse = encode_query(query.query_str)
         if len(sparse.indices):
-            branches.append(Branch(SPARSE_VECTOR_NAME, sparse, sparse_k, common))
+            branches.append(Branch(SPARSE_VECTOR_NAME, sparse, sparse_k))
     elif mode in _SPARSE_MODES:
         raise ValueError(f"a {mode.value} query needs query_str")
     if mode in _SPARSE_MODES:

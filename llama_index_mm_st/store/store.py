@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from collections import Counter
+from typing import Any, Dict, List, Optional, Sequence
 
-import qdrant_edge
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
@@ -24,11 +24,14 @@ from qdrant_client import QdrantClient, models
 from tqdm.auto import tqdm
 
 from llama_index_mm_st.errors import SchemaMismatchError
+from llama_index_mm_st.inputs import read_node
 from llama_index_mm_st.store import plan as P
-from llama_index_mm_st.store.backends import Backend, ClientBackend, EdgeBackend
+from llama_index_mm_st.store.backends import Backend, ClientBackend
+from llama_index_mm_st.store.bm25 import QdrantBm25, SparseTextEncoder
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
 from llama_index_mm_st.store.schema import (
     KEYWORD_INDEXED_KEYS,
+    MODALITY_KEY,
     REF_DOC_ID_KEY,
     RESERVED_PAYLOAD_KEYS,
     SPARSE_VECTOR_NAME,
@@ -37,7 +40,7 @@ from llama_index_mm_st.store.schema import (
     check_schema,
     infer_index_kind,
 )
-from llama_index_mm_st.types import DENSE_VECTOR_NAMES, Modality, SparseVector
+from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES, Modality
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ def open_backend(
         unused = [name for name, value in cluster.items() if value is not None]
         if unused:
             raise ValueError(f"{unused} apply to a Qdrant server (url= or client=), not to an Edge store")
+        from llama_index_mm_st.store.backends.edge import EdgeBackend  # the engine loads only when used
+
         return EdgeBackend(path, collection_name)
     owns = client is None
     if client is None:
@@ -111,7 +116,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     payload_hnsw: bool = Field(
         default=False,
         description="Build per-value HNSW links for metadata indexes: faster very selective filters, "
-        "but optimize() took 1.7x longer at 50k points for ~10% faster filtered queries.",
+        "at the cost of a much slower optimize() (see docs/store.md).",
     )
     batch_size: int = Field(default=512, gt=0)
     show_progress: Optional[bool] = Field(default=None, description="None = a bar for multi-batch adds on a TTY.")
@@ -120,7 +125,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     write_consistency_factor: Optional[int] = None
 
     _backend: Backend = PrivateAttr()
-    _bm25: Any = PrivateAttr()
+    _bm25: SparseTextEncoder = PrivateAttr()
     _schema: Optional[StoreSchema] = PrivateAttr(default=None)
     _indexed: Dict[str, IndexKind] = PrivateAttr(default_factory=dict)
 
@@ -143,7 +148,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         for key in self.payload_indexes:
             if key in RESERVED_PAYLOAD_KEYS:
                 raise ValueError(f"payload index {key!r}: the store already indexes its own keys")
-        self._bm25 = qdrant_edge.Bm25(qdrant_edge.Bm25Config(language=self.bm25_language))
+        self._bm25 = QdrantBm25(self.bm25_language)
         cluster = {
             "shard_number": self.shard_number,
             "replication_factor": self.replication_factor,
@@ -212,42 +217,40 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
 
     # ------------------------------------------------------------ writes
 
-    @property
-    def _sparse_document(self) -> Callable[[str], Any]:
-        """Text -> ``qdrant_edge.SparseVector`` (the Edge backend takes it as is). The bound method
-        itself, so a bulk add doesn't pay a pydantic private-attribute read per node."""
-        return self._bm25.embed_document
-
-    def _sparse_query(self, text: str) -> SparseVector:
-        vec = self._bm25.embed_query(text)
-        return SparseVector(vec.indices, vec.values)
-
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> List[str]:
         """Upsert nodes in batches; the same node id again replaces its point.
 
-        Every node is checked before anything is written, so a bad node leaves the store unchanged.
+        All or nothing per call: every node is checked and turned into a point (vectors finite and of
+        the store's size, metadata that a payload can hold) before the first point is written, so a
+        bad node leaves the store exactly as it was and the error names it.
         """
         nodes = list(nodes)
         if not nodes:
             return []
         schema = self._schema
-        first = P.dense_vectors(nodes[0])
-        dim = schema.dim if schema is not None else self.dim or len(next(iter(first.values()), []))
-        for node in nodes:
-            P.check_node(node, dim)
+        if schema is not None:
+            dim = schema.dim
+        else:
+            first = P.dense_vectors(read_node(nodes[0]))
+            dim = self.dim or len(next(iter(first.values()), []))
+        encode, keys = self._bm25.document, self.bm25_metadata_keys
+        points = [P.node_to_point(node, dim, encode, keys) for node in nodes]
         if schema is None:
             schema = self._create(dim)
         if self.auto_index:
             self._auto_indexes(nodes)
         size = int(add_kwargs.get("batch_size", self.batch_size))
         show = add_kwargs.get("show_progress", self.show_progress)
-        starts = range(0, len(nodes), size)
-        bar = tqdm(starts, desc="upsert", unit="batch", disable=(None if len(starts) > 1 else True) if show is None else not show)
-        keys, encode, backend = self.bm25_metadata_keys, self._sparse_document, self._backend
-        for start in bar:
-            batch = nodes[start : start + size]
-            backend.upsert([P.node_to_point(n, schema.dim, encode, keys) for n in batch])
+        batches = -(-len(points) // size)
+        disable = (batches <= 1 or None) if show is None else not show
+        with tqdm(total=len(points), desc="upsert", unit="point", disable=disable) as bar:
+            self._backend.upsert(points, size, on_batch=bar.update)
         return [n.node_id for n in nodes]
+
+    def modality_of(self, node: BaseNode) -> Modality:
+        """The modality tag this store gives a node: "image" (pixels only), "text+image" (pixels and
+        words) or "text"; the same rule the embedding and the reranker apply."""
+        return read_node(node).modality
 
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:
         return await asyncio.to_thread(self.add, nodes, **kwargs)
@@ -294,7 +297,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         target._ensure_indexes(dict(self._indexed))
         copied = 0
         for points in self._backend.export(self.batch_size):
-            target._backend.upsert(points)
+            target._backend.upsert(points, target.batch_size)
             copied += len(points)
         return copied
 
@@ -351,6 +354,15 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         """Number of nodes, optionally only those matching ``filters``."""
         return self._backend.count(self._selection(None, filters))
 
+    def count_by_modality(self) -> Counter:
+        """Number of nodes per modality tag (exact tags: "image" does not count "text+image" here)."""
+        return Counter({
+            modality: self._backend.count(
+                models.Filter(must=[models.FieldCondition(key=MODALITY_KEY, match=models.MatchValue(value=modality))])
+            )
+            for modality in MODALITIES
+        })
+
     async def acount(self, filters: Optional[MetadataFilters] = None) -> int:
         return await asyncio.to_thread(self.count, filters)
 
@@ -374,7 +386,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             weights=weights,
             query_modality=kwargs.get("query_modality", "text"),
         )
-        hits = self._backend.query(P.plan_query(query, opts, self._sparse_query))
+        hits = self._backend.query(P.plan_query(query, opts, self._bm25.query))
         nodes = [P.payload_to_node(h.payload) for h in hits]
         return VectorStoreQueryResult(
             nodes=nodes,

@@ -75,3 +75,19 @@ def test_copy_to_moves_an_edge_store_to_a_server_with_vectors(tmp_path) -> None:
     with pytest.raises(SchemaMismatchError, match="bm25 language"):
         src.copy_to(german)
     src.close()
+
+
+def test_a_server_store_never_loads_the_edge_backend() -> None:
+    """Only BM25 tokenising comes from qdrant_edge when the store talks to a Qdrant server."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from qdrant_client import QdrantClient\n"
+        "from llama_index_mm_st import MultimodalQdrantStore\n"
+        "store = MultimodalQdrantStore('c', client=QdrantClient(':memory:'), dim=4)\n"
+        "print('llama_index_mm_st.store.backends.edge' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

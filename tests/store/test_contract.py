@@ -339,3 +339,51 @@ def test_documents_are_stored_as_nodes_of_their_own_source(make_store: Make, rng
     assert hit.ids == [picture.id_]
     store.delete(picture.id_)
     assert [n.node_id for n in store.get_nodes()] == [words.id_]
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ({"embedding_nan": True}, "non-finite value"),
+        ({"meta": {"title": "caf\udce9"}}, "not valid Unicode"),
+        ({"meta": {"obj": object()}}, "not a JSON value"),
+        ({"meta": {"big": 2**80}}, "64-bit integer"),
+    ],
+)
+def test_add_is_all_or_nothing(make_store: Make, rng: np.random.Generator, bad: dict, reason: str) -> None:
+    """600 nodes, one bad at position 550, in batches of 64: nothing of the call is written."""
+    store = make_store(batch_size=64)
+    before = [text_node(1000 + i, unit(rng.normal(size=DIM))) for i in range(3)]
+    store.add(before)
+    nodes = [text_node(i, unit(rng.normal(size=DIM))) for i in range(600)]
+    vector = unit(rng.normal(size=DIM))
+    if bad.get("embedding_nan"):
+        vector[5] = float("nan")
+    nodes[550] = text_node(550, vector, **bad.get("meta", {}))
+    with pytest.raises(ValueError, match=f"node t550.*{reason}"):
+        store.add(nodes)
+    assert store.count() == 3
+    assert ids(store.get_nodes()) == ids(before)
+
+
+def test_non_finite_query_vector_is_a_clear_error(make_store: Make, rng: np.random.Generator) -> None:
+    store = make_store()
+    store.add([text_node(0, unit(rng.normal(size=DIM)))])
+    vector = unit(rng.normal(size=DIM))
+    vector[0] = float("inf")
+    with pytest.raises(ValueError, match="query embedding has a non-finite value"):
+        store.query(VectorStoreQuery(query_embedding=vector, similarity_top_k=3))
+
+
+def test_modality_of_and_counts_by_modality(make_store: Make, rng: np.random.Generator,
+                                            image_files: dict) -> None:
+    from llama_index.core.schema import ImageDocument
+
+    store = make_store()
+    picture = ImageDocument(image_path=str(image_files["png"]))
+    assert store.modality_of(picture) == "image"
+    assert store.modality_of(ImageNode(image_path="/p.png", text="cap")) == "text+image"
+    assert store.modality_of(TextNode(text="x")) == "text"
+    store.add([text_node(0, unit(rng.normal(size=DIM))), text_node(1, unit(rng.normal(size=DIM))),
+               image_node(2, unit(rng.normal(size=DIM))), image_node(3, unit(rng.normal(size=DIM)), text="cap")])
+    assert store.count_by_modality() == {"text": 2, "image": 1, "text+image": 1}

@@ -25,15 +25,15 @@ def test_default_query_is_one_branch_per_dense_vector_fused_by_rrf() -> None:
     assert [(b.using, b.limit) for b in plan.branches] == [("text", 7), ("image", 7)]
     assert plan.fused and plan.limit == 7 and plan.rrf_k == 60
     # the text list ranks every node with a text vector; the image list only nodes without one
-    assert plan.branches[0].filter is None
-    assert plan.branches[1].filter.must_not[0].has_vector == "text"
+    assert plan.branches[0].restriction is None
+    assert plan.branches[1].restriction.must_not[0].has_vector == "text"
     assert plan.weights == [1.0, P.CROSS_MODAL_TIE_BREAK]  # the query's own modality wins ties
 
 
 def test_image_queries_swap_the_roles_of_the_dense_lists() -> None:
     opts = P.QueryOptions(dense=("text", "image"), query_modality="image")
     plan = P.plan_query(VectorStoreQuery(query_embedding=[1.0, 0.0], similarity_top_k=3), opts, fake_sparse)
-    assert plan.branches[0].filter.must_not[0].has_vector == "image" and plan.branches[1].filter is None
+    assert plan.branches[0].restriction.must_not[0].has_vector == "image" and plan.branches[1].restriction is None
     assert plan.weights == [P.CROSS_MODAL_TIE_BREAK, 1.0]
 
 
@@ -121,3 +121,47 @@ def test_bad_nodes_are_refused_by_name() -> None:
         P.node_to_point(TextNode(id_="t2", text="x", embedding=[1.0, 2.0, 3.0]), 2, fake_sparse, [])
     with pytest.raises(ValueError, match=r"node t3: metadata keys \['modality'\] are reserved"):
         P.node_to_point(TextNode(id_="t3", text="x", embedding=[1.0], metadata={"modality": "x"}), 1, fake_sparse, [])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_vectors_are_refused_by_name(bad: float) -> None:
+    with pytest.raises(ValueError, match=r"node t4: text vector has a non-finite value .* at position 1"):
+        P.node_to_point(TextNode(id_="t4", text="x", embedding=[0.5, bad, 0.5]), 3, fake_sparse, [])
+    image = ImageNode(id_="i4", image_path="/a.png", text="cap", embedding=[1.0, 0.0], text_embedding=[bad, 0.0])
+    with pytest.raises(ValueError, match=r"node i4: text vector has a non-finite value .* at position 0"):
+        P.node_to_point(image, 2, fake_sparse, [])
+    with pytest.raises(ValueError, match="the query embedding has a non-finite value"):
+        P.plan_query(VectorStoreQuery(query_embedding=[bad, 1.0]), OPTS, fake_sparse)
+
+
+def test_huge_finite_vectors_are_not_mistaken_for_non_finite() -> None:
+    point = P.node_to_point(TextNode(id_="big", text="x", embedding=[1e308, 1e308]), 2, fake_sparse, [])
+    assert point.dense["text"] == [1e308, 1e308]
+
+
+class _NotJson:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("caf\udce9", "not valid Unicode"),
+        ({"nested": ["ok", "bad\ud800"]}, r"metadata 'x'\.nested\[1\] is not valid Unicode"),
+        (float("nan"), "not a finite number"),
+        (2**70, "does not fit a 64-bit integer"),
+        (_NotJson(), "not a JSON value"),
+        ({1: "a"}, "key 1 that is not text"),
+        (b"bytes", "not a JSON value"),
+    ],
+)
+def test_metadata_a_payload_cannot_hold_is_refused_by_name(value: object, reason: str) -> None:
+    node = TextNode(id_="m1", text="x", embedding=[1.0], metadata={"x": value})
+    with pytest.raises(ValueError, match=f"node m1.*{reason}"):
+        P.node_to_point(node, 1, fake_sparse, [])
+
+
+def test_json_metadata_values_pass() -> None:
+    metadata = {"s": "café", "i": -3, "f": 2.5, "b": True, "n": None, "l": [1, "a"], "d": {"k": [1.5]}}
+    point = P.node_to_point(TextNode(id_="m2", text="x", embedding=[1.0], metadata=metadata), 1, fake_sparse, [])
+    assert {key: point.payload[key] for key in metadata} == metadata

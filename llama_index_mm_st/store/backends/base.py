@@ -1,27 +1,19 @@
 """The one small interface both backends implement; only ``store/backends/`` does Qdrant I/O.
 
 Requests arrive as plans (``plan.PointSpec``, ``plan.QueryPlan``) and filters as
-``qdrant_client.models.Filter``; each backend builds its own request objects from them.
+``qdrant_client.models.Filter``. What both backends do alike (paging, query shapes, hits, all-or-nothing
+writes) lives in ``core.BackendCore``; each backend only adapts engine types and does the I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Optional, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
 from qdrant_client import models
 
+from llama_index_mm_st.store.backends.core import Hit
 from llama_index_mm_st.store.plan import PointSpec, QueryPlan
 from llama_index_mm_st.store.schema import IndexKind, StoreSchema
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A point as read back: its id, score (None for plain reads) and payload."""
-
-    id: str
-    score: Optional[float]
-    payload: Mapping[str, Any]
 
 
 class Backend(Protocol):
@@ -56,7 +48,9 @@ class Backend(Protocol):
     def create_index(self, key: str, kind: IndexKind, hnsw: bool) -> None:
         """A payload index; ``hnsw`` adds per-value graph links (faster very selective filters, slower optimize)."""
 
-    def upsert(self, points: Sequence[PointSpec]) -> None: ...
+    def upsert(self, points: Sequence[PointSpec], batch_size: int,
+               on_batch: Optional[Callable[[int], None]] = None) -> None:
+        """Convert every point, then write them in batches (a point the engine refuses writes nothing)."""
 
     def query(self, plan: QueryPlan) -> list[Hit]: ...
 

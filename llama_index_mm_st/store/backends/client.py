@@ -7,34 +7,18 @@ language is kept in the collection's metadata so a reopen with another language 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from qdrant_client import QdrantClient, models
 
-from llama_index_mm_st.store.backends.base import Hit
+from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
 from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
-from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME, IndexKind, StoreSchema
+from llama_index_mm_st.store.schema import INDEX_KINDS, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
-_SCROLL_PAGE = 1024
-_INDEX_TYPES: dict[str, models.PayloadSchemaType] = {
-    "keyword": models.PayloadSchemaType.KEYWORD,
-    "integer": models.PayloadSchemaType.INTEGER,
-    "float": models.PayloadSchemaType.FLOAT,
-    "bool": models.PayloadSchemaType.BOOL,
-    "datetime": models.PayloadSchemaType.DATETIME,
-    "text": models.PayloadSchemaType.TEXT,
-    "uuid": models.PayloadSchemaType.UUID,
-}
+# qdrant-client names index types and parameter classes after our kinds: KEYWORD, KeywordIndexParams...
+_INDEX_TYPES: dict[str, models.PayloadSchemaType] = {kind: models.PayloadSchemaType(kind) for kind in INDEX_KINDS}
 _INDEX_KINDS = {v.value: k for k, v in _INDEX_TYPES.items()}
-_INDEX_PARAMS: dict[str, Any] = {
-    "keyword": models.KeywordIndexParams,
-    "integer": models.IntegerIndexParams,
-    "float": models.FloatIndexParams,
-    "bool": models.BoolIndexParams,
-    "datetime": models.DatetimeIndexParams,
-    "text": models.TextIndexParams,
-    "uuid": models.UuidIndexParams,
-}
+_INDEX_PARAMS: dict[str, Any] = {kind: getattr(models, f"{kind.capitalize()}IndexParams") for kind in INDEX_KINDS}
 _META_LANGUAGE = "mmst_bm25_language"
 
 
@@ -44,11 +28,7 @@ def _vector(value: Any) -> Any:
     return models.SparseVector(indices=list(value.indices), values=list(value.values))
 
 
-def _hit(p: Any) -> Hit:
-    return Hit(str(p.id), getattr(p, "score", None), p.payload or {})
-
-
-class ClientBackend:
+class ClientBackend(BackendCore):
     """One collection on a Qdrant server (or qdrant-client's local mode)."""
 
     def __init__(
@@ -77,6 +57,10 @@ class ClientBackend:
     @property
     def where(self) -> str:
         return f"Qdrant collection {self._name!r}"
+
+    @property
+    def exists(self) -> bool:
+        return self._exists
 
     def existing_schema(self) -> Optional[StoreSchema]:
         if not self._client.collection_exists(self._name):
@@ -137,78 +121,47 @@ class ClientBackend:
             warnings.simplefilter("ignore", UserWarning)
             self._client.create_payload_index(self._name, key, params, wait=True)
 
-    def upsert(self, points: Sequence[PointSpec]) -> None:
-        structs = []
-        for p in points:
-            vectors = {name: list(vec) for name, vec in p.dense.items()}
-            if p.sparse is not None:
-                vectors["bm25"] = _vector(p.sparse)
-            structs.append(models.PointStruct(id=p.id, vector=vectors, payload=p.payload))
-        self._client.upsert(self._name, points=structs, wait=True)
+    # ------------------------------------------------ engine adapters (the shared logic is in BackendCore)
 
-    @staticmethod
-    def _nearest(branch: Branch) -> Any:
-        return _vector(branch.vector)
+    def _engine_filter(self, flt: Optional[models.Filter]) -> Optional[models.Filter]:
+        return flt  # qdrant-client's own type already
 
-    def query(self, plan: QueryPlan) -> list[Hit]:
-        if not self._exists or not plan.branches:
-            return []
-        if plan.fused:
-            response = self._client.query_points(
-                self._name,
-                prefetch=[
-                    models.Prefetch(query=self._nearest(b), using=b.using, limit=b.limit, filter=b.filter)
-                    for b in plan.branches
-                ],
-                query=models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=plan.weights)),
-                limit=plan.limit,  # every candidate comes through a filtered prefetch
-                with_payload=True,
-            )
-        else:
-            branch = plan.branches[0]
-            response = self._client.query_points(
-                self._name,
-                query=self._nearest(branch),
-                using=branch.using,
-                query_filter=branch.filter,
-                limit=plan.limit,
-                with_payload=True,
-            )
-        return [_hit(p) for p in response.points]
+    def _engine_and(self, first: Any, second: Any) -> Any:
+        parts = [f for f in (first, second) if f is not None]
+        return parts[0] if len(parts) == 1 else (models.Filter(must=parts) if parts else None)
+
+    def _engine_point(self, point: PointSpec) -> models.PointStruct:
+        vectors: dict[str, Any] = {name: list(vec) for name, vec in point.dense.items()}
+        if point.sparse is not None:
+            vectors[SPARSE_VECTOR_NAME] = _vector(point.sparse)
+        return models.PointStruct(id=point.id, vector=vectors, payload=point.payload)
+
+    def _write(self, engine_points: list[Any]) -> None:
+        self._client.upsert(self._name, points=engine_points, wait=True)
+
+    def _search(self, branch: Branch, engine_filter: Any, limit: int) -> list[Any]:
+        return self._client.query_points(
+            self._name, query=_vector(branch.vector), using=branch.using, query_filter=engine_filter,
+            limit=limit, with_payload=True,
+        ).points
+
+    def _fused(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> list[Any]:
+        return self._client.query_points(
+            self._name,
+            prefetch=[models.Prefetch(query=_vector(b.vector), using=b.using, limit=b.limit, filter=f) for b, f in branches],
+            query=models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=plan.weights)),
+            limit=plan.limit,  # every candidate comes through a filtered prefetch
+            with_payload=True,
+        ).points
+
+    def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[list[Any], Any]:
+        return self._client.scroll(self._name, scroll_filter=engine_filter, limit=limit, offset=offset,
+                                   with_payload=True, with_vectors=with_vectors)
 
     def retrieve(self, ids: Sequence[str]) -> list[Hit]:
         if not self._exists or not ids:
             return []
-        return [_hit(r) for r in self._client.retrieve(self._name, ids=list(ids), with_payload=True)]
-
-    def scroll(self, flt: Optional[models.Filter]) -> list[Hit]:
-        if not self._exists:
-            return []
-        offset, hits = None, []
-        while True:
-            records, offset = self._client.scroll(
-                self._name, scroll_filter=flt, limit=_SCROLL_PAGE, offset=offset, with_payload=True
-            )
-            hits += [_hit(r) for r in records]
-            if offset is None:
-                return hits
-
-    def export(self, batch_size: int) -> Iterator[list[PointSpec]]:
-        if not self._exists:
-            return
-        offset = None
-        while True:
-            records, offset = self._client.scroll(
-                self._name, limit=batch_size, offset=offset, with_payload=True, with_vectors=True
-            )
-            specs = []
-            for r in records:
-                vectors = dict(r.vector or {})  # type: ignore[arg-type]
-                sparse = vectors.pop(SPARSE_VECTOR_NAME, None)
-                specs.append(PointSpec(str(r.id), vectors, sparse, r.payload or {}))
-            yield specs
-            if offset is None:
-                return
+        return [hit(r) for r in self._client.retrieve(self._name, ids=list(ids), with_payload=True)]
 
     def count(self, flt: Optional[models.Filter]) -> int:
         if not self._exists:

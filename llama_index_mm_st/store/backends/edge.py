@@ -12,42 +12,26 @@ import datetime as _dt
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import filelock
 import qdrant_edge as q
 from qdrant_client import models
 
 from llama_index_mm_st.errors import StoreLockedError, UnsupportedFilterError
-from llama_index_mm_st.store.backends.base import Hit
+from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
 from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
-from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME, IndexKind, StoreSchema
+from llama_index_mm_st.store.schema import INDEX_KINDS, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
 SCHEMA_FILE = "mmst_schema.json"
 METADATA_FILE = "mmst_metadata.json"
 LOCK_FILE = "mmst.lock"
 SHARD_DIR = "shard"
-_SCROLL_PAGE = 1024
 
-_INDEX_TYPES: dict[str, Any] = {
-    "keyword": q.PayloadSchemaType.Keyword,
-    "integer": q.PayloadSchemaType.Integer,
-    "float": q.PayloadSchemaType.Float,
-    "bool": q.PayloadSchemaType.Bool,
-    "datetime": q.PayloadSchemaType.Datetime,
-    "text": q.PayloadSchemaType.Text,
-    "uuid": q.PayloadSchemaType.Uuid,
-}
+# qdrant_edge names index types and their parameter classes after our kinds: Keyword, KeywordIndexParams...
+_INDEX_TYPES: dict[str, Any] = {kind: getattr(q.PayloadSchemaType, kind.capitalize()) for kind in INDEX_KINDS}
 _INDEX_KINDS = {str(v): k for k, v in _INDEX_TYPES.items()}
-_INDEX_PARAMS: dict[str, Any] = {
-    "keyword": q.KeywordIndexParams,
-    "integer": q.IntegerIndexParams,
-    "float": q.FloatIndexParams,
-    "bool": q.BoolIndexParams,
-    "datetime": q.DatetimeIndexParams,
-    "text": q.TextIndexParams,
-    "uuid": q.UuidIndexParams,
-}
+_INDEX_PARAMS: dict[str, Any] = {kind: getattr(q, f"{kind.capitalize()}IndexParams") for kind in INDEX_KINDS}
 
 
 # ------------------------------------------------ qdrant_client filter -> qdrant_edge filter
@@ -140,24 +124,15 @@ def to_edge_filter(flt: Optional[models.Filter]) -> Optional[Any]:
 
 
 def _vector(value: Any) -> Any:
-    if isinstance(value, list) or isinstance(value, q.SparseVector):
+    """A dense vector as a list (pyo3 reads a list several times faster than anything else), a sparse one as Edge's."""
+    if isinstance(value, list):
         return value
     if isinstance(value, tuple):
         return list(value)
     return q.SparseVector(list(value.indices), list(value.values))
 
 
-def _hit(p: Any) -> Hit:
-    return Hit(str(p.id), getattr(p, "score", None), p.payload or {})
-
-
-def _point_spec(record: Any) -> PointSpec:
-    vectors = dict(record.vector or {})
-    sparse = vectors.pop(SPARSE_VECTOR_NAME, None)
-    return PointSpec(str(record.id), vectors, sparse, record.payload or {})
-
-
-class EdgeBackend:
+class EdgeBackend(BackendCore):
     """A Qdrant Edge shard at ``<path>/<collection_name>``, or in a temporary directory."""
 
     def __init__(self, path: Optional[str], collection_name: str) -> None:
@@ -181,6 +156,10 @@ class EdgeBackend:
     @property
     def where(self) -> str:
         return f"Edge store {self._dir}"
+
+    @property
+    def exists(self) -> bool:
+        return self._shard is not None
 
     def existing_schema(self) -> Optional[StoreSchema]:
         record = self._dir / SCHEMA_FILE
@@ -228,67 +207,48 @@ class EdgeBackend:
         params = _INDEX_PARAMS[kind](enable_hnsw=hnsw)
         self._require().update(q.UpdateOperation.create_field_index(key, params))
 
-    def upsert(self, points: Sequence[PointSpec]) -> None:
-        edge_points = []
-        for p in points:
-            vectors = {name: _vector(vec) for name, vec in p.dense.items()}
-            if p.sparse is not None:
-                vectors["bm25"] = _vector(p.sparse)
-            edge_points.append(q.Point(p.id, vectors, p.payload))
-        self._require().update(q.UpdateOperation.upsert_points(edge_points))
+    # ------------------------------------------------ engine adapters (the shared logic is in BackendCore)
 
-    @staticmethod
-    def _nearest(branch: Branch) -> Any:
-        return q.Query.Nearest(_vector(branch.vector), using=branch.using)
+    def _engine_filter(self, flt: Optional[models.Filter]) -> Any:
+        return to_edge_filter(flt)
 
-    def query(self, plan: QueryPlan) -> list[Hit]:
-        if self._shard is None or not plan.branches:
-            return []
-        if plan.fused:
-            request = q.QueryRequest(
-                limit=plan.limit,
-                prefetches=[
-                    q.Prefetch(limit=b.limit, query=self._nearest(b), filter=to_edge_filter(b.filter))
-                    for b in plan.branches
-                ],
-                query=q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights),
-                with_payload=True,  # every candidate comes through a filtered prefetch
-            )
-        else:
-            branch = plan.branches[0]
-            request = q.QueryRequest(
-                limit=plan.limit, query=self._nearest(branch), filter=to_edge_filter(branch.filter), with_payload=True
-            )
-        return [_hit(p) for p in self._shard.query(request)]
+    def _engine_and(self, first: Any, second: Any) -> Any:
+        parts = [f for f in (first, second) if f is not None]
+        return parts[0] if len(parts) == 1 else (q.Filter(must=parts) if parts else None)
+
+    def _engine_point(self, point: PointSpec) -> Any:
+        vectors = {name: _vector(vec) for name, vec in point.dense.items()}
+        if point.sparse is not None:
+            vectors[SPARSE_VECTOR_NAME] = _vector(point.sparse)
+        return q.Point(point.id, vectors, point.payload)
+
+    def _write(self, engine_points: list[Any]) -> None:
+        self._require().update(q.UpdateOperation.upsert_points(engine_points))
+
+    def _search(self, branch: Branch, engine_filter: Any, limit: int) -> list[Any]:
+        nearest = q.Query.Nearest(_vector(branch.vector), using=branch.using)
+        return self._shard.query(q.QueryRequest(limit=limit, query=nearest, filter=engine_filter, with_payload=True))
+
+    def _fused(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> list[Any]:
+        prefetches = [
+            q.Prefetch(limit=b.limit, query=q.Query.Nearest(_vector(b.vector), using=b.using), filter=f)
+            for b, f in branches
+        ]
+        request = q.QueryRequest(
+            limit=plan.limit, prefetches=prefetches, query=q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights),
+            with_payload=True,  # every candidate comes through a filtered prefetch
+        )
+        return self._shard.query(request)
+
+    def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[list[Any], Any]:
+        request = q.ScrollRequest(offset=offset, limit=limit, filter=engine_filter, with_payload=True,
+                                  with_vector=with_vectors)
+        return self._shard.scroll(request)
 
     def retrieve(self, ids: Sequence[str]) -> list[Hit]:
         if self._shard is None or not ids:
             return []
-        return [_hit(r) for r in self._shard.retrieve(list(ids), True, False)]
-
-    def scroll(self, flt: Optional[models.Filter]) -> list[Hit]:
-        if self._shard is None:
-            return []
-        edge_filter, offset, hits = to_edge_filter(flt), None, []
-        while True:
-            records, offset = self._shard.scroll(
-                q.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=edge_filter, with_payload=True)
-            )
-            hits += [_hit(r) for r in records]
-            if offset is None:
-                return hits
-
-    def export(self, batch_size: int) -> Iterator[list[PointSpec]]:
-        if self._shard is None:
-            return
-        offset = None
-        while True:
-            records, offset = self._shard.scroll(
-                q.ScrollRequest(offset=offset, limit=batch_size, with_payload=True, with_vector=True)
-            )
-            yield [_point_spec(r) for r in records]
-            if offset is None:
-                return
+        return [hit(r) for r in self._shard.retrieve(list(ids), True, False)]
 
     def count(self, flt: Optional[models.Filter]) -> int:
         if self._shard is None:

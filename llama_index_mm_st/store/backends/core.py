@@ -1,0 +1,140 @@
+"""What both backends share: paging, query shapes, hit and point assembly, all-or-nothing writes.
+
+A backend subclasses ``BackendCore`` and adapts engine types only (the way httpx keeps its logic in
+one client and doubles just the I/O): how a filter, a point, a nearest-neighbour query and a fused
+query look in its engine, and the calls that read a page or write a batch. Engine records of both
+engines expose ``id``, ``score``, ``payload`` and ``vector``, so reading them back is shared too.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+from qdrant_client import models
+
+from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
+from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME
+from llama_index_mm_st.types import SparseVector
+
+SCROLL_PAGE = 1024
+"""Points per page when reading a whole selection back: large enough that paging costs little."""
+
+ENGINE_REJECTIONS: tuple[type[BaseException], ...] = (TypeError, ValueError, OverflowError)
+"""What an engine's point constructor raises for a value it cannot hold (pyo3 and pydantic alike)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A point as read back: its id, score (None for plain reads) and payload."""
+
+    id: str
+    score: Optional[float]
+    payload: Mapping[str, Any]
+
+
+def hit(record: Any) -> Hit:
+    return Hit(str(record.id), getattr(record, "score", None), record.payload or {})
+
+
+def point_spec(record: Any) -> PointSpec:
+    """A record read with its vectors, as a spec another backend can write."""
+    vectors = dict(record.vector or {})
+    sparse = vectors.pop(SPARSE_VECTOR_NAME, None)
+    if sparse is not None:
+        sparse = SparseVector(list(sparse.indices), list(sparse.values))
+    return PointSpec(str(record.id), vectors, sparse, record.payload or {})
+
+
+class BackendCore(ABC):
+    """The shared half of a backend. Subclasses implement the ``_engine_*`` adapters and the I/O."""
+
+    # ---------------------------------------------------------------- adapters: engine types
+
+    @abstractmethod
+    def _engine_filter(self, flt: Optional[models.Filter]) -> Any:
+        """Our filter (a ``qdrant_client.models.Filter``) in the engine's type; None stays None."""
+
+    @abstractmethod
+    def _engine_and(self, first: Any, second: Any) -> Any:
+        """The conjunction of two engine filters (either may be None)."""
+
+    @abstractmethod
+    def _engine_point(self, point: PointSpec) -> Any:
+        """One point in the engine's type; raises one of ``ENGINE_REJECTIONS`` for a value it can't hold."""
+
+    # ---------------------------------------------------------------- adapters: I/O
+
+    @property
+    @abstractmethod
+    def exists(self) -> bool:
+        """Whether the collection exists (reads of a missing collection return nothing)."""
+
+    @abstractmethod
+    def _write(self, engine_points: list[Any]) -> None: ...
+
+    @abstractmethod
+    def _search(self, branch: Branch, engine_filter: Any, limit: int) -> list[Any]:
+        """Nearest points by one named vector."""
+
+    @abstractmethod
+    def _fused(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> list[Any]:
+        """Each (branch, its engine filter) as a prefetch, fused by RRF with ``plan.rrf_k``/``weights``."""
+
+    @abstractmethod
+    def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[list[Any], Any]:
+        """One page of points and the offset of the next (None after the last)."""
+
+    # ---------------------------------------------------------------- shared logic
+
+    def upsert(self, points: Sequence[PointSpec], batch_size: int,
+               on_batch: Optional[Callable[[int], None]] = None) -> None:
+        """Convert every point before writing the first, so a value the engine can't hold leaves the
+        collection as it was; then write in batches (``on_batch`` is told each batch's size)."""
+        engine_points = []
+        for point in points:
+            try:
+                engine_points.append(self._engine_point(point))
+            except ENGINE_REJECTIONS as exc:
+                raise ValueError(f"node {point.node_id or point.id} cannot be stored: {exc}") from None
+        for start in range(0, len(engine_points), batch_size):
+            batch = engine_points[start : start + batch_size]
+            self._write(batch)
+            if on_batch is not None:
+                on_batch(len(batch))
+
+    def query(self, plan: QueryPlan) -> list[Hit]:
+        """The plan's filter is translated once; each branch adds only its own restriction."""
+        if not self.exists or not plan.branches:
+            return []
+        common = self._engine_filter(plan.filter)
+        filtered = [
+            (branch, common if branch.restriction is None else self._engine_and(common, self._engine_filter(branch.restriction)))
+            for branch in plan.branches
+        ]
+        if plan.fused:
+            records = self._fused(filtered, plan)
+        else:
+            branch, engine_filter = filtered[0]
+            records = self._search(branch, engine_filter, plan.limit)
+        return [hit(record) for record in records]
+
+    def _pages(self, flt: Optional[models.Filter], limit: int, with_vectors: bool) -> Iterator[list[Any]]:
+        if not self.exists:
+            return
+        engine_filter, offset = self._engine_filter(flt), None
+        while True:
+            records, offset = self._page(engine_filter, offset, limit, with_vectors)
+            yield records
+            if offset is None:
+                return
+
+    def scroll(self, flt: Optional[models.Filter]) -> list[Hit]:
+        """Every point matching the filter (all points for None)."""
+        return [hit(record) for page in self._pages(flt, SCROLL_PAGE, False) for record in page]
+
+    def export(self, batch_size: int) -> Iterator[list[PointSpec]]:
+        """Every point with its vectors, in batches: what another backend needs to hold a copy."""
+        for page in self._pages(None, batch_size, True):
+            yield [point_spec(record) for record in page]

@@ -1,0 +1,39 @@
+"""BM25 term weights behind one small interface, so the store never names an engine for tokenising.
+
+The tokeniser and stemmer are ``qdrant_edge.Bm25``: the same as Qdrant's own ``qdrant/bm25``, so
+vectors written here match queries made by any Qdrant client. It is the only part of qdrant-edge-py
+a store on a Qdrant server loads; the engine itself is loaded only by the Edge backend. IDF is
+applied by the engine (``Modifier.IDF``), so a document's vector holds term frequencies only.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from llama_index_mm_st.types import SparseVector
+
+
+class SparseTextEncoder(Protocol):
+    """Text -> sparse term weights, with separate document and query weighting."""
+
+    def document(self, text: str) -> SparseVector: ...
+
+    def query(self, text: str) -> SparseVector: ...
+
+
+class QdrantBm25:
+    """Qdrant's BM25 (``qdrant_edge.Bm25``) for one language's stopwords and stemmer."""
+
+    def __init__(self, language: str) -> None:
+        import qdrant_edge  # the tokeniser only; see the module docstring
+
+        self.language = language
+        self._bm25 = qdrant_edge.Bm25(qdrant_edge.Bm25Config(language=language))
+
+    def document(self, text: str) -> SparseVector:
+        vector = self._bm25.embed_document(text)
+        return SparseVector(vector.indices, vector.values)
+
+    def query(self, text: str) -> SparseVector:
+        vector = self._bm25.embed_query(text)
+        return SparseVector(vector.indices, vector.values)
