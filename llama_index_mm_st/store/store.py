@@ -174,6 +174,12 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         return "MultimodalQdrantStore"
 
     @property
+    def local_path(self) -> Optional[str]:
+        """The directory of an embedded (Edge) collection, a temporary one when ``path`` was None;
+        None for a collection on a Qdrant server."""
+        return self._backend.local_path
+
+    @property
     def client(self) -> Any:
         """The engine object: a ``qdrant_edge.EdgeShard`` or a ``QdrantClient``."""
         return self._backend.raw

@@ -12,17 +12,11 @@ from llama_index_mm_st.embedding import MultimodalEmbedding
 
 
 @pytest.fixture()
-def counted(tiny_clip_dir, monkeypatch) -> tuple[MultimodalEmbedding, list[int]]:
+def counted(tiny_clip_dir) -> tuple[MultimodalEmbedding, list[int]]:
+    """The embedding, and the batch size of every forward pass of its model (a torch forward hook)."""
     embedding = MultimodalEmbedding(str(tiny_clip_dir), device="cpu", precision="fp32")
     sizes: list[int] = []
-    forward = embedding._encoder._forward
-
-    def counting_forward(features, role):  # type: ignore[no-untyped-def]
-        out = forward(features, role)
-        sizes.append(len(out))
-        return out
-
-    monkeypatch.setattr(embedding._encoder, "_forward", counting_forward)
+    embedding.model.register_forward_hook(lambda module, args, output: sizes.append(len(output["sentence_embedding"])))
     return embedding, sizes
 
 

@@ -78,7 +78,7 @@ def test_a_second_process_gets_store_locked_error(tmp_path: Path) -> None:
 def test_default_is_a_temporary_store_removed_on_close(rng: np.random.Generator) -> None:
     store = MultimodalQdrantStore()
     store.add([TextNode(text="x", embedding=unit(rng.normal(size=DIM)))])
-    shard_dir = Path(store._backend._dir)  # noqa: SLF001
+    shard_dir = Path(store.local_path)
     assert shard_dir.exists() and store.count() == 1
     store.close()
     assert not shard_dir.exists()

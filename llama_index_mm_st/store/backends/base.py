@@ -24,6 +24,10 @@ class Backend(Protocol):
         """The underlying engine object (``EdgeShard`` or ``QdrantClient``)."""
 
     @property
+    def local_path(self) -> Optional[str]:
+        """The collection's directory when it lives on this machine's disk (Edge), else None."""
+
+    @property
     def where(self) -> str:
         """A human-readable name of the collection, for error messages."""
 

@@ -55,6 +55,10 @@ class ClientBackend(BackendCore):
         return self._client
 
     @property
+    def local_path(self) -> Optional[str]:
+        return None  # the server holds the collection
+
+    @property
     def where(self) -> str:
         return f"Qdrant collection {self._name!r}"
 

@@ -154,6 +154,10 @@ class EdgeBackend(BackendCore):
         return self._shard
 
     @property
+    def local_path(self) -> Optional[str]:
+        return str(self._dir)
+
+    @property
     def where(self) -> str:
         return f"Edge store {self._dir}"
 
