@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CaptionFileError,
+    EncodeError,
     ImageLoadError,
     ItemError,
     ItemFailure,
@@ -51,6 +52,7 @@ __all__ = sorted(
     [
         *_LAZY,
         "CaptionFileError",
+        "EncodeError",
         "ImageLoadError",
         "ItemError",
         "ItemFailure",

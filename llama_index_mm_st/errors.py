@@ -6,6 +6,7 @@
       the pixel or byte limit).
     - ``CaptionFileError``: a ``captions.json``/``captions.csv`` could not be read; images in its
       folder load without captions.
+    - ``EncodeError``: the model (or its processor) could not take this one item.
   - ``UnsupportedFilterError`` (also a ``ValueError``): a metadata filter that Qdrant (or the Edge
     backend) cannot express; the message names the filter and why.
   - ``UnsupportedModalityError`` (also a ``ValueError``): the model cannot encode or score this modality.
@@ -49,6 +50,12 @@ class CaptionFileError(ItemError):
     """A caption file could not be read; the images it describes still load, without captions."""
 
     what = "read caption file"
+
+
+class EncodeError(ItemError):
+    """The model or its processor refused one item; the others of its batch are still encoded."""
+
+    what = "encode"
 
 
 class UnsupportedFilterError(MMSTError, ValueError):

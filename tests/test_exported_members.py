@@ -15,6 +15,7 @@ EXPECTED = {
     "UnsupportedFilterError",
     "build_pipeline",
     "CaptionFileError",
+    "EncodeError",
     "ImageLoadError",
     "ItemError",
     "ItemFailure",

@@ -22,7 +22,7 @@ from sentence_transformers.util import batch_to_device
 from tqdm.auto import tqdm
 
 from ..concurrency import Prefetched
-from ..errors import ImageLoadError, ItemFailure, UnsupportedModalityError
+from ..errors import EncodeError, ImageLoadError, ItemFailure, UnsupportedModalityError
 from ..fetch import FetchOptions
 from ..images import DecodeOptions
 from ..inputs import Parts
@@ -30,6 +30,11 @@ from ..types import Modality, Role
 from .profiles import ModelProfile, text_processing_kwargs
 
 _ST_MODALITY: dict[str, Any] = {"text": "text", "image": "image", "text+image": ("image", "text")}
+
+MODEL_FAILURES: tuple[type[BaseException], ...] = (RuntimeError, ValueError, IndexError, TypeError)
+"""What a processor or a forward pass raises on an input it cannot take (torch errors are RuntimeErrors)."""
+TEXT_LABEL_CHARS = 40
+"""How much of a text names it in an error."""
 
 
 @dataclass
@@ -56,9 +61,15 @@ class EncodeSettings:
 
 @dataclass
 class _Prepared:
+    """One batch ready for the model: positions, model inputs and their labels, and the features
+    (None when preprocessing the batch as a whole failed with ``error``)."""
+
     positions: list[int]
+    inputs: list[Any]
+    labels: list[str]
     features: dict[str, Any] | None
     failures: list[ItemFailure]
+    error: BaseException | None = None
 
 
 def resolve_prompt(model: SentenceTransformer, role: Role, prompt_name: str | None) -> str | None:
@@ -120,11 +131,33 @@ class Encoder:
                     batches.close()
                     raise batch.failures[0].error
                 output.failures.extend(batch.failures)
-                if batch.features is not None:
-                    vectors[batch.positions] = self._forward(batch.features, role)
+                if batch.inputs:
+                    output.failures.extend(self._run_batch(batch, role, vectors, stop_on_error))
                 bar.update(len(batch.positions) + len(batch.failures))
         output.failures.sort(key=lambda failure: failure.position)
         return output
+
+    def _run_batch(self, batch: _Prepared, role: Role, vectors: np.ndarray, stop_on_error: bool) -> list[ItemFailure]:
+        """Run one batch. If the model or its processor refuses it, run its items one at a time to name
+        the item it can't take: bisecting a deterministic failure, not retrying a transient one."""
+        try:
+            if batch.error is not None:
+                raise batch.error
+            vectors[batch.positions] = self._forward(batch.features, role)  # type: ignore[arg-type]
+            return []
+        except MODEL_FAILURES:
+            if stop_on_error and len(batch.inputs) == 1:
+                raise
+        failures = []
+        for position, model_input, label in zip(batch.positions, batch.inputs, batch.labels):
+            try:
+                vectors[position] = self._forward(self._preprocess([model_input], role), role)[0]
+            except MODEL_FAILURES as exc:
+                error = EncodeError(label, f"the model cannot take it ({type(exc).__name__}: {_first_line(exc)})")
+                if stop_on_error:
+                    raise error from exc
+                failures.append(ItemFailure(position, label, error))
+        return failures
 
     def dimension(self) -> int:
         """Output dimension after ``truncate_dim``."""
@@ -145,8 +178,14 @@ class Encoder:
         for start in range(0, len(order), size):
             positions = order[start : start + size]
             inputs, ok, failures = self._load(modality, [items[p] for p in positions], positions)
-            features = self._preprocess(inputs, role) if inputs else None
-            yield _Prepared(ok, features, failures)
+            labels = [_label(items[p]) for p in ok]
+            features, error = None, None
+            if inputs:
+                try:
+                    features = self._preprocess(inputs, role)
+                except MODEL_FAILURES as exc:  # the consumer finds the item that caused it
+                    error = exc
+            yield _Prepared(ok, inputs, labels, features, failures, error)
 
     def _load(self, modality: Modality, chunk: Sequence[Parts], positions: Sequence[int]
               ) -> tuple[list[Any], list[int], list[ItemFailure]]:
@@ -156,7 +195,7 @@ class Encoder:
         inputs, ok, failures = [], [], []
         for position, item, result in zip(positions, chunk, results):
             if isinstance(result, ImageLoadError):
-                failures.append(ItemFailure(position, item.image.label if item.image else "text", result))
+                failures.append(ItemFailure(position, _label(item), result))
             else:
                 inputs.append(result)
                 ok.append(position)
@@ -211,3 +250,15 @@ class Encoder:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
+
+def _label(item: Parts) -> str:
+    """How an item is named in errors: its image's label, or the start of its text."""
+    if item.image is not None:
+        return item.image.label
+    text = item.text or ""
+    return f"text {text[:TEXT_LABEL_CHARS]!r}" + ("..." if len(text) > TEXT_LABEL_CHARS else "")
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -51,14 +51,36 @@ def profile_for(model: SentenceTransformer) -> ModelProfile:
     return PROFILES.get(getattr(config, "model_type", ""), DEFAULT_PROFILE)
 
 
-def text_processing_kwargs(model: SentenceTransformer, profile: ModelProfile) -> dict[str, Any]:
-    """Per-call processor kwargs for text under this profile (empty when nothing needs changing)."""
-    if not profile.fixed_text_length:
-        return {}
+def text_window(model: SentenceTransformer) -> int | None:
+    """Tokens the text tower has positions for (its config's ``max_position_embeddings``), if known."""
     config = backbone_config(model)
-    text_config = getattr(config, "text_config", config)
-    length = int(getattr(text_config, "max_position_embeddings"))
-    return {"padding": "max_length", "max_length": length, "truncation": True}
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    positions = getattr(text_config, "max_position_embeddings", None)
+    return int(positions) if isinstance(positions, int) and positions > 0 else None
+
+
+def declared_text_limit(model: SentenceTransformer) -> int | None:
+    """The limit the tokenizer declares (``model_max_length``); None when it has no tokenizer."""
+    tokenizer = getattr(model[0], "tokenizer", None) if len(model) else None
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, (int, float)) else None
+
+
+def text_processing_kwargs(model: SentenceTransformer, profile: ModelProfile) -> dict[str, Any]:
+    """Per-call processor kwargs for text (empty when nothing needs changing).
+
+    Texts longer than the model's window are truncated to it, never an error. A tokenizer saved
+    without a limit declares ``int(1e30)``, and sentence-transformers then hands the model more
+    positions than it has (an IndexError deep in the embedding layer): the window then comes from
+    the text tower's config instead.
+    """
+    window = text_window(model)
+    if profile.fixed_text_length and window is not None:
+        return {"padding": "max_length", "max_length": window, "truncation": True}
+    declared = declared_text_limit(model)
+    if window is not None and (declared is None or declared > window):
+        return {"max_length": window, "truncation": True}
+    return {}
 
 
 def image_target_size(model: SentenceTransformer) -> tuple[int, int] | None:
