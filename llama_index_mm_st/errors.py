@@ -6,6 +6,8 @@
       the pixel or byte limit).
     - ``CaptionFileError``: a ``captions.json``/``captions.csv`` could not be read; images in its
       folder load without captions.
+    - ``PathError``: a path a folder walk met cannot be read as a file at all (a link loop, a broken
+      link, a FIFO or other special file, a name that is not valid UTF-8, an unreadable file).
   - ``UnsupportedFilterError`` (also a ``ValueError``): a metadata filter that Qdrant (or the Edge
     backend) cannot express; the message names the filter and why.
   - ``UnsupportedModalityError`` (also a ``ValueError``): the model cannot encode or score this modality.
@@ -19,6 +21,7 @@ when a batch runs with ``on_error="skip"``, so nothing is dropped without a repo
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -48,6 +51,33 @@ class CaptionFileError(ItemError):
     """A caption file could not be read; the images it describes still load, without captions."""
 
     what = "read caption file"
+
+
+class PathError(ItemError):
+    """A path cannot be read as a file (link loop, broken link, special file, undecodable name)."""
+
+    what = "read"
+
+
+def file_error_reason(exc: OSError) -> str:
+    """Why opening or reading a file failed, in words: the one mapping from ``OSError`` to a reason
+    that the reader, the image decoder and the CLI's text reading share."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found (or a broken symbolic link)"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop (the link leads back to itself)"
+    return f"unreadable ({exc.strerror or exc})"
+
+
+def printable_path(path: str | bytes) -> str:
+    """A path as text that can always be printed, logged and stored: bytes that are not UTF-8 (kept by
+    ``os.fsdecode`` as surrogates) are shown as ``\\xNN`` escapes."""
+    raw = path if isinstance(path, bytes) else path.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 class UnsupportedFilterError(MMSTError, ValueError):

@@ -16,6 +16,7 @@ from llama_index.core.schema import BaseNode, ImageNode, QueryBundle
 from PIL import Image
 
 from ..errors import ImageLoadError
+from ..fetch import FetchOptions
 from ..images import DecodeOptions, map_isolated
 from ..inputs import ImageRef, image_ref, node_image_ref, node_text
 from ..types import Modality
@@ -104,7 +105,7 @@ def find_route(position: int, query: Side, document: Side, scorers: Sequence[Sco
 
 
 def load_images(
-    routes: Sequence[Route], scorers: Sequence[Scorer], workers: int | None = None
+    routes: Sequence[Route], scorers: Sequence[Scorer], workers: int | None = None, fetch: FetchOptions = FetchOptions()
 ) -> tuple[dict[tuple[int, int], Image.Image], dict[int, ImageLoadError]]:
     """Decode every image the routes need, in parallel.
 
@@ -124,7 +125,7 @@ def load_images(
         if (ref, options) not in shared:
             shared[(ref, options)] = len(unique)
             unique.append((ref, options))
-    results = map_isolated(lambda job: job[0].load(job[1]), unique, workers)
+    results = map_isolated(lambda job: job[0].load(job[1], fetch), unique, workers)
     images: dict[tuple[int, int], Image.Image] = {}
     failures: dict[int, ImageLoadError] = {}
     for key, ref, options in jobs:

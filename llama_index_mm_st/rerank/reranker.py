@@ -21,6 +21,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from ..errors import ImageLoadError, ItemFailure, SkippedItemsWarning, UnsupportedModalityError, check_on_error
+from ..fetch import FetchOptions
 from ..types import Precision
 from .candidates import Route, Side, content, find_route, load_images, node_side, query_side
 from .fusion import DEFAULT_RRF_K, keep_in_place, rank_by_score, reciprocal_rank_fusion
@@ -77,6 +78,11 @@ class MultimodalReranker(BaseNodePostprocessor):
     on_unsupported: Literal["raise", "keep"] = Field(default="raise", description="Unscorable nodes: raise or keep.")
     rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0, description="RRF constant when several scorers are used.")
     decode_workers: Optional[int] = Field(default=None, description="Image decoding threads; None: one per core.")
+    allow_urls: bool = Field(default=False, description="Fetch http(s) image URLs (off: a URL is a refused item).")
+    allow_private_urls: bool = Field(
+        default=False, description="Also fetch from loopback, link-local and private addresses (intranet use)."
+    )
+    url_timeout: float = Field(default=10.0, gt=0, description="Seconds a whole image download may take.")
 
     _scorers: List[Scorer] = PrivateAttr()
 
@@ -155,7 +161,10 @@ class MultimodalReranker(BaseNodePostprocessor):
         routes, unsupported, failures = self._plan(query, nodes)
         if failures and self.on_error == "raise":
             raise failures[min(failures)]
-        images, load_failures = load_images(routes, self._scorers, self.decode_workers)
+        fetch = FetchOptions(
+            timeout=self.url_timeout, allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls
+        )
+        images, load_failures = load_images(routes, self._scorers, self.decode_workers, fetch)
         failures.update(load_failures)
         if failures and self.on_error == "raise":
             raise failures[min(failures)]
