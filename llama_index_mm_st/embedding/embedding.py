@@ -79,6 +79,10 @@ class MultimodalEmbedding(MultiModalEmbedding):
     decode_workers: Optional[int] = Field(
         default=None, description="Image decoding threads (default: cores - 1, leaving one to the model)."
     )
+    bucket_batches: bool = Field(
+        default=True,
+        description="Pad forward passes to power-of-two batch sizes so CPU kernel caches stay small (flat memory).",
+    )
     allow_urls: bool = Field(default=False, description="Fetch http(s) image URLs (off: a URL is a refused item).")
     allow_private_urls: bool = Field(
         default=False, description="Also fetch from loopback, link-local and private addresses (intranet use)."
@@ -130,7 +134,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
                 timeout=self.url_timeout, max_bytes=self.max_download_bytes,
                 allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls,
             ),
-            devices=tuple(self.devices) if self.devices else None,
+            devices=tuple(self.devices) if self.devices else None, bucket_batches=self.bucket_batches,
         )
         workers = self.decode_workers if self.decode_workers is not None else max(1, default_workers() - 1)
         prompts: Dict[Role, Optional[str]] = {"query": self.query_prompt_name, "document": self.document_prompt_name}
