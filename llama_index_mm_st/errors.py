@@ -21,7 +21,6 @@ when a batch runs with ``on_error="skip"``, so nothing is dropped without a repo
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -57,27 +56,6 @@ class PathError(ItemError):
     """A path cannot be read as a file (link loop, broken link, special file, undecodable name)."""
 
     what = "read"
-
-
-def file_error_reason(exc: OSError) -> str:
-    """Why opening or reading a file failed, in words: the one mapping from ``OSError`` to a reason
-    that the reader, the image decoder and the CLI's text reading share."""
-    if isinstance(exc, FileNotFoundError):
-        return "file not found (or a broken symbolic link)"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory, not a file"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if exc.errno == errno.ELOOP:
-        return "symbolic link loop (the link leads back to itself)"
-    return f"unreadable ({exc.strerror or exc})"
-
-
-def printable_path(path: str | bytes) -> str:
-    """A path as text that can always be printed, logged and stored: bytes that are not UTF-8 (kept by
-    ``os.fsdecode`` as surrogates) are shown as ``\\xNN`` escapes."""
-    raw = path if isinstance(path, bytes) else path.encode("utf-8", "surrogateescape")
-    return raw.decode("utf-8", "backslashreplace")
 
 
 class UnsupportedFilterError(MMSTError, ValueError):

@@ -21,7 +21,8 @@ from typing import Callable, Iterable, Sequence, TypeVar, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageLoadError, file_error_reason
+from .errors import ImageLoadError
+from .files import file_error_reason, regular_file_size
 
 DEFAULT_MAX_PIXELS = 89_478_485
 """PIL's own decompression-bomb threshold (about 0.25 GiB of RGBA), enforced as a hard limit."""
@@ -50,7 +51,7 @@ class DecodeOptions:
 
 def open_checked(source: Openable, label: str, max_pixels: int | None) -> Image.Image:
     """Open an image lazily (header only) and refuse it if it is over ``max_pixels``."""
-    if isinstance(source, (str, Path)) and os.path.isfile(source) and os.path.getsize(source) == 0:
+    if isinstance(source, (str, Path)) and regular_file_size(source, label) == 0:
         raise ImageLoadError(label, "empty file (zero bytes)")
     try:
         with _WARNING_FILTERS_LOCK, warnings.catch_warnings():

@@ -23,7 +23,8 @@ from typing import Sequence
 from llama_index.core import SimpleDirectoryReader
 from llama_index.core.schema import Document
 
-from ..errors import ItemFailure, PathError, SkippedItemsWarning, file_error_reason
+from ..errors import ItemFailure, PathError, SkippedItemsWarning
+from ..files import file_error_reason
 from ..ids import stable_id
 from ..readers import ImageReader, ReadReport, default_cache_dir, supported_extensions
 from ..readers.metadata import BOOKKEEPING_KEYS, LLM_NOISE_KEYS

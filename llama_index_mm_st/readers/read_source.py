@@ -18,7 +18,8 @@ from typing import Any, Iterator, Literal, Union
 from llama_index.core.schema import ImageDocument, MediaResource
 from PIL import Image
 
-from ..errors import CaptionFileError, ImageLoadError, MMSTError, file_error_reason
+from ..errors import CaptionFileError, ImageLoadError, MMSTError
+from ..files import file_error_reason
 from ..fetch import FetchOptions, fetch_bytes
 from ..ids import stable_id
 from ..images import DAMAGED_DATA_ERRORS, DecodeOptions, open_checked, to_rgb

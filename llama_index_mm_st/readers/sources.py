@@ -10,7 +10,7 @@ from pathlib import Path, PurePath
 from typing import Iterator, Sequence, Union
 
 from ..errors import PathError
-from ..fetch import is_url
+from ..fetch import is_file_url, is_url
 from .report import IgnoredPath
 from .walk import WalkedFile, WalkPolicy, WalkTally, walk_path
 
@@ -49,6 +49,8 @@ def check_sources(items: object, allow_urls: bool) -> list[SourceItem]:
             raise TypeError(
                 f"source at position {position} has type {type(item).__name__}; accepted: {SOURCE_TYPES_HELP}"
             )
+        if is_file_url(item):
+            raise ValueError(f"source at position {position} is a file:// URL ({item}); pass the file's path instead")
         if is_url(item) and not allow_urls:
             raise ValueError(
                 f"source at position {position} is a URL ({item}); URL reading is off: ImageReader(allow_urls=True)"

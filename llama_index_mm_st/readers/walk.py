@@ -27,19 +27,12 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Iterator, Union
 
-from ..errors import PathError, file_error_reason, printable_path
+from ..errors import PathError
+from ..files import file_error_reason, printable_path, special_file_reason, valid_utf8
 from .report import IgnoredPath
 
 NO_EXTENSION = "(no extension)"
 """The key ``WalkTally.ignored_types`` counts files without an extension under."""
-
-_SPECIAL_KINDS = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
 
 @dataclass(frozen=True)
 class WalkPolicy:
@@ -88,15 +81,6 @@ class WalkedFile:
 WalkItem = Union[WalkedFile, IgnoredPath, PathError]
 
 
-def valid_utf8(path: str) -> bool:
-    """False when ``path`` holds bytes that are not UTF-8 (``os.fsdecode`` keeps them as surrogates)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _not_utf8(path: str) -> PathError:
     return PathError(
         printable_path(path), "the name is not valid UTF-8, so it cannot be stored as a document; rename it"
@@ -114,15 +98,8 @@ def _stat_error(path: str, exc: OSError, is_link: bool) -> PathError:
     return PathError(printable_path(path), file_error_reason(exc))
 
 
-def _special_kind(mode: int) -> str:
-    for test, kind in _SPECIAL_KINDS:
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
 def _special(path: str, mode: int) -> PathError:
-    return PathError(printable_path(path), f"{_special_kind(mode)}, not a regular file")
+    return PathError(printable_path(path), special_file_reason(mode))
 
 
 def _inside(path: str, root: str) -> bool:
