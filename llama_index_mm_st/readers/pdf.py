@@ -21,6 +21,9 @@ from .cache import RenderCache
 
 _PDFIUM_LOCK = threading.Lock()
 POINTS_PER_INCH = 72.0
+PAGE_NUMBER_DIGITS = 5
+"""Page numbers in cache file names are zero-padded so the cache lists in order."""
+QUARTER_TURN_ROTATIONS = (90, 270)
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def _page(
     number = index + 1
     page_label = f"{label} page {number}"
     scale = dpi / POINTS_PER_INCH
-    target = cache.path(sha256, f"page-{number:05d}@{dpi}dpi.png")
+    target = cache.path(sha256, f"page-{number:0{PAGE_NUMBER_DIGITS}d}@{dpi}dpi.png")
     try:
         page = document[index]
     except pdfium.PdfiumError:
@@ -133,7 +136,7 @@ def _page(
         width_pt, height_pt = page.get_size()
         rotation = page.get_rotation()
         width, height = math.ceil(width_pt * scale), math.ceil(height_pt * scale)  # as PDFium sizes the bitmap
-        if rotation in (90, 270):
+        if rotation in QUARTER_TURN_ROTATIONS:
             width, height = height, width
         if max_pixels is not None and width * height > max_pixels:
             return ImageLoadError(page_label, f"{width}x{height} pixels at {dpi} dpi is over the limit of {max_pixels}")

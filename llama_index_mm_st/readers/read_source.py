@@ -46,6 +46,11 @@ DocumentKey = tuple[str, Union[int, str], Union[int, str]]
 """(source key, page or NO_PART, frame or NO_PART): the parts ``stable_id`` hashes into a document id.
 With absolute-path keys this is exactly ``mmst index``'s scheme, so its indexes keep their ids."""
 
+CACHE_NUMBER_DIGITS = 5
+"""Frame numbers in cache file names are zero-padded so the cache lists in order."""
+JPEG_VERIFY_DRAFT = (1, 1)
+"""Draft size for verifying a JPEG: the smallest DCT scale (1/8), which still reads every coded byte."""
+
 Verify = Literal["decode", "header"]
 Frames = Literal["first", "all"]
 
@@ -184,7 +189,7 @@ def _image(
                 )
             return outcome
         if settings.verify == "decode":
-            options = DecodeOptions(max_pixels=settings.max_pixels, draft_size=(1, 1), apply_exif=False)
+            options = DecodeOptions(max_pixels=settings.max_pixels, draft_size=JPEG_VERIFY_DRAFT, apply_exif=False)
             to_rgb(image, source.label, options)
         image_path = source.path if data is None else _cache_source(image, data, content, source, settings)
     mimetype = str(meta["mime_type"])
@@ -219,7 +224,7 @@ def _frames(image: Image.Image, label: str, sha256: str, settings: ReadSettings)
     """Each frame, upright RGB, written once to the cache as PNG; yields (1-based number, path, size)."""
     options = DecodeOptions(max_pixels=settings.max_pixels)
     for index in range(int(image.n_frames)):  # type: ignore[attr-defined]
-        target = settings.cache.path(sha256, f"frame-{index + 1:05d}.png")
+        target = settings.cache.path(sha256, f"frame-{index + 1:0{CACHE_NUMBER_DIGITS}d}.png")
         frame_label = f"{label} frame {index + 1}"
         try:
             image.seek(index)

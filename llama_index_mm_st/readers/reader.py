@@ -23,7 +23,7 @@ from llama_index.core.readers.base import BasePydanticReader, BaseReader
 from llama_index.core.schema import ImageDocument
 
 from ..errors import ItemFailure, MMSTError, SkippedItemsWarning
-from ..fetch import FetchOptions
+from ..fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, default_workers
 from .cache import RenderCache, default_cache_dir
 from .formats import supported_extensions
@@ -33,6 +33,10 @@ from .sources import Source, WalkItem, check_sources, expand
 from .walk import WalkPolicy, WalkTally
 
 Sources = Union[str, Path, bytes, list[Union[str, Path, bytes]]]
+DEFAULT_PDF_DPI = 150
+"""Sharp enough for a page's small print at CLIP-class input sizes, small enough to render fast."""
+MAX_PDF_DPI = 1200
+"""Above this an A4 page is over 130 megapixels: beyond any model's input, and beyond the pixel limit."""
 WINDOW_PER_WORKER = 4
 """Sources in flight per worker thread: enough to keep threads busy, small enough to bound memory."""
 
@@ -61,9 +65,9 @@ class ImageReader(BasePydanticReader):
         description="Also fetch from loopback, link-local and private addresses (intranet use); off by default.",
     )
     url_timeout: float = Field(
-        default=10.0, gt=0, description="Seconds a whole download may take (connect, redirects and body)."
+        default=DEFAULT_TIMEOUT_S, gt=0, description="Seconds a whole download may take (connect, redirects and body)."
     )
-    url_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest download accepted.")
+    url_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0, description="Largest download accepted.")
     max_pixels: Optional[int] = Field(
         default=DEFAULT_MAX_PIXELS, gt=0, description="Images (and rendered pages) larger than this are refused."
     )
@@ -78,7 +82,9 @@ class ImageReader(BasePydanticReader):
         default="first",
         description='"all" makes one document per frame of an animated GIF/WebP/PNG or multi-page TIFF.',
     )
-    pdf_dpi: int = Field(default=150, gt=0, le=1200, description="Resolution PDF pages are rendered at.")
+    pdf_dpi: int = Field(
+        default=DEFAULT_PDF_DPI, gt=0, le=MAX_PDF_DPI, description="Resolution PDF pages are rendered at."
+    )
     cache_dir: Optional[Path] = Field(
         default=None,
         description=(
