@@ -4,7 +4,8 @@ The load: one process, ``--tasks`` asyncio tasks (64), each looping ``aget_query
 varied query followed by an async hybrid query on an embedded store, for ``--duration`` seconds
 (60), with the tiny test CLIP at ``--precision`` (auto: bf16 on CPUs that have it). Printed: RSS at
 start (model and store loaded), after warm-up (``--warmup`` s), at the end, and the growth over the
-whole run, warm-up included, plus queries/s. Native caches outlive everything in a process, so each
+whole run, warm-up included, plus queries/s and the number of distinct input shapes the model saw (what
+a per-shape kernel cache holds one entry for). Native caches outlive everything in a process, so each
 setting runs in its own child process.
 
     python bench/memory.py                                # bucketing off, then on; 60 s each
@@ -95,6 +96,15 @@ def child(args: argparse.Namespace) -> dict:
 
     embedding = MultimodalEmbedding(str(tiny_clip()), device="cpu", precision=args.precision,
                                     bucket_batches=args.bucket == "on")
+    shapes: set[tuple[int, ...]] = set()
+
+    def record_shape(module, args, kwargs):  # type: ignore[no-untyped-def]
+        features = args[0] if args else kwargs.get("input", {})
+        tensor = features.get("input_ids", features.get("pixel_values"))
+        if tensor is not None:
+            shapes.add(tuple(tensor.shape))
+
+    embedding.model.register_forward_pre_hook(record_shape, with_kwargs=True)
     with tempfile.TemporaryDirectory() as folder:
         store = MultimodalQdrantStore("bench", path=folder, dim=embedding.dimension)
         nodes = [TextNode(text=text, id_=f"00000000-0000-4000-8000-{i:012d}") for i, text in enumerate(queries(99)[:STORE_POINTS])]
@@ -108,7 +118,7 @@ def child(args: argparse.Namespace) -> dict:
     return {
         "bucket": args.bucket, "precision": embedding.precision, "start_mib": start / MIB, "warm_mib": warm / MIB,
         "end_mib": end / MIB, "growth_mib": (end - start) / MIB, "after_warmup_growth_mib": (end - warm) / MIB,
-        "queries_per_s": (warm_done + measured_done) / args.duration,
+        "queries_per_s": (warm_done + measured_done) / args.duration, "shapes": len(shapes),
     }
 
 
@@ -130,7 +140,7 @@ def main() -> None:
     print(f"load: {args.tasks} tasks x (aget_query_embedding + store.aquery), {args.duration:.0f} s, tiny CLIP, "
           f"precision {args.precision}")
     print(f"{'bucketing':>9} {'precision':>9} {'start MiB':>9} {'warm MiB':>9} {'end MiB':>9} "
-          f"{'growth':>8} {'after warm-up':>13} {'queries/s':>9}")
+          f"{'growth':>8} {'after warm-up':>13} {'queries/s':>9} {'input shapes':>12}")
     for setting in [args.only] if args.only else ["off", "on"]:
         command = [sys.executable, __file__, "--bucket", setting, "--duration", str(args.duration),
                    "--warmup", str(args.warmup), "--tasks", str(args.tasks), "--precision", args.precision]
@@ -140,7 +150,7 @@ def main() -> None:
         row = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{row['bucket']:>9} {row['precision']:>9} {row['start_mib']:9.1f} {row['warm_mib']:9.1f} "
               f"{row['end_mib']:9.1f} {row['growth_mib']:+8.1f} {row['after_warmup_growth_mib']:+13.1f} "
-              f"{row['queries_per_s']:9.0f}")
+              f"{row['queries_per_s']:9.0f} {row['shapes']:12d}")
 
 
 if __name__ == "__main__":
