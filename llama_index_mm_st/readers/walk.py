@@ -102,6 +102,18 @@ def _special(path: str, mode: int) -> PathError:
     return PathError(printable_path(path), special_file_reason(mode))
 
 
+def _mode(entry: os.DirEntry[str], is_link: bool) -> int:
+    """The entry's file type bits. A link is followed (ELOOP and ENOENT surface here); for anything else
+    the type the listing already gave is used, so a plain folder costs no ``stat`` per file."""
+    if is_link:
+        return entry.stat().st_mode
+    if entry.is_dir(follow_symlinks=False):
+        return stat.S_IFDIR
+    if entry.is_file(follow_symlinks=False):
+        return stat.S_IFREG
+    return entry.stat(follow_symlinks=False).st_mode
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -160,7 +172,7 @@ def _walk(
                 )
                 continue
         try:
-            mode = entry.stat().st_mode  # follows links: ELOOP and ENOENT surface here, as values
+            mode = _mode(entry, is_link)
         except OSError as exc:
             yield _stat_error(entry.path, exc, is_link)
             continue
