@@ -7,6 +7,8 @@
     - ``CaptionFileError``: a ``captions.json``/``captions.csv`` could not be read; images in its
       folder load without captions.
     - ``EncodeError``: the model (or its processor) could not take this one item.
+    - ``PathError``: a path a folder walk met cannot be read as a file at all (a link loop, a broken
+      link, a FIFO or other special file, a name that is not valid UTF-8, an unreadable file).
   - ``UnsupportedFilterError`` (also a ``ValueError``): a metadata filter that Qdrant (or the Edge
     backend) cannot express; the message names the filter and why.
   - ``UnsupportedModalityError`` (also a ``ValueError``): the model cannot encode or score this modality.
@@ -56,6 +58,12 @@ class EncodeError(ItemError):
     """The model or its processor refused one item; the others of its batch are still encoded."""
 
     what = "encode"
+
+
+class PathError(ItemError):
+    """A path cannot be read as a file (link loop, broken link, special file, undecodable name)."""
+
+    what = "read"
 
 
 class UnsupportedFilterError(MMSTError, ValueError):

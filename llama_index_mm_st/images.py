@@ -22,6 +22,7 @@ from typing import Callable, Sequence, TypeVar, Union
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageLoadError
+from .files import file_error_reason, regular_file_size
 
 DEFAULT_MAX_PIXELS = 89_478_485
 """PIL's own decompression-bomb threshold (about 0.25 GiB of RGBA), enforced as a hard limit."""
@@ -50,24 +51,18 @@ class DecodeOptions:
 
 def open_checked(source: Openable, label: str, max_pixels: int | None) -> Image.Image:
     """Open an image lazily (header only) and refuse it if it is over ``max_pixels``."""
-    if isinstance(source, (str, Path)) and os.path.isfile(source) and os.path.getsize(source) == 0:
+    if isinstance(source, (str, Path)) and regular_file_size(source, label) == 0:
         raise ImageLoadError(label, "empty file (zero bytes)")
     try:
         with _WARNING_FILTERS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(source)
-    except FileNotFoundError:
-        raise ImageLoadError(label, "file not found") from None
-    except IsADirectoryError:
-        raise ImageLoadError(label, "is a directory, not an image file") from None
-    except PermissionError:
-        raise ImageLoadError(label, "permission denied") from None
     except UnidentifiedImageError:
         raise ImageLoadError(label, "not a recognised image format (corrupt, empty or unsupported)") from None
     except Image.DecompressionBombError as exc:
         raise ImageLoadError(label, f"refused as a decompression bomb ({exc})") from None
     except OSError as exc:
-        raise ImageLoadError(label, f"unreadable ({exc})") from None
+        raise ImageLoadError(label, file_error_reason(exc)) from None
     except DAMAGED_DATA_ERRORS as exc:  # e.g. "Truncated IHDR chunk"
         raise ImageLoadError(label, f"corrupt image header ({exc})") from None
     width, height = image.size

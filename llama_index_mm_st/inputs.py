@@ -29,12 +29,12 @@ from llama_index.core.schema import BaseNode, ImageNode, MetadataMode
 from PIL import Image
 
 from .errors import ImageLoadError
-from .fetch import FetchOptions, fetch_bytes, is_url
+from .fetch import FetchOptions, fetch_bytes, is_file_url, is_url, refuse_file_url
 from .images import DecodeOptions, decode, prepare_pil
 from .types import Modality
 
 IMAGE_TYPES_HELP = (
-    "a file path (str or Path), an http(s) URL, a data: URI, bytes, BytesIO, a PIL image, "
+    "a file path (str or Path), an http(s) URL (with allow_urls=True), a data: URI, bytes, BytesIO, a PIL image, "
     "a numpy array (HxW or HxWxC, uint8), or a LlamaIndex ImageNode/ImageDocument"
 )
 PAIR_HELP = 'a dict {"text": str, "image": <image>} or an ImageNode that has text'
@@ -72,6 +72,8 @@ class ImageRef:
             if not source:
                 raise ImageLoadError(self.label, "empty data (zero bytes)")
             return decode(BytesIO(source), self.label, decode_options)
+        if isinstance(source, str) and is_file_url(source):
+            raise refuse_file_url(self.label)
         if isinstance(source, str) and is_url(source):
             return decode(BytesIO(fetch_bytes(source, fetch)), self.label, decode_options)
         return decode(source, self.label, decode_options)
@@ -229,8 +231,6 @@ def image_ref(item: Any, position: int) -> ImageRef:
     if isinstance(item, str):
         if item.startswith("data:"):
             return ImageRef(f"data URI {where}", _data_uri_payload(item, f"data URI {where}"))
-        if item.startswith("file://"):
-            return ImageRef(item, Path(item[len("file://") :]))
         return ImageRef(_short(item), item)
     if isinstance(item, (bytes, bytearray, memoryview)):
         return ImageRef(f"bytes {where}", bytes(item))

@@ -1,8 +1,13 @@
 """Turn the paths given to ``mmst index`` into documents: images and PDF pages through ``ImageReader``,
 text and markdown through LlamaIndex's ``SimpleDirectoryReader``.
 
-Document ids are keyed by absolute path (plus page or part), so two folders that both hold
-``a.jpg`` never overwrite each other, and reading unchanged files again gives the same ids.
+Every path goes through the reader's one walker (``readers/walk.py``), once: links outside a folder,
+link loops, broken links, FIFOs and undecodable names get the same treatment for text as for images,
+and a bad entry is listed in ``skipped`` while the good files beside it go through.
+
+Document ids are keyed by absolute path (plus page or frame, or part for text), so two folders that
+both hold ``a.jpg`` never overwrite each other, and reading unchanged files again gives the same ids.
+The reader makes the media ids itself (``absolute_ids=True``); this module makes the text ids.
 """
 
 from __future__ import annotations
@@ -10,65 +15,103 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from llama_index.core import SimpleDirectoryReader
 from llama_index.core.schema import Document
 
-from ..errors import ItemFailure, SkippedItemsWarning
+from ..errors import ItemFailure, PathError, SkippedItemsWarning
+from ..files import file_error_reason
 from ..ids import stable_id
-from ..readers import ImageReader, ReadReport, supported_extensions
+from ..readers import ImageReader, ReadReport, default_cache_dir, supported_extensions
+from ..readers.metadata import BOOKKEEPING_KEYS, LLM_NOISE_KEYS
+from ..readers.report import IgnoredPath
+from ..readers.walk import WalkedFile, WalkPolicy, WalkTally, walk_path
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst"})
+HASH_BLOCK = 1 << 20
+"""Bytes read per step when hashing a text file."""
 
 
 @dataclass
 class Collected:
-    """What the paths held: documents to index, and files that could not be read (with why)."""
+    """What the paths held: documents to index, files that could not be read (with why), paths not
+    followed by policy (with why), and how many files were passed over for their type."""
 
     documents: list[Document] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)
+    ignored_types: Counter[str] = field(default_factory=Counter)
+    """Files in the folders walked that are neither media nor text, by extension, e.g.
+    ``Counter({".docx": 3, ".json": 1})``; files without an extension count under ``"(no extension)"``."""
 
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        for block in iter(lambda: handle.read(HASH_BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
+def walk_policy(reader: ImageReader) -> WalkPolicy:
+    """The reader's walking rules, widened to text files (one walk finds both)."""
+    return WalkPolicy(
+        extensions=supported_extensions() | TEXT_EXTENSIONS,
+        include=tuple(reader.include) if reader.include is not None else None,
+        exclude=tuple(reader.exclude),
+        recursive=reader.recursive,
+        exclude_hidden=reader.exclude_hidden,
+        follow_external_links=reader.follow_external_links,
+        prune=frozenset({os.path.realpath(reader.cache_dir or default_cache_dir())}),
+    )
+
+
 def collect(paths: Sequence[str], reader: ImageReader) -> Collected:
     """Read every path (file or folder); a missing path is an error, a bad file is skipped and listed."""
-    missing = [p for p in paths if not os.path.exists(p)]
+    missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
         raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
     collected = Collected()
-    media = [p for p in paths if os.path.isdir(p) or Path(p).suffix.lower() in supported_extensions()]
+    media: list[str] = []
+    texts: list[Path] = []
+    tally = WalkTally(collected.ignored_types)
+    for path in paths:
+        for item in walk_path(path, walk_policy(reader), tally):
+            if isinstance(item, PathError):
+                collected.skipped.append((item.item, item.reason))
+            elif isinstance(item, IgnoredPath):
+                collected.ignored.append((item.path, item.reason))
+            else:
+                _sort_file(item, media, texts, collected)
     if media:
         _read_media(media, reader, collected)
-    texts = list(_text_files(paths))
     if texts:
         _read_texts(texts, collected)
-    for path in paths:
-        if os.path.isfile(path) and Path(path).suffix.lower() not in supported_extensions() | TEXT_EXTENSIONS:
-            collected.skipped.append((path, f"unsupported file type {Path(path).suffix or '(none)'}"))
     return collected
 
 
+def _sort_file(item: WalkedFile, media: list[str], texts: list[Path], collected: Collected) -> None:
+    suffix = item.path.suffix.lower()
+    if suffix in supported_extensions():
+        media.append(str(item.path))
+    elif suffix in TEXT_EXTENSIONS:
+        if item.named_directly or not is_caption_sidecar(item.path):
+            texts.append(item.path)
+    else:  # only a file named directly gets here: a walk counts other types in ignored_types
+        collected.skipped.append((str(item.path), f"unsupported file type {item.path.suffix or '(none)'}"))
+
+
 def _read_media(paths: Sequence[str], reader: ImageReader, collected: Collected) -> None:
+    """The walked files through the reader, which keys their ids by absolute path as the CLI always has."""
     report = ReadReport()
+    keyed = reader.model_copy(update={"absolute_ids": True})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedItemsWarning)  # reported in the summary instead
-        documents = reader.load_data(list(paths), report=report)
-    for document in documents:
-        file_path = os.path.abspath(document.metadata.get("file_path") or document.image_path or "")
-        document.id_ = stable_id(file_path, document.metadata.get("page", ""), document.metadata.get("frame", ""))
-        document.metadata["file_path"] = file_path
-        collected.documents.append(document)
+        collected.documents += keyed.load_data(list(paths), report=report)
     collected.skipped += [(failure.item, _reason(failure)) for failure in report.failures]
     collected.ignored += [(ignored.path, ignored.reason) for ignored in report.ignored]
 
@@ -88,30 +131,26 @@ def is_caption_sidecar(path: Path) -> bool:
     return any((path.parent / (path.stem + ext)).exists() for ext in supported_extensions())
 
 
-def _text_files(paths: Iterable[str]) -> Iterable[Path]:
-    for path in paths:
-        if os.path.isdir(path):
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    candidate = Path(root, name)
-                    if (candidate.suffix.lower() in TEXT_EXTENSIONS and not name.startswith(".")
-                            and not is_caption_sidecar(candidate)):
-                        yield candidate
-        elif Path(path).suffix.lower() in TEXT_EXTENSIONS:
-            yield Path(path)
-
-
 def _read_texts(files: Sequence[Path], collected: Collected) -> None:
+    """Each text file into documents whose embedded text is their words alone (no path, no hash)."""
     for path in files:
         absolute = path.resolve()
         try:
             documents = SimpleDirectoryReader(input_files=[absolute], raise_on_error=True).load_data()
             digest = sha256_file(absolute)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            collected.skipped.append((str(path), str(exc)))
+        except OSError as exc:
+            collected.skipped.append((str(path), file_error_reason(exc)))
+            continue
+        except (ValueError, UnicodeDecodeError) as exc:
+            collected.skipped.append((str(path), f"cannot read as text ({exc})"))
             continue
         for part, document in enumerate(documents):
             document.id_ = stable_id(absolute, "part", part)
             document.metadata.update({"file_path": str(absolute), "file_name": absolute.name, "sha256": digest})
+            document.excluded_embed_metadata_keys = _merged(document.excluded_embed_metadata_keys, BOOKKEEPING_KEYS)
+            document.excluded_llm_metadata_keys = _merged(document.excluded_llm_metadata_keys, LLM_NOISE_KEYS)
             collected.documents.append(document)
+
+
+def _merged(existing: Sequence[str], extra: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*existing, *extra]))

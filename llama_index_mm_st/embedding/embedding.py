@@ -82,7 +82,15 @@ class MultimodalEmbedding(MultiModalEmbedding):
     decode_workers: Optional[int] = Field(
         default=None, description="Image decoding threads (default: cores - 1, leaving one to the model)."
     )
-    url_timeout: float = Field(default=10.0, gt=0, description="Seconds per image download.")
+    bucket_batches: bool = Field(
+        default=True,
+        description="Pad forward passes to power-of-two batch sizes so CPU kernel caches stay small (flat memory).",
+    )
+    allow_urls: bool = Field(default=False, description="Fetch http(s) image URLs (off: a URL is a refused item).")
+    allow_private_urls: bool = Field(
+        default=False, description="Also fetch from loopback, link-local and private addresses (intranet use)."
+    )
+    url_timeout: float = Field(default=10.0, gt=0, description="Seconds a whole image download may take.")
     max_download_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest image download.")
     devices: Optional[List[str]] = Field(
         default=None, description="Several devices (e.g. ['cuda:0', 'cuda:1']) spread large groups over processes."
@@ -125,8 +133,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
         settings = EncodeSettings(
             batch_size=self.batch_size, normalize=self.normalize, truncate_dim=self.truncate_dim,
             decode=DecodeOptions(max_pixels=self.max_pixels, draft_size=draft),
-            fetch=FetchOptions(timeout=self.url_timeout, max_bytes=self.max_download_bytes),
-            devices=tuple(self.devices) if self.devices else None,
+            fetch=FetchOptions(
+                timeout=self.url_timeout, max_bytes=self.max_download_bytes,
+                allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls,
+            ),
+            devices=tuple(self.devices) if self.devices else None, bucket_batches=self.bucket_batches,
         )
         workers = self.decode_workers if self.decode_workers is not None else max(1, default_workers() - 1)
         prompts: Dict[Role, Optional[str]] = {"query": self.query_prompt_name, "document": self.document_prompt_name}

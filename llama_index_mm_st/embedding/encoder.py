@@ -27,6 +27,7 @@ from ..fetch import FetchOptions
 from ..images import DecodeOptions
 from ..inputs import Parts
 from ..types import Modality, Role
+from .buckets import batch_rows, bucket_rows, pad_rows, pad_text_columns, right_padding
 from .profiles import ModelProfile, text_processing_kwargs
 
 _ST_MODALITY: dict[str, Any] = {"text": "text", "image": "image", "text+image": ("image", "text")}
@@ -57,6 +58,10 @@ class EncodeSettings:
     prefetch_depth: int = 2
     devices: tuple[str, ...] | None = None
     multi_process_min_items: int = 256
+    bucket_batches: bool = True
+    """Pad each forward pass up to a power of two rows (at most ``batch_size``), and text up to a multiple
+    of ``TEXT_LENGTH_BUCKET`` tokens, and drop the padding: see ``bucket_rows``. Off, every batch size and
+    text length that dynamic batching produces is a new input shape."""
 
 
 @dataclass
@@ -100,6 +105,7 @@ class Encoder:
         self.settings = settings
         self.prompts = {role: resolve_prompt(model, role, prompt_names.get(role)) for role in ("query", "document")}
         self._text_kwargs = text_processing_kwargs(model, profile)
+        self._text_padding = None if self._text_kwargs else right_padding(model)
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mmst-decode")
 
     def supports(self, modality: Modality) -> bool:
@@ -220,8 +226,15 @@ class Encoder:
 
     @torch.inference_mode()
     def _forward(self, features: dict[str, Any], role: Role) -> np.ndarray:
+        rows = batch_rows(features)
+        if self.settings.bucket_batches and rows:
+            features = pad_rows(features, rows, bucket_rows(rows, self.settings.batch_size))
+            if self._text_padding is not None and features.get("modality") == "text":
+                features = pad_text_columns(features, *self._text_padding)
         features = batch_to_device(features, self.model.device)
         embeddings = self.model(features, task=role)["sentence_embedding"]
+        if rows:
+            embeddings = embeddings[:rows]
         return self._finish(embeddings)
 
     def _finish(self, embeddings: torch.Tensor) -> np.ndarray:

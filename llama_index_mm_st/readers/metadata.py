@@ -23,6 +23,21 @@ from ..errors import CaptionFileError
 from ..images import DAMAGED_DATA_ERRORS
 
 CHUNK = 1 << 16
+
+BOOKKEEPING_KEYS: tuple[str, ...] = (
+    "file_path", "file_name", "file_type", "url", "mime_type", "width", "height", "file_size", "sha256",
+    "source_id", "page", "page_count", "frame", "frame_count", "captured_at", "camera",
+    "creation_date", "last_modified_date", "last_accessed_date",
+)
+"""Metadata about where a document came from, not what it says (paths, hashes, sizes, ids, timestamps;
+the last three are ``SimpleDirectoryReader``'s). It never enters the text an embedding model sees: CLIP's
+77-token window would otherwise go to a path and a 64-character hash. Documents built by the reader and by
+``mmst index`` list these in ``excluded_embed_metadata_keys``; a caption or title stays in."""
+LLM_NOISE_KEYS: tuple[str, ...] = (
+    "file_type", "mime_type", "width", "height", "file_size", "sha256", "source_id", "frame_count",
+    "creation_date", "last_modified_date", "last_accessed_date",
+)
+"""Bookkeeping that is noise to an LLM too; paths, pages and frames stay in its view so it can cite them."""
 ORIENTATION, DATETIME, MAKE, MODEL, EXIF_IFD, DATETIME_ORIGINAL = 0x0112, 0x0132, 0x010F, 0x0110, 0x8769, 0x9003
 QUARTER_TURNS = (5, 6, 7, 8)
 

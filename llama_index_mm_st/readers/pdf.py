@@ -21,6 +21,9 @@ from .cache import RenderCache
 
 _PDFIUM_LOCK = threading.Lock()
 POINTS_PER_INCH = 72.0
+PAGE_NUMBER_DIGITS = 5
+"""Page numbers in cache file names are zero-padded so the cache lists in order."""
+QUARTER_TURN_ROTATIONS = (90, 270)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ def require_pdfium() -> None:
 
 
 def _open_reason(err_code: int | None) -> str:
+    """PDFium's load error code in words."""
     raw = _pdfium().raw
     reasons = {
         raw.FPDF_ERR_PASSWORD: "encrypted PDF: a password is required",
@@ -60,7 +64,29 @@ def _open_reason(err_code: int | None) -> str:
         raw.FPDF_ERR_FILE: "the file cannot be opened",
         raw.FPDF_ERR_PAGE: "page not found or content error",
     }
-    return reasons.get(err_code, "PDFium cannot open it")
+    return reasons.get(err_code, "PDFium cannot open it (no pages, or a damaged document structure)")
+
+
+ENCRYPT_SCAN_BYTES = 1 << 16
+"""How much of each end of a PDF is searched for ``/Encrypt`` (the trailer, or a linearised file's first one)."""
+
+
+def _declares_encryption(source: Union[Path, bytes]) -> bool:
+    """Whether the PDF names an ``/Encrypt`` dictionary near either end.
+
+    PDFium keeps its last error across documents and some failures (an empty page tree, for one) do not
+    set it, so after an encrypted PDF such a file would be reported as "encrypted" too: the claim is
+    checked against the file before it is made."""
+    if isinstance(source, bytes):
+        return b"/Encrypt" in source[:ENCRYPT_SCAN_BYTES] or b"/Encrypt" in source[-ENCRYPT_SCAN_BYTES:]
+    try:
+        with open(source, "rb") as handle:
+            head = handle.read(ENCRYPT_SCAN_BYTES)
+            handle.seek(max(0, handle.seek(0, 2) - ENCRYPT_SCAN_BYTES))
+            tail = handle.read(ENCRYPT_SCAN_BYTES)
+    except OSError:
+        return True  # cannot check: keep PDFium's word
+    return b"/Encrypt" in head or b"/Encrypt" in tail
 
 
 def read_pages(
@@ -72,7 +98,10 @@ def read_pages(
         try:
             document = pdfium.PdfDocument(source if isinstance(source, bytes) else str(source))
         except pdfium.PdfiumError as exc:
-            raise ImageLoadError(label, _open_reason(exc.err_code)) from None
+            code = exc.err_code
+            if code == pdfium.raw.FPDF_ERR_PASSWORD and not _declares_encryption(source):
+                code = None  # a stale code from an earlier document (see _declares_encryption)
+            raise ImageLoadError(label, _open_reason(code)) from None
         try:
             count = len(document)
             if count == 0:
@@ -98,7 +127,7 @@ def _page(
     number = index + 1
     page_label = f"{label} page {number}"
     scale = dpi / POINTS_PER_INCH
-    target = cache.path(sha256, f"page-{number:05d}@{dpi}dpi.png")
+    target = cache.path(sha256, f"page-{number:0{PAGE_NUMBER_DIGITS}d}@{dpi}dpi.png")
     try:
         page = document[index]
     except pdfium.PdfiumError:
@@ -107,7 +136,7 @@ def _page(
         width_pt, height_pt = page.get_size()
         rotation = page.get_rotation()
         width, height = math.ceil(width_pt * scale), math.ceil(height_pt * scale)  # as PDFium sizes the bitmap
-        if rotation in (90, 270):
+        if rotation in QUARTER_TURN_ROTATIONS:
             width, height = height, width
         if max_pixels is not None and width * height > max_pixels:
             return ImageLoadError(page_label, f"{width}x{height} pixels at {dpi} dpi is over the limit of {max_pixels}")

@@ -23,15 +23,20 @@ from llama_index.core.readers.base import BasePydanticReader, BaseReader
 from llama_index.core.schema import ImageDocument
 
 from ..errors import ItemFailure, MMSTError, SkippedItemsWarning
-from ..fetch import FetchOptions
+from ..fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, default_workers
 from .cache import RenderCache, default_cache_dir
 from .formats import supported_extensions
-from .process import Frames, Outcome, ReadSettings, Verify, read_source
+from .read_source import Frames, Outcome, ReadSettings, Verify, read_source
 from .report import IgnoredPath, ReadReport
-from .sources import Source, WalkItem, WalkPolicy, check_sources, expand
+from .sources import Source, WalkItem, check_sources, expand
+from .walk import WalkPolicy, WalkTally
 
 Sources = Union[str, Path, bytes, list[Union[str, Path, bytes]]]
+DEFAULT_PDF_DPI = 150
+"""Sharp enough for a page's small print at CLIP-class input sizes, small enough to render fast."""
+MAX_PDF_DPI = 1200
+"""Above this an A4 page is over 130 megapixels: beyond any model's input, and beyond the pixel limit."""
 WINDOW_PER_WORKER = 4
 """Sources in flight per worker thread: enough to keep threads busy, small enough to bound memory."""
 
@@ -55,8 +60,14 @@ class ImageReader(BasePydanticReader):
         default=False, description="Follow links that lead outside the folder being read."
     )
     allow_urls: bool = Field(default=False, description="Accept http(s) URLs as sources.")
-    url_timeout: float = Field(default=10.0, gt=0, description="Seconds before a download is abandoned.")
-    url_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest download accepted.")
+    allow_private_urls: bool = Field(
+        default=False,
+        description="Also fetch from loopback, link-local and private addresses (intranet use); off by default.",
+    )
+    url_timeout: float = Field(
+        default=DEFAULT_TIMEOUT_S, gt=0, description="Seconds a whole download may take (connect, redirects and body)."
+    )
+    url_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0, description="Largest download accepted.")
     max_pixels: Optional[int] = Field(
         default=DEFAULT_MAX_PIXELS, gt=0, description="Images (and rendered pages) larger than this are refused."
     )
@@ -71,7 +82,9 @@ class ImageReader(BasePydanticReader):
         default="first",
         description='"all" makes one document per frame of an animated GIF/WebP/PNG or multi-page TIFF.',
     )
-    pdf_dpi: int = Field(default=150, gt=0, le=1200, description="Resolution PDF pages are rendered at.")
+    pdf_dpi: int = Field(
+        default=DEFAULT_PDF_DPI, gt=0, le=MAX_PDF_DPI, description="Resolution PDF pages are rendered at."
+    )
     cache_dir: Optional[Path] = Field(
         default=None,
         description=(
@@ -84,6 +97,13 @@ class ImageReader(BasePydanticReader):
     )
     on_error: Literal["skip", "raise"] = Field(
         default="skip", description='"skip" reports bad inputs and goes on; "raise" stops at the first.'
+    )
+    absolute_ids: bool = Field(
+        default=False,
+        description=(
+            "Key document ids by absolute path (as mmst index does) instead of the path relative to the folder "
+            "read: two folders holding the same relative name never share an id, but a moved folder gets new ids."
+        ),
     )
     num_workers: Optional[int] = Field(
         default=None, ge=1, description="Threads reading sources (default: one per core, up to 8)."
@@ -126,7 +146,12 @@ class ImageReader(BasePydanticReader):
             frames=self.frames,
             pdf_dpi=self.pdf_dpi,
             captions=self.captions,
-            fetch=FetchOptions(timeout=self.url_timeout, max_bytes=self.url_max_bytes),
+            fetch=FetchOptions(
+                timeout=self.url_timeout,
+                max_bytes=self.url_max_bytes,
+                allow_urls=self.allow_urls,
+                allow_private_urls=self.allow_private_urls,
+            ),
             extra_info=dict(extra_info) if extra_info else None,
             fs=None if fs is None or isinstance(fs, LocalFileSystem) else fs,
         )
@@ -141,7 +166,9 @@ class ImageReader(BasePydanticReader):
         )
         report = report if report is not None else ReadReport()
         self._last_report = report
-        return self._documents(expand(items, policy), settings, report)
+        tally = WalkTally(report.ignored_types)
+        walk = expand(items, policy, self.absolute_ids, tally, local=settings.fs is None)
+        return self._documents(walk, settings, report)
 
     def load_data(  # type: ignore[override]
         self,

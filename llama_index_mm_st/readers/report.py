@@ -3,11 +3,12 @@
 ``failures`` are bad inputs (corrupt, truncated, unreadable, over a limit, broken PDFs): each also raised
 a ``SkippedItemsWarning``, and in ``on_error="raise"`` mode the first one stops the read instead.
 ``ignored`` are paths left out on purpose by policy (a link leading outside the folder being read):
-they are not errors, but the caller can still see them.
+they are not errors, but the caller can still see them. ``ignored_types`` counts files of other types.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..errors import ItemFailure
@@ -33,6 +34,8 @@ class ReadReport:
     documents: int = 0
     failures: list[ItemFailure] = field(default_factory=list)
     ignored: list[IgnoredPath] = field(default_factory=list)
+    ignored_types: Counter[str] = field(default_factory=Counter)
+    """Files in walked folders left out for their type, by extension (``{".docx": 3}``)."""
 
     @property
     def ok(self) -> bool:

@@ -1,22 +1,18 @@
 """Turn what the caller passes (files, folders, URLs, bytes, lists of these) into a lazy stream of sources.
 
-Folders are walked lazily, one directory listing at a time and in sorted order, so the order (and so
-the report's positions) is the same on every read and memory does not grow with the folder's size.
-A symbolic link whose target lies outside the folder being read is not followed unless asked: reading
-a folder must not wander into the rest of the disk. Link cycles are cut.
+Paths go through the one folder walker (``walk.py``), whose rules the CLI shares.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path, PurePath
 from typing import Iterator, Sequence, Union
 
-from ..errors import ImageLoadError
-from ..fetch import is_url
+from ..errors import PathError
+from ..fetch import is_file_url, is_url
 from .report import IgnoredPath
+from .walk import WalkedFile, WalkPolicy, WalkTally, walk_path
 
 SourceItem = Union[str, PurePath, bytes, bytearray, memoryview]
 SOURCE_TYPES_HELP = (
@@ -27,8 +23,9 @@ SOURCE_TYPES_HELP = (
 @dataclass(frozen=True)
 class Source:
     """One input to read. ``key`` is the stable part of the document id: the path relative to the folder
-    being read, the absolute path of a file given directly, or the URL; ``None`` for bytes, whose key
-    comes from their content. ``label`` names the source in errors."""
+    being read (or its absolute path, if the reader is asked for absolute ids), the absolute path of a file
+    given directly, or the URL; ``None`` for bytes, whose key comes from their content. ``label`` names the
+    source in errors."""
 
     label: str
     key: str | None
@@ -39,32 +36,7 @@ class Source:
     """Names in the file's folder when a walk listed it (shared by the folder's sources), for caption lookups."""
 
 
-@dataclass(frozen=True)
-class WalkPolicy:
-    """Which files a folder walk yields. Patterns are fnmatch-style, tried against the path relative to
-    the folder (``*`` also crosses ``/``) and against the file name."""
-
-    extensions: frozenset[str]
-    include: tuple[str, ...] | None = None
-    exclude: tuple[str, ...] = ()
-    recursive: bool = True
-    exclude_hidden: bool = True
-    follow_external_links: bool = False
-    prune: frozenset[str] = frozenset()
-    """Real paths of folders never walked (the reader's own cache, if it lies inside a folder being read)."""
-
-    def excluded(self, rel: str, name: str) -> bool:
-        if self.exclude_hidden and name.startswith("."):
-            return True
-        return any(fnmatch(rel, p) or fnmatch(name, p) for p in self.exclude)
-
-    def wanted(self, rel: str, name: str) -> bool:
-        if os.path.splitext(name)[1].lower() not in self.extensions:
-            return False
-        return self.include is None or any(fnmatch(rel, p) or fnmatch(name, p) for p in self.include)
-
-
-WalkItem = Union[Source, IgnoredPath, ImageLoadError]
+WalkItem = Union[Source, IgnoredPath, PathError]
 
 
 def check_sources(items: object, allow_urls: bool) -> list[SourceItem]:
@@ -77,6 +49,8 @@ def check_sources(items: object, allow_urls: bool) -> list[SourceItem]:
             raise TypeError(
                 f"source at position {position} has type {type(item).__name__}; accepted: {SOURCE_TYPES_HELP}"
             )
+        if is_file_url(item):
+            raise ValueError(f"source at position {position} is a file:// URL ({item}); pass the file's path instead")
         if is_url(item) and not allow_urls:
             raise ValueError(
                 f"source at position {position} is a URL ({item}); URL reading is off: ImageReader(allow_urls=True)"
@@ -84,62 +58,30 @@ def check_sources(items: object, allow_urls: bool) -> list[SourceItem]:
     return listed  # type: ignore[return-value]
 
 
-def expand(items: Sequence[SourceItem], policy: WalkPolicy) -> Iterator[WalkItem]:
-    """Sources in input order, folders expanded in sorted order."""
+def expand(
+    items: Sequence[SourceItem],
+    policy: WalkPolicy,
+    absolute_keys: bool = False,
+    tally: WalkTally | None = None,
+    local: bool = True,
+) -> Iterator[WalkItem]:
+    """Sources in input order, folders expanded in sorted order. A file found in a folder is keyed by its
+    path relative to that folder, or by its absolute path with ``absolute_keys``. With ``local=False``
+    (a path on another fsspec file system, from ``SimpleDirectoryReader``) paths are taken as files as given."""
     for position, item in enumerate(items):
         if isinstance(item, (bytes, bytearray, memoryview)):
             yield Source(label=f"bytes at position {position}", key=None, data=bytes(item))
         elif isinstance(item, str) and is_url(item):
             yield Source(label=item, key=item, url=item)
-        elif os.path.isdir(item):
-            yield from walk_folder(Path(os.path.abspath(item)), policy)
-        else:
-            path = Path(os.path.abspath(item))  # documents carry absolute paths: they outlive the working directory
+        elif not local:
+            path = Path(item)
             yield Source(label=str(item), key=path.as_posix(), path=path)
+        else:
+            for walked in walk_path(item, policy, tally):
+                yield _source(walked, absolute_keys) if isinstance(walked, WalkedFile) else walked
 
 
-def walk_folder(root: Path, policy: WalkPolicy) -> Iterator[WalkItem]:
-    """Files under ``root`` that the policy wants, keyed by their path relative to ``root``."""
-    root_real = os.path.realpath(root)
-    yield from _walk(root, "", root_real, policy, frozenset({root_real}))
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _walk(
-    folder: Path, prefix: str, root_real: str, policy: WalkPolicy, ancestors: frozenset[str]
-) -> Iterator[WalkItem]:
-    try:
-        with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-        names = frozenset(entry.name for entry in entries)
-    except OSError as exc:
-        yield ImageLoadError(str(folder), f"cannot list folder ({exc.strerror or exc})")
-        return
-    for entry in entries:
-        rel = prefix + entry.name
-        if policy.excluded(rel, entry.name):
-            continue
-        if entry.is_symlink():
-            target = os.path.realpath(entry.path)
-            if not policy.follow_external_links and not _inside(target, root_real):
-                yield IgnoredPath(
-                    entry.path,
-                    f"symbolic link to {target}, outside the folder being read; "
-                    "not followed (follow_external_links=True follows it)",
-                )
-                continue
-        if entry.is_dir():
-            if not policy.recursive:
-                continue
-            real = os.path.realpath(entry.path)
-            if real in policy.prune:
-                continue
-            if real in ancestors:
-                yield IgnoredPath(entry.path, "link cycle: it leads back to a folder being walked")
-                continue
-            yield from _walk(Path(entry.path), rel + "/", root_real, policy, ancestors | {real})
-        elif policy.wanted(rel, entry.name):
-            yield Source(label=entry.path, key=rel, path=Path(entry.path), siblings=names)
+def _source(walked: WalkedFile, absolute_keys: bool) -> Source:
+    path = walked.path
+    key = str(path) if absolute_keys else walked.rel
+    return Source(label=str(path), key=key, path=path, siblings=walked.siblings)

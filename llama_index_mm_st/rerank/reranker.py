@@ -28,6 +28,7 @@ from ..errors import (
     UnsupportedModalityError,
     check_on_error,
 )
+from ..fetch import FetchOptions
 from ..inputs import Parts
 from ..types import OnError, OnUnsupported, Precision
 from .routing import Route, content, find_route, load_images, node_side, query_side
@@ -99,6 +100,11 @@ class MultimodalReranker(BaseNodePostprocessor):
     )
     rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0, description="RRF constant when several scorers are used.")
     decode_workers: Optional[int] = Field(default=None, description="Image decoding threads; None: one per core.")
+    allow_urls: bool = Field(default=False, description="Fetch http(s) image URLs (off: a URL is a refused item).")
+    allow_private_urls: bool = Field(
+        default=False, description="Also fetch from loopback, link-local and private addresses (intranet use)."
+    )
+    url_timeout: float = Field(default=10.0, gt=0, description="Seconds a whole image download may take.")
 
     _scorers: List[Scorer] = PrivateAttr()
     _warned_unscored: set = PrivateAttr(default_factory=set)
@@ -178,7 +184,10 @@ class MultimodalReranker(BaseNodePostprocessor):
         routes, unsupported, failures = self._plan(query, nodes)
         if failures and self.on_error == "raise":
             raise failures[min(failures)]
-        images, load_failures = load_images(routes, self._scorers, self.decode_workers)
+        fetch = FetchOptions(
+            timeout=self.url_timeout, allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls
+        )
+        images, load_failures = load_images(routes, self._scorers, self.decode_workers, fetch)
         failures.update(load_failures)
         if failures and self.on_error == "raise":
             raise failures[min(failures)]

@@ -17,6 +17,7 @@ from llama_index.core.schema import BaseNode, QueryBundle
 from PIL import Image
 
 from ..errors import ImageLoadError
+from ..fetch import FetchOptions
 from ..images import DecodeOptions, map_isolated
 from ..inputs import ImageRef, Parts, image_ref, read_node
 from ..types import Modality
@@ -78,7 +79,7 @@ def find_route(position: int, query: Parts, document: Parts, scorers: Sequence[S
 
 
 def load_images(
-    routes: Sequence[Route], scorers: Sequence[Scorer], workers: int | None = None
+    routes: Sequence[Route], scorers: Sequence[Scorer], workers: int | None = None, fetch: FetchOptions = FetchOptions()
 ) -> tuple[dict[tuple[int, int], Image.Image], dict[int, ImageLoadError]]:
     """Decode every image the routes need, in parallel.
 
@@ -98,7 +99,7 @@ def load_images(
         if (ref, options) not in shared:
             shared[(ref, options)] = len(unique)
             unique.append((ref, options))
-    results = map_isolated(lambda job: job[0].load(job[1]), unique, workers)
+    results = map_isolated(lambda job: job[0].load(job[1], fetch), unique, workers)
     images: dict[tuple[int, int], Image.Image] = {}
     failures: dict[int, ImageLoadError] = {}
     for key, ref, options in jobs:

@@ -15,7 +15,10 @@ from llama_index_mm_st.embedding import MultimodalEmbedding
 
 @pytest.fixture(scope="session")
 def clip_embedding(tiny_clip_dir: Path) -> MultimodalEmbedding:
-    return MultimodalEmbedding(str(tiny_clip_dir), device="cpu", precision="fp32")
+    """URLs allowed, private addresses included: the tests' image server listens on 127.0.0.1."""
+    return MultimodalEmbedding(
+        str(tiny_clip_dir), device="cpu", precision="fp32", allow_urls=True, allow_private_urls=True
+    )
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,6 @@ def _input_kinds(path: Path, base_url: str) -> dict[str, object]:
     return {
         "str path": str(path),
         "Path": path,
-        "file URL": f"file://{path}",
         "http URL": f"{base_url}/{path.name}",
         "data URI": f"data:image/png;base64,{b64}",
         "bytes": data,

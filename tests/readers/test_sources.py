@@ -78,7 +78,7 @@ def test_broken_link_is_a_reported_failure(make_reader, tmp_path: Path, image_fi
     with pytest.warns(UserWarning):
         reader.load_data(root)
     (failure,) = reader.last_report.failures
-    assert failure.item.endswith("dangling.png") and "not found" in str(failure.error)
+    assert failure.item.endswith("dangling.png") and "broken symbolic link" in str(failure.error)
 
 
 def test_ids_are_stable_across_reads_and_distinct_for_identical_files(tmp_path: Path, image_files) -> None:

@@ -1,4 +1,5 @@
-"""URL reading against a local HTTP server on 127.0.0.1: good image, timeout, size limit, scheme redirect."""
+"""URL reading against a local HTTP server on 127.0.0.1 (a private address, so every reader here opts in
+with ``allow_private_urls=True``): good image, timeout, size limit, scheme redirect."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def test_a_url_becomes_a_document_with_its_url_and_a_cached_copy(
     make_reader, server: str, image_files, cache_dir: Path
 ) -> None:
     url = f"{server}/cat.png?size=small"
-    reader = make_reader(allow_urls=True)
+    reader = make_reader(allow_urls=True, allow_private_urls=True)
     (doc,) = reader.load_data(url)
     assert doc.image_url == url and doc.metadata["url"] == url and doc.metadata["source_id"] == url
     assert doc.metadata["file_name"] == "cat.png"
@@ -74,14 +75,14 @@ def test_a_url_becomes_a_document_with_its_url_and_a_cached_copy(
 
 
 def test_http_redirects_are_followed(make_reader, server: str) -> None:
-    (doc,) = make_reader(allow_urls=True).load_data(f"{server}/to-http")
+    (doc,) = make_reader(allow_urls=True, allow_private_urls=True).load_data(f"{server}/to-http")
     assert doc.metadata["width"] == 64
 
 
 @pytest.mark.parametrize(
     "path, options, reason",
     [
-        ("/slow.png", {"url_timeout": 0.3}, "timed out"),
+        ("/slow.png", {"url_timeout": 0.3}, "deadline of 0.3 s"),
         ("/big.png", {"url_max_bytes": 100_000}, "over the limit of 100000"),
         ("/to-file", {}, "HTTP error 302"),
         ("/to-ftp", {}, "redirect to a ftp: URL refused"),
@@ -92,7 +93,7 @@ def test_http_redirects_are_followed(make_reader, server: str) -> None:
 def test_bad_urls_are_reported_and_good_ones_still_load(
     make_reader, server: str, path: str, options: dict, reason: str
 ) -> None:
-    reader = make_reader(allow_urls=True, **options)
+    reader = make_reader(allow_urls=True, allow_private_urls=True, **options)
     started = time.perf_counter()
     with pytest.warns(SkippedItemsWarning):
         docs = reader.load_data([f"{server}{path}", f"{server}/cat.png"])
@@ -104,5 +105,5 @@ def test_bad_urls_are_reported_and_good_ones_still_load(
 
 def test_strict_mode_names_the_url(make_reader, server: str) -> None:
     with pytest.raises(ImageLoadError, match="302") as raised:
-        make_reader(allow_urls=True, on_error="raise").load_data(f"{server}/to-file")
+        make_reader(allow_urls=True, allow_private_urls=True, on_error="raise").load_data(f"{server}/to-file")
     assert raised.value.item == f"{server}/to-file"

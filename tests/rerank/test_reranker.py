@@ -277,3 +277,18 @@ def test_instruction_goes_only_to_models_with_a_chat_template(cross_encoder: Any
         CrossEncoderScorer(cross_encoder, instruction="Find pets.")
     both = MultimodalReranker([cross_encoder, vlm], instruction="Find pets.")
     assert [getattr(s, "instruction") for s in both.scorers] == [None, "Find pets."]
+
+
+def test_url_images_are_fetched_only_when_allowed(blip: tuple[Any, Any]) -> None:
+    """The reranker shares the URL policy: off by default, the URL node is skipped and named, not fetched."""
+    url = "http://127.0.0.1:9/never-contacted.png"
+    reranker = MultimodalReranker(BlipITMScorer(*blip, precision="fp32"), top_n=5, on_error="skip")
+    assert reranker.allow_urls is False and reranker.allow_private_urls is False
+    with pytest.warns(SkippedItemsWarning) as record:
+        (result,) = reranker.postprocess_nodes([NodeWithScore(node=ImageNode(image_url=url), score=0.5)], query_str="cat")
+    assert result.score is None and "URL fetching is off" in result.skipped_reason
+    assert url in str(record[0].message)
+    allowed = MultimodalReranker(BlipITMScorer(*blip, precision="fp32"), on_error="skip", allow_urls=True)
+    with pytest.warns(SkippedItemsWarning) as record:
+        allowed.postprocess_nodes([NodeWithScore(node=ImageNode(image_url=url), score=0.5)], query_str="cat")
+    assert "private address" in str(record[0].message)

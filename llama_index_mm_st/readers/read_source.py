@@ -1,4 +1,4 @@
-"""One source in, its documents (and any failures) out. Pure per-source work, so the reader can run
+"""Read one source (a file, a download or bytes) into its documents (and any failures). Pure per-source work, so the reader can run
 sources in threads; nothing here keeps decoded pixels.
 
 A file is hashed in one streaming pass (which also tells a PDF from an image by its first bytes), then
@@ -19,11 +19,14 @@ from llama_index.core.schema import ImageDocument, MediaResource
 from PIL import Image
 
 from ..errors import CaptionFileError, ImageLoadError, MMSTError
+from ..files import file_error_reason
 from ..fetch import FetchOptions, fetch_bytes
 from ..ids import stable_id
 from ..images import DAMAGED_DATA_ERRORS, DecodeOptions, open_checked, to_rgb
 from .cache import RenderCache
 from .metadata import (
+    BOOKKEEPING_KEYS,
+    LLM_NOISE_KEYS,
     Content,
     caption_for,
     image_metadata,
@@ -33,25 +36,20 @@ from .metadata import (
 from .pdf import read_pages
 from .sources import Source
 
-EMBED_EXCLUDED = [
-    "file_path",
-    "file_name",
-    "url",
-    "mime_type",
-    "width",
-    "height",
-    "file_size",
-    "sha256",
-    "source_id",
-    "page",
-    "page_count",
-    "frame",
-    "frame_count",
-    "captured_at",
-    "camera",
-]
+EMBED_EXCLUDED = list(BOOKKEEPING_KEYS)
 """Reader metadata never enters the embedded text or BM25: only the caption or page text does."""
-LLM_EXCLUDED = ["mime_type", "width", "height", "file_size", "sha256", "source_id", "frame_count"]
+LLM_EXCLUDED = list(LLM_NOISE_KEYS)
+
+NO_PART = ""
+"""The page or frame part of a document id for a source that has no pages or frames."""
+DocumentKey = tuple[str, Union[int, str], Union[int, str]]
+"""(source key, page or NO_PART, frame or NO_PART): the parts ``stable_id`` hashes into a document id.
+With absolute-path keys this is exactly ``mmst index``'s scheme, so its indexes keep their ids."""
+
+CACHE_NUMBER_DIGITS = 5
+"""Frame numbers in cache file names are zero-padded so the cache lists in order."""
+JPEG_VERIFY_DRAFT = (1, 1)
+"""Draft size for verifying a JPEG: the smallest DCT scale (1/8), which still reads every coded byte."""
 
 Verify = Literal["decode", "header"]
 Frames = Literal["first", "all"]
@@ -114,14 +112,8 @@ def _scan_file(source: Source) -> Content:
     try:
         with open(path, "rb") as handle:
             return scan_stream(handle)
-    except FileNotFoundError:
-        raise ImageLoadError(source.label, "file not found (or a broken link)") from None
-    except IsADirectoryError:
-        raise ImageLoadError(source.label, "is a directory") from None
-    except PermissionError:
-        raise ImageLoadError(source.label, "permission denied") from None
     except OSError as exc:
-        raise ImageLoadError(source.label, f"unreadable ({exc.strerror or exc})") from None
+        raise ImageLoadError(source.label, file_error_reason(exc)) from None
 
 
 def _base_metadata(source: Source, content: Content, key: str) -> dict[str, Any]:
@@ -136,7 +128,7 @@ def _base_metadata(source: Source, content: Content, key: str) -> dict[str, Any]
 
 
 def _document(
-    key: str,
+    key: DocumentKey,
     text: str,
     image_path: Path,
     mimetype: str,
@@ -148,7 +140,7 @@ def _document(
         metadata = {**metadata, **settings.extra_info}
     # Built from a MediaResource: ImageDocument(image_path=/image_url=) would open the file or fetch the URL again.
     return ImageDocument(
-        id_=stable_id(key),
+        id_=stable_id(*key),
         text=text,
         image_resource=MediaResource(path=image_path, url=source.url, mimetype=mimetype),
         metadata=metadata,
@@ -176,7 +168,7 @@ def _pdf(
             "page_count": page.page_count,
         }
         outcome.documents.append(
-            _document(f"{key}#page={page.page}", page.text, page.image_path, "image/png", source, meta, settings)
+            _document((key, page.page, NO_PART), page.text, page.image_path, "image/png", source, meta, settings)
         )
     return outcome
 
@@ -192,17 +184,16 @@ def _image(
         if settings.frames == "all" and int(getattr(image, "n_frames", 1)) > 1:
             for number, frame_path, size in _frames(image, source.label, content.sha256, settings):
                 frame_meta = {**meta, "frame": number, "width": size[0], "height": size[1]}
-                frame_key = f"{key}#frame={number}"
                 outcome.documents.append(
-                    _document(frame_key, caption, frame_path, "image/png", source, frame_meta, settings)
+                    _document((key, NO_PART, number), caption, frame_path, "image/png", source, frame_meta, settings)
                 )
             return outcome
         if settings.verify == "decode":
-            options = DecodeOptions(max_pixels=settings.max_pixels, draft_size=(1, 1), apply_exif=False)
+            options = DecodeOptions(max_pixels=settings.max_pixels, draft_size=JPEG_VERIFY_DRAFT, apply_exif=False)
             to_rgb(image, source.label, options)
         image_path = source.path if data is None else _cache_source(image, data, content, source, settings)
     mimetype = str(meta["mime_type"])
-    outcome.documents.append(_document(key, caption, image_path, mimetype, source, meta, settings))  # type: ignore[arg-type]
+    outcome.documents.append(_document((key, NO_PART, NO_PART), caption, image_path, mimetype, source, meta, settings))  # type: ignore[arg-type]
     return outcome
 
 
@@ -233,7 +224,7 @@ def _frames(image: Image.Image, label: str, sha256: str, settings: ReadSettings)
     """Each frame, upright RGB, written once to the cache as PNG; yields (1-based number, path, size)."""
     options = DecodeOptions(max_pixels=settings.max_pixels)
     for index in range(int(image.n_frames)):  # type: ignore[attr-defined]
-        target = settings.cache.path(sha256, f"frame-{index + 1:05d}.png")
+        target = settings.cache.path(sha256, f"frame-{index + 1:0{CACHE_NUMBER_DIGITS}d}.png")
         frame_label = f"{label} frame {index + 1}"
         try:
             image.seek(index)

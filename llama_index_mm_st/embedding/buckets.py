@@ -1,0 +1,88 @@
+"""Bucketed batch shapes, so CPU kernel caches stay small under dynamic batching.
+
+CPU kernels (oneDNN, in bf16 above all) build and keep a kernel per input shape. Dynamic batching
+gives every batch size from 1 to the cap and every text length, so a long concurrent load fills that
+cache with dozens of shapes and resident memory grows by 100+ MB. Batches are padded to a few
+shapes (rows to a power of two, text to a multiple of ``TEXT_LENGTH_BUCKET`` tokens) and the padding
+is dropped from the output; ``bench/memory.py`` measures the effect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from sentence_transformers import SentenceTransformer
+
+
+def bucket_rows(rows: int, cap: int) -> int:
+    """The row count a batch of ``rows`` is padded to: the next power of two, at most ``cap``.
+
+    Why: CPU kernels (oneDNN, in bf16 above all) build and keep a kernel per input shape. Dynamic
+    batching gives every batch size from 1 to the cap, so a long concurrent load fills that cache with
+    dozens of shapes and resident memory grows by 100+ MB; with buckets there are log2(cap) + 1 shapes.
+    Padding costs at most one forward pass's worth of rows below the cap, and a loaded server runs
+    full batches anyway (``bench/memory.py`` measures both).
+    """
+    if rows >= cap:
+        return rows
+    return min(cap, 1 << (rows - 1).bit_length())
+
+
+TEXT_LENGTH_BUCKET = 16
+"""Text batches are padded to a multiple of this many tokens (capped at the model's window)."""
+_TEXT_PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0}
+
+
+def right_padding(model: SentenceTransformer) -> tuple[int, int] | None:
+    """(pad token id, longest sequence) when extra right padding is what the tokenizer itself adds to the
+    shorter texts of a batch (masked out, so no embedding changes); None when that is not known."""
+    tokenizer = getattr(model, "tokenizer", None)
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    window = getattr(model, "max_seq_length", None)
+    if pad_id is None or not window or getattr(tokenizer, "padding_side", "right") != "right":
+        return None
+    return int(pad_id), int(window)
+
+
+def pad_text_columns(features: dict[str, Any], pad_id: int, window: int) -> dict[str, Any]:
+    """Right-pad ``input_ids`` (with ``pad_id``) and the mask (with 0) to the next length bucket."""
+    ids, mask = features.get("input_ids"), features.get("attention_mask")
+    if not isinstance(ids, torch.Tensor) or not isinstance(mask, torch.Tensor) or ids.dim() != 2:
+        return features
+    length = ids.shape[1]
+    target = min(window, -(-length // TEXT_LENGTH_BUCKET) * TEXT_LENGTH_BUCKET)
+    if target <= length:
+        return features
+    padded = dict(features)
+    for key, value in features.items():
+        if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape == ids.shape:
+            fill = pad_id if key == "input_ids" else _TEXT_PAD_VALUES.get(key)
+            if fill is None:
+                return features  # a per-token tensor we do not know how to pad: leave the batch as it is
+            padded[key] = torch.nn.functional.pad(value, (0, target - length), value=fill)
+    return padded
+
+
+def batch_rows(features: dict[str, Any]) -> int:
+    """Rows of a batch whose tensors are all one row per input (CLIP, SigLIP, text); 0 otherwise, e.g.
+    for VLM image features that flatten patches of every image into one tensor: those are left alone."""
+    tensors = [value for value in features.values() if isinstance(value, torch.Tensor)]
+    if not tensors or any(value.dim() == 0 for value in tensors):
+        return 0
+    rows = int(tensors[0].shape[0])
+    return rows if all(int(value.shape[0]) == rows for value in tensors) else 0
+
+
+def pad_rows(features: dict[str, Any], rows: int, target: int) -> dict[str, Any]:
+    """``features`` with every per-row tensor extended to ``target`` rows by repeating its last row
+    (a real input, so the padding never meets an edge case of the model); other entries unchanged."""
+    if target <= rows:
+        return features
+    padded: dict[str, Any] = {}
+    for key, value in features.items():
+        if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == rows:
+            filler = value[-1:].expand(target - rows, *value.shape[1:])
+            value = torch.cat([value, filler], dim=0)
+        padded[key] = value
+    return padded
