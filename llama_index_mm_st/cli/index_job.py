@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 from ..embedding import MultimodalEmbedding
 from ..errors import SkippedItemsWarning
 from ..store import MultimodalQdrantStore
-from ..store.plan import node_modality
 from .collect import Collected, stable_id
 
 CHUNK = 64
@@ -90,17 +89,12 @@ def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: Mul
                                         for f in warning.message.failures]
             if embedded:
                 store.add(list(embedded))
-                summary.added.update(node_modality(node) for node in embedded)
+                summary.added.update(store.modality_of(node) for node in embedded)
             bar.update(len(chunk))
             if on_chunk is not None:
                 on_chunk()
-    for modality in ("text", "image", "text+image"):
-        summary.total[modality] = store.count(_modality_filter(modality))
+    summary.total = store.count_by_modality()
     return summary
-
-
-def _modality_filter(modality: str) -> MetadataFilters:
-    return MetadataFilters(filters=[MetadataFilter(key="modality", value=modality, operator=FilterOperator.EQ)])
 
 
 def format_summary(summary: IndexSummary) -> Sequence[str]:

@@ -135,17 +135,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,
                                    modality=args.modality)
         results = retriever.search(args.text, image=args.image)[: args.top_k]
-    rows = result_rows(results)
+    rows = result_rows(results, store.modality_of)
     print(to_json(rows) if args.json else to_table(rows))
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .index_job import _modality_filter
-
     with open_store(args, must_exist=True) as store:
         manifest = read_manifest(store)
-        counts = {m: store.count(_modality_filter(m)) for m in ("text", "image", "text+image")}
+        counts = store.count_by_modality()
         backend = f"Qdrant server {args.url}" if args.url else f"Qdrant Edge at {os.path.abspath(args.store or DEFAULT_STORE)}"
         lines = [
             f"backend: {backend}",

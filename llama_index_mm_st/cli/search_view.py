@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from llama_index.core.schema import NodeWithScore
-
-from ..store.plan import node_modality
+from llama_index.core.schema import BaseNode, NodeWithScore
 
 
-def result_rows(results: Sequence[NodeWithScore]) -> list[dict[str, Any]]:
-    """One dict per result: rank, score, modality, source (file path), page, text, node_id."""
+def result_rows(results: Sequence[NodeWithScore], modality_of: Callable[[BaseNode], str]) -> list[dict[str, Any]]:
+    """One dict per result: rank, score, modality (``modality_of``: the store's rule), source (file
+    path), page, text, node_id."""
     rows = []
     for rank, item in enumerate(results, start=1):
         node = item.node
@@ -21,7 +20,7 @@ def result_rows(results: Sequence[NodeWithScore]) -> list[dict[str, Any]]:
         rows.append({
             "rank": rank,
             "score": None if item.score is None else float(item.score),
-            "modality": node_modality(node),
+            "modality": modality_of(node),
             "source": source,
             "page": metadata.get("page"),
             "text": node.get_content(),
