@@ -43,7 +43,7 @@ QUARTER_TURNS = (5, 6, 7, 8)
 
 
 @dataclass(frozen=True)
-class Content:
+class ByteScan:
     """What one pass over the bytes gives: hash, size and the first bytes (to tell a PDF from an image)."""
 
     sha256: str
@@ -55,7 +55,7 @@ class Content:
         return self.head.startswith(b"%PDF-")
 
 
-def scan_stream(stream: BinaryIO) -> Content:
+def scan_stream(stream: BinaryIO) -> ByteScan:
     """Hash a stream through one reused buffer: memory stays at one chunk whatever the file's size."""
     digest, size, head = hashlib.sha256(), 0, b""
     buffer = bytearray(CHUNK)
@@ -65,11 +65,11 @@ def scan_stream(stream: BinaryIO) -> Content:
             head = bytes(view[:8])
         digest.update(view[:read])
         size += read
-    return Content(digest.hexdigest(), size, head)
+    return ByteScan(digest.hexdigest(), size, head)
 
 
-def scan_bytes(data: bytes) -> Content:
-    return Content(hashlib.sha256(data).hexdigest(), len(data), data[:8])
+def scan_bytes(data: bytes) -> ByteScan:
+    return ByteScan(hashlib.sha256(data).hexdigest(), len(data), data[:8])
 
 
 def image_metadata(image: Image.Image) -> dict[str, object]:

@@ -27,7 +27,7 @@ from .cache import RenderCache
 from .metadata import (
     BOOKKEEPING_KEYS,
     LLM_NOISE_KEYS,
-    Content,
+    ByteScan,
     caption_for,
     image_metadata,
     scan_bytes,
@@ -105,7 +105,7 @@ def _materialise(source: Source, settings: ReadSettings) -> bytes | None:
     return None
 
 
-def _scan_file(source: Source) -> Content:
+def _scan_file(source: Source) -> ByteScan:
     path = source.path
     if path is None:
         raise ImageLoadError(source.label, "nothing to read")
@@ -116,7 +116,7 @@ def _scan_file(source: Source) -> Content:
         raise ImageLoadError(source.label, file_error_reason(exc)) from None
 
 
-def _base_metadata(source: Source, content: Content, key: str) -> dict[str, Any]:
+def _base_metadata(source: Source, content: ByteScan, key: str) -> dict[str, Any]:
     meta: dict[str, Any] = {"source_id": key, "file_size": content.size, "sha256": content.sha256}
     if source.path is not None:
         meta["file_path"] = str(source.path)
@@ -150,7 +150,7 @@ def _document(
 
 
 def _pdf(
-    source: Source, data: bytes | None, content: Content, key: str, base: dict[str, Any], settings: ReadSettings
+    source: Source, data: bytes | None, content: ByteScan, key: str, base: dict[str, Any], settings: ReadSettings
 ) -> Outcome:
     pdf_source: Union[Path, bytes] = data if data is not None else source.path  # type: ignore[assignment]
     pages = read_pages(pdf_source, source.label, content.sha256, settings.pdf_dpi, settings.cache, settings.max_pixels)
@@ -174,7 +174,7 @@ def _pdf(
 
 
 def _image(
-    source: Source, data: bytes | None, content: Content, key: str, base: dict[str, Any], settings: ReadSettings
+    source: Source, data: bytes | None, content: ByteScan, key: str, base: dict[str, Any], settings: ReadSettings
 ) -> Outcome:
     outcome = Outcome()
     caption = _caption(source, settings, outcome) or ""
@@ -208,7 +208,7 @@ def _corrupt_data_fails(label: str) -> Iterator[None]:
         raise ImageLoadError(label, f"corrupt or truncated image data ({type(exc).__name__}: {exc})") from None
 
 
-def _cache_source(image: Image.Image, data: bytes, content: Content, source: Source, settings: ReadSettings) -> Path:
+def _cache_source(image: Image.Image, data: bytes, content: ByteScan, source: Source, settings: ReadSettings) -> Path:
     """Downloaded or in-memory images go to the cache so the document can point at a file."""
     extension = (image.format or "bin").lower()
     target = settings.cache.path(content.sha256, f"source.{extension}")
