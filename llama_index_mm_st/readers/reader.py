@@ -15,7 +15,7 @@ import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Literal, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 from fsspec.implementations.local import LocalFileSystem
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -25,6 +25,7 @@ from llama_index.core.schema import ImageDocument
 from ..errors import ItemFailure, MMSTError, SkippedItemsWarning
 from ..fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, default_workers
+from ..types import OnError
 from .cache import RenderCache, default_cache_dir
 from .formats import supported_extensions
 from .read_source import Frames, Outcome, ReadSettings, Verify, read_source
@@ -95,7 +96,8 @@ class ImageReader(BasePydanticReader):
     captions: bool = Field(
         default=True, description="Use sidecar captions (photo.jpg.txt, photo.txt, captions.json/csv) as document text."
     )
-    on_error: Literal["skip", "raise"] = Field(
+    on_error: OnError = Field(
+        # "skip" unlike the embedding's "raise": a reader walks whole folders, where one odd file is expected.
         default="skip", description='"skip" reports bad inputs and goes on; "raise" stops at the first.'
     )
     absolute_ids: bool = Field(

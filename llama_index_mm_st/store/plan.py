@@ -25,7 +25,7 @@ from llama_index_mm_st.store.schema import (
     SPARSE_VECTOR_NAME,
 )
 from llama_index_mm_st.ids import point_id
-from llama_index_mm_st.inputs import NodeParts, image_reference_parts, node_field, read_node, to_image_node
+from llama_index_mm_st.inputs import NodeParts, node_field, read_node, to_image_node
 from llama_index_mm_st.types import Modality, SparseVector
 
 SparseEncoder = Callable[[str], SparseVector]
@@ -115,16 +115,16 @@ def check_payload_value(value: Any, where: str) -> None:
     raise ValueError(f"{where} has type {type(value).__name__}, which is not a JSON value")
 
 
-def node_payload(node: BaseNode, modality: Modality) -> dict[str, Any]:
+def node_payload(parts: NodeParts) -> dict[str, Any]:
     """LlamaIndex's node payload layout, with images by reference and no vectors inside.
 
     LlamaIndex also writes ``doc_id`` and ``document_id``, copies of ``ref_doc_id`` that nothing
     here reads. They are left out: qdrant-edge-py 0.9 spends about 8 µs converting each string
     value of a payload, a tenth of a point's upsert cost.
     """
+    node = parts.node
     exclude: dict[str, Any] = {"embedding": True, "text_embedding": True}
-    _, path, url = image_reference_parts(node)
-    if path or url:  # inline base64 only when there is nothing else to point at
+    if parts.has_reference:  # inline base64 only when there is nothing else to point at
         if isinstance(node, ImageNode):
             exclude["image"] = True
         else:
@@ -135,7 +135,7 @@ def node_payload(node: BaseNode, modality: Modality) -> dict[str, Any]:
     except ValueError as exc:  # pydantic's PydanticSerializationError is a ValueError
         raise ValueError(f"node {node.node_id} cannot be serialised: {exc}") from None
     payload[NODE_TYPE_KEY] = node.class_name()
-    payload[MODALITY_KEY] = modality
+    payload[MODALITY_KEY] = parts.modality
     payload[REF_DOC_ID_KEY] = node.ref_doc_id or "None"
     return payload
 
@@ -188,7 +188,7 @@ def node_to_point(node: BaseNode, dim: int, encode: SparseEncoder, bm25_keys: Se
     sparse = encode(indexed) if indexed else None
     if sparse is not None and not len(sparse.indices):
         sparse = None
-    payload = node_payload(parts.node, parts.modality)
+    payload = node_payload(parts)
     return PointSpec(point_id(node.node_id), dense, sparse, payload, node.node_id)
 
 
