@@ -3,37 +3,48 @@
 Resumability comes from stable ids plus a per-document check: a document whose nodes are all in
 the store with the same content hash is skipped; a changed one has its old points deleted first.
 Nodes are embedded and stored a chunk at a time, so an interruption loses at most one chunk.
+The summary counts files, not documents: a changed PDF is one replaced file, however many pages.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, Document, ImageDocument, ImageNode, NodeRelationship
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
-from tqdm.auto import tqdm
 
-from ..embedding import MultimodalEmbedding
 from ..errors import SkippedItemsWarning
 from ..store import MultimodalQdrantStore
 from ..store.plan import node_modality
 from .collect import Collected, stable_id
+from .ignored import describe
+from .manifest import modality_counts
+from .progress import Stage
+
+if TYPE_CHECKING:
+    from ..embedding import MultimodalEmbedding
 
 CHUNK = 64
 
 
 @dataclass
 class IndexSummary:
+    """What one ``mmst index`` run did; files are keyed by path."""
+
     added: Counter = field(default_factory=Counter)
-    unchanged: int = 0
-    replaced: int = 0
+    new_files: set[str] = field(default_factory=set)
+    unchanged: set[str] = field(default_factory=set)
+    replaced: set[str] = field(default_factory=set)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    ignored: list[tuple[str, str]] = field(default_factory=list)
-    total: Counter = field(default_factory=Counter)
+    not_followed: list[tuple[str, str]] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)
+    total: dict[str, int] = field(default_factory=dict)
 
 
 def nodes_of(document: Document, splitter: SentenceSplitter) -> list[BaseNode]:
@@ -60,25 +71,54 @@ def _same_document(document: Document, sha: str | None) -> MetadataFilters:
     return MetadataFilters(filters=filters)
 
 
-def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: MultimodalEmbedding,
-              progress: bool, on_chunk: Callable[[], None] | None = None) -> IndexSummary:
-    """Index the collected documents into the store; returns what happened."""
-    summary = IndexSummary(skipped=list(collected.skipped), ignored=list(collected.ignored))
+def _file_of(document: Document) -> str:
+    return str(document.metadata.get("file_path") or document.id_)
+
+
+def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: "MultimodalEmbedding",
+              progress: bool, on_chunk: Callable[[], None] | None = None,
+              before_first_add: Optional[Callable[[], None]] = None, ignored: Sequence[Path] = ()) -> IndexSummary:
+    """Index the collected documents into the store; returns what happened.
+
+    ``before_first_add`` runs once, just before the first point is written (the CLI records the
+    model there, so a run that writes nothing records nothing).
+    """
+    ignored_paths = {os.path.abspath(path) for path in ignored}
+    summary = IndexSummary(skipped=[s for s in collected.skipped if os.path.abspath(s[0]) not in ignored_paths],
+                           not_followed=list(collected.ignored), ignored=list(ignored))
     splitter = SentenceSplitter(chunk_size=512, chunk_overlap=32)
     pending: list[BaseNode] = []
-    for document in tqdm(collected.documents, desc="Checking", disable=not progress, unit="doc"):
-        nodes = nodes_of(document, splitter)
-        if not nodes:
-            continue
-        existing = store.count(_same_document(document, document.metadata.get("sha256")))
-        if existing == len(nodes):
-            summary.unchanged += 1
-            continue
-        if store.count(_same_document(document, None)):
-            store.delete(document.id_)
-            summary.replaced += 1
-        pending.extend(nodes)
-    with tqdm(total=len(pending), desc="Embedding", disable=not progress, unit="node") as bar:
+    new_nodes: set[str] = set()
+    with Stage("Checking", total=len(collected.documents), unit="doc", enabled=progress) as checking:
+        for document in collected.documents:
+            checking.update(1)
+            nodes = nodes_of(document, splitter)
+            if not nodes:
+                continue
+            path = _file_of(document)
+            if store.count(_same_document(document, document.metadata.get("sha256"))) == len(nodes):
+                summary.unchanged.add(path)
+                continue
+            if store.count(_same_document(document, None)):
+                store.delete(document.id_)
+                summary.replaced.add(path)
+            else:
+                summary.new_files.add(path)
+                new_nodes.update(node.node_id for node in nodes)
+            pending.extend(nodes)
+    summary.unchanged -= summary.replaced | summary.new_files
+    summary.new_files -= summary.replaced
+    _embed_and_store(pending, store, embedding, summary, progress, on_chunk, before_first_add, new_nodes)
+    summary.total = modality_counts(store)
+    return summary
+
+
+def _embed_and_store(pending: Sequence[BaseNode], store: MultimodalQdrantStore, embedding: "MultimodalEmbedding",
+                     summary: IndexSummary, progress: bool, on_chunk: Optional[Callable[[], None]],
+                     before_first_add: Optional[Callable[[], None]], new_nodes: set[str]) -> None:
+    if not pending:
+        return
+    with Stage("Embedding", total=len(pending), unit="node", enabled=progress) as embedding_stage:
         for start in range(0, len(pending), CHUNK):
             chunk = pending[start : start + CHUNK]
             with warnings.catch_warnings(record=True) as caught:
@@ -89,30 +129,42 @@ def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: Mul
                     summary.skipped += [(f.item, str(getattr(f.error, "reason", f.error)))
                                         for f in warning.message.failures]
             if embedded:
+                if before_first_add is not None:
+                    before_first_add()
+                    before_first_add = None
                 store.add(list(embedded))
-                summary.added.update(node_modality(node) for node in embedded)
-            bar.update(len(chunk))
+                summary.added.update(node_modality(node) for node in embedded if node.node_id in new_nodes)
+            embedding_stage.update(len(chunk))
             if on_chunk is not None:
                 on_chunk()
-    for modality in ("text", "image", "text+image"):
-        summary.total[modality] = store.count(_modality_filter(modality))
-    return summary
 
 
-def _modality_filter(modality: str) -> MetadataFilters:
-    return MetadataFilters(filters=[MetadataFilter(key="modality", value=modality, operator=FilterOperator.EQ)])
+def _files(count: int) -> str:
+    return f"{count} file{'' if count == 1 else 's'}"
 
 
-def format_summary(summary: IndexSummary) -> Sequence[str]:
+def format_summary(summary: IndexSummary) -> list[str]:
+    """The lines for stdout: what was added, replaced, left alone and ignored, and what the index holds."""
+    added = ", ".join(f"{count} {m}" for m, count in sorted(summary.added.items()))
     lines = [
-        "added: " + (", ".join(f"{count} {m}" for m, count in sorted(summary.added.items())) or "nothing new"),
-        f"unchanged (already indexed): {summary.unchanged} document(s); replaced (changed): {summary.replaced}",
-        "in the index: " + ", ".join(f"{summary.total[m]} {m}" for m in ("text", "image", "text+image")),
+        f"added: {added} (from {_files(len(summary.new_files))})" if added else "added: nothing new",
+        f"replaced (changed): {_files(len(summary.replaced))}"
+        + (": " + ", ".join(sorted(Path(p).name for p in summary.replaced)) if summary.replaced else ""),
+        f"unchanged (already indexed): {_files(len(summary.unchanged))}",
+        "in the index: " + ", ".join(f"{summary.total.get(m, 0)} {m}" for m in ("text", "image", "text+image")),
     ]
-    if summary.skipped:
-        lines.append(f"skipped {len(summary.skipped)} file(s):")
-        lines += [f"  {item}: {reason}" for item, reason in summary.skipped]
     if summary.ignored:
-        lines.append(f"not followed: {len(summary.ignored)} path(s):")
-        lines += [f"  {item}: {reason}" for item, reason in summary.ignored]
+        lines.append(f"ignored (type not indexed): {describe(summary.ignored)}")
+    return lines
+
+
+def format_problems(summary: IndexSummary) -> list[str]:
+    """The lines for stderr: files that could not be read, and paths the walk did not follow."""
+    lines = []
+    if summary.skipped:
+        lines.append(f"skipped {_files(len(summary.skipped))}:")
+        lines += [f"  {item}: {reason}" for item, reason in summary.skipped]
+    if summary.not_followed:
+        lines.append(f"not followed: {len(summary.not_followed)} path(s):")
+        lines += [f"  {item}: {reason}" for item, reason in summary.not_followed]
     return lines

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import SchemaMismatchError
-from ..store import MultimodalQdrantStore
 
+if TYPE_CHECKING:  # importing the store costs seconds; the CLI reads the manifest before it needs it
+    from llama_index.core.vector_stores.types import MetadataFilters
+
+    from ..store import MultimodalQdrantStore
+
+MODALITIES = ("text", "image", "text+image")
 MODEL_KEY = "mmst_model"
 DIM_KEY = "mmst_dim"
 
@@ -18,7 +23,7 @@ class Manifest:
     dim: int
 
 
-def read_manifest(store: MultimodalQdrantStore) -> Optional[Manifest]:
+def read_manifest(store: "MultimodalQdrantStore") -> Optional[Manifest]:
     """The manifest, or None for a store that has none yet."""
     metadata = store.get_metadata()
     if MODEL_KEY not in metadata:
@@ -35,5 +40,16 @@ def check_model(manifest: Optional[Manifest], model: Optional[str]) -> None:
         )
 
 
-def write_manifest(store: MultimodalQdrantStore, model: str, dim: int) -> None:
+def write_manifest(store: "MultimodalQdrantStore", model: str, dim: int) -> None:
     store.update_metadata({MODEL_KEY: model, DIM_KEY: dim})
+
+
+def modality_filter(modality: str) -> "MetadataFilters":
+    from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
+    return MetadataFilters(filters=[MetadataFilter(key="modality", value=modality, operator=FilterOperator.EQ)])
+
+
+def modality_counts(store: "MultimodalQdrantStore") -> dict[str, int]:
+    """Points per modality, in ``MODALITIES`` order."""
+    return {modality: store.count(modality_filter(modality)) for modality in MODALITIES}
