@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -89,7 +90,12 @@ def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = 
     from ..store import MultimodalQdrantStore
 
     if args.url:
-        return MultimodalQdrantStore(args.collection, url=args.url, dim=dim)
+        with warnings.catch_warnings(record=True) as caught:  # qdrant-client warns before failing to connect
+            warnings.simplefilter("always")
+            store = MultimodalQdrantStore(args.collection, url=args.url, dim=dim)
+        for warning in caught:  # connected: pass its warnings on
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return store
     path = args.store or DEFAULT_STORE
     if must_exist and not Path(path).exists():
         raise CLIError(f"no index at {path}: create one with 'mmst index PATH --store {path}'")
@@ -100,6 +106,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .manifest import Manifest, check_model, read_manifest, write_manifest
 
     progress = not args.no_progress
+    missing = [path for path in args.paths if not os.path.exists(path)]
+    if missing:
+        raise CLIError(f"no such file or folder: {', '.join(missing)}")
     manifest: Optional[Manifest] = None
     if store_exists(args):  # reading a manifest must not create a store
         with open_store(args, must_exist=True) as store:
