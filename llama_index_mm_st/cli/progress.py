@@ -66,7 +66,7 @@ class Stage:
         if self.total is None:
             return f"{self.desc}: done in {elapsed:.1f} s"
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        return f"{self.desc}: {self.done} {self.unit} in {elapsed:.1f} s ({rate:.1f} {self.unit}/s)"
+        return f"{self.desc}: {self.done} {self.unit}{'' if self.done == 1 else 's'} in {elapsed:.1f} s ({rate:.1f} {self.unit}/s)"
 
 
 def _is_terminal(stream: IO[str]) -> bool:
