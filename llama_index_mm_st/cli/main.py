@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from ..errors import MMSTError
+from ..errors import MMSTError, UnsupportedModalityError
 from .models import DEFAULT_MODEL, CLIError, load_embedding, load_reranker, model_name, resolve_model
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .progress import Stage, quiet_libraries
 
     collected = collect(args.paths, ImageReader())
-    with quiet_libraries(progress), Stage("Loading model", enabled=progress):
+    with quiet_libraries(), Stage("Loading model", enabled=progress):
         embedding = load_embedding(source)
     with open_store(args, must_exist=False, dim=embedding.dimension) as store:
         summary = run_index(
@@ -167,6 +167,7 @@ def _check_words(text: str, store: "MultimodalQdrantStore") -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     from ..pipeline import build_pipeline
     from .manifest import check_model, read_manifest
+    from .progress import quiet_libraries
     from .search_view import result_rows, score_kind, to_json, to_table
 
     _check_query(args)
@@ -177,14 +178,20 @@ def cmd_search(args: argparse.Namespace) -> int:
         check_model(manifest, model_name(args.model) if args.model else None)
         if args.mode == "sparse":
             _check_words(args.text, store)
-        embedding = load_embedding(resolve_model(manifest.model))
         reranker = None
-        if args.rerank:
-            reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported)
+        with quiet_libraries():  # the answer goes to stdout; no loading bars on stderr for a search
+            embedding = load_embedding(resolve_model(manifest.model))
+            if args.rerank:
+                reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported)
         candidates = 3 * args.top_k if reranker else args.top_k
         retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,
                                    modality=args.modality)
-        results = retriever.search(args.text, image=args.image)[: args.top_k]
+        try:
+            results = retriever.search(args.text, image=args.image)[: args.top_k]
+        except UnsupportedModalityError as exc:  # only raised with --rerank-unsupported raise
+            raise CLIError("--rerank-unsupported raise: some results are of a kind no --rerank model reads (an image "
+                           "with only a text cross-encoder, say); add a --rerank model that reads them, or use "
+                           "--rerank-unsupported keep (--debug names the results)") from exc
     kind = score_kind(args.mode, len(args.rerank or ()))
     rows = result_rows(results, kind)
     print(to_json(rows) if args.json else to_table(rows, kind, args.mode))

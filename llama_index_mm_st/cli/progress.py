@@ -75,11 +75,9 @@ def _is_terminal(stream: IO[str]) -> bool:
 
 
 @contextmanager
-def quiet_libraries(enabled: bool) -> Iterator[None]:
-    """``--no-progress``: also silence huggingface_hub's download bars and transformers' loading bars."""
-    if enabled:
-        yield
-        return
+def quiet_libraries() -> Iterator[None]:
+    """Silence huggingface_hub's download bars and transformers' weight-loading bars while models load:
+    the CLI's own "Loading model" stage is the one bar of that stage (and ``--no-progress`` silences it)."""
     import huggingface_hub.utils as hub_utils
 
     hub_was_on = not hub_utils.are_progress_bars_disabled()

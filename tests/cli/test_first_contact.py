@@ -139,6 +139,7 @@ def test_several_rerankers_and_unsupported_nodes(run_cli, indexed, tiny_bert_cro
     assert code == 0 and {row["score_kind"] for row in rows} == {"reranker"}, err
     code, _, err = search("--rerank", str(tiny_bert_cross_encoder_dir), "--rerank-unsupported", "raise")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "--rerank-unsupported keep" in err and "on_unsupported" not in err
 
 
 def test_refused_server_connection_is_one_line_naming_the_url(run_cli):
