@@ -9,6 +9,7 @@ a terminal, nothing is redrawn: each stage writes one line when it ends.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -86,9 +87,13 @@ def quiet_libraries() -> Iterator[None]:
 
     transformers_was_on = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
+    chatty = logging.getLogger("sentence_transformers")  # "No modules.json found ... initializing" at INFO
+    level = chatty.level
+    chatty.setLevel(max(level, logging.WARNING))
     try:
         yield
     finally:
+        chatty.setLevel(level)
         if hub_was_on:
             hub_utils.enable_progress_bars()
         if transformers_was_on:
