@@ -147,10 +147,26 @@ class MultimodalRetriever(BaseRetriever):
             raise ValueError("search needs text, an image, or both")
         return self.retrieve(QueryBundle(query_str=text or "", image_path=image))
 
-    def as_query_engine(self, llm: Any = None, **kwargs: Any) -> Any:
-        """A LlamaIndex ``RetrieverQueryEngine`` over this retriever, answering with ``llm``."""
+    def as_query_engine(self, llm: Any = None, *, multimodal: bool = False, **kwargs: Any) -> Any:
+        """A LlamaIndex ``RetrieverQueryEngine`` over this retriever, answering with ``llm``.
+
+        ``multimodal=True`` (a chat LLM that reads images) sends each retrieved image to the LLM as an
+        image block, followed by its words when it has any (a caption, a PDF page's text); text nodes go
+        as text. Images are loaded by this package's rules (paths, PDF page renders, and URLs only when
+        the embedding allows them: ``allow_urls``, within its limits), not fetched by LlamaIndex. Other ``kwargs`` go to ``RetrieverQueryEngine.from_args``.
+        """
         from llama_index.core.query_engine import RetrieverQueryEngine
 
+        if multimodal:
+            from .answer import ImageAnswerBlocks
+            from .fetch import FetchOptions
+
+            emb = self.embedding
+            fetch = FetchOptions(timeout=emb.url_timeout, max_bytes=emb.max_download_bytes,
+                                 allow_urls=emb.allow_urls, allow_private_urls=emb.allow_private_urls)
+            postprocessors = list(kwargs.pop("node_postprocessors", None) or [])
+            kwargs["node_postprocessors"] = [*postprocessors, ImageAnswerBlocks(fetch)]
+            kwargs["multimodal"] = True
         return RetrieverQueryEngine.from_args(self, llm=llm, **kwargs)
 
 
@@ -160,7 +176,29 @@ def build_pipeline(
     reranker: Optional[BaseNodePostprocessor] = None,
     **kwargs: Any,
 ) -> MultimodalRetriever:
-    """The recommended pipeline: retrieve (hybrid RRF) -> rerank -> nodes. Options as ``MultimodalRetriever``."""
+    """The recommended pipeline: retrieve (hybrid RRF) -> rerank -> nodes, as a LlamaIndex retriever.
+
+    Parameters
+    ----------
+    store
+        The vector store to search, usually a ``MultimodalQdrantStore``.
+    embedding
+        The ``MultimodalEmbedding`` the store was filled with; it embeds text and image queries.
+    reranker
+        Optional node postprocessor (e.g. ``MultimodalReranker``) applied to the candidates; it keeps its own ``top_n``.
+    top_k : int, default 20
+        Candidates retrieved from the store (give the reranker more than it keeps).
+    mode : "hybrid" | "dense" | "sparse", default "hybrid"
+        hybrid: dense text and image vectors plus BM25 words, fused by RRF; dense: meaning only;
+        sparse: exact words only (BM25), which needs query text.
+    modality : "text" | "image" | None, default None
+        Only return nodes of this modality ("image" includes captioned images and PDF pages).
+    filters : MetadataFilters | None, default None
+        LlamaIndex metadata filters applied inside the store query.
+
+    ``search(text, image=...)`` queries by text, image or both: the image drives the dense search, the
+    text drives BM25 and the reranker. ``as_query_engine(llm=..., multimodal=True)`` answers with images.
+    """
     return MultimodalRetriever(store, embedding, reranker, **kwargs)
 
 

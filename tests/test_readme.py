@@ -34,18 +34,43 @@ def test_readme_has_python_examples():
     assert len(PYTHON_BLOCKS) >= 3
 
 
-@pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
-def test_readme_python_block_runs(index, tmp_path, monkeypatch, tiny_clip_dir, tiny_bert_cross_encoder_dir,
-                                  tiny_blip_itm_dir):
+def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip: Path) -> str:
+    """README block ``index`` with fixture models, a temporary index and a recording chat LLM for OpenAI."""
     code = PYTHON_BLOCKS[index]
     replacements = {
-        '"openai/clip-vit-base-patch32"': repr(str(tiny_clip_dir)),
-        '"cross-encoder/ms-marco-MiniLM-L-6-v2"': repr(str(tiny_bert_cross_encoder_dir)),
-        '"Salesforce/blip-itm-base-coco"': repr(str(tiny_blip_itm_dir)),
+        '"openai/clip-vit-base-patch32"': repr(str(clip)),
+        '"cross-encoder/ms-marco-MiniLM-L-6-v2"': repr(str(cross_encoder)),
+        '"Salesforce/blip-itm-base-coco"': repr(str(blip)),
         '"./index"': repr(str(tmp_path / "index")),
+        "from llama_index.llms.openai import OpenAI": "from tests.test_answer import RecordingChatLLM as OpenAI",
+        'OpenAI(model="gpt-4o-mini")': "OpenAI()",
     }
     for real, fixture in replacements.items():
         code = code.replace(real, fixture)
+    return code
+
+
+@pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
+def test_readme_python_block_runs(index, tmp_path, monkeypatch, tiny_clip_dir, tiny_bert_cross_encoder_dir,
+                                  tiny_blip_itm_dir):
+    code = _runnable(index, tmp_path, tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir)
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("MMST_CACHE_DIR", str(tmp_path / "cache"))
     exec(compile(code, f"README block {index}", "exec"), {"__name__": "__readme__"})
+
+
+def test_quick_start_twice_leaves_the_same_points(tmp_path, monkeypatch, tiny_clip_dir, tiny_bert_cross_encoder_dir,
+                                                  tiny_blip_itm_dir):
+    """The first Python block writes a persistent index; running it again must not add copies."""
+    from llama_index_mm_st import MultimodalQdrantStore
+
+    code = _runnable(0, tmp_path, tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir)
+    assert str(tmp_path / "index") in code
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("MMST_CACHE_DIR", str(tmp_path / "cache"))
+    counts = []
+    for run in range(2):
+        exec(compile(code, f"README block 0, run {run}", "exec"), {"__name__": "__readme__"})
+        with MultimodalQdrantStore("docs", path=str(tmp_path / "index")) as store:
+            counts.append((store.count(), sorted(node.node_id for node in store.get_nodes())))
+    assert counts[0][0] > 0 and counts[1] == counts[0]

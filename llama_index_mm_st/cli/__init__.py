@@ -1,4 +1,8 @@
-"""The ``mmst`` command line: ``index``, ``search`` and ``info``, built on the public API only."""
+"""The ``mmst`` command line: ``index``, ``search`` and ``info``.
+
+Built on the components' public interfaces (``llama_index_mm_st``, ``llama_index_mm_st.readers``)
+and the base layer's ids, errors and file checks; never on a component's internals.
+"""
 
 from .main import main
 

@@ -26,10 +26,20 @@ from llama_index.core.schema import Document
 from ..errors import ItemFailure, PathError, SkippedItemsWarning
 from ..files import file_error_reason
 from ..ids import stable_id
-from ..readers import ImageReader, ReadReport, default_cache_dir, supported_extensions
-from ..readers.metadata import BOOKKEEPING_KEYS, LLM_NOISE_KEYS
-from ..readers.report import IgnoredPath
-from ..readers.walk import WalkedFile, WalkPolicy, WalkTally, walk_path
+from ..readers import (
+    BOOKKEEPING_KEYS,
+    LLM_NOISE_KEYS,
+    NO_EXTENSION,
+    IgnoredPath,
+    ImageReader,
+    ReadReport,
+    WalkedFile,
+    WalkPolicy,
+    WalkTally,
+    default_cache_dir,
+    supported_extensions,
+    walk_path,
+)
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst"})
 HASH_BLOCK = 1 << 20
@@ -101,8 +111,8 @@ def _sort_file(item: WalkedFile, media: list[str], texts: list[Path], collected:
     elif suffix in TEXT_EXTENSIONS:
         if item.named_directly or not is_caption_sidecar(item.path):
             texts.append(item.path)
-    else:  # only a file named directly gets here: a walk counts other types in ignored_types
-        collected.skipped.append((str(item.path), f"unsupported file type {item.path.suffix or '(none)'}"))
+    else:  # only a file named directly gets here: a walk counts other types in ignored_types itself
+        collected.ignored_types[suffix or NO_EXTENSION] += 1
 
 
 def _read_media(paths: Sequence[str], reader: ImageReader, collected: Collected) -> None:

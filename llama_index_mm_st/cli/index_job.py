@@ -3,6 +3,7 @@
 Resumability comes from stable ids plus a per-document check: a document whose nodes are all in
 the store with the same content hash is skipped; a changed one has its old points deleted first.
 Nodes are embedded and stored a chunk at a time, so an interruption loses at most one chunk.
+The summary counts files, not documents: a changed PDF is one replaced file, however many pages.
 """
 
 from __future__ import annotations
@@ -10,42 +11,51 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, get_args
 
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import BaseNode, Document, ImageDocument, ImageNode, NodeRelationship
+from llama_index.core.schema import BaseNode, Document, ImageDocument, NodeRelationship
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
-from tqdm.auto import tqdm
 
-from ..embedding import MultimodalEmbedding
+from .. import Modality
 from ..errors import SkippedItemsWarning
 from ..store import MultimodalQdrantStore
 from .collect import Collected, stable_id
+from .progress import Stage
 
-CHUNK = 64
+if TYPE_CHECKING:
+    from ..embedding import MultimodalEmbedding
+
+NODES_PER_WRITE = 64
+"""Nodes embedded and stored together: a kill loses at most this many nodes' work, and a chunk is
+still large enough to fill the model's batches."""
+TEXT_CHUNK_TOKENS = 512
+TEXT_CHUNK_OVERLAP = 32
+"""Text documents are split into chunks of this many tokens, overlapping by this many (the model
+truncates a chunk longer than its window: CLIP reads 77 tokens; see the README on chunking)."""
 
 
 @dataclass
 class IndexSummary:
+    """What one ``mmst index`` run did; files are keyed by path."""
+
     added: Counter = field(default_factory=Counter)
-    unchanged: int = 0
-    replaced: int = 0
+    new_files: set[str] = field(default_factory=set)
+    unchanged: set[str] = field(default_factory=set)
+    replaced: set[str] = field(default_factory=set)
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    ignored: list[tuple[str, str]] = field(default_factory=list)
-    total: Counter = field(default_factory=Counter)
+    not_followed: list[tuple[str, str]] = field(default_factory=list)
+    ignored: Counter = field(default_factory=Counter)
+    """Files left out because of their type, by extension."""
+    total: dict[str, int] = field(default_factory=dict)
 
 
 def nodes_of(document: Document, splitter: SentenceSplitter) -> list[BaseNode]:
     """Image documents become one ImageNode; text documents are split. Node ids derive from the doc id."""
-    if isinstance(document, ImageDocument):
-        node = ImageNode(
-            id_=stable_id(document.id_, 0), text=document.text, image_path=document.image_path,
-            image_url=document.image_url, image_mimetype=document.image_mimetype, metadata=dict(document.metadata),
-            excluded_embed_metadata_keys=list(document.excluded_embed_metadata_keys),
-            excluded_llm_metadata_keys=list(document.excluded_llm_metadata_keys),
-            relationships={NodeRelationship.SOURCE: document.as_related_node_info()},
-        )
-        return [node]
+    if isinstance(document, ImageDocument):  # the store keeps it as the equivalent ImageNode
+        source = {NodeRelationship.SOURCE: document.as_related_node_info()}
+        return [document.model_copy(update={"id_": stable_id(document.id_, 0), "relationships": source})]
     nodes = splitter.get_nodes_from_documents([document])
     for position, node in enumerate(nodes):
         node.id_ = stable_id(document.id_, position)
@@ -59,27 +69,55 @@ def _same_document(document: Document, sha: str | None) -> MetadataFilters:
     return MetadataFilters(filters=filters)
 
 
-def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: MultimodalEmbedding,
-              progress: bool, on_chunk: Callable[[], None] | None = None) -> IndexSummary:
-    """Index the collected documents into the store; returns what happened."""
-    summary = IndexSummary(skipped=list(collected.skipped), ignored=list(collected.ignored))
-    splitter = SentenceSplitter(chunk_size=512, chunk_overlap=32)
+def _file_of(document: Document) -> str:
+    return str(document.metadata.get("file_path") or document.id_)
+
+
+def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: "MultimodalEmbedding",
+              progress: bool, on_chunk: Callable[[], None] | None = None,
+              before_first_add: Optional[Callable[[], None]] = None) -> IndexSummary:
+    """Index the collected documents into the store; returns what happened.
+
+    ``before_first_add`` runs once, just before the first point is written (the CLI records the
+    model there, so a run that writes nothing records nothing).
+    """
+    summary = IndexSummary(skipped=list(collected.skipped), not_followed=list(collected.ignored),
+                           ignored=Counter(collected.ignored_types))
+    splitter = SentenceSplitter(chunk_size=TEXT_CHUNK_TOKENS, chunk_overlap=TEXT_CHUNK_OVERLAP)
     pending: list[BaseNode] = []
-    for document in tqdm(collected.documents, desc="Checking", disable=not progress, unit="doc"):
-        nodes = nodes_of(document, splitter)
-        if not nodes:
-            continue
-        existing = store.count(_same_document(document, document.metadata.get("sha256")))
-        if existing == len(nodes):
-            summary.unchanged += 1
-            continue
-        if store.count(_same_document(document, None)):
-            store.delete(document.id_)
-            summary.replaced += 1
-        pending.extend(nodes)
-    with tqdm(total=len(pending), desc="Embedding", disable=not progress, unit="node") as bar:
-        for start in range(0, len(pending), CHUNK):
-            chunk = pending[start : start + CHUNK]
+    new_nodes: set[str] = set()
+    with Stage("Checking", total=len(collected.documents), unit="doc", enabled=progress) as checking:
+        for document in collected.documents:
+            checking.update(1)
+            nodes = nodes_of(document, splitter)
+            if not nodes:
+                continue
+            path = _file_of(document)
+            if store.count(_same_document(document, document.metadata.get("sha256"))) == len(nodes):
+                summary.unchanged.add(path)
+                continue
+            if store.count(_same_document(document, None)):
+                store.delete(document.id_)
+                summary.replaced.add(path)
+            else:
+                summary.new_files.add(path)
+                new_nodes.update(node.node_id for node in nodes)
+            pending.extend(nodes)
+    summary.unchanged -= summary.replaced | summary.new_files
+    summary.new_files -= summary.replaced
+    _embed_and_store(pending, store, embedding, summary, progress, on_chunk, before_first_add, new_nodes)
+    summary.total = store.count_by_modality()
+    return summary
+
+
+def _embed_and_store(pending: Sequence[BaseNode], store: MultimodalQdrantStore, embedding: "MultimodalEmbedding",
+                     summary: IndexSummary, progress: bool, on_chunk: Optional[Callable[[], None]],
+                     before_first_add: Optional[Callable[[], None]], new_nodes: set[str]) -> None:
+    if not pending:
+        return
+    with Stage("Embedding", total=len(pending), unit="node", enabled=progress) as embedding_stage:
+        for start in range(0, len(pending), NODES_PER_WRITE):
+            chunk = pending[start : start + NODES_PER_WRITE]
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", SkippedItemsWarning)
                 embedded = embedding(chunk, on_error="skip")
@@ -88,25 +126,43 @@ def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: Mul
                     summary.skipped += [(f.item, str(getattr(f.error, "reason", f.error)))
                                         for f in warning.message.failures]
             if embedded:
+                if before_first_add is not None:
+                    before_first_add()
+                    before_first_add = None
                 store.add(list(embedded))
-                summary.added.update(store.modality_of(node) for node in embedded)
-            bar.update(len(chunk))
+                summary.added.update(store.modality_of(node) for node in embedded if node.node_id in new_nodes)
+            embedding_stage.update(len(chunk))
             if on_chunk is not None:
                 on_chunk()
-    summary.total = store.count_by_modality()
-    return summary
 
 
-def format_summary(summary: IndexSummary) -> Sequence[str]:
+def _files(count: int) -> str:
+    return f"{count} file{'' if count == 1 else 's'}"
+
+
+def format_summary(summary: IndexSummary) -> list[str]:
+    """The lines for stdout: what was added, replaced, left alone and ignored, and what the index holds."""
+    added = ", ".join(f"{count} {m}" for m, count in sorted(summary.added.items()))
     lines = [
-        "added: " + (", ".join(f"{count} {m}" for m, count in sorted(summary.added.items())) or "nothing new"),
-        f"unchanged (already indexed): {summary.unchanged} document(s); replaced (changed): {summary.replaced}",
-        "in the index: " + ", ".join(f"{summary.total[m]} {m}" for m in ("text", "image", "text+image")),
+        f"added: {added} (from {_files(len(summary.new_files))})" if added else "added: nothing new",
+        f"replaced (changed): {_files(len(summary.replaced))}"
+        + (": " + ", ".join(sorted(Path(p).name for p in summary.replaced)) if summary.replaced else ""),
+        f"unchanged (already indexed): {_files(len(summary.unchanged))}",
+        "in the index: " + ", ".join(f"{summary.total.get(m, 0)} {m}" for m in get_args(Modality)),
     ]
-    if summary.skipped:
-        lines.append(f"skipped {len(summary.skipped)} file(s):")
-        lines += [f"  {item}: {reason}" for item, reason in summary.skipped]
     if summary.ignored:
-        lines.append(f"not followed: {len(summary.ignored)} path(s):")
-        lines += [f"  {item}: {reason}" for item, reason in summary.ignored]
+        kinds = sorted(summary.ignored.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("ignored (type not indexed): " + ", ".join(f"{count} {suffix}" for suffix, count in kinds))
+    return lines
+
+
+def format_problems(summary: IndexSummary) -> list[str]:
+    """The lines for stderr: files that could not be read, and paths the walk did not follow."""
+    lines = []
+    if summary.skipped:
+        lines.append(f"skipped {_files(len(summary.skipped))}:")
+        lines += [f"  {item}: {reason}" for item, reason in summary.skipped]
+    if summary.not_followed:
+        lines.append(f"not followed: {len(summary.not_followed)} path(s):")
+        lines += [f"  {item}: {reason}" for item, reason in summary.not_followed]
     return lines

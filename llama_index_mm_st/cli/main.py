@@ -1,11 +1,14 @@
 """``mmst``: index a folder, then search it by text or by image.
 
-    mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR]
-    mmst search "TEXT" | --image PATH [--top-k N] [--rerank MODEL] [--modality image|text]
-                [--mode dense|sparse|hybrid] [--json]
+    mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR] [--strict]
+    mmst search "TEXT" | --image PATH [--top-k N] [--rerank MODEL]... [--rerank-unsupported keep|raise]
+                [--modality image|text] [--mode dense|sparse|hybrid] [--json]
     mmst info
 
 Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
+This module imports no model code at the top: ``mmst --help`` and ``mmst info`` never load torch,
+transformers or sentence-transformers (tests/cli/test_imports.py checks it); each command imports
+what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -14,20 +17,28 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from ..embedding import DEFAULT_MODEL, MultimodalEmbedding
-from ..errors import MMSTError
-from ..store import MultimodalQdrantStore
-from .manifest import check_model, read_manifest, write_manifest
+from ..errors import MMSTError, UnsupportedModalityError
+from .models import DEFAULT_MODEL, CLIError, load_embedding, load_reranker, model_name, resolve_model
+
+if TYPE_CHECKING:
+    from ..store import MultimodalQdrantStore
 
 DEFAULT_STORE = "./mmst_index"
 DEFAULT_COLLECTION = "mmst"
+STRICT_EXIT = 3
+RERANK_CANDIDATES_PER_RESULT = 3
+"""With a reranker, retrieve this many candidates per result shown, so it has a real choice to make."""
 
+__all__ = ["CLIError", "DEFAULT_COLLECTION", "DEFAULT_STORE", "build_parser", "main"]
 
-class CLIError(MMSTError):
-    """A user-facing failure: printed as one line."""
+MODE_HELP = ("hybrid (default): meaning (dense text and image vectors) plus exact words (BM25), fused by RRF; "
+             "dense: meaning only; sparse: exact words only (BM25), needs query text")
+QUERY_EPILOG = ("Text and --image together: the image drives the meaning (dense) search, the text drives the "
+                "exact-word (BM25) match and the rerankers; with --mode dense the text is not used.")
 
 
 def _store_options(parser: argparse.ArgumentParser) -> None:
@@ -44,19 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = commands.add_parser("index", help="read, embed and store files and folders")
     index.add_argument("paths", nargs="+", help="files or folders (images, PDFs, .txt, .md)")
-    index.add_argument("--model", default=None, help=f"model id or local directory (default {DEFAULT_MODEL})")
-    index.add_argument("--no-progress", action="store_true", help="no progress bars")
+    index.add_argument("--model", default=None,
+                       help=f"hub model id or local model directory (default {DEFAULT_MODEL}); offline, use a "
+                            "local directory or HF_HUB_OFFLINE=1 with a filled cache")
+    index.add_argument("--no-progress", action="store_true", help="no progress bars (model loading included)")
+    index.add_argument("--strict", action="store_true",
+                       help=f"exit with status {STRICT_EXIT} when any file was skipped (unreadable or broken)")
     _store_options(index)
 
-    search = commands.add_parser("search", help="search by text or by image")
+    search = commands.add_parser("search", help="search by text or by image", epilog=QUERY_EPILOG)
     search.add_argument("text", nargs="?", default=None, help="query text")
-    search.add_argument("--image", default=None, help="query image (path or URL)")
+    search.add_argument("--image", default=None, help="query image (path or URL); see below for text plus --image")
     search.add_argument("--top-k", type=int, default=10, help="results to show")
-    search.add_argument("--rerank", default=None, help="reranker model id or directory")
+    search.add_argument("--rerank", action="append", default=None, metavar="MODEL",
+                        help="reranker model id or directory; repeat it for a mixed index (a text cross-encoder "
+                             "plus BLIP): each result goes to the first model that reads it, rankings merge by RRF")
+    search.add_argument("--rerank-unsupported", choices=["keep", "raise"], default="keep",
+                        help="a result no reranker reads: keep it at its retrieval rank (default) or fail")
     search.add_argument("--modality", choices=["image", "text"], default=None, help="only this modality")
-    search.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid")
+    search.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid", help=MODE_HELP)
     search.add_argument("--model", default=None, help="model id (must match the one the index was built with)")
-    search.add_argument("--json", action="store_true", help="print JSON")
+    search.add_argument("--json", action="store_true", help="print JSON (each row has its score_kind)")
     _store_options(search)
 
     info = commands.add_parser("info", help="what an index holds")
@@ -64,83 +83,125 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = None) -> MultimodalQdrantStore:
+def store_exists(args: argparse.Namespace) -> bool:
+    return bool(args.url) or Path(args.store or DEFAULT_STORE).exists()
+
+
+def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = None) -> "MultimodalQdrantStore":
     """The store named by --store/--url; ``dim`` creates its collection if it has none yet."""
+    from ..store import MultimodalQdrantStore
+
     if args.url:
-        return MultimodalQdrantStore(args.collection, url=args.url, dim=dim)
+        with warnings.catch_warnings(record=True) as caught:  # qdrant-client warns before failing to connect
+            warnings.simplefilter("always")
+            store = MultimodalQdrantStore(args.collection, url=args.url, dim=dim)
+        for warning in caught:  # connected: pass its warnings on
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return store
     path = args.store or DEFAULT_STORE
     if must_exist and not Path(path).exists():
         raise CLIError(f"no index at {path}: create one with 'mmst index PATH --store {path}'")
     return MultimodalQdrantStore(args.collection, path=path, dim=dim)
 
 
-def model_id(model: Optional[str]) -> Optional[str]:
-    """A local model directory is recorded by its absolute path, so ./m and /abs/m are the same model."""
-    return os.path.abspath(model) if model is not None and os.path.isdir(model) else model
-
-
-def load_embedding(model: str) -> MultimodalEmbedding:
-    try:
-        return MultimodalEmbedding(model)
-    except OSError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CLIError(f"cannot load model {model!r}: {first_line}") from exc
-
-
 def cmd_index(args: argparse.Namespace) -> int:
+    from .manifest import Manifest, check_model, read_manifest, write_manifest
+
+    progress = not args.no_progress
+    missing = [path for path in args.paths if not os.path.exists(path)]
+    if missing:
+        raise CLIError(f"no such file or folder: {', '.join(missing)}")
+    manifest: Optional[Manifest] = None
+    if store_exists(args):  # reading a manifest must not create a store
+        with open_store(args, must_exist=True) as store:
+            manifest = read_manifest(store)
+    requested = model_name(args.model) if args.model else None
+    check_model(manifest, requested)
+    source = resolve_model(requested or (manifest.model if manifest else DEFAULT_MODEL))  # fails fast offline
+
     from ..readers import ImageReader
     from .collect import collect
-    from .index_job import format_summary, run_index
+    from .index_job import format_problems, format_summary, run_index
+    from .progress import Stage, quiet_libraries
 
     collected = collect(args.paths, ImageReader())
-    with open_store(args, must_exist=False) as store:
-        manifest = read_manifest(store)
-    check_model(manifest, model_id(args.model))
-    model = model_id(args.model) or (manifest.model if manifest else DEFAULT_MODEL)
-    embedding = load_embedding(model)
+    with quiet_libraries(), Stage("Loading model", enabled=progress):
+        embedding = load_embedding(source)
     with open_store(args, must_exist=False, dim=embedding.dimension) as store:
-        write_manifest(store, model, embedding.dimension)
-        summary = run_index(collected, store, embedding, progress=not args.no_progress)
-        if summary.added:
+        summary = run_index(
+            collected, store, embedding, progress=progress,
+            before_first_add=lambda: write_manifest(store, source.name, embedding.dimension),
+        )
+        if summary.added or summary.replaced:
             store.optimize()
     print("\n".join(format_summary(summary)))
-    return 0
+    problems = format_problems(summary)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+    return STRICT_EXIT if args.strict and summary.skipped else 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from ..pipeline import build_pipeline
-    from .search_view import result_rows, to_json, to_table
-
+def _check_query(args: argparse.Namespace) -> None:
+    if args.text is not None and not args.text.strip():
+        raise CLIError('the query text is empty (only whitespace): give words, e.g. mmst search "a red car", '
+                       "or --image PATH")
     if args.text is None and args.image is None:
         raise CLIError('give query text or --image PATH, e.g. mmst search "a red car"')
+    if args.mode == "sparse" and args.image:
+        raise CLIError("--mode sparse matches exact words and an image has none: leave out --image, "
+                       "or use --mode hybrid or dense to search by image")
     if args.image and not args.image.startswith(("http://", "https://")) and not os.path.exists(args.image):
         raise CLIError(f"query image not found: {args.image}")
     if args.top_k < 1:
         raise CLIError("--top-k must be at least 1")
+
+
+def _check_words(text: str, store: "MultimodalQdrantStore") -> None:
+    """``--mode sparse`` needs a word BM25 can match (stop words and punctuation alone give none)."""
+    import qdrant_edge
+
+    if not len(qdrant_edge.Bm25(qdrant_edge.Bm25Config(language=store.bm25_language)).embed_query(text).indices):
+        raise CLIError(f"--mode sparse matches exact words, and {text!r} has none it can search for (only "
+                       "stop words or punctuation); use other words, or --mode hybrid or dense")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from ..pipeline import build_pipeline
+    from .manifest import check_model, read_manifest
+    from .progress import quiet_libraries
+    from .search_view import result_rows, score_kind, to_json, to_table
+
+    _check_query(args)
     with open_store(args, must_exist=True) as store:
         manifest = read_manifest(store)
         if manifest is None:
             raise CLIError("this index is empty: add files with 'mmst index PATH' first")
-        check_model(manifest, model_id(args.model))
-        embedding = load_embedding(manifest.model)
+        check_model(manifest, model_name(args.model) if args.model else None)
+        if args.mode == "sparse":
+            _check_words(args.text, store)
         reranker = None
-        if args.rerank:
-            from ..rerank import MultimodalReranker
-
-            try:
-                reranker = MultimodalReranker(args.rerank, top_n=args.top_k)
-            except OSError as exc:
-                raise CLIError(f"cannot load reranker {args.rerank!r}: {exc}") from exc
-        candidates = max(args.top_k, 3 * args.top_k if reranker else args.top_k)
+        with quiet_libraries():  # the answer goes to stdout; no loading bars on stderr for a search
+            embedding = load_embedding(resolve_model(manifest.model))
+            if args.rerank:
+                reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported)
+        candidates = RERANK_CANDIDATES_PER_RESULT * args.top_k if reranker else args.top_k
         retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,
                                    modality=args.modality)
-        results = retriever.search(args.text, image=args.image)[: args.top_k]
-    rows = result_rows(results, store.modality_of)
-    print(to_json(rows) if args.json else to_table(rows))
+        try:
+            results = retriever.search(args.text, image=args.image)[: args.top_k]
+        except UnsupportedModalityError as exc:  # only raised with --rerank-unsupported raise
+            raise CLIError("--rerank-unsupported raise: some results are of a kind no --rerank model reads (an image "
+                           "with only a text cross-encoder, say); add a --rerank model that reads them, or use "
+                           "--rerank-unsupported keep (--debug names the results)") from exc
+    kind = score_kind(args.mode, len(args.rerank or ()))
+    rows = result_rows(results, kind, store.modality_of)
+    print(to_json(rows) if args.json else to_table(rows, kind, args.mode))
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from .manifest import read_manifest
+
     with open_store(args, must_exist=True) as store:
         manifest = read_manifest(store)
         counts = store.count_by_modality()
@@ -159,6 +220,23 @@ def cmd_info(args: argparse.Namespace) -> int:
 COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info}
 
 
+def _server_errors() -> tuple[type[BaseException], ...]:
+    """qdrant-client's errors for a server that refuses, times out or answers with an error status.
+    Looked up only when something failed, and only if qdrant-client was loaded (it is heavy to import)."""
+    if "qdrant_client" not in sys.modules:
+        return ()
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    return (ResponseHandlingException, UnexpectedResponse)
+
+
+def _server_message(exc: BaseException, url: Optional[str]) -> str:
+    cause = exc.__cause__ or exc.__context__ or exc
+    status = getattr(exc, "status_code", None)
+    what = f"answered HTTP {status}" if status is not None else f"could not be reached ({cause})"
+    return f"the Qdrant server at {url} {what}; check --url and that the server is running"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -170,6 +248,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"mmst: error: {exc}", file=sys.stderr)
+        return 1
+    except _server_errors() as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"mmst: error: {_server_message(exc, getattr(args, 'url', None))}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the CLI's last resort: one line, never a traceback
         if args.debug:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import SchemaMismatchError
-from ..store import MultimodalQdrantStore
+
+if TYPE_CHECKING:  # importing the store costs seconds; the CLI reads the manifest before it needs it
+    from ..store import MultimodalQdrantStore
 
 MODEL_KEY = "mmst_model"
 DIM_KEY = "mmst_dim"
@@ -18,7 +20,7 @@ class Manifest:
     dim: int
 
 
-def read_manifest(store: MultimodalQdrantStore) -> Optional[Manifest]:
+def read_manifest(store: "MultimodalQdrantStore") -> Optional[Manifest]:
     """The manifest, or None for a store that has none yet."""
     metadata = store.get_metadata()
     if MODEL_KEY not in metadata:
@@ -35,5 +37,5 @@ def check_model(manifest: Optional[Manifest], model: Optional[str]) -> None:
         )
 
 
-def write_manifest(store: MultimodalQdrantStore, model: str, dim: int) -> None:
+def write_manifest(store: "MultimodalQdrantStore", model: str, dim: int) -> None:
     store.update_metadata({MODEL_KEY: model, DIM_KEY: dim})

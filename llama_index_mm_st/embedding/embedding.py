@@ -19,6 +19,7 @@ from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageNode
 from sentence_transformers import SentenceTransformer
 
+from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error
 from ..fetch import FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
@@ -53,6 +54,7 @@ class EmbeddingResult:
         return not self.failures
 
 
+@document_parameters(model="A loaded SentenceTransformer to use instead of loading model_name.")
 class MultimodalEmbedding(MultiModalEmbedding):
     """Sentence Transformers models (CLIP, SigLIP/SigLIP-2, VLM embedders) as a LlamaIndex embedding.
 
@@ -72,7 +74,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
     truncate_dim: Optional[int] = Field(default=None, gt=0, description="Matryoshka truncation.")
     query_prompt_name: Optional[str] = Field(default=None, description="Prompt for queries (default: 'query').")
     document_prompt_name: Optional[str] = Field(default=None, description="Prompt for documents (default: 'document').")
-    trust_remote_code: bool = Field(default=False)
+    trust_remote_code: bool = Field(default=False, description="Run model code from the hub (only for models you trust).")
     model_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the model's from_pretrained.")
     processor_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the processor.")
     max_pixels: Optional[int] = Field(default=DEFAULT_MAX_PIXELS, description="Refuse larger images before decoding.")

@@ -1,9 +1,29 @@
-"""Readers: images, folders, URLs, bytes and PDF pages into ``ImageDocument``s that point at their pixels."""
+"""Readers: images, folders, URLs, bytes and PDF pages into ``ImageDocument``s that point at their pixels.
 
+The folder walker and the bookkeeping-key lists are public here because ``mmst index`` walks once
+for images, PDFs and text with the same rules as ``ImageReader``.
+"""
+
+from ..errors import CaptionFileError
 from .cache import default_cache_dir
 from .formats import supported_extensions
-from ..errors import CaptionFileError
+from .metadata import BOOKKEEPING_KEYS, LLM_NOISE_KEYS
 from .reader import ImageReader
 from .report import IgnoredPath, ReadReport
+from .walk import NO_EXTENSION, WalkedFile, WalkPolicy, WalkTally, walk_path
 
-__all__ = ["CaptionFileError", "IgnoredPath", "ImageReader", "ReadReport", "default_cache_dir", "supported_extensions"]
+__all__ = [
+    "BOOKKEEPING_KEYS",
+    "CaptionFileError",
+    "IgnoredPath",
+    "ImageReader",
+    "LLM_NOISE_KEYS",
+    "NO_EXTENSION",
+    "ReadReport",
+    "WalkPolicy",
+    "WalkTally",
+    "WalkedFile",
+    "default_cache_dir",
+    "supported_extensions",
+    "walk_path",
+]

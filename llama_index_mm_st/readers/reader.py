@@ -22,6 +22,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.readers.base import BasePydanticReader, BaseReader
 from llama_index.core.schema import ImageDocument
 
+from ..docs import document_parameters
 from ..errors import ItemFailure, MMSTError, SkippedItemsWarning
 from ..fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, default_workers
@@ -42,6 +43,7 @@ WINDOW_PER_WORKER = 4
 """Sources in flight per worker thread: enough to keep threads busy, small enough to bound memory."""
 
 
+@document_parameters()
 class ImageReader(BasePydanticReader):
     """Read images and PDF pages into ``ImageDocument``s that point at their files.
 

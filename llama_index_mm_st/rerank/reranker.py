@@ -20,6 +20,7 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
+from ..docs import document_parameters
 from ..errors import (
     ImageLoadError,
     ItemFailure,
@@ -66,6 +67,7 @@ class RerankedNode(NodeWithScore):
         return "RerankedNode"
 
 
+@document_parameters(trust_remote_code="Run model code from the hub (only for models you trust).", model_kwargs="Passed to the models' from_pretrained.", processor_kwargs="Passed to the models' processors.")
 class MultimodalReranker(BaseNodePostprocessor):
     """Reranks text, image and text+image nodes against a text or image query with cross-encoders.
 

@@ -23,6 +23,7 @@ from llama_index.core.vector_stores.types import (
 from qdrant_client import QdrantClient, models
 from tqdm.auto import tqdm
 
+from llama_index_mm_st.docs import document_parameters
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.inputs import read_node
 from llama_index_mm_st.store import plan as P
@@ -82,6 +83,7 @@ def _check_weights(weights: Dict[str, float]) -> None:
         raise ValueError(f"rrf_weights keys must be among {list(branches)}, got {sorted(unknown)}")
 
 
+@document_parameters(api_key="Qdrant server API key (default: QDRANT_API_KEY); never logged.", client="A ready QdrantClient to use instead of path/url.", client_kwargs="Passed to QdrantClient when url is given.")
 class MultimodalQdrantStore(BasePydanticVectorStore):
     """Text and image nodes in one Qdrant collection: dense "text" and "image" vectors plus BM25.
 
@@ -118,11 +120,11 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         description="Build per-value HNSW links for metadata indexes: faster very selective filters, "
         "at the cost of a much slower optimize() (see docs/store.md).",
     )
-    batch_size: int = Field(default=512, gt=0)
+    batch_size: int = Field(default=512, gt=0, description="Points per upsert request.")
     show_progress: Optional[bool] = Field(default=None, description="None = a bar for multi-batch adds on a TTY.")
-    shard_number: Optional[int] = None
-    replication_factor: Optional[int] = None
-    write_consistency_factor: Optional[int] = None
+    shard_number: Optional[int] = Field(default=None, description="Server/cluster: shards of a new collection.")
+    replication_factor: Optional[int] = Field(default=None, description="Server/cluster: copies of each shard.")
+    write_consistency_factor: Optional[int] = Field(default=None, description="Server/cluster: replicas that confirm a write.")
 
     _backend: Backend = PrivateAttr()
     _bm25: SparseTextEncoder = PrivateAttr()

@@ -22,6 +22,9 @@ def corpus(tmp_path: Path, image_files: dict[str, Path], broken_images: dict[str
     write_pdf(folder / "report.pdf", ["Quarterly revenue grew in the third quarter.", None])
     (folder / "notes.txt").write_text(RARE_TEXT + "\n")
     (folder / "guide.md").write_text("# Guide\n\nCircles are round and squares have four sides.\n")
+    (folder / "letter.docx").write_bytes(b"PK\x03\x04 not indexed")
+    (folder / "photos" / "old.docx").write_bytes(b"PK\x03\x04 not indexed")
+    (folder / "settings.json").write_text("{}")
     return folder
 
 

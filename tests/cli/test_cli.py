@@ -27,7 +27,8 @@ def test_index_reports_the_corrupt_file_and_search_finds_text_and_image(run_cli,
     store = tmp_path / "index"
     code, out, err = _index(run_cli, corpus, store, tiny_clip_dir)
     assert code == 0, err
-    assert "broken.jpg" in out and "skipped 1 file" in out
+    assert "broken.jpg" in err and "skipped 1 file" in err and "broken.jpg" not in out
+    assert "ignored (type not indexed): 2 .docx, 1 .json" in out
     # three photos and the PDF's drawing-only page are images; its text page is text+image
     assert "in the index: 2 text, 4 image, 1 text+image" in out
 
@@ -55,13 +56,17 @@ def test_json_schema_and_table_output(run_cli, corpus, tmp_path, tiny_clip_dir):
     assert scores == sorted(scores, reverse=True)
     pages = [r for r in results if r["source"].endswith("report.pdf")]
     assert all(isinstance(r["page"], int) for r in pages)
+    assert {row["score_kind"] for row in results} == {"rrf"}
     code, out, _ = run_cli("search", "quarterly revenue", "--store", str(store), "--top-k", "3")
-    assert code == 0 and out.splitlines()[0].split()[:3] == ["rank", "score", "modality"]
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["rank", "RRF", "modality"]
+    assert out.splitlines()[-1].startswith("score: RRF fusion of the dense text and image rankings and the BM25")
 
     only_images = _search(run_cli, store, "quarterly revenue", "--modality", "image")
     assert only_images and all(r["modality"] != "text" for r in only_images)
     sparse = _search(run_cli, store, "QX-7731", "--mode", "sparse")
-    assert sparse[0]["source"].endswith("notes.txt")
+    assert sparse[0]["source"].endswith("notes.txt") and sparse[0]["score_kind"] == "bm25"
+    code, out, _ = run_cli("search", "QX-7731", "--mode", "sparse", "--store", str(store))
+    assert out.splitlines()[0].split()[1] == "BM25" and out.splitlines()[-1].startswith("score: BM25")
 
 
 def _point_ids(store: Path) -> list[str]:
@@ -79,7 +84,7 @@ def test_interrupted_index_resumes_without_duplicates_or_gaps(run_cli, corpus, t
     assert _index(run_cli, corpus, reference, tiny_clip_dir)[0] == 0
     expected = _point_ids(reference)
 
-    monkeypatch.setattr(index_job, "CHUNK", 2)
+    monkeypatch.setattr(index_job, "NODES_PER_WRITE", 2)
     calls = {"n": 0}
     original_add = MultimodalQdrantStore.add
 
@@ -112,7 +117,9 @@ def test_rerun_adds_nothing_and_changed_file_replaces_its_points(run_cli, corpus
 
     (corpus / "notes.txt").write_text("Completely new words about a zebra crossing.\n")
     code, out, _ = _index(run_cli, corpus, store, tiny_clip_dir)
-    assert code == 0 and "replaced (changed): 1" in out
+    assert code == 0 and "replaced (changed): 1 file: notes.txt" in out
+    assert "added: nothing new" in out  # the changed file is reported once, as replaced, not also as added
+    assert "unchanged (already indexed): 5 files" in out
     assert len(_point_ids(store)) == len(before)
     hits = _search(run_cli, store, "zebra crossing", "--mode", "sparse")
     assert hits[0]["source"].endswith("notes.txt") and "zebra" in hits[0]["text"]
