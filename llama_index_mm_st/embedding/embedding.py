@@ -91,6 +91,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
     _model: SentenceTransformer = PrivateAttr()
     _encoder: Encoder = PrivateAttr()
     _batchers: Dict[tuple, DynamicBatcher] = PrivateAttr(default_factory=dict)
+    _init_args: Optional[Dict[str, Any]] = PrivateAttr(default=None)
 
     def __init__(self, model_name: Optional[str] = None, *, model: Optional[SentenceTransformer] = None,
                  **kwargs: Any):
@@ -100,6 +101,8 @@ class MultimodalEmbedding(MultiModalEmbedding):
             config = backbone_config(model) if model is not None else None
             model_name = getattr(config, "_name_or_path", None) or ("custom" if model is not None else DEFAULT_MODEL)
         super().__init__(model_name=model_name, **kwargs)
+        # What pickling sends instead of the loaded model; None when the model came as an object.
+        self._init_args = None if model is not None else {"model_name": model_name, **kwargs}
         device = resolve_device(self.device)
         if model is None:
             model = SentenceTransformer(
@@ -128,6 +131,16 @@ class MultimodalEmbedding(MultiModalEmbedding):
         workers = self.decode_workers if self.decode_workers is not None else max(1, default_workers() - 1)
         prompts: Dict[Role, Optional[str]] = {"query": self.query_prompt_name, "document": self.document_prompt_name}
         return Encoder(model, profile, settings, prompts, workers)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle the configuration, never the loaded model: the receiving process (a process pool,
+        Ray, Spark) loads its own copy, on its own device, from the name or directory."""
+        if self._init_args is None:
+            raise TypeError(
+                "a MultimodalEmbedding built from a model object can't be pickled: save the model "
+                "(model.save(DIR)) and pass MultimodalEmbedding(DIR), so each process loads its own copy"
+            )
+        return _rebuild, (type(self), dict(self._init_args))
 
     @classmethod
     def class_name(cls) -> str:
@@ -353,6 +366,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
                 if not isinstance(results[index], Exception):
                     results[index] = output.vectors[local].tolist()
         return results
+
+
+def _rebuild(cls: type, init_args: Dict[str, Any]) -> Any:
+    """Unpickling: construct anew from the pickled configuration (loads the model here)."""
+    return cls(**init_args)
 
 
 def _group_by_modality(resolved: Sequence[ResolvedInput]) -> Dict[Modality, List[int]]:
