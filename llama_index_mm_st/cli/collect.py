@@ -59,10 +59,14 @@ def collect(paths: Sequence[str], reader: ImageReader) -> Collected:
     texts = list(_text_files(paths))
     if texts:
         _read_texts(texts, collected)
-    for path in paths:
-        if os.path.isfile(path) and Path(path).suffix.lower() not in supported_extensions() | TEXT_EXTENSIONS:
-            collected.skipped.append((path, f"unsupported file type {Path(path).suffix or '(none)'}"))
+    collected.skipped += unsupported_files(paths)
     return collected
+
+
+def unsupported_files(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """Files named directly whose type ``mmst index`` does not read, with why."""
+    return [(path, f"unsupported file type {Path(path).suffix or '(none)'}") for path in paths
+            if os.path.isfile(path) and Path(path).suffix.lower() not in supported_extensions() | TEXT_EXTENSIONS]
 
 
 def _read_media(paths: Sequence[str], reader: ImageReader, collected: Collected) -> None:
@@ -71,12 +75,17 @@ def _read_media(paths: Sequence[str], reader: ImageReader, collected: Collected)
         warnings.simplefilter("ignore", SkippedItemsWarning)  # reported in the summary instead
         documents = reader.load_data(list(paths), report=report)
     for document in documents:
-        file_path = os.path.abspath(document.metadata.get("file_path") or document.image_path or "")
-        document.id_ = stable_id(file_path, document.metadata.get("page", ""), document.metadata.get("frame", ""))
-        document.metadata["file_path"] = file_path
-        collected.documents.append(document)
+        collected.documents.append(key_media_document(document))
     collected.skipped += [(failure.item, _reason(failure)) for failure in report.failures]
     collected.ignored += [(ignored.path, ignored.reason) for ignored in report.ignored]
+
+
+def key_media_document(document: Document) -> Document:
+    """Give an image or PDF-page document its index id (absolute path, page, frame), in place."""
+    file_path = os.path.abspath(document.metadata.get("file_path") or document.image_path or "")
+    document.id_ = stable_id(file_path, document.metadata.get("page", ""), document.metadata.get("frame", ""))
+    document.metadata["file_path"] = file_path
+    return document
 
 
 def _reason(failure: ItemFailure) -> str:

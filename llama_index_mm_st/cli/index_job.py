@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Literal, Optional, Sequence
 
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, Document, ImageDocument, ImageNode, NodeRelationship
@@ -34,6 +34,11 @@ class IndexSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)
     total: Counter = field(default_factory=Counter)
+
+
+def default_splitter() -> SentenceSplitter:
+    """How ``mmst index`` splits text documents (node ids depend on it)."""
+    return SentenceSplitter(chunk_size=512, chunk_overlap=32)
 
 
 def nodes_of(document: Document, splitter: SentenceSplitter) -> list[BaseNode]:
@@ -60,21 +65,37 @@ def _same_document(document: Document, sha: str | None) -> MetadataFilters:
     return MetadataFilters(filters=filters)
 
 
+StoredCount = Callable[[Document, Optional[str]], int]
+"""Points stored for a document, only those with this content hash when one is given."""
+
+
+def store_counter(store: MultimodalQdrantStore) -> StoredCount:
+    return lambda document, sha: store.count(_same_document(document, sha))
+
+
+def resume_action(document: Document, node_count: int, stored: StoredCount) -> Literal["new", "unchanged", "replace"]:
+    """The resume rule: all of a document's nodes stored with its current hash -> unchanged (skip);
+    some of its points stored otherwise -> replace (delete them first); none -> new."""
+    if stored(document, document.metadata.get("sha256")) == node_count:
+        return "unchanged"
+    return "replace" if stored(document, None) else "new"
+
+
 def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: MultimodalEmbedding,
               progress: bool, on_chunk: Callable[[], None] | None = None) -> IndexSummary:
     """Index the collected documents into the store; returns what happened."""
     summary = IndexSummary(skipped=list(collected.skipped), ignored=list(collected.ignored))
-    splitter = SentenceSplitter(chunk_size=512, chunk_overlap=32)
+    splitter = default_splitter()
     pending: list[BaseNode] = []
     for document in tqdm(collected.documents, desc="Checking", disable=not progress, unit="doc"):
         nodes = nodes_of(document, splitter)
         if not nodes:
             continue
-        existing = store.count(_same_document(document, document.metadata.get("sha256")))
-        if existing == len(nodes):
+        action = resume_action(document, len(nodes), store_counter(store))
+        if action == "unchanged":
             summary.unchanged += 1
             continue
-        if store.count(_same_document(document, None)):
+        if action == "replace":
             store.delete(document.id_)
             summary.replaced += 1
         pending.extend(nodes)

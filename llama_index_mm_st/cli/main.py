@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("paths", nargs="+", help="files or folders (images, PDFs, .txt, .md)")
     index.add_argument("--model", default=None, help=f"model id or local directory (default {DEFAULT_MODEL})")
     index.add_argument("--no-progress", action="store_true", help="no progress bars")
+    index.add_argument("--ray", action="store_true", help="run on Ray: local, or the cluster at RAY_ADDRESS ([ray] extra)")
+    index.add_argument("--ray-actors", type=int, default=1, help="with --ray: model actors (one model each)")
+    index.add_argument("--ray-gpus-per-actor", type=float, default=None, help="with --ray: GPUs per actor (default: 1 if any)")
     _store_options(index)
 
     search = commands.add_parser("search", help="search by text or by image")
@@ -88,6 +91,12 @@ def load_embedding(model: str) -> MultimodalEmbedding:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.ray:
+        from .ray_index import cmd_index_ray
+
+        return cmd_index_ray(args)
+    if args.ray_actors != 1 or args.ray_gpus_per_actor is not None:
+        raise CLIError("--ray-actors and --ray-gpus-per-actor need --ray")
     from ..readers import ImageReader
     from .collect import collect
     from .index_job import format_summary, run_index

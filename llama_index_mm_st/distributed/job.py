@@ -1,0 +1,138 @@
+"""``ray_index``: the ``mmst index`` job on Ray Data, streaming, resumable, with the same ids.
+
+    listing (driver) -> read + decode (CPU tasks) -> embed (actor pool, one model each)
+                     -> write: the driver (embedded store) or the actors (Qdrant server)
+
+Results stream: the driver handles each block as it arrives and never gathers the dataset.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Sequence
+
+from tqdm.auto import tqdm
+
+from ..embedding import MultimodalEmbedding
+from ..readers import ImageReader
+from ..readers.cache import default_cache_dir
+from ..store import MultimodalQdrantStore
+from ..store.store import API_KEY_ENV
+from ..cli.index_job import IndexSummary, _modality_filter
+from ._ray import ensure_ray, require_ray
+from .embed import EmbedWorker, StoreSpec
+from .listing import list_files
+from .read import ReadConfig, read_batch, rows_of
+from .resume import ServerCounts, SnapshotCounts
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """The pool and the batch sizes. ``gpus_per_actor=None``: 1 when the cluster has GPUs, else 0."""
+
+    actors: int = 1
+    gpus_per_actor: Optional[float] = None
+    cpus_per_actor: float = 1.0
+    files_per_task: int = 16
+    rows_per_actor_call: int = 64
+    files_per_block: int = 64
+    torch_threads: Optional[int] = None
+    write: Literal["auto", "driver", "actors"] = "auto"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.actors < 1:
+            raise ValueError(f"actors must be at least 1, got {self.actors}")
+        if self.gpus_per_actor is not None and self.gpus_per_actor < 0:
+            raise ValueError(f"gpus_per_actor must be >= 0, got {self.gpus_per_actor}")
+        for name in ("files_per_task", "rows_per_actor_call", "files_per_block"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.write not in ("auto", "driver", "actors"):
+            raise ValueError(f"write must be 'auto', 'driver' or 'actors', got {self.write!r}")
+
+
+def ray_index(paths: Sequence[str], store: MultimodalQdrantStore, embedding: MultimodalEmbedding,
+              options: RayOptions = RayOptions(), reader: Optional[ImageReader] = None) -> IndexSummary:
+    """Index ``paths`` into ``store`` on Ray, as ``mmst index`` would; returns what happened.
+
+    The store must already have its collection (open it with ``dim=embedding.dimension``) when the
+    actors write. Ray is started locally, or joined at ``RAY_ADDRESS``, unless it is already up.
+    """
+    ray = require_ray()
+    reader = reader or ImageReader()
+    cache_root = str(reader.cache_dir or default_cache_dir())
+    listing = list_files(list(paths), reader, cache_root)
+    summary = IndexSummary(skipped=list(listing.skipped), ignored=list(listing.ignored))
+    actors_write = options.write == "actors" or (options.write == "auto" and store.url is not None)
+    if actors_write and store.url is None:
+        raise ValueError("actors write only to a Qdrant server (a store opened with url=)")
+    if listing.rows:
+        ensure_ray()
+        spec = StoreSpec(store.collection_name, store.url, os.environ.get(API_KEY_ENV)) if actors_write else None
+        counts = ServerCounts(spec) if spec is not None else SnapshotCounts(store)
+        _run(ray, listing.rows, store, embedding, options, spec, counts, read_config(reader, embedding), summary)
+    for modality in ("text", "image", "text+image"):
+        summary.total[modality] = store.count(_modality_filter(modality))
+    return summary
+
+
+def read_config(reader: ImageReader, embedding: MultimodalEmbedding) -> ReadConfig:
+    """The reader, and the decoding the embedding itself would do (limits, JPEG draft size), so the
+    pixels decoded in a task are the pixels ``mmst index`` feeds the model."""
+    settings = embedding._encoder.settings
+    return ReadConfig(reader, str(reader.cache_dir or default_cache_dir()), settings.decode, settings.fetch)
+
+
+def _read_task_args() -> dict[str, Any]:
+    """Each read task: one CPU (see the fusion note in ``_run``)."""
+    return {"num_cpus": 1}
+
+
+def _run(ray: Any, rows: list[dict[str, Any]], store: MultimodalQdrantStore, embedding: MultimodalEmbedding,
+         options: RayOptions, spec: Optional[StoreSpec], counts: Any, config: ReadConfig,
+         summary: IndexSummary) -> None:
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = options.progress
+    gpus = options.gpus_per_actor
+    if gpus is None:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / options.files_per_block)))
+    dataset = dataset.map_batches(
+        read_batch, batch_size=options.files_per_task, batch_format="numpy",
+        fn_kwargs={"config": config, "counts": counts},
+        # Ray Data fuses a task stage into the next actor stage when their resources match (CPU-only
+        # runs), which would decode inside the actors, in series with the model. Remote args given
+        # by a function are never fused, so reading and decoding stay in tasks of their own.
+        ray_remote_args_fn=_read_task_args,
+    )
+    dataset = dataset.map_batches(
+        EmbedWorker, compute=ray.data.ActorPoolStrategy(size=options.actors), batch_size=options.rows_per_actor_call,
+        batch_format="numpy", num_gpus=gpus, num_cpus=options.cpus_per_actor,
+        fn_constructor_kwargs={"embedding": embedding, "store": spec, "torch_threads": options.torch_threads},
+    )
+    deleted: set[str] = set()
+    failures: list[tuple[str, str]] = []
+    with tqdm(desc="Indexing", unit="node", disable=not options.progress) as bar:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            nodes = []
+            for r in rows_of(batch):
+                if spec is None and r["action"] == "replace" and r["doc_id"] not in deleted:
+                    store.delete(str(r["doc_id"]))  # before any of its new nodes: they may come in any batch
+                    deleted.add(str(r["doc_id"]))
+                if r["kind"] == "doc":
+                    summary.unchanged += r["action"] == "unchanged"
+                    summary.replaced += r["action"] == "replace"
+                elif r["kind"] == "failure":
+                    failures.append((str(r["item"]), str(r["reason"])))
+                else:
+                    summary.added[str(r["modality"])] += 1
+                    if spec is None:
+                        nodes.append(pickle.loads(r["node"]))
+            if nodes:
+                store.add(nodes)
+            bar.update(len(batch["kind"]))
+    summary.skipped += sorted(failures)
