@@ -53,8 +53,13 @@ def nodes_of(document: Document, splitter: SentenceSplitter) -> list[BaseNode]:
         )
         return [node]
     nodes = splitter.get_nodes_from_documents([document])
-    for position, node in enumerate(nodes):
-        node.id_ = stable_id(document.id_, position)
+    renamed = {node.id_: stable_id(document.id_, position) for position, node in enumerate(nodes)}
+    for node in nodes:
+        node.id_ = renamed[node.id_]
+        for kind in (NodeRelationship.PREVIOUS, NodeRelationship.NEXT):  # they named the splitter's random ids
+            related = node.relationships.get(kind)
+            if related is not None:
+                related.node_id = renamed.get(related.node_id, related.node_id)
     return nodes
 
 

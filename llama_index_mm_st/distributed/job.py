@@ -8,6 +8,7 @@ Results stream: the driver handles each block as it arrives and never gathers th
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
@@ -28,6 +29,8 @@ from .listing import list_files
 from .read import ReadConfig, read_batch, rows_of
 from .resume import ServerCounts, SnapshotCounts
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RayOptions:
@@ -40,6 +43,9 @@ class RayOptions:
     rows_per_actor_call: int = 64
     files_per_block: int = 64
     torch_threads: Optional[int] = None
+    """Threads per CPU actor; None: the machine's cores / ``actors`` (Ray would give it one)."""
+    read_task_memory: int = 512 * 1024 * 1024
+    """Bytes each read task reserves: a batch of decoded images."""
     write: Literal["auto", "driver", "actors"] = "auto"
     progress: bool = False
 
@@ -87,9 +93,11 @@ def read_config(reader: ImageReader, embedding: MultimodalEmbedding) -> ReadConf
     return ReadConfig(reader, str(reader.cache_dir or default_cache_dir()), settings.decode, settings.fetch)
 
 
-def _read_task_args() -> dict[str, Any]:
-    """Each read task: one CPU (see the fusion note in ``_run``)."""
-    return {"num_cpus": 1}
+def _cpu_threads(actors: int) -> int:
+    """Model threads of a CPU actor. Ray limits a worker to its reserved CPUs (one), but the actor
+    is the bottleneck and decode tasks are light, so it gets its share of the cores, as the model
+    does in ``mmst index``."""
+    return max(1, (os.cpu_count() or 1) // actors)
 
 
 def _run(ray: Any, rows: list[dict[str, Any]], store: MultimodalQdrantStore, embedding: MultimodalEmbedding,
@@ -103,16 +111,17 @@ def _run(ray: Any, rows: list[dict[str, Any]], store: MultimodalQdrantStore, emb
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / options.files_per_block)))
     dataset = dataset.map_batches(
         read_batch, batch_size=options.files_per_task, batch_format="numpy",
-        fn_kwargs={"config": config, "counts": counts},
-        # Ray Data fuses a task stage into the next actor stage when their resources match (CPU-only
-        # runs), which would decode inside the actors, in series with the model. Remote args given
-        # by a function are never fused, so reading and decoding stay in tasks of their own.
-        ray_remote_args_fn=_read_task_args,
+        fn_kwargs={"config": config, "counts": counts}, num_cpus=1,
+        # Ray Data fuses a task stage into the next actor stage when their resource requests are
+        # equal (CPU-only runs), which would decode inside the actors, in series with the model.
+        # Read tasks reserve memory for their decoded pixels, actors don't: the stages stay apart.
+        memory=options.read_task_memory,
     )
     dataset = dataset.map_batches(
         EmbedWorker, compute=ray.data.ActorPoolStrategy(size=options.actors), batch_size=options.rows_per_actor_call,
         batch_format="numpy", num_gpus=gpus, num_cpus=options.cpus_per_actor,
-        fn_constructor_kwargs={"embedding": embedding, "store": spec, "torch_threads": options.torch_threads},
+        fn_constructor_kwargs={"embedding": embedding, "store": spec,
+                               "torch_threads": None if gpus else options.torch_threads or _cpu_threads(options.actors)},
     )
     deleted: set[str] = set()
     failures: list[tuple[str, str]] = []
@@ -136,3 +145,4 @@ def _run(ray: Any, rows: list[dict[str, Any]], store: MultimodalQdrantStore, emb
                 store.add(nodes)
             bar.update(len(batch["kind"]))
     summary.skipped += sorted(failures)
+    logger.debug("Ray Data stats:\n%s", dataset.stats())
