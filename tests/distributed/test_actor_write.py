@@ -13,7 +13,7 @@ from llama_index_mm_st.distributed.embed import EmbedWorker
 from llama_index_mm_st.distributed.job import read_config
 from llama_index_mm_st.distributed.listing import list_files
 from llama_index_mm_st.distributed.read import read_batch
-from llama_index_mm_st.distributed.resume import SnapshotCounts
+from llama_index_mm_st.distributed.resume import ServerCounts, SnapshotCounts
 
 from .test_ray_index import points, same_points
 
@@ -51,4 +51,48 @@ def test_the_same_batch_written_twice_gives_the_same_points(ray_corpus: Path, ti
         nodes = out["kind"] == "node"
         assert nodes.sum() == node_rows and all(blob == b"" for blob in out["node"][nodes])
         assert set(out["modality"][nodes]) <= {"text", "image", "text+image"}
+    store.close()
+
+
+class LocalServerCounts(ServerCounts):
+    """``ServerCounts`` whose "server" is a local-mode store."""
+
+    def __init__(self, store: MultimodalQdrantStore) -> None:
+        self.store = store
+
+    def _store(self) -> MultimodalQdrantStore:
+        return self.store
+
+
+def test_with_actor_writes_a_changed_file_is_deleted_in_the_read_task_before_its_rows_go_on(
+        ray_corpus: Path, tiny_clip_dir: Path, tmp_path: Path):
+    import shutil
+
+    embedding = MultimodalEmbedding(str(tiny_clip_dir), precision="fp32")
+    store = MultimodalQdrantStore("mmst", client=QdrantClient(path=str(tmp_path / "local")), dim=embedding.dimension)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(ray_corpus / "guide_3.md", folder / "guide.md")  # two nodes
+    shutil.copy(ray_corpus / "notes.txt", folder / "notes.txt")
+    reader = ImageReader()
+    config = read_config(reader, embedding)
+
+    def read() -> dict:  # type: ignore[type-arg]
+        rows = list_files([str(folder)], reader, config.cache_root).rows
+        batch = {column: np.array([row[column] for row in rows], dtype=object) for column in rows[0]}
+        return read_batch(batch, config, LocalServerCounts(store))
+
+    worker = EmbedWorker(embedding, store=LocalSpec(store))  # type: ignore[arg-type]
+    worker(read())
+    before = points(store)
+    assert len(before) == 3
+
+    (folder / "guide.md").write_text("# Short now\n\nOne line.\n")  # one node instead of two
+    rows = read()
+    actions = dict(zip(rows["doc_id"][rows["kind"] == "doc"], rows["action"][rows["kind"] == "doc"]))
+    assert sorted(actions.values()) == ["replace", "unchanged"]
+    assert store.count() == 1  # the changed document's old points are gone already; the unchanged one stays
+    worker(rows)
+    after = points(store)
+    assert len(after) == 2 and set(after) < set(before)
     store.close()
