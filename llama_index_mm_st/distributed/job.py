@@ -44,8 +44,8 @@ class RayOptions:
     files_per_block: int = 64
     torch_threads: Optional[int] = None
     """Threads per CPU actor; None: the machine's cores / ``actors`` (Ray would give it one)."""
-    read_task_memory: int = 512 * 1024 * 1024
-    """Bytes each read task reserves: a batch of decoded images."""
+    read_task_memory: int = 1024 * 1024 * 1024
+    """Bytes each read task reserves: its worker (the package's imports, ~0.6 GiB) and a batch of pixels."""
     write: Literal["auto", "driver", "actors"] = "auto"
     progress: bool = False
 
@@ -143,6 +143,6 @@ def _run(ray: Any, rows: list[dict[str, Any]], store: MultimodalQdrantStore, emb
                         nodes.append(pickle.loads(r["node"]))
             if nodes:
                 store.add(nodes)
-            bar.update(len(batch["kind"]))
+            bar.update(int((batch["kind"] != "doc").sum()))
     summary.skipped += sorted(failures)
     logger.debug("Ray Data stats:\n%s", dataset.stats())
