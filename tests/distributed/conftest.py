@@ -17,7 +17,8 @@ RARE_TEXT = "Warehouse notes: part QX-7731 quokka valve replaces the old pump se
 @pytest.fixture(scope="session")
 def ray_instance():  # type: ignore[no-untyped-def]
     """A small local Ray, shared by every Ray test and stopped at the end of the session."""
-    ray = pytest.importorskip("ray", reason="the [ray] extra (in [test]) is not installed")
+    import ray  # in the [test] extra: a missing Ray fails these tests rather than skipping them
+
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=200 * 1024 * 1024)
