@@ -159,13 +159,9 @@ class MultimodalRetriever(BaseRetriever):
 
         if multimodal:
             from .answer import ImageAnswerBlocks
-            from .fetch import FetchOptions
 
-            emb = self.embedding
-            fetch = FetchOptions(timeout=emb.url_timeout, max_bytes=emb.max_download_bytes,
-                                 allow_urls=emb.allow_urls, allow_private_urls=emb.allow_private_urls)
             postprocessors = list(kwargs.pop("node_postprocessors", None) or [])
-            kwargs["node_postprocessors"] = [*postprocessors, ImageAnswerBlocks(fetch)]
+            kwargs["node_postprocessors"] = [*postprocessors, ImageAnswerBlocks(self.embedding.fetch_options)]
             kwargs["multimodal"] = True
         return RetrieverQueryEngine.from_args(self, llm=llm, **kwargs)
 

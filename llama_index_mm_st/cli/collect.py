@@ -82,6 +82,17 @@ def walk_policy(reader: ImageReader) -> WalkPolicy:
 
 def collect(paths: Sequence[str], reader: ImageReader) -> Collected:
     """Read every path (file or folder); a missing path is an error, a bad file is skipped and listed."""
+    media, texts, collected = walk_inputs(paths, reader)
+    if media:
+        _read_media(media, reader, collected)
+    if texts:
+        read_texts(texts, collected)
+    return collected
+
+
+def walk_inputs(paths: Sequence[str], reader: ImageReader) -> tuple[list[str], list[Path], Collected]:
+    """The one walk of ``mmst index`` (and of its Ray job): media files, text files, and a
+    ``Collected`` holding what the walk refused or passed over. Nothing is read yet."""
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
         raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
@@ -97,11 +108,7 @@ def collect(paths: Sequence[str], reader: ImageReader) -> Collected:
                 collected.ignored.append((item.path, item.reason))
             else:
                 _sort_file(item, media, texts, collected)
-    if media:
-        _read_media(media, reader, collected)
-    if texts:
-        _read_texts(texts, collected)
-    return collected
+    return media, texts, collected
 
 
 def _sort_file(item: WalkedFile, media: list[str], texts: list[Path], collected: Collected) -> None:
@@ -141,7 +148,7 @@ def is_caption_sidecar(path: Path) -> bool:
     return any((path.parent / (path.stem + ext)).exists() for ext in supported_extensions())
 
 
-def _read_texts(files: Sequence[Path], collected: Collected) -> None:
+def read_texts(files: Sequence[Path], collected: Collected) -> None:
     """Each text file into documents whose embedded text is their words alone (no path, no hash)."""
     for path in files:
         absolute = path.resolve()

@@ -12,7 +12,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, get_args
+from typing import TYPE_CHECKING, Callable, Literal, Optional, Sequence, get_args
 
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, Document, ImageDocument, NodeRelationship
@@ -50,6 +50,20 @@ class IndexSummary:
     """Files left out because of their type, by extension."""
     total: dict[str, int] = field(default_factory=dict)
 
+    def note(self, path: str, action: "ResumeAction") -> None:
+        """Count a document's file once per action (a PDF's pages are one file)."""
+        {"unchanged": self.unchanged, "replace": self.replaced, "new": self.new_files}[action].add(path)
+
+    def settle(self) -> None:
+        """A file with any replaced (or new) document is reported as that, never also as unchanged."""
+        self.unchanged -= self.replaced | self.new_files
+        self.new_files -= self.replaced
+
+
+def default_splitter() -> SentenceSplitter:
+    """How ``mmst index`` splits text documents (node ids depend on it)."""
+    return SentenceSplitter(chunk_size=TEXT_CHUNK_TOKENS, chunk_overlap=TEXT_CHUNK_OVERLAP)
+
 
 def nodes_of(document: Document, splitter: SentenceSplitter) -> list[BaseNode]:
     """Image documents become one ImageNode; text documents are split. Node ids derive from the doc id."""
@@ -57,8 +71,13 @@ def nodes_of(document: Document, splitter: SentenceSplitter) -> list[BaseNode]:
         source = {NodeRelationship.SOURCE: document.as_related_node_info()}
         return [document.model_copy(update={"id_": stable_id(document.id_, 0), "relationships": source})]
     nodes = splitter.get_nodes_from_documents([document])
-    for position, node in enumerate(nodes):
-        node.id_ = stable_id(document.id_, position)
+    renamed = {node.id_: stable_id(document.id_, position) for position, node in enumerate(nodes)}
+    for node in nodes:
+        node.id_ = renamed[node.id_]
+        for kind in (NodeRelationship.PREVIOUS, NodeRelationship.NEXT):  # they named the splitter's random ids
+            related = node.relationships.get(kind)
+            if related is not None:
+                related.node_id = renamed.get(related.node_id, related.node_id)
     return nodes
 
 
@@ -69,7 +88,24 @@ def _same_document(document: Document, sha: str | None) -> MetadataFilters:
     return MetadataFilters(filters=filters)
 
 
-def _file_of(document: Document) -> str:
+StoredCount = Callable[[Document, Optional[str]], int]
+"""Points stored for a document, only those with this content hash when one is given."""
+ResumeAction = Literal["new", "unchanged", "replace"]
+
+
+def store_counter(store: MultimodalQdrantStore) -> StoredCount:
+    return lambda document, sha: store.count(_same_document(document, sha))
+
+
+def resume_action(document: Document, node_count: int, stored: StoredCount) -> ResumeAction:
+    """The resume rule (also Ray's): all of a document's nodes stored with its current hash ->
+    unchanged (skip); some of its points stored otherwise -> replace (delete them first); none -> new."""
+    if stored(document, document.metadata.get("sha256")) == node_count:
+        return "unchanged"
+    return "replace" if stored(document, None) else "new"
+
+
+def file_of(document: Document) -> str:
     return str(document.metadata.get("file_path") or document.id_)
 
 
@@ -83,7 +119,7 @@ def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: "Mu
     """
     summary = IndexSummary(skipped=list(collected.skipped), not_followed=list(collected.ignored),
                            ignored=Counter(collected.ignored_types))
-    splitter = SentenceSplitter(chunk_size=TEXT_CHUNK_TOKENS, chunk_overlap=TEXT_CHUNK_OVERLAP)
+    splitter, stored = default_splitter(), store_counter(store)
     pending: list[BaseNode] = []
     new_nodes: set[str] = set()
     with Stage("Checking", total=len(collected.documents), unit="doc", enabled=progress) as checking:
@@ -92,19 +128,16 @@ def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: "Mu
             nodes = nodes_of(document, splitter)
             if not nodes:
                 continue
-            path = _file_of(document)
-            if store.count(_same_document(document, document.metadata.get("sha256"))) == len(nodes):
-                summary.unchanged.add(path)
+            action = resume_action(document, len(nodes), stored)
+            summary.note(file_of(document), action)
+            if action == "unchanged":
                 continue
-            if store.count(_same_document(document, None)):
+            if action == "replace":
                 store.delete(document.id_)
-                summary.replaced.add(path)
             else:
-                summary.new_files.add(path)
                 new_nodes.update(node.node_id for node in nodes)
             pending.extend(nodes)
-    summary.unchanged -= summary.replaced | summary.new_files
-    summary.new_files -= summary.replaced
+    summary.settle()
     _embed_and_store(pending, store, embedding, summary, progress, on_chunk, before_first_add, new_nodes)
     summary.total = store.count_by_modality()
     return summary

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--no-progress", action="store_true", help="no progress bars (model loading included)")
     index.add_argument("--strict", action="store_true",
                        help=f"exit with status {STRICT_EXIT} when any file was skipped (unreadable or broken)")
+    index.add_argument("--ray", action="store_true", help="run on Ray: local, or the cluster at RAY_ADDRESS ([ray] extra)")
+    index.add_argument("--ray-actors", type=int, default=1, help="with --ray: model actors (one model each)")
+    index.add_argument("--ray-gpus-per-actor", type=float, default=None, help="with --ray: GPUs per actor (default: 1 if any)")
     _store_options(index)
 
     search = commands.add_parser("search", help="search by text or by image", epilog=QUERY_EPILOG)
@@ -105,6 +108,12 @@ def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = 
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.ray:
+        from .ray_index import cmd_index_ray
+
+        return cmd_index_ray(args)
+    if args.ray_actors != 1 or args.ray_gpus_per_actor is not None:
+        raise CLIError("--ray-actors and --ray-gpus-per-actor need --ray")
     from .manifest import Manifest, check_model, read_manifest, write_manifest
 
     progress = not args.no_progress

@@ -23,7 +23,7 @@ from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error
 from ..fetch import FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
-from ..inputs import Parts, image_input, pair_input, read_node, text_input
+from ..inputs import NodeParts, Parts, image_input, pair_input, read_node, text_input
 from ..runtime import resolve_device, resolve_precision, torch_dtype
 from ..types import Embedding, Modality, OnError, Precision, Role
 from .batcher import DynamicBatcher
@@ -104,6 +104,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
     _model: SentenceTransformer = PrivateAttr()
     _encoder: Encoder = PrivateAttr()
     _batchers: Dict[tuple, DynamicBatcher] = PrivateAttr(default_factory=dict)
+    _init_args: Optional[Dict[str, Any]] = PrivateAttr(default=None)
 
     def __init__(self, model_name: Optional[str] = None, *, model: Optional[SentenceTransformer] = None,
                  **kwargs: Any):
@@ -113,6 +114,8 @@ class MultimodalEmbedding(MultiModalEmbedding):
             config = backbone_config(model) if model is not None else None
             model_name = getattr(config, "_name_or_path", None) or ("custom" if model is not None else DEFAULT_MODEL)
         super().__init__(model_name=model_name, **kwargs)
+        # What pickling sends instead of the loaded model; None when the model came as an object.
+        self._init_args = None if model is not None else {"model_name": model_name, **kwargs}
         device = resolve_device(self.device)
         if model is None:
             model = SentenceTransformer(
@@ -145,6 +148,16 @@ class MultimodalEmbedding(MultiModalEmbedding):
         prompts: Dict[Role, Optional[str]] = {"query": self.query_prompt_name, "document": self.document_prompt_name}
         return Encoder(model, profile, settings, prompts, workers)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle the configuration, never the loaded model: the receiving process (a process pool,
+        Ray, Spark) loads its own copy, on its own device, from the name or directory."""
+        if self._init_args is None:
+            raise TypeError(
+                "a MultimodalEmbedding built from a model object can't be pickled: save the model "
+                "(model.save(DIR)) and pass MultimodalEmbedding(DIR), so each process loads its own copy"
+            )
+        return _rebuild, (type(self), dict(self._init_args))
+
     @classmethod
     def class_name(cls) -> str:
         return "MultimodalEmbedding"
@@ -158,6 +171,17 @@ class MultimodalEmbedding(MultiModalEmbedding):
     def dimension(self) -> int:
         """Length of every vector this embedding returns."""
         return self._encoder.dimension()
+
+    @property
+    def decode_options(self) -> DecodeOptions:
+        """How this embedding decodes images (pixel limit, JPEG draft size): a worker that decodes for
+        it elsewhere (a Ray read task) uses these, so the model sees the same pixels."""
+        return self._encoder.settings.decode
+
+    @property
+    def fetch_options(self) -> FetchOptions:
+        """This embedding's URL policy and download limits."""
+        return self._encoder.settings.fetch
 
     def supports(self, modality: Modality) -> bool:
         """Whether the model can encode this modality (text+image needs a VLM embedder)."""
@@ -293,17 +317,29 @@ class MultimodalEmbedding(MultiModalEmbedding):
         left out of the returned list and reported in a ``SkippedItemsWarning``.
         """
         check_on_error(on_error)
-        read = [read_node(node) for node in nodes]
+        kept, failures = self.embed_nodes([read_node(node) for node in nodes], on_error=on_error,
+                                          show_progress=show_progress)
+        if failures:
+            warnings.warn(SkippedItemsWarning("embedding nodes", failures), stacklevel=2)
+        return kept
+
+    def embed_nodes(self, nodes: Sequence[NodeParts], *, on_error: OnError = "raise",
+                    show_progress: bool = False) -> tuple[List[BaseNode], List[ItemFailure]]:
+        """``__call__`` on nodes already read (``inputs.read_node``): sets their vectors, returns the
+        nodes that got them and the failures. A caller that decoded the pixels elsewhere (a Ray read
+        task) passes ``NodeParts`` whose image is the decoded array, and the rule stays this one."""
+        check_on_error(on_error)
         fuse = self._fuses()
-        text_of = {position: parts.text_parts() for position, parts in enumerate(read)}
+        text_of = {position: parts.text_parts() for position, parts in enumerate(nodes)}
         text_of = {position: text for position, text in text_of.items() if text is not None}
-        items: List[Union[Parts, Exception]] = [parts.parts(fuse) for parts in read]
+        items: List[Union[Parts, Exception]] = [parts.parts(fuse) for parts in nodes]
         items += list(text_of.values())  # one pass: these batch with the text nodes
         outcomes = self._encode_parts(items, "document", stop_on_error=on_error == "raise",
                                       show_progress=show_progress)
-        text_vectors = dict(zip(text_of, outcomes[len(read):]))
+        text_vectors = dict(zip(text_of, outcomes[len(nodes):]))
         kept, failures = [], []
-        for position, (node, outcome) in enumerate(zip(nodes, outcomes)):
+        for position, (parts, outcome) in enumerate(zip(nodes, outcomes)):
+            node = parts.node
             if isinstance(outcome, Exception):
                 failures.append(ItemFailure(position, f"node {node.node_id} ({_item_label(outcome)})", outcome))
                 continue
@@ -311,9 +347,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
             if position in text_vectors:
                 node.text_embedding = text_vectors[position]  # type: ignore[attr-defined]
             kept.append(node)
-        if failures:
-            warnings.warn(SkippedItemsWarning("embedding nodes", failures), stacklevel=2)
-        return kept
+        return kept, failures
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         return await asyncio.to_thread(partial(self.__call__, nodes, **kwargs))
@@ -345,6 +379,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
 
 _PENDING: Any = None
 """Placeholder of a result not computed yet; every one is replaced before ``_encode_parts`` returns."""
+
+
+def _rebuild(cls: type, init_args: Dict[str, Any]) -> Any:
+    """Unpickling: construct anew from the pickled configuration (loads the model here)."""
+    return cls(**init_args)
 
 
 def _item_label(error: Exception) -> str:

@@ -110,6 +110,7 @@ class MultimodalReranker(BaseNodePostprocessor):
 
     _scorers: List[Scorer] = PrivateAttr()
     _warned_unscored: set = PrivateAttr(default_factory=set)
+    _init_args: Optional[Dict[str, Any]] = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -147,6 +148,23 @@ class MultimodalReranker(BaseNodePostprocessor):
             on_unsupported=on_unsupported, rrf_k=rrf_k, decode_workers=decode_workers, **kwargs,
         )
         self._scorers = scorers
+        # What pickling sends instead of the loaded models; None when a model came as an object.
+        by_name = all(isinstance(spec, (str, Path)) for spec in specs)
+        self._init_args = None if not by_name else {
+            "model_name": specs, "top_n": top_n, "batch_size": batch_size, "precision": precision,
+            "device": device, "instruction": instruction, "on_error": on_error, "on_unsupported": on_unsupported,
+            "rrf_k": rrf_k, "decode_workers": decode_workers, "trust_remote_code": trust_remote_code,
+            "model_kwargs": model_kwargs, "processor_kwargs": processor_kwargs, **kwargs,
+        }
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle the configuration, never the loaded models: the receiving process loads its own."""
+        if self._init_args is None:
+            raise TypeError(
+                "a MultimodalReranker built from model objects can't be pickled: pass model ids or saved "
+                "directories, so each process loads its own copy"
+            )
+        return _rebuild, (type(self), dict(self._init_args))
 
     @classmethod
     def class_name(cls) -> str:
@@ -271,3 +289,8 @@ class MultimodalReranker(BaseNodePostprocessor):
             values = self._scorers[scorer_index].score(query, documents, self.batch_size)
             scores.update({route.position: value for route, value in zip(group, values, strict=True)})
         return scores
+
+
+def _rebuild(cls: type, init_args: Dict[str, Any]) -> Any:
+    """Unpickling: construct anew from the pickled configuration (loads the models here)."""
+    return cls(**init_args)

@@ -1,0 +1,56 @@
+"""``mmst index PATH --ray``: the index job on Ray (``distributed/``), with ``mmst index``'s store,
+model resolution, manifest and summary. Imported only when ``--ray`` is given, so plain ``mmst``
+never imports Ray."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional
+
+from .index_job import format_problems, format_summary
+from .main import STRICT_EXIT, open_store, store_exists
+from .manifest import Manifest, check_model, read_manifest, write_manifest
+from .models import DEFAULT_MODEL, CLIError, load_embedding, model_name, resolve_model
+from .progress import Stage, quiet_libraries
+
+
+def cmd_index_ray(args: argparse.Namespace) -> int:
+    from ..distributed import RayOptions, ray_index
+    from ..distributed._ray import ensure_ray, require_ray
+
+    if args.ray_actors < 1:
+        raise CLIError("--ray-actors must be at least 1")
+    if args.ray_gpus_per_actor is not None and args.ray_gpus_per_actor < 0:
+        raise CLIError("--ray-gpus-per-actor must be 0 or more")
+    ray = require_ray()
+    missing = [path for path in args.paths if not os.path.exists(path)]
+    if missing:
+        raise CLIError(f"no such file or folder: {', '.join(missing)}")
+    manifest: Optional[Manifest] = None
+    if store_exists(args):
+        with open_store(args, must_exist=True) as store:
+            manifest = read_manifest(store)
+    requested = model_name(args.model) if args.model else None
+    check_model(manifest, requested)
+    source = resolve_model(requested or (manifest.model if manifest else DEFAULT_MODEL))
+    progress = not args.no_progress
+    with quiet_libraries(), Stage("Loading model", enabled=progress):
+        embedding = load_embedding(source)
+    options = RayOptions(actors=args.ray_actors, gpus_per_actor=args.ray_gpus_per_actor, progress=progress)
+    started = ensure_ray()
+    try:
+        with open_store(args, must_exist=False, dim=embedding.dimension) as store:
+            write_manifest(store, source.name, embedding.dimension)
+            summary = ray_index(args.paths, store, embedding, options)
+            if summary.added or summary.replaced:
+                store.optimize()
+    finally:
+        if started:
+            ray.shutdown()
+    print("\n".join(format_summary(summary)))
+    problems = format_problems(summary)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+    return STRICT_EXIT if args.strict and summary.skipped else 0
