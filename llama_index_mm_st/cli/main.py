@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("text", nargs="?", default=None, help="query text")
     search.add_argument("--image", default=None, help="query image (path or URL); see below for text plus --image")
     search.add_argument("--top-k", type=int, default=10, help="results to show")
+    search.add_argument("--allow-urls", action="store_true", help="let --image be an http(s) URL to fetch")
+    search.add_argument("--allow-private-urls", action="store_true",
+                        help="with --allow-urls: also fetch from loopback, link-local and private addresses (intranet)")
     search.add_argument("--rerank", action="append", default=None, metavar="MODEL",
                         help="reranker model id or directory; repeat it for a mixed index (a text cross-encoder "
                              "plus BLIP): each result goes to the first model that reads it, rankings merge by RRF")
@@ -159,7 +162,12 @@ def _check_query(args: argparse.Namespace) -> None:
     if args.mode == "sparse" and args.image:
         raise CLIError("--mode sparse matches exact words and an image has none: leave out --image, "
                        "or use --mode hybrid or dense to search by image")
-    if args.image and not args.image.startswith(("http://", "https://")) and not os.path.exists(args.image):
+    if args.image and args.image.lower().startswith("file://"):
+        raise CLIError(f"--image {args.image}: give a file:// image as a plain path instead")
+    is_url = args.image is not None and args.image.lower().startswith(("http://", "https://"))
+    if is_url and not args.allow_urls:
+        raise CLIError(f"--image {args.image} is a URL: add --allow-urls to fetch it")
+    if args.image and not is_url and not os.path.exists(args.image):
         raise CLIError(f"query image not found: {args.image}")
     if args.top_k < 1:
         raise CLIError("--top-k must be at least 1")
@@ -190,7 +198,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             _check_words(args.text, store)
         reranker = None
         with quiet_libraries():  # the answer goes to stdout; no loading bars on stderr for a search
-            embedding = load_embedding(resolve_model(manifest.model))
+            embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls,
+                                       allow_private_urls=args.allow_private_urls)
             if args.rerank:
                 reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported)
         candidates = RERANK_CANDIDATES_PER_RESULT * args.top_k if reranker else args.top_k

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TypeVar
 
 from ..errors import MMSTError
 
@@ -127,10 +127,11 @@ def _load(kind: str, source: ModelSource, build: Callable[[], T]) -> T:
         raise CLIError(f"cannot load {kind} {source.name!r}: {first_line}") from exc
 
 
-def load_embedding(source: ModelSource) -> "MultimodalEmbedding":
+def load_embedding(source: ModelSource, **options: Any) -> "MultimodalEmbedding":
+    """The embedding; ``options`` are ``MultimodalEmbedding`` fields (e.g. the URL opt-in)."""
     from ..embedding import MultimodalEmbedding
 
-    return _load("model", source, lambda: MultimodalEmbedding(source.load_from))
+    return _load("model", source, lambda: MultimodalEmbedding(source.load_from, **options))
 
 
 def load_reranker(models: Sequence[str], top_n: int, on_unsupported: str) -> "MultimodalReranker":

@@ -177,3 +177,23 @@ def test_a_live_bar_moves_every_second_while_work_is_stuck(tmp_path):
     redraws = text.count("\r")
     assert redraws >= 4, text  # the ticker redraws every 0.5 s: at least 4 in 2.2 s
     assert len(re.findall(r"Embedding: 2 nodes in [0-9.]+ s \([0-9.]+ node/s\)\n", text)) == 1, text
+
+
+def test_a_url_query_image_needs_allow_urls(tmp_path, tiny_clip_dir):
+    """The URL policy is the same on the command line: a URL is refused, by name, unless allowed."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "store"
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a red circle on white")
+    cli = [sys.executable, "-m", "llama_index_mm_st.cli"]
+    assert subprocess.run([*cli, "index", str(folder), "--store", str(store), "--model", str(tiny_clip_dir),
+                           "--no-progress"], capture_output=True, text=True).returncode == 0
+    refused = subprocess.run([*cli, "search", "--image", "http://127.0.0.1:9/x.png", "--store", str(store)],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "add --allow-urls" in refused.stderr
+    local = subprocess.run([*cli, "search", "--image", "file:///etc/hostname", "--store", str(store)],
+                           capture_output=True, text=True)
+    assert local.returncode == 1 and "file://" in local.stderr

@@ -92,8 +92,8 @@ def test_cli_ray_killed_midway_then_rerun_ends_with_the_reference_set(
         assert 0 < opened.count() < len(reference)
 
     assert _cli_index(ray_corpus, store, tiny_clip_dir) == 0
-    out = capsys.readouterr().out
-    assert "unchanged (already indexed): 0 " not in out and "broken.jpg" in out
+    captured = capsys.readouterr()
+    assert "unchanged (already indexed): 0 files" not in captured.out and "broken.jpg" in captured.err
     with MultimodalQdrantStore("mmst", path=str(store)) as opened:
         same_points(points(opened), reference)
 
@@ -110,7 +110,8 @@ def test_cli_ray_replaces_a_changed_file(ray_instance, ray_corpus, tiny_clip_dir
     (corpus / "notes.txt").write_text("Completely new words about a zebra crossing.\n")
     assert _cli_index(corpus, store, tiny_clip_dir) == 0
     out = capsys.readouterr().out
-    assert "replaced (changed): 1" in out and "added: 1 text" in out and "unchanged (already indexed): 2" in out
+    assert "replaced (changed): 1 file: notes.txt" in out and "added: 1 text" in out
+    assert "unchanged (already indexed): 1 file" in out  # the PDF, both of its pages
     with MultimodalQdrantStore("mmst", path=str(store)) as opened:
         assert sorted(points(opened)) == before
         texts = [node.text for node in opened.get_nodes() if node.metadata.get("file_name") == "notes.txt"]
