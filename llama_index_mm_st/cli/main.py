@@ -26,6 +26,7 @@ from .models import DEFAULT_MODEL, CLIError, load_embedding, load_reranker, mode
 
 if TYPE_CHECKING:
     from ..store import MultimodalQdrantStore
+    from .index_job import IndexSummary
 
 DEFAULT_STORE = "./mmst_index"
 DEFAULT_COLLECTION = "mmst"
@@ -133,7 +134,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     from ..readers import ImageReader
     from .collect import collect
-    from .index_job import format_problems, format_summary, run_index
+    from .index_job import run_index
     from .progress import Stage, quiet_libraries
 
     collected = collect(args.paths, ImageReader())
@@ -146,11 +147,18 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
         if summary.added or summary.replaced:
             store.optimize()
+    return report_index(summary, args.strict)
+
+
+def report_index(summary: "IndexSummary", strict: bool) -> int:
+    """Print an index run's summary (stdout) and its problems (stderr); the exit status."""
+    from .index_job import format_problems, format_summary
+
     print("\n".join(format_summary(summary)))
     problems = format_problems(summary)
     if problems:
         print("\n".join(problems), file=sys.stderr)
-    return STRICT_EXIT if args.strict and summary.skipped else 0
+    return STRICT_EXIT if strict and summary.skipped else 0
 
 
 def _check_query(args: argparse.Namespace) -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Optional
 
-from .index_job import format_problems, format_summary
-from .main import STRICT_EXIT, open_store, store_exists
+from .main import open_store, report_index, store_exists
 from .manifest import Manifest, check_model, read_manifest, write_manifest
 from .models import DEFAULT_MODEL, CLIError, load_embedding, model_name, resolve_model
 from .progress import Stage, quiet_libraries
@@ -49,8 +47,4 @@ def cmd_index_ray(args: argparse.Namespace) -> int:
     finally:
         if started:
             ray.shutdown()
-    print("\n".join(format_summary(summary)))
-    problems = format_problems(summary)
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-    return STRICT_EXIT if args.strict and summary.skipped else 0
+    return report_index(summary, args.strict)

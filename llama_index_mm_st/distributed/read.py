@@ -9,7 +9,7 @@ render lives in this worker's cache, which another machine can't read).
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -43,13 +43,8 @@ class ReadConfig:
 
 
 def read_settings(config: ReadConfig) -> ReadSettings:
-    """The settings ``ImageReader.lazy_load_data`` builds from the same reader fields."""
-    reader = config.reader
-    return ReadSettings(
-        cache=RenderCache(config.cache_root), max_pixels=reader.max_pixels, verify=reader.verify,
-        frames=reader.frames, pdf_dpi=reader.pdf_dpi, captions=reader.captions,
-        fetch=FetchOptions(timeout=reader.url_timeout, max_bytes=reader.url_max_bytes),
-    )
+    """The reader's own settings (``ImageReader.read_settings``), with the job's cache."""
+    return replace(config.reader.read_settings(), cache=RenderCache(config.cache_root))
 
 
 def row(kind: str, **values: Any) -> dict[str, Any]:

@@ -143,22 +143,7 @@ class ImageReader(BasePydanticReader):
             raise TypeError("pass exactly one of `sources` (positional) or `file`")
         items = check_sources(sources if file is None else file, self.allow_urls)
         cache_root = self.cache_dir or default_cache_dir()
-        settings = ReadSettings(
-            cache=RenderCache(cache_root),
-            max_pixels=self.max_pixels,
-            verify=self.verify,
-            frames=self.frames,
-            pdf_dpi=self.pdf_dpi,
-            captions=self.captions,
-            fetch=FetchOptions(
-                timeout=self.url_timeout,
-                max_bytes=self.url_max_bytes,
-                allow_urls=self.allow_urls,
-                allow_private_urls=self.allow_private_urls,
-            ),
-            extra_info=dict(extra_info) if extra_info else None,
-            fs=None if fs is None or isinstance(fs, LocalFileSystem) else fs,
-        )
+        settings = self.read_settings(extra_info, fs)
         policy = WalkPolicy(
             extensions=supported_extensions(),
             include=tuple(self.include) if self.include is not None else None,
@@ -173,6 +158,26 @@ class ImageReader(BasePydanticReader):
         tally = WalkTally(report.ignored_types)
         walk = expand(items, policy, self.absolute_ids, tally, local=settings.fs is None)
         return self._documents(walk, settings, report)
+
+    def read_settings(self, extra_info: Optional[dict[str, Any]] = None, fs: Any = None) -> ReadSettings:
+        """How this reader reads each source (limits, PDF and frame rules, URL policy, cache): also what
+        a worker that reads sources for it elsewhere (a Ray read task) uses."""
+        return ReadSettings(
+            cache=RenderCache(self.cache_dir or default_cache_dir()),
+            max_pixels=self.max_pixels,
+            verify=self.verify,
+            frames=self.frames,
+            pdf_dpi=self.pdf_dpi,
+            captions=self.captions,
+            fetch=FetchOptions(
+                timeout=self.url_timeout,
+                max_bytes=self.url_max_bytes,
+                allow_urls=self.allow_urls,
+                allow_private_urls=self.allow_private_urls,
+            ),
+            extra_info=dict(extra_info) if extra_info else None,
+            fs=None if fs is None or isinstance(fs, LocalFileSystem) else fs,
+        )
 
     def load_data(  # type: ignore[override]
         self,
