@@ -200,6 +200,15 @@ def payload_to_node(payload: Mapping[str, Any]) -> BaseNode:
 
 
 @dataclass(frozen=True)
+class QuantizationSearch:
+    """How a search over quantized vectors runs: ``oversampling`` times the limit is drawn by the
+    compressed vectors, then ``rescore`` re-ranks those by the originals (what keeps recall)."""
+
+    rescore: bool = True
+    oversampling: Optional[float] = None
+
+
+@dataclass(frozen=True)
 class Branch:
     """One ranked list: nearest points by the named vector ``using``, among points matching the plan's
     filter and, when set, the branch's own ``restriction``."""
@@ -208,6 +217,7 @@ class Branch:
     vector: Any  # list[float] for dense, SparseVector for bm25
     limit: int
     restriction: Optional[models.Filter] = None
+    quantization: Optional[QuantizationSearch] = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +246,8 @@ class QueryOptions:
     rrf_k: int = 60
     weights: Mapping[str, float] = field(default_factory=dict)
     query_modality: QueryModality = "text"
+    quantization: Optional[QuantizationSearch] = None
+    """Search parameters for the dense branches of a store with quantized vectors."""
 
 
 QueryModality = Literal["text", "image"]
@@ -302,7 +314,8 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         vector = list(query.query_embedding)
         check_vector(vector, "the query embedding")
         branches += [
-            Branch(name, vector, top_k, dense_restriction(name, opts.query_modality)) for name in opts.dense
+            Branch(name, vector, top_k, dense_restriction(name, opts.query_modality), opts.quantization)
+            for name in opts.dense
         ]
     wants_sparse = mode in _SPARSE_MODES or mode == VectorStoreQueryMode.HYBRID or opts.hybrid
     if wants_sparse and query.query_str:

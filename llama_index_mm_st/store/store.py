@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 from collections import Counter
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.schema import BaseNode
@@ -23,6 +23,7 @@ from llama_index.core.vector_stores.types import (
 from qdrant_client import QdrantClient, models
 from tqdm.auto import tqdm
 
+from llama_index_mm_st.concurrency import DynamicBatcher
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.inputs import read_node
 from llama_index_mm_st.store import plan as P
@@ -35,8 +36,11 @@ from llama_index_mm_st.store.schema import (
     REF_DOC_ID_KEY,
     RESERVED_PAYLOAD_KEYS,
     SPARSE_VECTOR_NAME,
+    STORAGE_OPTIONS,
     IndexKind,
+    Quantization,
     StoreSchema,
+    VectorDatatype,
     check_schema,
     infer_index_kind,
 )
@@ -46,6 +50,10 @@ logger = logging.getLogger(__name__)
 
 API_KEY_ENV = "QDRANT_API_KEY"
 _QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality")
+DEFAULT_OVERSAMPLING: Dict[str, Optional[float]] = {"int8": None, "binary": 3.0}
+"""Candidates drawn by the compressed vectors per result before rescoring (None: the engine's 1.0).
+int8 keeps enough precision to rank directly; 1-bit codes need a wider pool to keep recall."""
+QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
 
 
 def open_backend(
@@ -123,8 +131,20 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     shard_number: Optional[int] = None
     replication_factor: Optional[int] = None
     write_consistency_factor: Optional[int] = None
+    quantization: Optional[Quantization] = Field(
+        default=None, description='"int8" (4x smaller search copy) or "binary" (32x); kept in RAM, rescored '
+        "by the originals. Recorded with the collection; left out, a reopen takes the collection's.",
+    )
+    on_disk: bool = Field(default=False, description="Keep the original vectors on disk (memory-mapped), not in RAM.")
+    vector_datatype: VectorDatatype = Field(default="float32", description='"float16" halves the original vectors.')
+    rescore: bool = Field(default=True, description="Re-rank what quantized vectors found by the original vectors.")
+    oversampling: Optional[float] = Field(
+        default=None, ge=1.0, description="Candidates per result drawn by quantized vectors; None = per-kind default.",
+    )
+    query_batch_size: int = Field(default=64, gt=0, description="Most concurrent aquery calls run as one engine batch.")
 
     _backend: Backend = PrivateAttr()
+    _batcher: DynamicBatcher = PrivateAttr()
     _bm25: SparseTextEncoder = PrivateAttr()
     _schema: Optional[StoreSchema] = PrivateAttr(default=None)
     _indexed: Dict[str, IndexKind] = PrivateAttr(default_factory=dict)
@@ -154,11 +174,13 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             "replication_factor": self.replication_factor,
             "write_consistency_factor": self.write_consistency_factor,
         }
+        self._batcher = DynamicBatcher(self._query_batch, max_batch_size=self.query_batch_size)
         self._backend = open_backend(collection_name, self.path, url, api_key, client, client_kwargs, cluster)
         existing = self._backend.existing_schema()
         if existing is not None:
             try:
-                check_schema(self._backend.where, existing, self._wanted(self.dim or existing.dim), self.dim is not None)
+                wanted = self._wanted(self.dim or existing.dim)
+                check_schema(self._backend.where, existing, wanted, self.dim is not None, self._options_given())
             except SchemaMismatchError:
                 self._backend.close()  # release an Edge store's lock: this object will not exist
                 raise
@@ -186,11 +208,23 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
 
     # ------------------------------------------------------------ schema and indexes
 
-    def _wanted(self, dim: int) -> StoreSchema:
-        return StoreSchema(dim=dim, dense=DENSE_VECTOR_NAMES, bm25_language=self.bm25_language)
+    @property
+    def schema(self) -> Optional[StoreSchema]:
+        """The collection's schema, storage options included; None before the collection exists."""
+        return self._schema
 
-    def _create(self, dim: int) -> StoreSchema:
-        schema = self._wanted(dim)
+    def _options_given(self) -> set[str]:
+        """Storage options the caller set; the others follow the collection (like ``dim``)."""
+        return set(STORAGE_OPTIONS) & self.model_fields_set
+
+    def _wanted(self, dim: int, base: Optional[StoreSchema] = None) -> StoreSchema:
+        """The schema this store asks for: options not given are taken from ``base`` when there is one."""
+        given = self._options_given()
+        options = {o: getattr(base if base is not None and o not in given else self, o) for o in STORAGE_OPTIONS}
+        return StoreSchema(dim=dim, dense=DENSE_VECTOR_NAMES, bm25_language=self.bm25_language, **options)
+
+    def _create(self, dim: int, base: Optional[StoreSchema] = None) -> StoreSchema:
+        schema = self._wanted(dim, base)
         self._backend.create(schema)
         self._schema = schema
         self._indexed = {}
@@ -297,9 +331,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             return 0
         existing = target._schema
         if existing is None:
-            target._create(self._schema.dim)
+            target._create(self._schema.dim, base=self._schema)  # the target keeps our storage options unless it set its own
         else:
-            check_schema(target._backend.where, existing, self._schema, dim_given=True)
+            check_schema(target._backend.where, existing, self._schema, dim_given=True, options_given=())
         target._ensure_indexes(dict(self._indexed))
         copied = 0
         for points in self._backend.export(self.batch_size):
@@ -372,13 +406,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     async def acount(self, filters: Optional[MetadataFilters] = None) -> int:
         return await asyncio.to_thread(self.count, filters)
 
-    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """Dense branches per modality (+ BM25 in hybrid) fused by RRF in Qdrant.
-
-        Per-query overrides: ``modality=``, ``rrf_k=``, ``rrf_weights=``, and ``query_modality=``
-        ("text" by default, "image" for an image query embedding), which picks the vector that ranks
-        nodes carrying both (see ``plan.dense_restriction``: every node is ranked once by dense similarity).
-        """
+    def _plan(self, query: VectorStoreQuery, kwargs: Dict[str, Any]) -> P.QueryPlan:
         unknown = set(kwargs) - set(_QUERY_KWARGS)
         if unknown:
             raise TypeError(f"unexpected query arguments {sorted(unknown)}; valid: {list(_QUERY_KWARGS)}")
@@ -391,8 +419,19 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             rrf_k=int(kwargs.get("rrf_k", self.rrf_k)),
             weights=weights,
             query_modality=kwargs.get("query_modality", "text"),
+            quantization=self._quantization_search(),
         )
-        hits = self._backend.query(P.plan_query(query, opts, self._bm25.query))
+        return P.plan_query(query, opts, self._bm25.query)
+
+    def _quantization_search(self) -> Optional[P.QuantizationSearch]:
+        kind = self._schema.quantization if self._schema is not None else None
+        if kind is None:
+            return None
+        oversampling = self.oversampling if self.oversampling is not None else DEFAULT_OVERSAMPLING.get(kind)
+        return P.QuantizationSearch(rescore=self.rescore, oversampling=oversampling)
+
+    @staticmethod
+    def _result(hits: Sequence[Any]) -> VectorStoreQueryResult:
         nodes = [P.payload_to_node(h.payload) for h in hits]
         return VectorStoreQueryResult(
             nodes=nodes,
@@ -400,8 +439,37 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             ids=[n.node_id for n in nodes],
         )
 
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Dense branches per modality (+ BM25 in hybrid) fused by RRF in Qdrant.
+
+        Per-query overrides: ``modality=``, ``rrf_k=``, ``rrf_weights=``, and ``query_modality=``
+        ("text" by default, "image" for an image query embedding), which picks the vector that ranks
+        nodes carrying both (see ``plan.dense_restriction``: every node is ranked once by dense similarity).
+        """
+        return self._result(self._backend.query(self._plan(query, kwargs)))
+
+    def _query_batch(self, items: Sequence[QueryItem]) -> List[Union[VectorStoreQueryResult, BaseException]]:
+        """Concurrent ``aquery`` calls as one engine batch; a bad query gets its own error, the rest run."""
+        out: List[Union[VectorStoreQueryResult, BaseException]] = []
+        plans: List[P.QueryPlan] = []
+        for query, kwargs in items:
+            try:
+                plans.append(self._plan(query, kwargs))
+                out.append(VectorStoreQueryResult())  # placeholder, replaced below
+            except (TypeError, ValueError) as exc:
+                out.append(exc)
+        found = iter(self._backend.query_batch(plans))
+        for slot, current in enumerate(out):
+            if isinstance(current, BaseException):
+                continue
+            hits = next(found)
+            out[slot] = hits if isinstance(hits, BaseException) else self._result(hits)
+        return out
+
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        return await asyncio.to_thread(self.query, query, **kwargs)
+        """``query`` for async callers: concurrent calls are coalesced into one engine batch
+        (``EdgeShard.query_batch``, or ``query_batch_points`` on a server) while the previous batch runs."""
+        return await self._batcher.submit((query, kwargs))
 
     # ------------------------------------------------------------ lifecycle
 
