@@ -144,3 +144,19 @@ def test_payload_hnsw_opt_in_applies_to_metadata_keys_only(tmp_path: Path, rng: 
         store.add([TextNode(text="x", embedding=unit(rng.normal(size=DIM)), metadata={"lang": "en"})])
         graph = {key: info.params.enable_hnsw for key, info in store.client.info().payload_schema.items()}
     assert graph == {"modality": False, "ref_doc_id": False, "lang": True}
+
+
+def test_a_schema_record_without_storage_options_still_opens(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Stores written before the storage options existed hold float32 vectors in RAM, unquantized."""
+    import json
+
+    store = MultimodalQdrantStore(path=str(tmp_path))
+    store.add([TextNode(id_="t0", text="old", embedding=unit(rng.normal(size=DIM)))])
+    record = Path(store.local_path) / "mmst_schema.json"
+    store.close()
+    old = {k: v for k, v in json.loads(record.read_text()).items() if k not in ("quantization", "on_disk", "vector_datatype")}
+    record.write_text(json.dumps(old))
+    reopened = MultimodalQdrantStore(path=str(tmp_path))
+    assert reopened.count() == 1
+    assert (reopened.schema.quantization, reopened.schema.on_disk, reopened.schema.vector_datatype) == (None, False, "float32")
+    reopened.close()

@@ -198,8 +198,11 @@ class ClientBackend(BackendCore):
             with_payload=True,
         )
 
-    def _run(self, request: Any) -> list[Any]:
-        return self._run_batch([request])[0]
+    def _run(self, request: models.QueryRequest) -> list[Any]:
+        return self._client.query_points(
+            self._name, query=request.query, using=request.using, prefetch=request.prefetch,
+            query_filter=request.filter, search_params=request.params, limit=request.limit, with_payload=True,
+        ).points
 
     def _run_batch(self, requests: list[Any]) -> list[list[Any]]:
         """One ``query_batch_points`` call: one round trip to a server for the whole batch, which the
