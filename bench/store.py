@@ -265,7 +265,7 @@ def run_sections(size: int, args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--sections", nargs="+", default=["peers", "write", "query", "batch"], choices=SECTIONS)
     parser.add_argument("--recall-size", type=int, default=100_000, help="points for the recall section")
     parser.add_argument("--options", nargs="+", default=None, help="storage options for the recall section "
