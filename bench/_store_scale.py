@@ -35,6 +35,19 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def build(path: str, nodes: list[Any], options: dict[str, Any]) -> tuple[Any, float, float]:
+    """A store at ``path`` holding ``nodes``, optimized; with the add and optimize times."""
+    from llama_index_mm_st.store import MultimodalQdrantStore
+
+    store = MultimodalQdrantStore(path=path, show_progress=False, **options)
+    start = time.perf_counter()
+    store.add(nodes)
+    add_s = time.perf_counter() - start
+    start = time.perf_counter()
+    store.optimize()
+    return store, add_s, time.perf_counter() - start
+
+
 def percentiles(times_ms: list[float]) -> tuple[float, float]:
     times_ms = sorted(times_ms)
     return statistics.median(times_ms), times_ms[min(len(times_ms) - 1, int(round(0.95 * (len(times_ms) - 1))))]
@@ -144,9 +157,10 @@ def batching(store: Any, queries: list[Any], rounds: int = 7) -> None:
 
     sides: dict[str, list[float]] = {"sequential store.query": [], "concurrent aquery": [],
                                      "engine one by one": [], "engine query_batch": []}
+    loop = asyncio.new_event_loop()  # one loop for every round, as in a server: its worker thread stays up
     runs = {
         "sequential store.query": lambda: [store.query(x) for x in queries],
-        "concurrent aquery": lambda: asyncio.run(concurrent()),
+        "concurrent aquery": lambda: loop.run_until_complete(concurrent()),
         "engine one by one": lambda: [shard.query(r) for r in requests],
         "engine query_batch": lambda: shard.query_batch(q.QueryBatchRequest(requests)),
     }
@@ -157,6 +171,7 @@ def batching(store: Any, queries: list[Any], rounds: int = 7) -> None:
             start = time.perf_counter()
             fn()
             sides[name].append(time.perf_counter() - start)
+    loop.close()
     med = {name: statistics.median(times) * 1000 for name, times in sides.items()}
     n = len(queries)
     print(f"\n-- {n} queries (hybrid + filter), median of {rounds} interleaved rounds --")
@@ -189,8 +204,6 @@ def recall_table(size: int, option_names: list[str], queries: int = 200, k: int 
     from llama_index.core.schema import TextNode
     from llama_index.core.vector_stores.types import VectorStoreQuery
 
-    from llama_index_mm_st.store import MultimodalQdrantStore
-
     data = clustered(size, seed=7)
     probe = clustered(queries, seed=8)
     exact = np.argsort(-(probe @ data.T), axis=1)[:, :k]
@@ -200,13 +213,7 @@ def recall_table(size: int, option_names: list[str], queries: int = 200, k: int 
     print(f"{'option':<38}{'recall':>8}{'p50 ms':>9}{'p95 ms':>9}{'add s':>8}{'optimize s':>11}{'disk MB':>9}{'peak RSS MB':>12}")
     for name in option_names:
         with tempfile.TemporaryDirectory(prefix="mmst-recall-") as tmp:
-            store = MultimodalQdrantStore(path=tmp, show_progress=False, **RECALL_OPTIONS[name])
-            start = time.perf_counter()
-            store.add(nodes)
-            add_s = time.perf_counter() - start
-            start = time.perf_counter()
-            store.optimize()
-            optimize_s = time.perf_counter() - start
+            store, add_s, optimize_s = build(tmp, nodes, RECALL_OPTIONS[name])
             hits, times = 0, []
             for row, truth in zip(probe.tolist(), exact):
                 start = time.perf_counter()
@@ -224,16 +231,8 @@ def recall_table(size: int, option_names: list[str], queries: int = 200, k: int 
 def scale_run(nodes: list[Any], queries: list[Any], options: dict[str, Any], label: str,
               directory: Optional[str] = None) -> None:
     """One large store: build and optimize time, hybrid+filter p50/p95, disk size, peak RSS."""
-    from llama_index_mm_st.store import MultimodalQdrantStore
-
     with tempfile.TemporaryDirectory(prefix="mmst-scale-", dir=directory) as tmp:
-        store = MultimodalQdrantStore(path=tmp, show_progress=False, **options)
-        start = time.perf_counter()
-        store.add(nodes)
-        add_s = time.perf_counter() - start
-        start = time.perf_counter()
-        store.optimize()
-        optimize_s = time.perf_counter() - start
+        store, add_s, optimize_s = build(tmp, nodes, options)
         for x in queries[:10]:
             store.query(x)
         times = []
