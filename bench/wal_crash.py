@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import add_device_args, header  # noqa: E402
 
-DIM, BATCH, BATCHES, CHECKPOINT = 64, 500, 100, 5
+DIM, BATCH, BATCHES, CHECKPOINT = 64, 500, 40, 4
 
 
 def config(wal: bool):  # type: ignore[no-untyped-def]
@@ -53,8 +53,10 @@ def write(path: str, wal: bool, resume: bool) -> None:
     for b in range(BATCHES):
         shard.update(q.UpdateOperation.upsert_points(batch(b)))
         if (b + 1) % CHECKPOINT == 0:
+            print("phase flush", flush=True)
             shard.flush()
             (Path(path) / "checkpoint").write_text(str(b + 1))
+    print("phase optimize", flush=True)
     shard.optimize()
     shard.flush()
     shard.close()
@@ -76,6 +78,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--wal", choices=["on", "off"], default="off")
+    parser.add_argument("--phase", choices=["any", "flush", "optimize"], default="any",
+                        help="kill at a random moment (any), or within 0.3 s after a random flush starts, or during optimize()")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     add_device_args(parser, precision=False)
     args = parser.parse_args()
@@ -87,16 +91,28 @@ def main() -> None:
     print(header("wal_crash", args.device, None, note="engine-level crash test; no device used"))
     wal = args.wal == "on"
     with tempfile.TemporaryDirectory() as ref_dir:
-        subprocess.run([sys.executable, __file__, "--child", ref_dir, args.wal, "new"], check=True)
+        subprocess.run([sys.executable, __file__, "--child", ref_dir, args.wal, "new"], check=True, stdout=subprocess.DEVNULL)
         reference = snapshot(q.EdgeShard.load(str(Path(ref_dir) / "shard")))
-    print(f"reference: {len(reference)} points; wal={'on' if wal else 'off'}; {args.kills} kills")
+    print(f"reference: {len(reference)} points; wal={'on' if wal else 'off'}; {args.kills} kills, phase {args.phase}")
     rng = random.Random(0)
     outcomes: dict[str, int] = {}
     for k in range(args.kills):
         with tempfile.TemporaryDirectory() as tmp:
-            child = subprocess.Popen([sys.executable, __file__, "--child", tmp, args.wal, "new"])
-            delay = rng.uniform(0.8, 4.0)  # start-up is about 1 s of imports; the whole run 2-5 s here
-            time.sleep(delay)
+            child = subprocess.Popen([sys.executable, __file__, "--child", tmp, args.wal, "new"],
+                                     stdout=subprocess.PIPE, text=True)
+            if args.phase == "any":
+                delay = rng.uniform(0.8, 5.0)  # start-up is about 1 s of imports; the whole run 2-8 s here
+                time.sleep(delay)
+            else:
+                started = time.perf_counter()
+                skip = rng.randrange(BATCHES // CHECKPOINT) if args.phase == "flush" else 0
+                for line in child.stdout:  # type: ignore[union-attr]
+                    if line.strip() == f"phase {args.phase}":
+                        if skip == 0:
+                            break
+                        skip -= 1
+                time.sleep(rng.uniform(0.0, 0.3 if args.phase == "flush" else 1.5))
+                delay = time.perf_counter() - started
             finished = child.poll() is not None
             child.send_signal(signal.SIGKILL)
             child.wait()
@@ -115,7 +131,7 @@ def main() -> None:
             got = snapshot(shard)
             lost = [b for b in range(done) if any(b * BATCH + i not in got for i in range(BATCH))]
             shard.close()
-            rerun = subprocess.run([sys.executable, __file__, "--child", tmp, args.wal, "resume"])
+            rerun = subprocess.run([sys.executable, __file__, "--child", tmp, args.wal, "resume"], stdout=subprocess.DEVNULL)
             final = snapshot(q.EdgeShard.load(str(shard_dir))) if rerun.returncode == 0 else {}
             exact = final == reference
             outcome = ("opens" + (", checkpointed batches LOST" if lost else "")

@@ -64,6 +64,7 @@ def open_backend(
     client: Optional[QdrantClient],
     client_kwargs: Optional[Dict[str, Any]],
     cluster: Dict[str, Optional[int]],
+    wal: bool = True,
 ) -> Backend:
     """Choose the backend in one place: ``client=`` or ``url=`` -> qdrant-client, else Qdrant Edge."""
     given = [name for name, value in (("path", path), ("url", url), ("client", client)) if value is not None]
@@ -75,7 +76,9 @@ def open_backend(
             raise ValueError(f"{unused} apply to a Qdrant server (url= or client=), not to an Edge store")
         from llama_index_mm_st.store.backends.edge import EdgeBackend  # the engine loads only when used
 
-        return EdgeBackend(path, collection_name)
+        return EdgeBackend(path, collection_name, wal)
+    if not wal:
+        raise ValueError("wal=False applies to an Edge store; a Qdrant server keeps its own write-ahead log")
     owns = client is None
     if client is None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
@@ -142,6 +145,10 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         default=None, ge=1.0, description="Candidates per result drawn by quantized vectors; None = per-kind default.",
     )
     query_batch_size: int = Field(default=64, gt=0, description="Most concurrent aquery calls run as one engine batch.")
+    wal: bool = Field(
+        default=True, description="Edge: keep the write-ahead log. False is for building a new store in bulk: "
+        "writes since the last flush() are lost on a crash (the store still opens; see docs/store.md).",
+    )
 
     _backend: Backend = PrivateAttr()
     _batcher: DynamicBatcher = PrivateAttr()
@@ -175,7 +182,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             "write_consistency_factor": self.write_consistency_factor,
         }
         self._batcher = DynamicBatcher(self._query_batch, max_batch_size=self.query_batch_size)
-        self._backend = open_backend(collection_name, self.path, url, api_key, client, client_kwargs, cluster)
+        self._backend = open_backend(collection_name, self.path, url, api_key, client, client_kwargs, cluster, self.wal)
         existing = self._backend.existing_schema()
         if existing is not None:
             try:
@@ -343,6 +350,11 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
 
     async def acopy_to(self, target: "MultimodalQdrantStore") -> int:
         return await asyncio.to_thread(self.copy_to, target)
+
+    def flush(self) -> None:
+        """Make every write so far durable: the checkpoint of a bulk build with ``wal=False``
+        (record "done" only after it returns). With the WAL (the default) writes are durable anyway."""
+        self._backend.flush()
 
     def optimize(self) -> None:
         """Build the HNSW and payload indexes now (Edge); call after a bulk load for full query speed."""

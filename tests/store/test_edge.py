@@ -160,3 +160,43 @@ def test_a_schema_record_without_storage_options_still_opens(tmp_path: Path, rng
     assert reopened.count() == 1
     assert (reopened.schema.quantization, reopened.schema.on_disk, reopened.schema.vector_datatype) == (None, False, "float32")
     reopened.close()
+
+
+BULK_WRITER = textwrap.dedent(
+    """
+    import sys
+    from llama_index.core.schema import TextNode
+    from llama_index_mm_st.store import MultimodalQdrantStore
+    store = MultimodalQdrantStore(path=sys.argv[1], wal=False)
+    def nodes(start):
+        return [TextNode(id_=f"n{i}", text=f"w{i}", embedding=[1.0, float(i)] + [0.0] * 14) for i in range(start, start + 50)]
+    store.add(nodes(0))
+    store.flush()
+    print("checkpoint", flush=True)
+    store.add(nodes(50))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+def test_a_bulk_build_without_wal_keeps_its_checkpoints_through_kill_9(tmp_path: Path) -> None:
+    writer = subprocess.Popen([sys.executable, "-c", BULK_WRITER, str(tmp_path)], cwd=REPO, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert writer.stdout.readline().strip() == "checkpoint"
+    assert writer.stdout.readline().strip() == "ready"
+    writer.kill()  # SIGKILL: no close(), no flush
+    writer.wait()
+    store = MultimodalQdrantStore(path=str(tmp_path))  # opens, and with the WAL back on
+    kept = {n.node_id for n in store.get_nodes()}
+    assert {f"n{i}" for i in range(50)} <= kept  # everything up to the checkpoint survived
+    store.add([TextNode(id_=f"n{i}", text=f"w{i}", embedding=[1.0, float(i)] + [0.0] * 14) for i in range(50, 100)])
+    assert store.count() == 100  # the re-run ends with exactly the full set
+    store.close()
+
+
+def test_wal_off_is_an_edge_option_only() -> None:
+    from qdrant_client import QdrantClient
+
+    with pytest.raises(ValueError, match="wal=False applies to an Edge store"):
+        MultimodalQdrantStore(client=QdrantClient(":memory:"), wal=False)

@@ -78,4 +78,7 @@ class Backend(Protocol):
     def optimize(self) -> None:
         """Build the HNSW and payload indexes now, so queries run at full speed."""
 
+    def flush(self) -> None:
+        """Make every write so far durable (what a checkpoint needs when the WAL is off)."""
+
     def close(self) -> None: ...

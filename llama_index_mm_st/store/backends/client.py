@@ -233,6 +233,9 @@ class ClientBackend(BackendCore):
     def optimize(self) -> None:
         """A server optimises in the background; nothing to force here."""
 
+    def flush(self) -> None:
+        """A server makes acknowledged writes durable on its own (its WAL); nothing to do."""
+
     def close(self) -> None:
         """Close the client only if the store made it; a caller's client stays theirs."""
         if self._owns_client:

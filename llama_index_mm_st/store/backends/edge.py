@@ -145,7 +145,8 @@ def _vector(value: Any) -> Any:
 class EdgeBackend(BackendCore):
     """A Qdrant Edge shard at ``<path>/<collection_name>``, or in a temporary directory."""
 
-    def __init__(self, path: Optional[str], collection_name: str) -> None:
+    def __init__(self, path: Optional[str], collection_name: str, wal: bool = True) -> None:
+        self._wal = wal
         self._tmp = tempfile.TemporaryDirectory(prefix="mmst-edge-") if path is None else None
         root = Path(self._tmp.name if self._tmp else path)  # type: ignore[arg-type]
         self._dir = root / collection_name
@@ -185,8 +186,7 @@ class EdgeBackend(BackendCore):
         if self._shard is None:
             self._shard = q.EdgeShard.load(str(self._dir / SHARD_DIR), self._config(schema))
 
-    @staticmethod
-    def _config(schema: StoreSchema) -> Any:
+    def _config(self, schema: StoreSchema) -> Any:
         def params() -> Any:
             return q.EdgeVectorParams(
                 schema.dim, q.Distance.Cosine,
@@ -198,6 +198,7 @@ class EdgeBackend(BackendCore):
         return q.EdgeConfig(
             vectors={name: params() for name in schema.dense},
             sparse_vectors={schema.sparse: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+            wal_enabled=None if self._wal else False,  # without it, only flush() makes writes durable
         )
 
     def create(self, schema: StoreSchema) -> None:
@@ -302,6 +303,10 @@ class EdgeBackend(BackendCore):
     def optimize(self) -> None:
         if self._shard is not None:
             self._shard.optimize()
+
+    def flush(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
 
     def close(self) -> None:
         if self._shard is not None:
