@@ -111,7 +111,7 @@ def main() -> None:
                         if skip == 0:
                             break
                         skip -= 1
-                time.sleep(rng.uniform(0.0, 0.3 if args.phase == "flush" else 1.5))
+                time.sleep(rng.uniform(0.0, 0.3 if args.phase == "flush" else 0.15))
                 delay = time.perf_counter() - started
             finished = child.poll() is not None
             child.send_signal(signal.SIGKILL)

@@ -311,7 +311,9 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
     if mode in _DENSE_MODES:
         if query.query_embedding is None:
             raise ValueError(f"a {mode.value} query needs query_embedding")
-        vector = list(query.query_embedding)
+        embedding = query.query_embedding
+        # A numpy query vector becomes Python floats in one C call: pyo3 reads numpy scalars one by one, slowly.
+        vector = embedding.tolist() if hasattr(embedding, "tolist") else list(embedding)
         check_vector(vector, "the query embedding")
         branches += [
             Branch(name, vector, top_k, dense_restriction(name, opts.query_modality), opts.quantization)

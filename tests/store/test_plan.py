@@ -178,3 +178,14 @@ def test_quantization_search_goes_to_dense_branches_only() -> None:
     plan = plan_query(VectorStoreQuery(query_embedding=[1.0, 0.0], query_str="w", mode="hybrid"), opts,
                       lambda text: SparseVector([1], [1.0]))
     assert [(b.using, b.quantization) for b in plan.branches] == [("text", search), ("image", search), ("bm25", None)]
+
+
+def test_a_numpy_query_vector_becomes_python_floats() -> None:
+    import numpy as np
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from llama_index_mm_st.store.plan import QueryOptions, plan_query
+
+    plan = plan_query(VectorStoreQuery(query_embedding=np.array([0.5, 0.25], dtype=np.float32)),
+                      QueryOptions(dense=("text",)), lambda text: None)  # type: ignore[arg-type, return-value]
+    assert plan.branches[0].vector == [0.5, 0.25] and type(plan.branches[0].vector[0]) is float
