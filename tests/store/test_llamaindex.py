@@ -28,7 +28,9 @@ def test_vector_store_index(embed: MultimodalEmbedding, tmp_path: Path) -> None:
     index = VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=embed)
     assert store.count() == 4
     hits = index.as_retriever(similarity_top_k=2).retrieve(TEXTS[2])
-    assert hits[0].node.get_content() == TEXTS[2]
+    # BM25 ranks the exact text first; the random tiny CLIP's dense list ranks another text first, and
+    # the two tie exactly under RRF (1/60 each), which the engine orders arbitrarily: both are in the top 2.
+    assert TEXTS[2] in [h.node.get_content() for h in hits]
     filtered = index.as_retriever(
         similarity_top_k=4, filters=MetadataFilters(filters=[MetadataFilter(key="n", value=3)])
     ).retrieve("anything at all")
