@@ -462,20 +462,17 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
 
     def _query_batch(self, items: Sequence[QueryItem]) -> List[Union[VectorStoreQueryResult, BaseException]]:
         """Concurrent ``aquery`` calls as one engine batch; a bad query gets its own error, the rest run."""
-        out: List[Union[VectorStoreQueryResult, BaseException]] = []
-        plans: List[P.QueryPlan] = []
+        planned: List[Union[P.QueryPlan, BaseException]] = []
         for query, kwargs in items:
             try:
-                plans.append(self._plan(query, kwargs))
-                out.append(VectorStoreQueryResult())  # placeholder, replaced below
+                planned.append(self._plan(query, kwargs))
             except (TypeError, ValueError) as exc:
-                out.append(exc)
-        found = iter(self._backend.query_batch(plans))
-        for slot, current in enumerate(out):
-            if isinstance(current, BaseException):
-                continue
-            hits = next(found)
-            out[slot] = hits if isinstance(hits, BaseException) else self._result(hits)
+                planned.append(exc)
+        found = iter(self._backend.query_batch([p for p in planned if isinstance(p, P.QueryPlan)]))
+        out: List[Union[VectorStoreQueryResult, BaseException]] = []
+        for plan in planned:
+            hits = plan if isinstance(plan, BaseException) else next(found)
+            out.append(hits if isinstance(hits, BaseException) else self._result(hits))
         return out
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
