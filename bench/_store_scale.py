@@ -21,7 +21,7 @@ RECALL_OPTIONS: dict[str, dict[str, Any]] = {
     "float16": {"vector_datatype": "float16"},
     "int8": {"quantization": "int8"},
     "int8, originals on disk": {"quantization": "int8", "on_disk": True},
-    "binary (rescored, x3 oversampling)": {"quantization": "binary"},
+    "binary (rescored, x4 oversampling)": {"quantization": "binary"},
     "binary, no rescoring": {"quantization": "binary", "rescore": False, "oversampling": 1.0},
 }
 

@@ -50,9 +50,9 @@ logger = logging.getLogger(__name__)
 
 API_KEY_ENV = "QDRANT_API_KEY"
 _QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality")
-DEFAULT_OVERSAMPLING: Dict[str, Optional[float]] = {"int8": None, "binary": 3.0}
-"""Candidates drawn by the compressed vectors per result before rescoring (None: the engine's 1.0).
-int8 keeps enough precision to rank directly; 1-bit codes need a wider pool to keep recall."""
+DEFAULT_OVERSAMPLING: Dict[str, Optional[float]] = {"int8": 2.0, "binary": 4.0}
+"""Candidates drawn by the compressed vectors per result before rescoring. It also widens the graph
+search: at 100k points recall@10 was 0.953 (int8, 1x) and 0.896 (binary, 3x), the float32 graph alone 0.962."""
 QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
 
 
