@@ -31,7 +31,7 @@ Quantization = Literal["int8", "binary"]
 QUANTIZATIONS: tuple[Quantization, ...] = ("int8", "binary")
 VectorDatatype = Literal["float32", "float16"]
 VECTOR_DATATYPES: tuple[VectorDatatype, ...] = ("float32", "float16")
-STORAGE_OPTIONS = ("quantization", "on_disk", "vector_datatype")
+STORAGE_OPTIONS = ("quantization", "on_disk", "vector_datatype", "wal")
 """How the dense vectors are kept: recorded with the collection, so a reopened store knows them."""
 
 IndexKind = Literal["keyword", "integer", "float", "bool", "datetime", "text", "uuid"]
@@ -59,6 +59,7 @@ class StoreSchema:
     quantization: Optional[str] = None  # one of QUANTIZATIONS for our collections; a server may report others
     on_disk: bool = False
     vector_datatype: str = "float32"
+    wal: bool = True  # Edge: a shard created without its write-ahead log can never turn it on
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,6 +79,7 @@ class StoreSchema:
             quantization=data.get("quantization"),
             on_disk=bool(data.get("on_disk", False)),
             vector_datatype=data.get("vector_datatype", "float32"),
+            wal=bool(data.get("wal", True)),
         )
 
 

@@ -7,6 +7,7 @@ Each async method runs its sync twin in a thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections import Counter
@@ -76,7 +77,7 @@ def open_backend(
             raise ValueError(f"{unused} apply to a Qdrant server (url= or client=), not to an Edge store")
         from llama_index_mm_st.store.backends.edge import EdgeBackend  # the engine loads only when used
 
-        return EdgeBackend(path, collection_name, wal)
+        return EdgeBackend(path, collection_name)
     if not wal:
         raise ValueError("wal=False applies to an Edge store; a Qdrant server keeps its own write-ahead log")
     owns = client is None
@@ -146,8 +147,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     )
     query_batch_size: int = Field(default=64, gt=0, description="Most concurrent aquery calls run as one engine batch.")
     wal: bool = Field(
-        default=True, description="Edge: keep the write-ahead log. False is for building a new store in bulk: "
-        "writes since the last flush() are lost on a crash (the store still opens; see docs/store.md).",
+        default=True, description="Edge: keep a write-ahead log. False builds a store without one, for good (the "
+        "engine can't add it later): only flush() makes writes durable (see docs/store.md). Recorded in the schema.",
     )
 
     _backend: Backend = PrivateAttr()
@@ -338,7 +339,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             return 0
         existing = target._schema
         if existing is None:
-            target._create(self._schema.dim, base=self._schema)  # the target keeps our storage options unless it set its own
+            # The target keeps our storage options unless it set its own; the WAL is its own choice.
+            target._create(self._schema.dim, base=dataclasses.replace(self._schema, wal=target.wal))
         else:
             check_schema(target._backend.where, existing, self._schema, dim_given=True, options_given=())
         target._ensure_indexes(dict(self._indexed))

@@ -14,7 +14,7 @@ from llama_index.core.schema import ImageNode, TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery
 from qdrant_client import models
 
-from llama_index_mm_st.errors import StoreLockedError
+from llama_index_mm_st.errors import SchemaMismatchError, StoreLockedError
 from llama_index_mm_st.store import MultimodalQdrantStore, UnsupportedFilterError
 from llama_index_mm_st.store.backends.edge import to_edge_filter
 from tests.store.conftest import DIM, unit
@@ -187,7 +187,10 @@ def test_a_bulk_build_without_wal_keeps_its_checkpoints_through_kill_9(tmp_path:
     assert writer.stdout.readline().strip() == "ready"
     writer.kill()  # SIGKILL: no close(), no flush
     writer.wait()
-    store = MultimodalQdrantStore(path=str(tmp_path))  # opens, and with the WAL back on
+    with pytest.raises(SchemaMismatchError, match="wal False != requested True"):
+        MultimodalQdrantStore(path=str(tmp_path), wal=True)  # the engine can't add a WAL to a shard later
+    store = MultimodalQdrantStore(path=str(tmp_path))  # opens, still without a WAL
+    assert store.schema.wal is False
     kept = {n.node_id for n in store.get_nodes()}
     assert {f"n{i}" for i in range(50)} <= kept  # everything up to the checkpoint survived
     store.add([TextNode(id_=f"n{i}", text=f"w{i}", embedding=[1.0, float(i)] + [0.0] * 14) for i in range(50, 100)])

@@ -145,8 +145,7 @@ def _vector(value: Any) -> Any:
 class EdgeBackend(BackendCore):
     """A Qdrant Edge shard at ``<path>/<collection_name>``, or in a temporary directory."""
 
-    def __init__(self, path: Optional[str], collection_name: str, wal: bool = True) -> None:
-        self._wal = wal
+    def __init__(self, path: Optional[str], collection_name: str) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="mmst-edge-") if path is None else None
         root = Path(self._tmp.name if self._tmp else path)  # type: ignore[arg-type]
         self._dir = root / collection_name
@@ -198,7 +197,7 @@ class EdgeBackend(BackendCore):
         return q.EdgeConfig(
             vectors={name: params() for name in schema.dense},
             sparse_vectors={schema.sparse: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
-            wal_enabled=None if self._wal else False,  # without it, only flush() makes writes durable
+            wal_enabled=schema.wal,  # fixed at creation: the engine refuses to change it on load
         )
 
     def create(self, schema: StoreSchema) -> None:
