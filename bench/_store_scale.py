@@ -21,6 +21,7 @@ RECALL_OPTIONS: dict[str, dict[str, Any]] = {
     "float16": {"vector_datatype": "float16"},
     "int8": {"quantization": "int8"},
     "int8, originals on disk": {"quantization": "int8", "on_disk": True},
+    "int8, x3 oversampling": {"quantization": "int8", "oversampling": 3.0},
     "binary (rescored, x4 oversampling)": {"quantization": "binary"},
     "binary, no rescoring": {"quantization": "binary", "rescore": False, "oversampling": 1.0},
 }
