@@ -22,6 +22,8 @@ RECALL_OPTIONS: dict[str, dict[str, Any]] = {
     "int8": {"quantization": "int8"},
     "int8, originals on disk": {"quantization": "int8", "on_disk": True},
     "int8, x3 oversampling": {"quantization": "int8", "oversampling": 3.0},
+    "int8, hnsw_ef=128": {"quantization": "int8", "hnsw_ef": 128},
+    "default, hnsw_ef=128": {"hnsw_ef": 128},
     "binary (rescored, x4 oversampling)": {"quantization": "binary"},
     "binary, no rescoring": {"quantization": "binary", "rescore": False, "oversampling": 1.0},
 }

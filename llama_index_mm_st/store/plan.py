@@ -200,10 +200,14 @@ def payload_to_node(payload: Mapping[str, Any]) -> BaseNode:
 
 
 @dataclass(frozen=True)
-class QuantizationSearch:
-    """How a search over quantized vectors runs: ``oversampling`` times the limit is drawn by the
-    compressed vectors, then ``rescore`` re-ranks those by the originals (what keeps recall)."""
+class SearchSettings:
+    """How a dense search runs: ``hnsw_ef`` is the graph search width (None: the engine's); on a
+    quantized store ``oversampling`` times the limit is drawn by the compressed vectors, then
+    ``rescore`` re-ranks those by the originals (what keeps recall). ``quantized`` False: no
+    quantization parameters are sent."""
 
+    hnsw_ef: Optional[int] = None
+    quantized: bool = False
     rescore: bool = True
     oversampling: Optional[float] = None
 
@@ -217,7 +221,7 @@ class Branch:
     vector: Any  # list[float] for dense, SparseVector for bm25
     limit: int
     restriction: Optional[models.Filter] = None
-    quantization: Optional[QuantizationSearch] = None
+    search: Optional[SearchSettings] = None
 
 
 @dataclass(frozen=True)
@@ -246,8 +250,8 @@ class QueryOptions:
     rrf_k: int = 60
     weights: Mapping[str, float] = field(default_factory=dict)
     query_modality: QueryModality = "text"
-    quantization: Optional[QuantizationSearch] = None
-    """Search parameters for the dense branches of a store with quantized vectors."""
+    search: Optional[SearchSettings] = None
+    """Search parameters for the dense branches (graph width, quantization)."""
 
 
 QueryModality = Literal["text", "image"]
@@ -316,7 +320,7 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         vector = embedding.tolist() if hasattr(embedding, "tolist") else list(embedding)
         check_vector(vector, "the query embedding")
         branches += [
-            Branch(name, vector, top_k, dense_restriction(name, opts.query_modality), opts.quantization)
+            Branch(name, vector, top_k, dense_restriction(name, opts.query_modality), opts.search)
             for name in opts.dense
         ]
     wants_sparse = mode in _SPARSE_MODES or mode == VectorStoreQueryMode.HYBRID or opts.hybrid

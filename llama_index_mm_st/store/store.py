@@ -145,6 +145,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     oversampling: Optional[float] = Field(
         default=None, ge=1.0, description="Candidates per result drawn by quantized vectors; None = per-kind default.",
     )
+    hnsw_ef: Optional[int] = Field(
+        default=None, gt=0, description="Graph search width per dense branch (None: the engine's); wider = more recall.",
+    )
     query_batch_size: int = Field(default=64, gt=0, description="Most concurrent aquery calls run as one engine batch.")
     wal: bool = Field(
         default=True, description="Edge: keep a write-ahead log. False builds a store without one, for good (the "
@@ -433,16 +436,16 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             rrf_k=int(kwargs.get("rrf_k", self.rrf_k)),
             weights=weights,
             query_modality=kwargs.get("query_modality", "text"),
-            quantization=self._quantization_search(),
+            search=self._search_settings(),
         )
         return P.plan_query(query, opts, self._bm25.query)
 
-    def _quantization_search(self) -> Optional[P.QuantizationSearch]:
+    def _search_settings(self) -> Optional[P.SearchSettings]:
         kind = self._schema.quantization if self._schema is not None else None
-        if kind is None:
+        if kind is None and self.hnsw_ef is None:
             return None
-        oversampling = self.oversampling if self.oversampling is not None else DEFAULT_OVERSAMPLING.get(kind)
-        return P.QuantizationSearch(rescore=self.rescore, oversampling=oversampling)
+        oversampling = self.oversampling if self.oversampling is not None else DEFAULT_OVERSAMPLING.get(kind or "")
+        return P.SearchSettings(self.hnsw_ef, kind is not None, self.rescore, oversampling)
 
     @staticmethod
     def _result(hits: Sequence[Any]) -> VectorStoreQueryResult:

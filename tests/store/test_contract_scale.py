@@ -29,6 +29,7 @@ OPTIONS = [
     {"on_disk": True},
     {"vector_datatype": "float16"},
     {"quantization": "int8", "on_disk": True, "vector_datatype": "float16"},
+    {"quantization": "binary", "hnsw_ef": 64, "oversampling": 2.0},  # query-time settings ride along
 ]
 
 

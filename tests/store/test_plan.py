@@ -167,17 +167,17 @@ def test_json_metadata_values_pass() -> None:
     assert {key: point.payload[key] for key in metadata} == metadata
 
 
-def test_quantization_search_goes_to_dense_branches_only() -> None:
+def test_search_settings_go_to_dense_branches_only() -> None:
     from llama_index.core.vector_stores.types import VectorStoreQuery
 
-    from llama_index_mm_st.store.plan import QuantizationSearch, QueryOptions, plan_query
+    from llama_index_mm_st.store.plan import QueryOptions, SearchSettings, plan_query
     from llama_index_mm_st.types import SparseVector
 
-    search = QuantizationSearch(rescore=True, oversampling=3.0)
-    opts = QueryOptions(dense=("text", "image"), quantization=search)
+    search = SearchSettings(hnsw_ef=128, quantized=True, rescore=True, oversampling=3.0)
+    opts = QueryOptions(dense=("text", "image"), search=search)
     plan = plan_query(VectorStoreQuery(query_embedding=[1.0, 0.0], query_str="w", mode="hybrid"), opts,
                       lambda text: SparseVector([1], [1.0]))
-    assert [(b.using, b.quantization) for b in plan.branches] == [("text", search), ("image", search), ("bm25", None)]
+    assert [(b.using, b.search) for b in plan.branches] == [("text", search), ("image", search), ("bm25", None)]
 
 
 def test_a_numpy_query_vector_becomes_python_floats() -> None:

@@ -176,12 +176,12 @@ class ClientBackend(BackendCore):
 
     @staticmethod
     def _params(branch: Branch) -> Optional[models.SearchParams]:
-        found = branch.quantization
+        found = branch.search
         if found is None:
             return None
-        return models.SearchParams(
-            quantization=models.QuantizationSearchParams(rescore=found.rescore, oversampling=found.oversampling)
-        )
+        quantization = (models.QuantizationSearchParams(rescore=found.rescore, oversampling=found.oversampling)
+                        if found.quantized else None)
+        return models.SearchParams(hnsw_ef=found.hnsw_ef, quantization=quantization)
 
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(query=_vector(branch.vector), using=branch.using, filter=engine_filter,

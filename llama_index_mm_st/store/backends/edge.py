@@ -249,10 +249,12 @@ class EdgeBackend(BackendCore):
 
     @staticmethod
     def _params(branch: Branch) -> Any:
-        found = branch.quantization
+        found = branch.search
         if found is None:
             return None
-        return q.SearchParams(quantization=q.QuantizationSearchParams(rescore=found.rescore, oversampling=found.oversampling))
+        quantization = (q.QuantizationSearchParams(rescore=found.rescore, oversampling=found.oversampling)
+                        if found.quantized else None)
+        return q.SearchParams(hnsw_ef=found.hnsw_ef, quantization=quantization)
 
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> Any:
         nearest = q.Query.Nearest(_vector(branch.vector), using=branch.using)
