@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 from qdrant_client import QdrantClient, models
 
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
-from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
+from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import INDEX_KINDS, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
 # qdrant-client names index types and parameter classes after our kinds: KEYWORD, KeywordIndexParams...
@@ -174,14 +174,9 @@ class ClientBackend(BackendCore):
     def _write(self, engine_points: list[Any]) -> None:
         self._client.upsert(self._name, points=engine_points, wait=True)
 
-    @staticmethod
-    def _params(branch: Branch) -> Optional[models.SearchParams]:
-        found = branch.search
-        if found is None:
-            return None
-        quantization = (models.QuantizationSearchParams(rescore=found.rescore, oversampling=found.oversampling)
-                        if found.quantized else None)
-        return models.SearchParams(hnsw_ef=found.hnsw_ef, quantization=quantization)
+    def _engine_search(self, search: SearchSettings) -> models.SearchParams:
+        quantization = models.QuantizationSearchParams(rescore=search.rescore, oversampling=search.oversampling)
+        return models.SearchParams(hnsw_ef=search.hnsw_ef, quantization=quantization if search.quantized else None)
 
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(query=_vector(branch.vector), using=branch.using, filter=engine_filter,

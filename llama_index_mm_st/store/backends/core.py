@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 from qdrant_client import models
 
-from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
+from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME
 from llama_index_mm_st.types import SparseVector
 
@@ -69,6 +69,14 @@ class BackendCore(ABC):
     @abstractmethod
     def _engine_point(self, point: PointSpec) -> Any:
         """One point in the engine's type; raises one of ``ENGINE_REJECTIONS`` for a value it can't hold."""
+
+    @abstractmethod
+    def _engine_search(self, search: SearchSettings) -> Any:
+        """Dense search settings (graph width, quantization) in the engine's type."""
+
+    def _params(self, branch: Branch) -> Any:
+        """The engine's search parameters for one branch; None leaves the engine's defaults."""
+        return None if branch.search is None else self._engine_search(branch.search)
 
     # ---------------------------------------------------------------- adapters: I/O
 

@@ -20,7 +20,7 @@ from qdrant_client import models
 
 from llama_index_mm_st.errors import StoreLockedError, UnsupportedFilterError
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
-from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
+from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import INDEX_KINDS, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
 SCHEMA_FILE = "mmst_schema.json"
@@ -247,14 +247,9 @@ class EdgeBackend(BackendCore):
     def _write(self, engine_points: list[Any]) -> None:
         self._require().update(q.UpdateOperation.upsert_points(engine_points))
 
-    @staticmethod
-    def _params(branch: Branch) -> Any:
-        found = branch.search
-        if found is None:
-            return None
-        quantization = (q.QuantizationSearchParams(rescore=found.rescore, oversampling=found.oversampling)
-                        if found.quantized else None)
-        return q.SearchParams(hnsw_ef=found.hnsw_ef, quantization=quantization)
+    def _engine_search(self, search: SearchSettings) -> Any:
+        quantization = q.QuantizationSearchParams(rescore=search.rescore, oversampling=search.oversampling)
+        return q.SearchParams(hnsw_ef=search.hnsw_ef, quantization=quantization if search.quantized else None)
 
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> Any:
         nearest = q.Query.Nearest(_vector(branch.vector), using=branch.using)
