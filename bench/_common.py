@@ -11,7 +11,10 @@ import platform
 import statistics
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import argparse
 
 CACHE = Path(__file__).resolve().parent.parent / ".bench_cache"
 
@@ -38,3 +41,35 @@ def best_of(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def cpu_model() -> str:
+    """The CPU's model name as lscpu/proc report it (platform.processor() is often empty on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def add_device_args(parser: "argparse.ArgumentParser", precision: bool = True) -> None:
+    """``--device`` (and ``--precision``) for every benchmark, so one flag moves it to a GPU."""
+    parser.add_argument("--device", default="cpu", help='torch device for the models: "cpu", "cuda", "cuda:1"...')
+    if precision:
+        parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                            help='our components\' precision ("auto": bf16 where the hardware runs it fast)')
+
+
+def header(bench: str, device: str, precision: "str | None", note: str = "") -> str:
+    """The first line of every benchmark: what ran where, when, in which precision."""
+    where = device
+    if device.startswith("cuda"):
+        import torch
+
+        where = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    parts = [f"# bench/{bench}.py, {stamp}", f"device {where}", f"precision {precision or 'n/a'}",
+             f"CPU {cpu_model()} x{os.cpu_count()}", f"python {platform.python_version()}"]
+    return ", ".join(parts) + (f" ({note})" if note else "")

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CACHE, best_of, machine_record  # noqa: E402
+from _common import CACHE, add_device_args, best_of, header, machine_record  # noqa: E402
 
 
 def build_clip_b32(path: Path) -> Path:
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--captions", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    add_device_args(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -82,9 +83,9 @@ def main() -> None:
     vocab = "a photo of the red blue car dog cat street chart slide revenue river night tree person".split()
     captions = [" ".join(rng.choice(vocab) for _ in range(rng.randint(4, 16))) for _ in range(args.captions)]
 
-    ours = MultimodalEmbedding(str(model_dir), device="cpu")
-    ours_fp32 = MultimodalEmbedding(str(model_dir), device="cpu", precision="fp32")
-    st = SentenceTransformer(str(model_dir), device="cpu")
+    ours = MultimodalEmbedding(str(model_dir), device=args.device, precision=args.precision)
+    ours_fp32 = MultimodalEmbedding(str(model_dir), device=args.device, precision="fp32")
+    st = SentenceTransformer(str(model_dir), device=args.device)  # the peer on the same device
 
     def st_images() -> np.ndarray:
         return st.encode(str_paths, normalize_embeddings=True)
@@ -96,6 +97,7 @@ def main() -> None:
                 out.append(st.encode([image.convert("RGB")], normalize_embeddings=True)[0])
         return out
 
+    print(header("embed", args.device, f"{args.precision} (resolved: {ours.precision})"))
     print(machine_record())
     print(f"ours default precision: {ours.precision}; {args.images} JPEGs 640x480; {args.captions} captions")
     image_rows = {

@@ -32,6 +32,9 @@ from PIL import Image
 
 from llama_index_mm_st.readers import ImageReader
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import add_device_args, header  # noqa: E402
+
 
 def _versions() -> str:
     names = ["llama-index-core", "llama-index-readers-file", "pillow", "pypdfium2", "pypdf", "fpdf2"]
@@ -206,9 +209,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=["images", "pdf", "memory"], help="run one section")
     parser.add_argument("--quick", action="store_true", help="200 images, 10 pages, 1,000 for memory, 1 run")
+    add_device_args(parser, precision=False)
     args = parser.parse_args()
     if args.quick:
         args.images, args.pages, args.many, args.runs = 200, 10, 1000, 1
+    print(header("reader", args.device, None, note="the reader decodes on the CPU; the device is not used"))
     print(f"# bench/reader.py on {platform.platform()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(f"# {_versions()}")
     with tempfile.TemporaryDirectory(prefix="mmst-bench-reader-") as tmp:

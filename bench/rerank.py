@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CACHE, machine_record  # noqa: E402
+from _common import CACHE, add_device_args, header, machine_record  # noqa: E402
 from embed import make_jpegs  # noqa: E402
 
 WORDS = (
@@ -127,9 +127,9 @@ def bench_text(args: argparse.Namespace) -> dict[str, float]:
     query = "quarter revenue chart for the product in the city office"
     texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 200))) for _ in range(args.pairs)]
     nodes = [NodeWithScore(node=TextNode(text=text), score=1.0 - i / 1000) for i, text in enumerate(texts)]
-    ours = MultimodalReranker(model_dir, top_n=len(nodes))
-    ours_fp32 = MultimodalReranker(model_dir, top_n=len(nodes), precision="fp32")
-    peer = CrossEncoder(model_dir)
+    ours = MultimodalReranker(model_dir, top_n=len(nodes), device=args.device, precision=args.precision)
+    ours_fp32 = MultimodalReranker(model_dir, top_n=len(nodes), device=args.device, precision="fp32")
+    peer = CrossEncoder(model_dir, device=args.device)  # the peer on the same device
     pairs = [(query, text) for text in texts]
 
     print(f"text: BERT-base cross-encoder, {len(pairs)} pairs of 20-200 words, ours precision {ours.scorers[0].precision}")
@@ -165,9 +165,11 @@ def bench_blip(args: argparse.Namespace) -> dict[str, float]:
     image_nodes = [NodeWithScore(node=ImageNode(image_path=str(p)), score=0.5) for p in paths]
     text_nodes = [NodeWithScore(node=TextNode(text=t), score=0.5) for t in texts]
     image_query = QueryBundle("", image_path=str(paths[0]))
-    ours = MultimodalReranker(model_dir, top_n=len(paths), batch_size=args.blip_batch)
-    ours_fp32 = MultimodalReranker(model_dir, top_n=len(paths), batch_size=args.blip_batch, precision="fp32")
-    model = BlipForImageTextRetrieval.from_pretrained(model_dir).eval()
+    ours = MultimodalReranker(model_dir, top_n=len(paths), batch_size=args.blip_batch, device=args.device,
+                              precision=args.precision)
+    ours_fp32 = MultimodalReranker(model_dir, top_n=len(paths), batch_size=args.blip_batch, device=args.device,
+                                   precision="fp32")
+    model = BlipForImageTextRetrieval.from_pretrained(model_dir).eval().to(args.device)  # the peer, same device
     processor = BlipProcessor.from_pretrained(model_dir)
 
     @torch.inference_mode()
@@ -175,7 +177,8 @@ def bench_blip(args: argparse.Namespace) -> dict[str, float]:
         out: list[float] = []
         for start in range(0, len(text_list), args.blip_batch):
             images = [Image.open(p).convert("RGB") for p in image_paths[start : start + args.blip_batch]]
-            inputs = processor(images=images, text=text_list[start : start + args.blip_batch], padding=True, return_tensors="pt")
+            inputs = processor(images=images, text=text_list[start : start + args.blip_batch], padding=True,
+                               return_tensors="pt").to(args.device)
             out.extend(model(**inputs, use_itm_head=True).itm_score.softmax(-1)[:, 1].tolist())
         return out
 
@@ -218,10 +221,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-blip", action="store_true")
+    add_device_args(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+    print(header("rerank", args.device, args.precision))
     print(machine_record())
     print(f"load average at start: {os.getloadavg()[0]:.2f} (other processes share these cores)")
     results = bench_text(args)

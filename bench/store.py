@@ -9,8 +9,16 @@ Three stores on the same nodes (512-d, half text, half image, a few words each),
 Ratios are printed against the peer. Local-mode queries are brute force (about a second each at
 100k), so they run for at most ``--local-seconds`` per store (at least 3 queries).
 
+Sections (``--sections``): ``peers`` (the table above), ``write`` (per-point cost split and
+``store.add`` against the engine's own id-only upsert), ``query`` (store p50 against the time inside
+the engine), ``batch`` (64 concurrent ``aquery`` against one after another, and the engine's own
+``query_batch`` gain), ``recall`` (recall@10 against exact search, size and speed per storage option,
+at ``--recall-size``), ``scale`` (build/optimize time, p50/p95, disk and RSS for the default and for
+int8 with originals on disk: ``--sizes 1000000``).
+
     python bench/store.py                     # 10k and 100k points
     python bench/store.py --sizes 10000       # quicker
+    python bench/store.py --sizes 1000000 --sections scale
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import add_device_args, header  # noqa: E402
 
 DIM = 512
 WORDS = (
@@ -200,27 +211,25 @@ def report(size: int, results: list[Result]) -> None:
         print("(ratios vs llamaindex-local: 'upsert x' = points/s ratio, 'p50 x' = how many times faster)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--queries", type=int, default=300, help="query pool per size")
-    parser.add_argument("--edge-seconds", type=float, default=20.0, help="time budget for Edge queries")
-    parser.add_argument("--local-seconds", type=float, default=15.0, help="time budget per local-mode store")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["edge", "ours-local", "llamaindex-local"])
-    args = parser.parse_args()
+SECTIONS = ("peers", "write", "query", "batch", "recall", "scale")
 
-    from importlib.metadata import version
 
-    import llama_index.core
+def edge_store(nodes: list[Any]) -> Any:
+    """An optimized Edge store holding ``nodes`` (for the query and batch sections)."""
+    from llama_index_mm_st.store import MultimodalQdrantStore
 
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-        f"qdrant-edge-py {version('qdrant-edge-py')}, qdrant-client {version('qdrant-client')}, "
-        f"llama-index-core {llama_index.core.__version__}"
-    )
-    for size in args.sizes:
-        nodes = make_nodes(size)
-        queries = make_queries(args.queries)
+    store = MultimodalQdrantStore(show_progress=False)
+    store.add(nodes)
+    store.optimize()
+    return store
+
+
+def run_sections(size: int, args: argparse.Namespace) -> None:
+    import _store_scale as S
+
+    nodes = make_nodes(size)
+    queries = make_queries(args.queries)
+    if "peers" in args.sections:
         results: list[Result] = []
         runs = [
             ("edge", lambda: bench_edge(nodes, queries, args.edge_seconds)),
@@ -236,8 +245,54 @@ def main() -> None:
                 results.append(result)
             gc.collect()
         report(size, results)
-        del nodes
+    if "write" in args.sections:
+        S.write_split(nodes)
+    if "query" in args.sections or "batch" in args.sections:
+        store = edge_store(nodes)
+        if "query" in args.sections:
+            S.query_overhead(store, queries)
+        if "batch" in args.sections:
+            S.batching(store, queries[:64])
+        store.close()
+    if "scale" in args.sections:
+        print(f"\n-- {size:,} points, hybrid + filter query --")
+        S.scale_run(nodes, queries, {}, "default (float32, RAM)", args.tmp)
         gc.collect()
+        S.scale_run(nodes, queries, {"quantization": "int8", "on_disk": True}, "int8, originals on disk", args.tmp)
+    del nodes
+    gc.collect()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--sections", nargs="+", default=["peers", "write", "query", "batch"], choices=SECTIONS)
+    parser.add_argument("--recall-size", type=int, default=100_000, help="points for the recall section")
+    parser.add_argument("--options", nargs="+", default=None, help="storage options for the recall section "
+                        "(names as printed; default: all)")
+    parser.add_argument("--tmp", default=None, help="directory for the scale section's store (needs disk space)")
+    add_device_args(parser, precision=False)
+    parser.add_argument("--queries", type=int, default=300, help="query pool per size")
+    parser.add_argument("--edge-seconds", type=float, default=20.0, help="time budget for Edge queries")
+    parser.add_argument("--local-seconds", type=float, default=15.0, help="time budget per local-mode store")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["edge", "ours-local", "llamaindex-local"])
+    args = parser.parse_args()
+
+    from importlib.metadata import version
+
+    import llama_index.core
+
+    print(header("store", args.device, None, note="Qdrant Edge runs on the CPU; the device is not used"))
+    print(
+        f"qdrant-edge-py {version('qdrant-edge-py')}, qdrant-client {version('qdrant-client')}, "
+        f"llama-index-core {llama_index.core.__version__}"
+    )
+    for size in args.sizes:
+        run_sections(size, args)
+    if "recall" in args.sections:
+        import _store_scale as S
+
+        S.recall_table(args.recall_size, args.options or list(S.RECALL_OPTIONS))
 
 
 if __name__ == "__main__":

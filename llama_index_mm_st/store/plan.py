@@ -200,6 +200,19 @@ def payload_to_node(payload: Mapping[str, Any]) -> BaseNode:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    """How a dense search runs: ``hnsw_ef`` is the graph search width (None: the engine's); on a
+    quantized store ``oversampling`` times the limit is drawn by the compressed vectors, then
+    ``rescore`` re-ranks those by the originals (what keeps recall). ``quantized`` False: no
+    quantization parameters are sent."""
+
+    hnsw_ef: Optional[int] = None
+    quantized: bool = False
+    rescore: bool = True
+    oversampling: Optional[float] = None
+
+
+@dataclass(frozen=True)
 class Branch:
     """One ranked list: nearest points by the named vector ``using``, among points matching the plan's
     filter and, when set, the branch's own ``restriction``."""
@@ -208,6 +221,7 @@ class Branch:
     vector: Any  # list[float] for dense, SparseVector for bm25
     limit: int
     restriction: Optional[models.Filter] = None
+    search: Optional[SearchSettings] = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +250,8 @@ class QueryOptions:
     rrf_k: int = 60
     weights: Mapping[str, float] = field(default_factory=dict)
     query_modality: QueryModality = "text"
+    search: Optional[SearchSettings] = None
+    """Search parameters for the dense branches (graph width, quantization)."""
 
 
 QueryModality = Literal["text", "image"]
@@ -299,10 +315,13 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
     if mode in _DENSE_MODES:
         if query.query_embedding is None:
             raise ValueError(f"a {mode.value} query needs query_embedding")
-        vector = list(query.query_embedding)
+        embedding = query.query_embedding
+        # A numpy query vector becomes Python floats in one C call: pyo3 reads numpy scalars one by one, slowly.
+        vector = embedding.tolist() if hasattr(embedding, "tolist") else list(embedding)
         check_vector(vector, "the query embedding")
         branches += [
-            Branch(name, vector, top_k, dense_restriction(name, opts.query_modality)) for name in opts.dense
+            Branch(name, vector, top_k, dense_restriction(name, opts.query_modality), opts.search)
+            for name in opts.dense
         ]
     wants_sparse = mode in _SPARSE_MODES or mode == VectorStoreQueryMode.HYBRID or opts.hybrid
     if wants_sparse and query.query_str:

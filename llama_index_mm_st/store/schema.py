@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Collection, Literal, Mapping, Optional
 
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES
@@ -27,6 +27,13 @@ RESERVED_PAYLOAD_KEYS = frozenset(
 )
 KEYWORD_INDEXED_KEYS = (MODALITY_KEY, REF_DOC_ID_KEY)
 
+Quantization = Literal["int8", "binary"]
+QUANTIZATIONS: tuple[Quantization, ...] = ("int8", "binary")
+VectorDatatype = Literal["float32", "float16"]
+VECTOR_DATATYPES: tuple[VectorDatatype, ...] = ("float32", "float16")
+STORAGE_OPTIONS = ("quantization", "on_disk", "vector_datatype", "wal")
+"""How the dense vectors are kept: recorded with the collection, so a reopened store knows them."""
+
 IndexKind = Literal["keyword", "integer", "float", "bool", "datetime", "text", "uuid"]
 INDEX_KINDS: tuple[IndexKind, ...] = ("keyword", "integer", "float", "bool", "datetime", "text", "uuid")
 
@@ -37,6 +44,10 @@ class StoreSchema:
 
     ``bm25_language`` is part of the schema because another language tokenises and stems
     differently, so stored sparse vectors would no longer match query vectors.
+
+    The storage options say how the dense vectors are kept: ``quantization`` (a compressed copy in
+    RAM that searches run on, rescored by the originals), ``on_disk`` (the originals memory-mapped
+    from disk instead of held in RAM) and ``vector_datatype`` (float16 halves the originals).
     """
 
     dim: int
@@ -45,6 +56,10 @@ class StoreSchema:
     distance: str = "cosine"
     idf: bool = True
     bm25_language: Optional[str] = "english"
+    quantization: Optional[str] = None  # one of QUANTIZATIONS for our collections; a server may report others
+    on_disk: bool = False
+    vector_datatype: str = "float32"
+    wal: bool = True  # Edge: a shard created without its write-ahead log can never turn it on
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -60,14 +75,21 @@ class StoreSchema:
             distance=str(data.get("distance", "cosine")).lower(),
             idf=bool(data.get("idf", True)),
             bm25_language=data.get("bm25_language"),
+            # A record written before the storage options existed describes full float32 vectors in RAM.
+            quantization=data.get("quantization"),
+            on_disk=bool(data.get("on_disk", False)),
+            vector_datatype=data.get("vector_datatype", "float32"),
+            wal=bool(data.get("wal", True)),
         )
 
 
-def check_schema(where: str, existing: StoreSchema, wanted: StoreSchema, dim_given: bool) -> None:
+def check_schema(where: str, existing: StoreSchema, wanted: StoreSchema, dim_given: bool,
+                 options_given: Collection[str] = STORAGE_OPTIONS) -> None:
     """Raise ``SchemaMismatchError`` listing every difference; silence would corrupt the store.
 
-    ``dim_given`` is False when the caller let the dimension come from the collection. A language
-    of ``None`` on the existing side means the backend could not record it (an older collection).
+    ``dim_given`` is False when the caller let the dimension come from the collection; likewise only
+    the storage options in ``options_given`` are compared (the others are taken from the collection).
+    A language of ``None`` on the existing side means the backend could not record it (an older collection).
     """
     problems = []
     if dim_given and existing.dim != wanted.dim:
@@ -82,6 +104,10 @@ def check_schema(where: str, existing: StoreSchema, wanted: StoreSchema, dim_giv
         problems.append("sparse vector has no IDF modifier")
     if existing.bm25_language is not None and existing.bm25_language != wanted.bm25_language:
         problems.append(f"bm25 language {existing.bm25_language!r} != {wanted.bm25_language!r}")
+    for option in STORAGE_OPTIONS:
+        have, want = getattr(existing, option), getattr(wanted, option)
+        if option in options_given and have != want:
+            problems.append(f"{option} {have!r} != requested {want!r}")
     if problems:
         raise SchemaMismatchError(f"{where} does not match the requested schema: " + "; ".join(problems))
 

@@ -14,7 +14,7 @@ from llama_index.core.schema import ImageNode, TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery
 from qdrant_client import models
 
-from llama_index_mm_st.errors import StoreLockedError
+from llama_index_mm_st.errors import SchemaMismatchError, StoreLockedError
 from llama_index_mm_st.store import MultimodalQdrantStore, UnsupportedFilterError
 from llama_index_mm_st.store.backends.edge import to_edge_filter
 from tests.store.conftest import DIM, unit
@@ -144,3 +144,62 @@ def test_payload_hnsw_opt_in_applies_to_metadata_keys_only(tmp_path: Path, rng: 
         store.add([TextNode(text="x", embedding=unit(rng.normal(size=DIM)), metadata={"lang": "en"})])
         graph = {key: info.params.enable_hnsw for key, info in store.client.info().payload_schema.items()}
     assert graph == {"modality": False, "ref_doc_id": False, "lang": True}
+
+
+def test_a_schema_record_without_storage_options_still_opens(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Stores written before the storage options existed hold float32 vectors in RAM, unquantized."""
+    import json
+
+    store = MultimodalQdrantStore(path=str(tmp_path))
+    store.add([TextNode(id_="t0", text="old", embedding=unit(rng.normal(size=DIM)))])
+    record = Path(store.local_path) / "mmst_schema.json"
+    store.close()
+    old = {k: v for k, v in json.loads(record.read_text()).items() if k not in ("quantization", "on_disk", "vector_datatype")}
+    record.write_text(json.dumps(old))
+    reopened = MultimodalQdrantStore(path=str(tmp_path))
+    assert reopened.count() == 1
+    assert (reopened.schema.quantization, reopened.schema.on_disk, reopened.schema.vector_datatype) == (None, False, "float32")
+    reopened.close()
+
+
+BULK_WRITER = textwrap.dedent(
+    """
+    import sys
+    from llama_index.core.schema import TextNode
+    from llama_index_mm_st.store import MultimodalQdrantStore
+    store = MultimodalQdrantStore(path=sys.argv[1], wal=False)
+    def nodes(start):
+        return [TextNode(id_=f"n{i}", text=f"w{i}", embedding=[1.0, float(i)] + [0.0] * 14) for i in range(start, start + 50)]
+    store.add(nodes(0))
+    store.flush()
+    print("checkpoint", flush=True)
+    store.add(nodes(50))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+def test_a_bulk_build_without_wal_keeps_its_checkpoints_through_kill_9(tmp_path: Path) -> None:
+    writer = subprocess.Popen([sys.executable, "-c", BULK_WRITER, str(tmp_path)], cwd=REPO, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert writer.stdout.readline().strip() == "checkpoint"
+    assert writer.stdout.readline().strip() == "ready"
+    writer.kill()  # SIGKILL: no close(), no flush
+    writer.wait()
+    with pytest.raises(SchemaMismatchError, match="wal False != requested True"):
+        MultimodalQdrantStore(path=str(tmp_path), wal=True)  # the engine can't add a WAL to a shard later
+    store = MultimodalQdrantStore(path=str(tmp_path))  # opens, still without a WAL
+    assert store.schema.wal is False
+    kept = {n.node_id for n in store.get_nodes()}
+    assert {f"n{i}" for i in range(50)} <= kept  # everything up to the checkpoint survived
+    store.add([TextNode(id_=f"n{i}", text=f"w{i}", embedding=[1.0, float(i)] + [0.0] * 14) for i in range(50, 100)])
+    assert store.count() == 100  # the re-run ends with exactly the full set
+    store.close()
+
+
+def test_wal_off_is_an_edge_option_only() -> None:
+    from qdrant_client import QdrantClient
+
+    with pytest.raises(ValueError, match="wal=False applies to an Edge store"):
+        MultimodalQdrantStore(client=QdrantClient(":memory:"), wal=False)

@@ -165,3 +165,27 @@ def test_json_metadata_values_pass() -> None:
     metadata = {"s": "café", "i": -3, "f": 2.5, "b": True, "n": None, "l": [1, "a"], "d": {"k": [1.5]}}
     point = P.node_to_point(TextNode(id_="m2", text="x", embedding=[1.0], metadata=metadata), 1, fake_sparse, [])
     assert {key: point.payload[key] for key in metadata} == metadata
+
+
+def test_search_settings_go_to_dense_branches_only() -> None:
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from llama_index_mm_st.store.plan import QueryOptions, SearchSettings, plan_query
+    from llama_index_mm_st.types import SparseVector
+
+    search = SearchSettings(hnsw_ef=128, quantized=True, rescore=True, oversampling=3.0)
+    opts = QueryOptions(dense=("text", "image"), search=search)
+    plan = plan_query(VectorStoreQuery(query_embedding=[1.0, 0.0], query_str="w", mode="hybrid"), opts,
+                      lambda text: SparseVector([1], [1.0]))
+    assert [(b.using, b.search) for b in plan.branches] == [("text", search), ("image", search), ("bm25", None)]
+
+
+def test_a_numpy_query_vector_becomes_python_floats() -> None:
+    import numpy as np
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from llama_index_mm_st.store.plan import QueryOptions, plan_query
+
+    plan = plan_query(VectorStoreQuery(query_embedding=np.array([0.5, 0.25], dtype=np.float32)),
+                      QueryOptions(dense=("text",)), lambda text: None)  # type: ignore[arg-type, return-value]
+    assert plan.branches[0].vector == [0.5, 0.25] and type(plan.branches[0].vector[0]) is float

@@ -58,6 +58,9 @@ class Backend(Protocol):
 
     def query(self, plan: QueryPlan) -> list[Hit]: ...
 
+    def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[Hit] | BaseException]:
+        """Hits per plan from one engine call; a failing query gets its exception, the others their hits."""
+
     def retrieve(self, ids: Sequence[str]) -> list[Hit]: ...
 
     def scroll(self, flt: Optional[models.Filter]) -> list[Hit]:
@@ -74,5 +77,8 @@ class Backend(Protocol):
 
     def optimize(self) -> None:
         """Build the HNSW and payload indexes now, so queries run at full speed."""
+
+    def flush(self) -> None:
+        """Make every write so far durable (what a checkpoint needs when the WAL is off)."""
 
     def close(self) -> None: ...

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 from qdrant_client import QdrantClient, models
 
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
-from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
+from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import INDEX_KINDS, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
 # qdrant-client names index types and parameter classes after our kinds: KEYWORD, KeywordIndexParams...
@@ -20,6 +20,37 @@ _INDEX_TYPES: dict[str, models.PayloadSchemaType] = {kind: models.PayloadSchemaT
 _INDEX_KINDS = {v.value: k for k, v in _INDEX_TYPES.items()}
 _INDEX_PARAMS: dict[str, Any] = {kind: getattr(models, f"{kind.capitalize()}IndexParams") for kind in INDEX_KINDS}
 _META_LANGUAGE = "mmst_bm25_language"
+
+# As on Edge: the compressed copy in RAM (always_ram) even when the originals are on disk.
+_QUANTIZATION: dict[str, Any] = {
+    "int8": models.ScalarQuantization(
+        scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+    ),
+    "binary": models.BinaryQuantization(
+        binary=models.BinaryQuantizationConfig(
+            always_ram=True, query_encoding=models.BinaryQuantizationQueryEncoding.SCALAR8BITS
+        )
+    ),
+}
+_QUANTIZATION_NAMES = {models.ScalarQuantization: "int8", models.BinaryQuantization: "binary"}
+
+
+def _vector_params(schema: StoreSchema) -> models.VectorParams:
+    datatype = models.Datatype.FLOAT16 if schema.vector_datatype == "float16" else None
+    quantization = _QUANTIZATION[schema.quantization] if schema.quantization else None
+    return models.VectorParams(size=schema.dim, distance=models.Distance.COSINE, on_disk=schema.on_disk or None,
+                               datatype=datatype, quantization_config=quantization)
+
+
+def _storage_options(params: models.VectorParams, collection_quantization: Any) -> dict[str, Any]:
+    """What a server reports back of our storage options (a collection-wide quantization counts too)."""
+    quantization = params.quantization_config or collection_quantization
+    datatype = params.datatype.value if params.datatype is not None else "float32"
+    return {
+        "quantization": _QUANTIZATION_NAMES.get(type(quantization), None if quantization is None else "other"),
+        "on_disk": bool(params.on_disk),
+        "vector_datatype": datatype,
+    }
 
 
 def _vector(value: Any) -> Any:
@@ -78,6 +109,7 @@ class ClientBackend(BackendCore):
         sizes = {v.size for v in vectors.values()}
         distances = {v.distance.value.lower() for v in vectors.values()}
         sparse_name = next(iter(sparse), "")
+        options = [_storage_options(v, config.quantization_config) for v in vectors.values()]
         return StoreSchema(
             dim=sizes.pop() if len(sizes) == 1 else -1,
             dense=tuple(vectors),
@@ -85,6 +117,7 @@ class ClientBackend(BackendCore):
             distance=distances.pop() if len(distances) == 1 else ",".join(sorted(distances)),
             idf=bool(sparse) and all(s.modifier == models.Modifier.IDF for s in sparse.values()),
             bm25_language=(config.metadata or {}).get(_META_LANGUAGE),
+            **(options[0] if options and all(o == options[0] for o in options) else {"quantization": "mixed"}),
         )
 
     def open(self, schema: StoreSchema) -> None:
@@ -93,9 +126,7 @@ class ClientBackend(BackendCore):
     def create(self, schema: StoreSchema) -> None:
         self._client.create_collection(
             self._name,
-            vectors_config={
-                name: models.VectorParams(size=schema.dim, distance=models.Distance.COSINE) for name in schema.dense
-            },
+            vectors_config={name: _vector_params(schema) for name in schema.dense},
             sparse_vectors_config={schema.sparse: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             metadata={_META_LANGUAGE: schema.bm25_language},
             **self._create_args,
@@ -143,20 +174,35 @@ class ClientBackend(BackendCore):
     def _write(self, engine_points: list[Any]) -> None:
         self._client.upsert(self._name, points=engine_points, wait=True)
 
-    def _search(self, branch: Branch, engine_filter: Any, limit: int) -> list[Any]:
-        return self._client.query_points(
-            self._name, query=_vector(branch.vector), using=branch.using, query_filter=engine_filter,
-            limit=limit, with_payload=True,
-        ).points
+    def _engine_search(self, search: SearchSettings) -> models.SearchParams:
+        quantization = models.QuantizationSearchParams(rescore=search.rescore, oversampling=search.oversampling)
+        return models.SearchParams(hnsw_ef=search.hnsw_ef, quantization=quantization if search.quantized else None)
 
-    def _fused(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> list[Any]:
-        return self._client.query_points(
-            self._name,
-            prefetch=[models.Prefetch(query=_vector(b.vector), using=b.using, limit=b.limit, filter=f) for b, f in branches],
+    def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> models.QueryRequest:
+        return models.QueryRequest(query=_vector(branch.vector), using=branch.using, filter=engine_filter,
+                                   limit=plan.limit, with_payload=True, params=self._params(branch))
+
+    def _fused_request(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> models.QueryRequest:
+        return models.QueryRequest(
+            prefetch=[
+                models.Prefetch(query=_vector(b.vector), using=b.using, limit=b.limit, filter=f, params=self._params(b))
+                for b, f in branches
+            ],
             query=models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=plan.weights)),
             limit=plan.limit,  # every candidate comes through a filtered prefetch
             with_payload=True,
+        )
+
+    def _run(self, request: models.QueryRequest) -> list[Any]:
+        return self._client.query_points(
+            self._name, query=request.query, using=request.using, prefetch=request.prefetch,
+            query_filter=request.filter, search_params=request.params, limit=request.limit, with_payload=True,
         ).points
+
+    def _run_batch(self, requests: list[Any]) -> list[list[Any]]:
+        """One ``query_batch_points`` call: one round trip to a server for the whole batch, which the
+        server plans together (local mode runs them one by one)."""
+        return [response.points for response in self._client.query_batch_points(self._name, requests=requests)]
 
     def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[list[Any], Any]:
         return self._client.scroll(self._name, scroll_filter=engine_filter, limit=limit, offset=offset,
@@ -181,6 +227,9 @@ class ClientBackend(BackendCore):
 
     def optimize(self) -> None:
         """A server optimises in the background; nothing to force here."""
+
+    def flush(self) -> None:
+        """A server makes acknowledged writes durable on its own (its WAL); nothing to do."""
 
     def close(self) -> None:
         """Close the client only if the store made it; a caller's client stays theirs."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 from qdrant_client import models
 
-from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
+from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME
 from llama_index_mm_st.types import SparseVector
 
@@ -23,6 +23,12 @@ SCROLL_PAGE = 1024
 
 ENGINE_REJECTIONS: tuple[type[BaseException], ...] = (TypeError, ValueError, OverflowError)
 """What an engine's point constructor raises for a value it cannot hold (pyo3 and pydantic alike)."""
+
+QUERY_FAILURES: tuple[type[BaseException], ...] = (TypeError, ValueError, OverflowError, RuntimeError, OSError)
+"""What building or running one query may raise (a filter the engine can't express, an engine error):
+in a batch it becomes that query's result, so the error stays with its caller."""
+
+BatchResult = Union[list["Hit"], BaseException]
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,14 @@ class BackendCore(ABC):
     def _engine_point(self, point: PointSpec) -> Any:
         """One point in the engine's type; raises one of ``ENGINE_REJECTIONS`` for a value it can't hold."""
 
+    @abstractmethod
+    def _engine_search(self, search: SearchSettings) -> Any:
+        """Dense search settings (graph width, quantization) in the engine's type."""
+
+    def _params(self, branch: Branch) -> Any:
+        """The engine's search parameters for one branch; None leaves the engine's defaults."""
+        return None if branch.search is None else self._engine_search(branch.search)
+
     # ---------------------------------------------------------------- adapters: I/O
 
     @property
@@ -75,12 +89,20 @@ class BackendCore(ABC):
     def _write(self, engine_points: list[Any]) -> None: ...
 
     @abstractmethod
-    def _search(self, branch: Branch, engine_filter: Any, limit: int) -> list[Any]:
-        """Nearest points by one named vector."""
+    def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> Any:
+        """A request for the nearest ``plan.limit`` points by one named vector."""
 
     @abstractmethod
-    def _fused(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> list[Any]:
-        """Each (branch, its engine filter) as a prefetch, fused by RRF with ``plan.rrf_k``/``weights``."""
+    def _fused_request(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> Any:
+        """A request with each (branch, its engine filter) as a prefetch, fused by RRF with ``plan.rrf_k``/``weights``."""
+
+    @abstractmethod
+    def _run(self, request: Any) -> list[Any]:
+        """Run one request; the engine's scored records."""
+
+    @abstractmethod
+    def _run_batch(self, requests: list[Any]) -> list[list[Any]]:
+        """Run several requests in one engine call; one record list per request, in order."""
 
     @abstractmethod
     def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[list[Any], Any]:
@@ -104,21 +126,53 @@ class BackendCore(ABC):
             if on_batch is not None:
                 on_batch(len(batch))
 
-    def query(self, plan: QueryPlan) -> list[Hit]:
+    def _request(self, plan: QueryPlan) -> Any:
         """The plan's filter is translated once; each branch adds only its own restriction."""
-        if not self.exists or not plan.branches:
-            return []
         common = self._engine_filter(plan.filter)
         filtered = [
             (branch, common if branch.restriction is None else self._engine_and(common, self._engine_filter(branch.restriction)))
             for branch in plan.branches
         ]
         if plan.fused:
-            records = self._fused(filtered, plan)
-        else:
-            branch, engine_filter = filtered[0]
-            records = self._search(branch, engine_filter, plan.limit)
-        return [hit(record) for record in records]
+            return self._fused_request(filtered, plan)
+        branch, engine_filter = filtered[0]
+        return self._nearest_request(branch, engine_filter, plan)
+
+    def query(self, plan: QueryPlan) -> list[Hit]:
+        if not self.exists or not plan.branches:
+            return []
+        return [hit(record) for record in self._run(self._request(plan))]
+
+    def query_batch(self, plans: Sequence[QueryPlan]) -> list[BatchResult]:
+        """Hits per plan, in order, from one engine call; a query that fails gets its exception as
+        its result, and the others still get theirs."""
+        results: list[BatchResult] = [[] for _ in plans]
+        requests: list[Any] = []
+        slots: list[int] = []
+        for slot, plan in enumerate(plans):
+            if not self.exists or not plan.branches:
+                continue
+            try:
+                requests.append(self._request(plan))
+                slots.append(slot)
+            except QUERY_FAILURES as exc:
+                results[slot] = exc
+        if not requests:
+            return results
+        try:
+            records: list[Union[list[Any], BaseException]] = list(self._run_batch(requests))
+        except QUERY_FAILURES:
+            # The engine refuses a batch as a whole; rerun its queries one by one to find whose error it is.
+            records = [self._run_alone(request) for request in requests]
+        for slot, found in zip(slots, records):
+            results[slot] = found if isinstance(found, BaseException) else [hit(record) for record in found]
+        return results
+
+    def _run_alone(self, request: Any) -> Union[list[Any], BaseException]:
+        try:
+            return self._run(request)
+        except QUERY_FAILURES as exc:
+            return exc
 
     def _pages(self, flt: Optional[models.Filter], limit: int, with_vectors: bool) -> Iterator[list[Any]]:
         if not self.exists:

@@ -20,7 +20,7 @@ from qdrant_client import models
 
 from llama_index_mm_st.errors import StoreLockedError, UnsupportedFilterError
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
-from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
+from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import INDEX_KINDS, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
 SCHEMA_FILE = "mmst_schema.json"
@@ -32,6 +32,16 @@ SHARD_DIR = "shard"
 _INDEX_TYPES: dict[str, Any] = {kind: getattr(q.PayloadSchemaType, kind.capitalize()) for kind in INDEX_KINDS}
 _INDEX_KINDS = {str(v): k for k, v in _INDEX_TYPES.items()}
 _INDEX_PARAMS: dict[str, Any] = {kind: getattr(q, f"{kind.capitalize()}IndexParams") for kind in INDEX_KINDS}
+
+# The compressed copy stays in RAM (Pinned) even when the originals are on disk: searches run on it.
+_QUANTIZATION: dict[str, Callable[[], Any]] = {
+    "int8": lambda: q.ScalarQuantizationConfig(q.ScalarType.Int8, quantile=0.99, memory=q.Memory.Pinned),
+    # 8-bit queries against 1-bit points (asymmetric): better recall than 1-bit queries at the same size.
+    "binary": lambda: q.BinaryQuantizationConfig(
+        query_encoding=q.BinaryQuantizationQueryEncoding.Scalar8Bits, memory=q.Memory.Pinned
+    ),
+}
+_DATATYPES: dict[str, Any] = {"float32": None, "float16": q.VectorStorageDatatype.Float16}
 
 
 # ------------------------------------------------ qdrant_client filter -> qdrant_edge filter
@@ -175,11 +185,19 @@ class EdgeBackend(BackendCore):
         if self._shard is None:
             self._shard = q.EdgeShard.load(str(self._dir / SHARD_DIR), self._config(schema))
 
-    @staticmethod
-    def _config(schema: StoreSchema) -> Any:
+    def _config(self, schema: StoreSchema) -> Any:
+        def params() -> Any:
+            return q.EdgeVectorParams(
+                schema.dim, q.Distance.Cosine,
+                datatype=_DATATYPES[schema.vector_datatype],
+                quantization_config=_QUANTIZATION[schema.quantization]() if schema.quantization else None,
+                memory=q.Memory.Cold if schema.on_disk else None,  # Cold: read from disk on demand
+            )
+
         return q.EdgeConfig(
-            vectors={name: q.EdgeVectorParams(schema.dim, q.Distance.Cosine) for name in schema.dense},
+            vectors={name: params() for name in schema.dense},
             sparse_vectors={schema.sparse: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+            wal_enabled=schema.wal,  # fixed at creation: the engine refuses to change it on load
         )
 
     def create(self, schema: StoreSchema) -> None:
@@ -229,20 +247,31 @@ class EdgeBackend(BackendCore):
     def _write(self, engine_points: list[Any]) -> None:
         self._require().update(q.UpdateOperation.upsert_points(engine_points))
 
-    def _search(self, branch: Branch, engine_filter: Any, limit: int) -> list[Any]:
-        nearest = q.Query.Nearest(_vector(branch.vector), using=branch.using)
-        return self._shard.query(q.QueryRequest(limit=limit, query=nearest, filter=engine_filter, with_payload=True))
+    def _engine_search(self, search: SearchSettings) -> Any:
+        quantization = q.QuantizationSearchParams(rescore=search.rescore, oversampling=search.oversampling)
+        return q.SearchParams(hnsw_ef=search.hnsw_ef, quantization=quantization if search.quantized else None)
 
-    def _fused(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> list[Any]:
+    def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> Any:
+        nearest = q.Query.Nearest(_vector(branch.vector), using=branch.using)
+        return q.QueryRequest(limit=plan.limit, query=nearest, filter=engine_filter, with_payload=True,
+                              params=self._params(branch))
+
+    def _fused_request(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> Any:
         prefetches = [
-            q.Prefetch(limit=b.limit, query=q.Query.Nearest(_vector(b.vector), using=b.using), filter=f)
+            q.Prefetch(limit=b.limit, query=q.Query.Nearest(_vector(b.vector), using=b.using), filter=f,
+                       params=self._params(b))
             for b, f in branches
         ]
-        request = q.QueryRequest(
+        return q.QueryRequest(
             limit=plan.limit, prefetches=prefetches, query=q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights),
             with_payload=True,  # every candidate comes through a filtered prefetch
         )
-        return self._shard.query(request)
+
+    def _run(self, request: Any) -> list[Any]:
+        return self._require().query(request)
+
+    def _run_batch(self, requests: list[Any]) -> list[list[Any]]:
+        return self._require().query_batch(q.QueryBatchRequest(requests))
 
     def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[list[Any], Any]:
         request = q.ScrollRequest(offset=offset, limit=limit, filter=engine_filter, with_payload=True,
@@ -270,6 +299,10 @@ class EdgeBackend(BackendCore):
     def optimize(self) -> None:
         if self._shard is not None:
             self._shard.optimize()
+
+    def flush(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
 
     def close(self) -> None:
         if self._shard is not None:

@@ -1,0 +1,250 @@
+"""The store at scale, measured on Qdrant Edge: where a write's time goes, how close a query gets to
+the engine, what batching concurrent queries gains, and what each storage option costs in recall,
+memory and disk. Used by ``bench/store.py``; every ratio prints both of its sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+DIM = 512
+RECALL_OPTIONS: dict[str, dict[str, Any]] = {
+    "default (float32, RAM)": {},
+    "float16": {"vector_datatype": "float16"},
+    "int8": {"quantization": "int8"},
+    "int8, originals on disk": {"quantization": "int8", "on_disk": True},
+    "int8, x3 oversampling": {"quantization": "int8", "oversampling": 3.0},
+    "int8, hnsw_ef=128": {"quantization": "int8", "hnsw_ef": 128},
+    "default, hnsw_ef=128": {"hnsw_ef": 128},
+    "binary (rescored, x4 oversampling)": {"quantization": "binary"},
+    "binary, no rescoring": {"quantization": "binary", "rescore": False, "oversampling": 1.0},
+}
+
+
+def disk_bytes(path: str) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def rss_mb() -> float:
+    """Peak resident set of this process so far (Linux: ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build(path: str, nodes: list[Any], options: dict[str, Any]) -> tuple[Any, float, float]:
+    """A store at ``path`` holding ``nodes``, optimized; with the add and optimize times."""
+    from llama_index_mm_st.store import MultimodalQdrantStore
+
+    store = MultimodalQdrantStore(path=path, show_progress=False, **options)
+    start = time.perf_counter()
+    store.add(nodes)
+    add_s = time.perf_counter() - start
+    start = time.perf_counter()
+    store.optimize()
+    return store, add_s, time.perf_counter() - start
+
+
+def percentiles(times_ms: list[float]) -> tuple[float, float]:
+    times_ms = sorted(times_ms)
+    return statistics.median(times_ms), times_ms[min(len(times_ms) - 1, int(round(0.95 * (len(times_ms) - 1))))]
+
+
+# ------------------------------------------------------------------ writes: the per-point split
+
+
+def write_split(nodes: list[Any], rounds: int = 3) -> None:
+    """Per point: plan (node -> PointSpec), engine point conversion, engine update; against the
+    engine's own upsert of the same vectors with an id-only payload, and ``store.add`` end to end.
+    Every side runs once per round, interleaved, into a fresh store; the best round of each is kept."""
+    import qdrant_edge as q
+
+    from llama_index_mm_st.store import MultimodalQdrantStore
+    from llama_index_mm_st.store import plan as P
+
+    n = len(nodes)
+    best: dict[str, float] = {}
+
+    def keep(name: str, seconds: float) -> None:
+        best[name] = min(best.get(name, float("inf")), seconds)
+
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="mmst-split-") as tmp:
+            store = MultimodalQdrantStore(path=tmp, collection_name="split", dim=DIM, show_progress=False)
+            backend, encode, keys = store._backend, store._bm25.document, store.bm25_metadata_keys
+            start = time.perf_counter()
+            specs = [P.node_to_point(node, DIM, encode, keys) for node in nodes]
+            keep("plan", time.perf_counter() - start)
+            start = time.perf_counter()
+            points = [backend._engine_point(spec) for spec in specs]
+            keep("convert", time.perf_counter() - start)
+            start = time.perf_counter()
+            for i in range(0, n, store.batch_size):
+                backend._write(points[i : i + store.batch_size])
+            keep("write", time.perf_counter() - start)
+            config = backend._config(store.schema)
+            store.close()
+        with tempfile.TemporaryDirectory(prefix="mmst-add-") as tmp:
+            store = MultimodalQdrantStore(path=tmp, collection_name="add", dim=DIM, show_progress=False)
+            start = time.perf_counter()
+            store.add(nodes)
+            keep("add", time.perf_counter() - start)
+            store.close()
+        with tempfile.TemporaryDirectory(prefix="mmst-raw-") as tmp:
+            shard = q.EdgeShard.create(tmp, config)
+            vectors = [{name: list(vec) for name, vec in spec.dense.items()} for spec in specs]
+            for spec, vec in zip(specs, vectors):  # the same vectors: the dense ones and the BM25 one
+                if spec.sparse is not None:
+                    vec["bm25"] = q.SparseVector(list(spec.sparse.indices), list(spec.sparse.values))
+            start = time.perf_counter()
+            raw = [q.Point(spec.id, vec, {}) for spec, vec in zip(specs, vectors)]
+            convert_s = time.perf_counter() - start
+            start = time.perf_counter()
+            for i in range(0, n, 512):
+                shard.update(q.UpdateOperation.upsert_points(raw[i : i + 512]))
+            write_s = time.perf_counter() - start
+            keep("raw", convert_s + write_s)
+            keep("raw convert", convert_s)
+            keep("raw write", write_s)
+            shard.close()
+    us = 1e6 / n
+    print(f"\n-- write path, {n:,} points, per point (best of {rounds} interleaved rounds) --")
+    print(f"plan (node -> PointSpec)          {best['plan'] * us:7.1f} us")
+    print(f"engine point conversion           {best['convert'] * us:7.1f} us")
+    print(f"engine update                     {best['write'] * us:7.1f} us")
+    print(f"store.add end to end              {best['add'] * us:7.1f} us  = {n / best['add']:8,.0f} pts/s")
+    print(f"engine alone, id-only payload     {best['raw'] * us:7.1f} us  = {n / best['raw']:8,.0f} pts/s"
+          f"  (point objects {best['raw convert'] * us:.1f} us + update {best['raw write'] * us:.1f} us)")
+    print(f"store.add / engine id-only upsert: {best['raw'] / best['add']:.2f}x the engine's throughput (target >= 0.7)")
+
+
+# ------------------------------------------------------------------ queries: store vs engine, batching
+
+
+def query_overhead(store: Any, queries: list[Any], repeats: int = 3) -> None:
+    """Hybrid+filter p50 through ``store.query`` against the engine's own time for the same request."""
+    backend = store._backend
+    requests = [backend._request(store._plan(q, {})) for q in queries]
+    through, inside = [], []
+    for _ in range(repeats):  # interleaved, so both sides see the same machine load
+        for query, request in zip(queries, requests):
+            start = time.perf_counter()
+            store.query(query)
+            through.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            backend._run(request)
+            inside.append((time.perf_counter() - start) * 1000)
+    (s50, s95), (e50, e95) = percentiles(through), percentiles(inside)
+    print(f"\n-- hybrid + filter query, {len(through)} runs, interleaved --")
+    print(f"store.query          p50 {s50:7.2f} ms  p95 {s95:7.2f} ms")
+    print(f"inside the engine    p50 {e50:7.2f} ms  p95 {e95:7.2f} ms  (EdgeShard.query on the prepared request)")
+    print(f"store / engine p50: {s50 / e50:.2f}x (target <= 1.2x)")
+
+
+def batching(store: Any, queries: list[Any], rounds: int = 7) -> None:
+    """64 concurrent ``aquery`` calls against the same queries one after another; and the engine's
+    own ``query_batch`` against its ``query`` one by one, interleaved round by round."""
+    import qdrant_edge as q
+
+    backend, shard = store._backend, store.client
+    requests = [backend._request(store._plan(x, {})) for x in queries]
+
+    async def concurrent() -> list[Any]:
+        return await asyncio.gather(*(store.aquery(x) for x in queries))
+
+    sides: dict[str, list[float]] = {"sequential store.query": [], "concurrent aquery": [],
+                                     "engine one by one": [], "engine query_batch": []}
+    loop = asyncio.new_event_loop()  # one loop for every round, as in a server: its worker thread stays up
+    runs = {
+        "sequential store.query": lambda: [store.query(x) for x in queries],
+        "concurrent aquery": lambda: loop.run_until_complete(concurrent()),
+        "engine one by one": lambda: [shard.query(r) for r in requests],
+        "engine query_batch": lambda: shard.query_batch(q.QueryBatchRequest(requests)),
+    }
+    for fn in runs.values():
+        fn()  # warm up
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            sides[name].append(time.perf_counter() - start)
+    loop.close()
+    med = {name: statistics.median(times) * 1000 for name, times in sides.items()}
+    n = len(queries)
+    print(f"\n-- {n} queries (hybrid + filter), median of {rounds} interleaved rounds --")
+    for name, ms in med.items():
+        print(f"{name:<24}{ms:9.1f} ms  {n / ms * 1000:8.0f} queries/s")
+    print(f"store: concurrent aquery vs sequential query: {med['sequential store.query'] / med['concurrent aquery']:.2f}x"
+          f" throughput (target >= 1.3x)")
+    print(f"engine: query_batch vs query one by one:      {med['engine one by one'] / med['engine query_batch']:.2f}x")
+
+
+# ------------------------------------------------------------------ storage options: recall, size
+
+
+def clustered(n: int, seed: int, latent: int = 32) -> np.ndarray:
+    """Unit vectors with a low intrinsic dimension, like real embeddings (whose neighbourhoods live
+    in a few dozen directions): a random 32-d latent mapped to 512-d, plus a little isotropic noise.
+    Uniform random 512-d vectors have no near neighbours at all, which no ANN index is built for
+    (HNSW recall@10 there is about 0.7 at any setting)."""
+    basis = np.random.default_rng(1234).normal(size=(latent, DIM)).astype(np.float32)  # shared by data and queries
+    rng = np.random.default_rng(seed)
+    vecs = rng.normal(size=(n, latent)).astype(np.float32) @ basis
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs += 0.15 / np.sqrt(DIM) * rng.normal(size=(n, DIM)).astype(np.float32)
+    return vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+
+def recall_table(size: int, option_names: list[str], queries: int = 200, k: int = 10) -> None:
+    """recall@k of the store's dense search against exact (numpy) search, per storage option, with
+    build and optimize time, query p50/p95, disk size and this process's peak RSS."""
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    data = clustered(size, seed=7)
+    probe = clustered(queries, seed=8)
+    exact = np.argsort(-(probe @ data.T), axis=1)[:, :k]
+    nodes = [TextNode(id_=f"n{i}", text="w", embedding=row) for i, row in enumerate(data.tolist())]
+    ids = {f"n{i}": i for i in range(size)}
+    print(f"\n-- storage options at {size:,} points ({DIM}-d, 32-d latent), recall@{k} vs exact search, {queries} queries --")
+    print(f"{'option':<38}{'recall':>8}{'p50 ms':>9}{'p95 ms':>9}{'add s':>8}{'optimize s':>11}{'disk MB':>9}{'peak RSS MB':>12}")
+    for name in option_names:
+        with tempfile.TemporaryDirectory(prefix="mmst-recall-") as tmp:
+            store, add_s, optimize_s = build(tmp, nodes, RECALL_OPTIONS[name])
+            hits, times = 0, []
+            for row, truth in zip(probe.tolist(), exact):
+                start = time.perf_counter()
+                found = store.query(VectorStoreQuery(query_embedding=row, similarity_top_k=k)).ids
+                times.append((time.perf_counter() - start) * 1000)
+                hits += len({ids[i] for i in found} & set(truth.tolist()))
+            p50, p95 = percentiles(times)
+            size_mb = disk_bytes(tmp) / 1e6
+            store.close()
+        print(f"{name:<38}{hits / (k * queries):>8.3f}{p50:>9.2f}{p95:>9.2f}{add_s:>8.1f}{optimize_s:>11.1f}"
+              f"{size_mb:>9.0f}{rss_mb():>12.0f}")
+    print("(peak RSS is the process's high-water mark so far: it only grows down the table)")
+
+
+def scale_run(nodes: list[Any], queries: list[Any], options: dict[str, Any], label: str,
+              directory: Optional[str] = None) -> None:
+    """One large store: build and optimize time, hybrid+filter p50/p95, disk size, peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="mmst-scale-", dir=directory) as tmp:
+        store, add_s, optimize_s = build(tmp, nodes, options)
+        for x in queries[:10]:
+            store.query(x)
+        times = []
+        for x in queries[10:]:
+            start = time.perf_counter()
+            store.query(x)
+            times.append((time.perf_counter() - start) * 1000)
+        p50, p95 = percentiles(times)
+        size_mb = disk_bytes(tmp) / 1e6
+        store.close()
+    print(f"{label:<28} add {add_s:7.1f} s ({len(nodes) / add_s:,.0f} pts/s), optimize {optimize_s:7.1f} s, "
+          f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, disk {size_mb:,.0f} MB, peak RSS {rss_mb():,.0f} MB")

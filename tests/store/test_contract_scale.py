@@ -1,0 +1,145 @@
+"""Contract tests for the store at scale, on both backends: batched concurrent queries and the
+storage options (quantization, originals on disk, float16) recorded with the collection."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from llama_index.core.schema import TextNode
+from llama_index.core.vector_stores.types import (
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+)
+
+from llama_index_mm_st.errors import SchemaMismatchError
+from llama_index_mm_st.store import MultimodalQdrantStore
+from llama_index_mm_st.store.backends.core import BackendCore
+from tests.store.conftest import DIM, unit
+
+Make = Callable[..., MultimodalQdrantStore]
+OPTIONS = [
+    {},
+    {"quantization": "int8"},
+    {"quantization": "binary"},
+    {"on_disk": True},
+    {"vector_datatype": "float16"},
+    {"quantization": "int8", "on_disk": True, "vector_datatype": "float16"},
+    {"quantization": "binary", "hnsw_ef": 64, "oversampling": 2.0},  # query-time settings ride along
+]
+
+
+def filled(make_store: Make, rng: np.random.Generator, n: int = 40, **options: Any) -> MultimodalQdrantStore:
+    store = make_store(**options)
+    store.add([TextNode(id_=f"t{i}", text=f"word{i} shared", embedding=unit(rng.normal(size=DIM)),
+                        metadata={"n": i}) for i in range(n)])
+    return store
+
+
+async def test_concurrent_aqueries_match_sync_queries(make_store: Make, rng: np.random.Generator) -> None:
+    store = filled(make_store, rng)
+    vectors = [unit(rng.normal(size=DIM)) for _ in range(20)]
+    queries = [VectorStoreQuery(query_embedding=v, query_str="word3", mode="hybrid", similarity_top_k=5) for v in vectors]
+    expected = [store.query(q) for q in queries]
+    results = await asyncio.gather(*(store.aquery(q) for q in queries))
+    for want, got in zip(expected, results):
+        assert set(got.ids) == set(want.ids)
+        assert sorted(got.similarities) == pytest.approx(sorted(want.similarities))
+
+
+async def test_a_bad_query_in_a_batch_fails_alone(make_store: Make, rng: np.random.Generator) -> None:
+    store = filled(make_store, rng)
+    good = VectorStoreQuery(query_embedding=unit(rng.normal(size=DIM)), similarity_top_k=3)
+    unsupported = MetadataFilters(filters=[MetadataFilter(key="n", value="x", operator=FilterOperator.TEXT_MATCH_INSENSITIVE)])
+    bad = [
+        VectorStoreQuery(query_embedding=[float("nan")] * DIM),
+        VectorStoreQuery(query_embedding=good.query_embedding, filters=unsupported),
+    ]
+    results = await asyncio.gather(
+        store.aquery(good), store.aquery(bad[0]), store.aquery(good, no_such_option=1), store.aquery(bad[1]),
+        store.aquery(good), return_exceptions=True,
+    )
+    assert isinstance(results[1], ValueError) and "non-finite" in str(results[1])
+    assert isinstance(results[2], TypeError)
+    assert isinstance(results[3], ValueError)
+    assert results[0].ids == results[4].ids == store.query(good).ids and len(results[0].ids) == 3
+
+
+async def test_an_engine_failure_in_a_batch_stays_with_its_query(
+    make_store: Make, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine refuses a whole batch when one query fails; each query is then rerun on its own."""
+    store = filled(make_store, rng)
+    run = type(store._backend)._run
+
+    def refuse_batch(self: BackendCore, requests: list[Any]) -> list[list[Any]]:
+        raise RuntimeError("the engine refused the batch")
+
+    def run_one(self: BackendCore, request: Any) -> list[Any]:
+        if request.limit == 7:  # the poisoned query below
+            raise RuntimeError("the engine refused this query")
+        return run(self, request)
+
+    monkeypatch.setattr(type(store._backend), "_run_batch", refuse_batch)
+    monkeypatch.setattr(type(store._backend), "_run", run_one)
+    good = VectorStoreQuery(query_embedding=unit(rng.normal(size=DIM)), similarity_top_k=2)
+    poisoned = VectorStoreQuery(query_embedding=good.query_embedding, similarity_top_k=7)
+    results = await asyncio.gather(store.aquery(good), store.aquery(poisoned), return_exceptions=True)
+    assert len(results[0].ids) == 2
+    assert isinstance(results[1], RuntimeError)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "default")
+def test_storage_options_are_recorded_and_searches_stay_exact_enough(
+    make_store: Make, rng: np.random.Generator, options: dict
+) -> None:
+    vectors = [unit(rng.normal(size=DIM)) for _ in range(40)]
+    store = make_store(**options)
+    store.add([TextNode(id_=f"t{i}", text=f"word{i}", embedding=v) for i, v in enumerate(vectors)])
+    schema = store.schema
+    assert schema is not None
+    assert (schema.quantization, schema.on_disk, schema.vector_datatype) == (
+        options.get("quantization"), options.get("on_disk", False), options.get("vector_datatype", "float32"))
+    for i in (0, 17, 39):  # the stored vector itself is the nearest (originals rescore the compressed copy)
+        assert store.query(VectorStoreQuery(query_embedding=vectors[i], similarity_top_k=1)).ids == [f"t{i}"]
+    store.close()
+    reopened = make_store()  # options left out: taken from the collection
+    assert reopened.schema == schema
+    assert reopened.query(VectorStoreQuery(query_embedding=vectors[5], similarity_top_k=1)).ids == ["t5"]
+    reopened.close()
+    assert make_store(**options).schema == schema  # asking for the same options is fine
+
+
+def test_a_reopen_asking_for_other_storage_options_is_refused(make_store: Make, rng: np.random.Generator) -> None:
+    first = filled(make_store, rng, n=3, quantization="int8", on_disk=True)
+    first.close()
+    with pytest.raises(SchemaMismatchError, match="quantization 'int8' != requested 'binary'"):
+        make_store(quantization="binary")
+    with pytest.raises(SchemaMismatchError, match="quantization 'int8' != requested None.*on_disk True != requested False"):
+        make_store(quantization=None, on_disk=False)
+    with pytest.raises(SchemaMismatchError, match="vector_datatype 'float32' != requested 'float16'"):
+        make_store(vector_datatype="float16")
+    assert make_store(quantization="int8").count() == 3
+
+
+def test_unknown_storage_option_values_are_refused(make_store: Make) -> None:
+    with pytest.raises(ValueError, match="quantization"):
+        make_store(quantization="int4")
+    with pytest.raises(ValueError, match="vector_datatype"):
+        make_store(vector_datatype="bfloat16")
+
+
+def test_copy_to_carries_the_storage_options(make_store: Make, rng: np.random.Generator, tmp_path: Any) -> None:
+    src = MultimodalQdrantStore(path=str(tmp_path / "src"), quantization="binary", vector_datatype="float16")
+    src.add([TextNode(id_=f"t{i}", text=f"w{i}", embedding=unit(rng.normal(size=DIM))) for i in range(5)])
+    dst = make_store()
+    assert src.copy_to(dst) == 5
+    assert (dst.schema.quantization, dst.schema.vector_datatype) == ("binary", "float16")
+    own = make_store(collection_name="own", quantization="int8")  # the target's own choice wins
+    src.copy_to(own)
+    assert (own.schema.quantization, own.schema.vector_datatype) == ("int8", "float16")
+    src.close()
