@@ -112,7 +112,7 @@ def test_mmst_index_never_aborts_indexes_the_good_and_names_the_bad(corpus, tmp_
     finally:
         (folder / "draft.docx").unlink()
     assert code == 0, err
-    lines = [line.strip() for line in out.splitlines()]
+    lines = [line.strip() for line in err.splitlines()]  # skipped files are reported on stderr
     for case in cases:
         if case.fate != "good":
             named = [line for line in lines if line.startswith(f"{folder}/{case.shown}: ")]
