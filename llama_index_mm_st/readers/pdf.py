@@ -71,22 +71,36 @@ ENCRYPT_SCAN_BYTES = 1 << 16
 """How much of each end of a PDF is searched for ``/Encrypt`` (the trailer, or a linearised file's first one)."""
 
 
-def _declares_encryption(source: Union[Path, bytes]) -> bool:
-    """Whether the PDF names an ``/Encrypt`` dictionary near either end.
-
-    PDFium keeps its last error across documents and some failures (an empty page tree, for one) do not
-    set it, so after an encrypted PDF such a file would be reported as "encrypted" too: the claim is
-    checked against the file before it is made."""
+def _ends(source: Union[Path, bytes]) -> tuple[bytes, bytes] | None:
+    """The first and last ``ENCRYPT_SCAN_BYTES`` of the PDF; None when the file can't be read again."""
     if isinstance(source, bytes):
-        return b"/Encrypt" in source[:ENCRYPT_SCAN_BYTES] or b"/Encrypt" in source[-ENCRYPT_SCAN_BYTES:]
+        return source[:ENCRYPT_SCAN_BYTES], source[-ENCRYPT_SCAN_BYTES:]
     try:
         with open(source, "rb") as handle:
             head = handle.read(ENCRYPT_SCAN_BYTES)
             handle.seek(max(0, handle.seek(0, 2) - ENCRYPT_SCAN_BYTES))
-            tail = handle.read(ENCRYPT_SCAN_BYTES)
+            return head, handle.read(ENCRYPT_SCAN_BYTES)
     except OSError:
-        return True  # cannot check: keep PDFium's word
-    return b"/Encrypt" in head or b"/Encrypt" in tail
+        return None
+
+
+def _checked_code(code: int | None, source: Union[Path, bytes]) -> int | None:
+    """PDFium's load error code, kept only when the file bears it out.
+
+    PDFium keeps its last error across documents and some failures (an empty page tree, for one) do not
+    set it, so a file read after an encrypted or a truncated one would inherit that reason. "Encrypted"
+    needs an ``/Encrypt`` dictionary near either end; "corrupt or truncated" needs a file that does not
+    end with ``%%EOF``. Otherwise the reason is the general one."""
+    pdfium = _pdfium()
+    ends = _ends(source)
+    if ends is None:
+        return code  # cannot check: keep PDFium's word
+    head, tail = ends
+    if code == pdfium.raw.FPDF_ERR_PASSWORD and b"/Encrypt" not in head and b"/Encrypt" not in tail:
+        return None
+    if code == pdfium.raw.FPDF_ERR_FORMAT and tail.rstrip().endswith(b"%%EOF"):
+        return None
+    return code
 
 
 def read_pages(
@@ -98,10 +112,7 @@ def read_pages(
         try:
             document = pdfium.PdfDocument(source if isinstance(source, bytes) else str(source))
         except pdfium.PdfiumError as exc:
-            code = exc.err_code
-            if code == pdfium.raw.FPDF_ERR_PASSWORD and not _declares_encryption(source):
-                code = None  # a stale code from an earlier document (see _declares_encryption)
-            raise ImageLoadError(label, _open_reason(code)) from None
+            raise ImageLoadError(label, _open_reason(_checked_code(exc.err_code, source))) from None
         try:
             count = len(document)
             if count == 0:

@@ -38,6 +38,16 @@ from .sources import Source
 
 EMBED_EXCLUDED = list(BOOKKEEPING_KEYS)
 """Reader metadata never enters the embedded text or BM25: only the caption or page text does."""
+NAME_KEY = "file_name"
+"""Left in the EMBED view of a document without words (a pure image, a scanned page). LlamaIndex's
+indexes drop every node whose EMBED content is empty ("Some nodes are missing content"), which would
+drop pure images from ``MultiModalVectorStoreIndex``. No model ever reads it: our embedding embeds a
+node without words by its pixels alone, and BM25 indexes words, not metadata."""
+
+
+def embed_exclusions(text: str) -> list[str]:
+    """The bookkeeping keys kept out of what a model reads; the file name stays only when there are no words."""
+    return [key for key in EMBED_EXCLUDED if text.strip() or key != NAME_KEY]
 LLM_EXCLUDED = list(LLM_NOISE_KEYS)
 
 NO_PART = ""
@@ -144,7 +154,7 @@ def _document(
         text=text,
         image_resource=MediaResource(path=image_path, url=source.url, mimetype=mimetype),
         metadata=metadata,
-        excluded_embed_metadata_keys=list(EMBED_EXCLUDED),
+        excluded_embed_metadata_keys=embed_exclusions(text),
         excluded_llm_metadata_keys=list(LLM_EXCLUDED),
     )
 

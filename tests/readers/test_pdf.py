@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from llama_index_mm_st.errors import MissingDependencyError
+from llama_index_mm_st.errors import MissingDependencyError, SkippedItemsWarning
 from tests.fixtures.documents import write_pdf
 
 A4_POINTS = (595.28, 841.89)
@@ -111,3 +111,26 @@ def test_missing_pypdfium2_names_the_extra(make_reader, report_pdf: Path, monkey
     monkeypatch.setitem(sys.modules, "pypdfium2", None)
     with pytest.raises(MissingDependencyError, match=r"llama-index-mm-st\[pdf\]"):
         make_reader().load_data(report_pdf)
+
+
+@pytest.mark.parametrize("before", ["garbage", "encrypted", "none"])
+def test_a_pdf_failure_reason_does_not_depend_on_the_pdf_read_before(make_reader, tmp_path: Path, before: str) -> None:
+    """PDFium keeps its last error across documents; a reason is only given when the file bears it out."""
+    import random
+
+    from llama_index_mm_st.readers import ReadReport
+    from tests.fixtures.bad_inputs import _minimal_pdf_without_pages
+
+    first = tmp_path / "first.pdf"
+    if before == "garbage":
+        first.write_bytes(b"%PDF-1.7\n" + random.Random(0).randbytes(4000))
+    elif before == "encrypted":
+        write_pdf(first, ["secret"], password="pw")
+    no_pages = tmp_path / "no_pages.pdf"
+    no_pages.write_bytes(_minimal_pdf_without_pages())
+    report = ReadReport()
+    sources = [str(first), str(no_pages)] if before != "none" else [str(no_pages)]
+    with pytest.warns(SkippedItemsWarning):
+        make_reader().load_data(sources, report=report)
+    reasons = {Path(f.item).name: f.error.reason for f in report.failures}
+    assert reasons["no_pages.pdf"].startswith("PDFium cannot open it (no pages")

@@ -75,3 +75,32 @@ async def test_ingestion_pipeline_writes_both_vectors(embed: MultimodalEmbedding
     assert by_text.ids == ["cap"]  # found through its text vector, not only its image vector
     assert store.count(MetadataFilters(filters=[])) == 5
     store.close()
+
+
+def test_llama_index_multimodal_recipe_indexes_every_image(embed: MultimodalEmbedding, tmp_path: Path, capsys,
+                                                             monkeypatch) -> None:
+    """LlamaIndex's own recipe over ImageReader documents: every image reaches the image store, pure
+    images included (LlamaIndex drops nodes whose EMBED content is empty), while a captioned image's
+    embedded text stays its caption alone (no bookkeeping)."""
+    from llama_index.core.schema import MetadataMode
+
+    from llama_index_mm_st import ImageReader
+
+    monkeypatch.setenv("MMST_CACHE_DIR", str(tmp_path / "cache"))
+    folder = Path(__file__).resolve().parents[2] / "examples" / "data"
+    documents = ImageReader().load_data(str(folder))
+    images = [d for d in documents if d.metadata.get("file_name", "").endswith((".png", ".jpg", ".webp"))]
+    assert len(images) == 4 and len(documents) > len(images)  # 4 images (one captioned) and PDF pages
+    text_store = MultimodalQdrantStore("texts", path=str(tmp_path / "t"))
+    image_store = MultimodalQdrantStore("images", path=str(tmp_path / "i"))
+    context = StorageContext.from_defaults(vector_store=text_store, image_store=image_store)
+    MultiModalVectorStoreIndex.from_documents(documents, storage_context=context, embed_model=embed,
+                                              image_embed_model=embed)
+    assert "missing content" not in capsys.readouterr().out
+    assert image_store.count() == len(documents)
+    stored_names = {n.metadata.get("file_name") for n in image_store.get_nodes()}
+    assert {d.metadata["file_name"] for d in images} <= stored_names
+    captioned = next(d for d in documents if d.text and d.metadata["file_name"] == "green_triangle.jpg")
+    assert captioned.get_content(metadata_mode=MetadataMode.EMBED) == captioned.text
+    text_store.close()
+    image_store.close()
