@@ -170,12 +170,14 @@ def _check_query(args: argparse.Namespace) -> None:
     if args.mode == "sparse" and args.image:
         raise CLIError("--mode sparse matches exact words and an image has none: leave out --image, "
                        "or use --mode hybrid or dense to search by image")
-    if args.image and args.image.lower().startswith("file://"):
+    from ..fetch import is_file_url, is_url
+
+    if args.image and is_file_url(args.image):
         raise CLIError(f"--image {args.image}: give a file:// image as a plain path instead")
-    is_url = args.image is not None and args.image.lower().startswith(("http://", "https://"))
-    if is_url and not args.allow_urls:
+    remote = args.image is not None and is_url(args.image)
+    if remote and not args.allow_urls:
         raise CLIError(f"--image {args.image} is a URL: add --allow-urls to fetch it")
-    if args.image and not is_url and not os.path.exists(args.image):
+    if args.image and not remote and not os.path.exists(args.image):
         raise CLIError(f"query image not found: {args.image}")
     if args.top_k < 1:
         raise CLIError("--top-k must be at least 1")
@@ -183,9 +185,7 @@ def _check_query(args: argparse.Namespace) -> None:
 
 def _check_words(text: str, store: "MultimodalQdrantStore") -> None:
     """``--mode sparse`` needs a word BM25 can match (stop words and punctuation alone give none)."""
-    import qdrant_edge
-
-    if not len(qdrant_edge.Bm25(qdrant_edge.Bm25Config(language=store.bm25_language)).embed_query(text).indices):
+    if not len(store.sparse_query_vector(text).indices):
         raise CLIError(f"--mode sparse matches exact words, and {text!r} has none it can search for (only "
                        "stop words or punctuation); use other words, or --mode hybrid or dense")
 

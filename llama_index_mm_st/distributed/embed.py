@@ -56,14 +56,14 @@ class EmbedWorker:
             embedded, failures = self.embed_rows(node_rows)
             out += failures
             if self.store is not None and embedded:
-                self.store.add([node for node, _ in embedded])
-            out += [row("node", doc_id=r["doc_id"], action=r["action"], modality=read_node(node).modality,
-                        node=b"" if self.store is not None else pickle.dumps(node)) for node, r in embedded]
+                self.store.add([node for node, _, _ in embedded])
+            out += [row("node", doc_id=r["doc_id"], action=r["action"], modality=modality,
+                        node=b"" if self.store is not None else pickle.dumps(node)) for node, modality, r in embedded]
         return to_batch(out)
 
-    def embed_rows(self, rows: list[dict[str, Any]]) -> tuple[list[tuple[Any, dict[str, Any]]], list[dict[str, Any]]]:
-        """(node with its vectors set, its row) for the good rows; failure rows for the others. The
-        embedding's own node rule runs, on the pixels the read task decoded."""
+    def embed_rows(self, rows: list[dict[str, Any]]) -> tuple[list[tuple[Any, str, dict[str, Any]]], list[dict[str, Any]]]:
+        """(node with its vectors set, its modality, its row) for the good rows; failure rows for the
+        others. The embedding's own node rule runs, on the pixels the read task decoded."""
         parts = []
         for r in rows:
             read = read_node(pickle.loads(r["node"]))
@@ -72,7 +72,7 @@ class EmbedWorker:
                 read = replace(read, image=ImageRef(read.image.label, pixels))
             parts.append(read)
         kept, failed = self.embedding.embed_nodes(parts, on_error="skip")
-        by_id = {id(part.node): r for part, r in zip(parts, rows)}
+        by_id = {id(part.node): (part.modality, r) for part, r in zip(parts, rows)}
         failures = [row("failure", doc_id=rows[f.position]["doc_id"], item=f.item,
                         reason=str(getattr(f.error, "reason", f.error))) for f in failed]
-        return [(node, by_id[id(node)]) for node in kept], failures
+        return [(node, *by_id[id(node)]) for node in kept], failures

@@ -46,7 +46,7 @@ from llama_index_mm_st.store.schema import (
     check_schema,
     infer_index_kind,
 )
-from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES, Modality
+from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES, Modality, SparseVector
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         encode, keys = self._bm25.document, self.bm25_metadata_keys
         points = [P.node_to_point(node, dim, encode, keys) for node in nodes]
         if schema is None:
-            schema = self._create(dim)
+            self._create(dim)
         if self.auto_index:
             self._auto_indexes(nodes)
         size = int(add_kwargs.get("batch_size", self.batch_size))
@@ -299,6 +299,11 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         with tqdm(total=len(points), desc="upsert", unit="point", disable=disable) as bar:
             self._backend.upsert(points, size, on_batch=bar.update)
         return [n.node_id for n in nodes]
+
+    def sparse_query_vector(self, text: str) -> SparseVector:
+        """The BM25 vector this store searches ``text`` with; no indices when it has no searchable
+        words (only stop words or punctuation)."""
+        return self._bm25.query(text)
 
     def modality_of(self, node: BaseNode) -> Modality:
         """The modality tag this store gives a node: "image" (pixels only), "text+image" (pixels and
@@ -440,7 +445,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             query_modality=kwargs.get("query_modality", "text"),
             search=self._search_settings(),
         )
-        return P.plan_query(query, opts, self._bm25.query)
+        return P.plan_query(query, opts, self.sparse_query_vector)
 
     def _search_settings(self) -> Optional[P.SearchSettings]:
         kind = self._schema.quantization if self._schema is not None else None

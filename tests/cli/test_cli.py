@@ -78,30 +78,21 @@ def _point_ids(store: Path) -> list[str]:
 
 def test_interrupted_index_resumes_without_duplicates_or_gaps(run_cli, corpus, tmp_path, tiny_clip_dir, monkeypatch):
     from llama_index_mm_st.cli import index_job
-    from llama_index_mm_st.store import MultimodalQdrantStore
+    from tests.fixtures.interrupt import interrupt_add_at
 
     reference = tmp_path / "reference"
     assert _index(run_cli, corpus, reference, tiny_clip_dir)[0] == 0
     expected = _point_ids(reference)
 
     monkeypatch.setattr(index_job, "NODES_PER_WRITE", 2)
-    calls = {"n": 0}
-    original_add = MultimodalQdrantStore.add
-
-    def add_then_crash(self, nodes, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original_add(self, nodes, **kwargs)
-
-    monkeypatch.setattr(MultimodalQdrantStore, "add", add_then_crash)
+    restore_add = interrupt_add_at(monkeypatch, 2)
     store = tmp_path / "resumed"
     code, _, err = _index(run_cli, corpus, store, tiny_clip_dir)
     assert code == 130 and "interrupted" in err
     partial = _point_ids(store)
     assert 0 < len(partial) < len(expected)
 
-    monkeypatch.setattr(MultimodalQdrantStore, "add", original_add)
+    restore_add()
     code, out, err = _index(run_cli, corpus, store, tiny_clip_dir)
     assert code == 0, err
     assert _point_ids(store) == expected

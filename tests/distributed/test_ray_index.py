@@ -12,6 +12,7 @@ from qdrant_client import QdrantClient
 from llama_index_mm_st import ImageReader, MultimodalEmbedding, MultimodalQdrantStore
 from llama_index_mm_st.cli.collect import collect
 from llama_index_mm_st.cli.index_job import run_index
+from tests.fixtures.interrupt import interrupt_add_at
 
 from .conftest import RARE_TEXT
 
@@ -74,20 +75,11 @@ def _cli_index(corpus: Path, store: Path, model: Path, *extra: str) -> int:
 def test_cli_ray_killed_midway_then_rerun_ends_with_the_reference_set(
         ray_instance, ray_corpus, tiny_clip_dir, reference, tmp_path, monkeypatch, capsys):
     """``mmst index --ray`` interrupted at its second write, then run again: exactly the reference points."""
-    original_add = MultimodalQdrantStore.add
-    calls = {"n": 0}
-
-    def add_then_crash(self, nodes, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original_add(self, nodes, **kwargs)
-
-    monkeypatch.setattr(MultimodalQdrantStore, "add", add_then_crash)
+    restore_add = interrupt_add_at(monkeypatch, 2)
     store = tmp_path / "index"
     assert _cli_index(ray_corpus, store, tiny_clip_dir) == 130
     assert "interrupted" in capsys.readouterr().err
-    monkeypatch.setattr(MultimodalQdrantStore, "add", original_add)
+    restore_add()
     with MultimodalQdrantStore("mmst", path=str(store)) as opened:
         assert 0 < opened.count() < len(reference)
 
