@@ -19,6 +19,7 @@ from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageNode
 from sentence_transformers import SentenceTransformer
 
+from ..concurrency import DynamicBatcher
 from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error
 from ..fetch import FetchOptions
@@ -26,7 +27,6 @@ from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
 from ..inputs import NodeParts, Parts, image_input, pair_input, read_node, text_input
 from ..runtime import resolve_device, resolve_precision, torch_dtype
 from ..types import Embedding, Modality, OnError, Precision, Role
-from .batcher import DynamicBatcher
 from .encoder import EncodeSettings, Encoder
 from .profiles import backbone_config, image_target_size, profile_for
 
