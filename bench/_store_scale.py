@@ -231,20 +231,80 @@ def recall_table(size: int, option_names: list[str], queries: int = 200, k: int 
     print("(peak RSS is the process's high-water mark so far: it only grows down the table)")
 
 
-def scale_run(nodes: list[Any], queries: list[Any], options: dict[str, Any], label: str,
-              directory: Optional[str] = None) -> None:
-    """One large store: build and optimize time, hybrid+filter p50/p95, disk size, peak RSS."""
+def _build_phase(size: int, chunk: int, options: dict[str, Any], path: str) -> dict[str, float]:
+    """In a fresh process: stream ``size`` nodes into a store at ``path`` (``chunk`` at a time, so the
+    nodes never sit in memory together), optimize, close. Returns the times and the process's peak RSS."""
+    import store as B  # bench/store.py, for the node generator
+
+    from llama_index_mm_st.store import MultimodalQdrantStore
+
+    store = MultimodalQdrantStore(path=path, show_progress=False, **options)
+    add_s = 0.0
+    for first in range(0, size, chunk):
+        nodes = B.make_nodes(min(chunk, size - first), seed=first, start=first)
+        begin = time.perf_counter()
+        store.add(nodes)
+        add_s += time.perf_counter() - begin
+        del nodes
+    begin = time.perf_counter()
+    store.optimize()
+    optimize_s = time.perf_counter() - begin
+    store.close()
+    return {"add_s": add_s, "optimize_s": optimize_s, "peak_rss_mb": rss_mb()}
+
+
+def _resident_mb() -> float:
+    """This process's resident memory now (VmRSS), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _query_phase(path: str, query_count: int) -> dict[str, float]:
+    """In a fresh process: open the store at ``path`` and time hybrid+filter queries. The resident
+    memory is read after the queries, so it is what the opened store needs to serve them."""
+    import store as B
+
+    from llama_index_mm_st.store import MultimodalQdrantStore
+
+    begin = time.perf_counter()
+    store = MultimodalQdrantStore(path=path, show_progress=False)
+    open_s = time.perf_counter() - begin
+    queries = B.make_queries(query_count)
+    for x in queries[:10]:
+        store.query(x)
+    times = []
+    for x in queries[10:]:
+        begin = time.perf_counter()
+        store.query(x)
+        times.append((time.perf_counter() - begin) * 1000)
+    p50, p95 = percentiles(times)
+    resident = _resident_mb()
+    store.close()
+    return {"open_s": open_s, "p50": p50, "p95": p95, "rss_mb": resident, "peak_rss_mb": rss_mb()}
+
+
+def _in_fresh_process(fn: Any, *args: Any) -> Any:
+    """Run ``fn(*args)`` in a new interpreter, so its memory figures are its own."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def scale_run(size: int, query_count: int, options: dict[str, Any], label: str,
+              directory: Optional[str] = None, chunk: int = 10_000) -> None:
+    """One large store, built by streaming nodes in one process and queried from another: build and
+    optimize time with the build's peak RSS, then open time, hybrid+filter p50/p95 and the serving
+    process's resident memory, and the disk size."""
     with tempfile.TemporaryDirectory(prefix="mmst-scale-", dir=directory) as tmp:
-        store, add_s, optimize_s = build(tmp, nodes, options)
-        for x in queries[:10]:
-            store.query(x)
-        times = []
-        for x in queries[10:]:
-            start = time.perf_counter()
-            store.query(x)
-            times.append((time.perf_counter() - start) * 1000)
-        p50, p95 = percentiles(times)
+        built = _in_fresh_process(_build_phase, size, chunk, options, tmp)
         size_mb = disk_bytes(tmp) / 1e6
-        store.close()
-    print(f"{label:<28} add {add_s:7.1f} s ({len(nodes) / add_s:,.0f} pts/s), optimize {optimize_s:7.1f} s, "
-          f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, disk {size_mb:,.0f} MB, peak RSS {rss_mb():,.0f} MB")
+        served = _in_fresh_process(_query_phase, tmp, query_count)
+    print(f"{label:<28} add {built['add_s']:7.1f} s ({size / built['add_s']:,.0f} pts/s), "
+          f"optimize {built['optimize_s']:7.1f} s, build peak RSS {built['peak_rss_mb']:,.0f} MB, "
+          f"disk {size_mb:,.0f} MB", flush=True)
+    print(f"{'':<28} open {served['open_s']:.1f} s, p50 {served['p50']:.2f} ms, p95 {served['p95']:.2f} ms, "
+          f"serving RSS {served['rss_mb']:,.0f} MB (peak {served['peak_rss_mb']:,.0f} MB)", flush=True)
