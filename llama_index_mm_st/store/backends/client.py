@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 from qdrant_client import QdrantClient, models
 
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
-from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan, SearchSettings
+from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import INDEX_KINDS, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
 # qdrant-client names index types and parameter classes after our kinds: KEYWORD, KeywordIndexParams...
@@ -180,7 +180,8 @@ class ClientBackend(BackendCore):
 
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(query=_vector(branch.vector), using=branch.using, filter=engine_filter,
-                                   limit=plan.limit, with_payload=True, params=self._params(branch))
+                                   limit=plan.limit, with_payload=list(READ_BACK_KEYS),
+                                   params=self._params(branch))
 
     def _fused_request(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(
@@ -190,13 +191,14 @@ class ClientBackend(BackendCore):
             ],
             query=models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=plan.weights)),
             limit=plan.limit,  # every candidate comes through a filtered prefetch
-            with_payload=True,
+            with_payload=list(READ_BACK_KEYS),
         )
 
     def _run(self, request: models.QueryRequest) -> list[Any]:
         return self._client.query_points(
             self._name, query=request.query, using=request.using, prefetch=request.prefetch,
-            query_filter=request.filter, search_params=request.params, limit=request.limit, with_payload=True,
+            query_filter=request.filter, search_params=request.params, limit=request.limit,
+            with_payload=request.with_payload,
         ).points
 
     def _run_batch(self, requests: list[Any]) -> list[list[Any]]:

@@ -20,7 +20,7 @@ from qdrant_client import models
 
 from llama_index_mm_st.errors import StoreLockedError, UnsupportedFilterError
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
-from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan, SearchSettings
+from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import INDEX_KINDS, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
 SCHEMA_FILE = "mmst_schema.json"
@@ -253,7 +253,8 @@ class EdgeBackend(BackendCore):
 
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> Any:
         nearest = q.Query.Nearest(_vector(branch.vector), using=branch.using)
-        return q.QueryRequest(limit=plan.limit, query=nearest, filter=engine_filter, with_payload=True,
+        return q.QueryRequest(limit=plan.limit, query=nearest, filter=engine_filter,
+                              with_payload=list(READ_BACK_KEYS),
                               params=self._params(branch))
 
     def _fused_request(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> Any:
@@ -264,7 +265,7 @@ class EdgeBackend(BackendCore):
         ]
         return q.QueryRequest(
             limit=plan.limit, prefetches=prefetches, query=q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights),
-            with_payload=True,  # every candidate comes through a filtered prefetch
+            with_payload=list(READ_BACK_KEYS),  # every candidate comes through a filtered prefetch
         )
 
     def _run(self, request: Any) -> list[Any]:
