@@ -142,10 +142,39 @@ def to_qdrant_filter(filters: MetadataFilters) -> models.Filter:
 
 
 def all_of(conditions: Sequence[Optional[Condition]]) -> Optional[models.Filter]:
-    """AND together the present conditions; None when there are none."""
+    """AND together the present conditions; None when there are none.
+
+    Sub-filters are merged flat where that keeps the meaning (their ``must`` and ``must_not`` lists
+    join the result's; one sub-filter's ``should``/``min_should`` may ride along), so the engine
+    gets one flat filter: qdrant-edge-py spends about 30 µs taking a filter nested in ``must``
+    against 2 µs for a flat one, on every query.
+    """
     present = [c for c in conditions if c is not None]
     if not present:
         return None
     if len(present) == 1 and isinstance(present[0], models.Filter):
         return present[0]
-    return models.Filter(must=present)
+    must: list[Any] = []
+    must_not: list[Any] = []
+    should: Optional[list[Any]] = None
+    min_should: Optional[models.MinShould] = None
+    for condition in present:
+        if not isinstance(condition, models.Filter):
+            must.append(condition)
+            continue
+        has_any = condition.should is not None or condition.min_should is not None
+        if has_any and (should is not None or min_should is not None):
+            must.append(condition)  # a second OR-group: only nesting keeps both
+            continue
+        must += _clause(condition.must)
+        must_not += _clause(condition.must_not)
+        if has_any:
+            should, min_should = _clause(condition.should) or None, condition.min_should
+    return models.Filter(must=must or None, must_not=must_not or None, should=should, min_should=min_should)
+
+
+def _clause(part: Any) -> list[Any]:
+    """A filter clause as a list (qdrant-client allows a single condition or a list)."""
+    if part is None:
+        return []
+    return list(part) if isinstance(part, list) else [part]

@@ -6,6 +6,7 @@ Qdrant for is decided (and tested) here, once.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Optional, Sequence
@@ -272,6 +273,7 @@ QueryModality = Literal["text", "image"]
 QUERY_MODALITIES: tuple[QueryModality, ...] = ("text", "image")
 
 
+@functools.lru_cache(maxsize=None)
 def dense_restriction(using: str, query_modality: QueryModality) -> Optional[models.Filter]:
     """Rank every node once by dense similarity, never twice.
 

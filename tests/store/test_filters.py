@@ -10,7 +10,7 @@ from qdrant_client import models
 
 from llama_index_mm_st.store import UnsupportedFilterError
 from llama_index_mm_st.store.backends.edge import to_edge_filter
-from llama_index_mm_st.store.filters import to_qdrant_filter
+from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
 
 
 def one(key: str, value, op: FilterOperator) -> models.Filter:
@@ -69,3 +69,16 @@ def test_conditions_and_nesting() -> None:
     match_a = models.FieldCondition(key="a", match=models.MatchValue(value="1"))
     match_b = models.FieldCondition(key="b", match=models.MatchValue(value="2"))
     assert flt == models.Filter(must_not=[match_a, models.Filter(should=[match_a, match_b])])
+
+
+def test_all_of_merges_sub_filters_flat_and_keeps_a_second_or_group_nested() -> None:
+    a = models.FieldCondition(key="a", match=models.MatchValue(value="x"))
+    b = models.FieldCondition(key="b", match=models.MatchValue(value="y"))
+    c = models.FieldCondition(key="c", match=models.MatchValue(value="z"))
+    merged = all_of([models.Filter(must=[a]), models.Filter(must_not=[b]), c])
+    assert merged == models.Filter(must=[a, c], must_not=[b])
+    first_or, second_or = models.Filter(should=[a, b]), models.Filter(should=[b, c])
+    both = all_of([first_or, second_or])
+    assert both is not None and both.should == [a, b]  # one OR group merges
+    assert both.must == [second_or]  # the second stays nested: (a or b) and (b or c)
+    assert all_of([None, None]) is None

@@ -161,10 +161,6 @@ class ClientBackend(BackendCore):
     def _engine_filter(self, flt: Optional[models.Filter]) -> Optional[models.Filter]:
         return flt  # qdrant-client's own type already
 
-    def _engine_and(self, first: Any, second: Any) -> Any:
-        parts = [f for f in (first, second) if f is not None]
-        return parts[0] if len(parts) == 1 else (models.Filter(must=parts) if parts else None)
-
     def _engine_point(self, point: PointSpec) -> models.PointStruct:
         vectors: dict[str, Any] = {name: list(vec) for name, vec in point.dense.items()}
         if point.sparse is not None:

@@ -234,10 +234,6 @@ class EdgeBackend(BackendCore):
     def _engine_filter(self, flt: Optional[models.Filter]) -> Any:
         return to_edge_filter(flt)
 
-    def _engine_and(self, first: Any, second: Any) -> Any:
-        parts = [f for f in (first, second) if f is not None]
-        return parts[0] if len(parts) == 1 else (q.Filter(must=parts) if parts else None)
-
     def _engine_point(self, point: PointSpec) -> Any:
         vectors = {name: _vector(vec) for name, vec in point.dense.items()}
         if point.sparse is not None:
