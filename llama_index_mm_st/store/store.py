@@ -150,9 +150,10 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     oversampling: Optional[float] = Field(
         default=None, ge=1.0, description="Candidates per result drawn by quantized vectors; None = per-kind default.",
     )
-    hnsw_ef: int = Field(
+    hnsw_ef: Optional[int] = Field(
         default=DEFAULT_HNSW_EF, gt=0,
-        description="Graph search width per dense branch; wider = more recall, a little slower (see docs/store.md).",
+        description="Graph search width per dense branch; wider = more recall, a little slower (see docs/store.md). "
+        "None leaves the engine's own width.",
     )
     query_batch_size: int = Field(default=64, gt=0, description="Most concurrent aquery calls run as one engine batch.")
     wal: bool = Field(
@@ -451,8 +452,10 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         )
         return P.plan_query(query, opts, self.sparse_query_vector)
 
-    def _search_settings(self) -> P.SearchSettings:
+    def _search_settings(self) -> Optional[P.SearchSettings]:
         kind = self._schema.quantization if self._schema is not None else None
+        if kind is None and self.hnsw_ef is None:
+            return None
         oversampling = self.oversampling if self.oversampling is not None else DEFAULT_OVERSAMPLING.get(kind or "")
         return P.SearchSettings(self.hnsw_ef, kind is not None, self.rescore, oversampling)
 
