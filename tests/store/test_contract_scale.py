@@ -143,3 +143,15 @@ def test_copy_to_carries_the_storage_options(make_store: Make, rng: np.random.Ge
     src.copy_to(own)
     assert (own.schema.quantization, own.schema.vector_datatype) == ("int8", "float16")
     src.close()
+
+
+def test_dense_branches_search_128_wide_by_default_and_none_leaves_the_engine_width(
+    make_store: Make, rng: np.random.Generator
+) -> None:
+    query = VectorStoreQuery(query_embedding=unit(rng.normal(size=DIM)), similarity_top_k=3)
+    default = filled(make_store, rng)
+    assert {b.search.hnsw_ef for b in default._plan(query, {}).branches} == {128}
+    default.close()
+    engine_width = filled(make_store, rng, hnsw_ef=None)
+    assert all(b.search is None for b in engine_width._plan(query, {}).branches)
+    assert len(engine_width.query(query).ids) == 3
