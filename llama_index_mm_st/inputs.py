@@ -163,11 +163,10 @@ class NodeParts:
         return Parts(image=self.image)
 
     def text_parts(self) -> Parts | None:
-        """The embed text of a node with pixels or media and words (a caption, a transcript), which the
-        store keeps as its text vector."""
-        if self.modality == "text+image" or (self.has_media and self.words.strip()):
-            return Parts(text=self.embed_text)
-        return None
+        """The embed text of a node with pixels and words, which the store keeps as its text vector.
+        A media node's words (a transcript) go to BM25 only: LlamaIndex's ``Document`` has no field for
+        a second vector."""
+        return Parts(text=self.embed_text) if self.modality == "text+image" else None
 
 
 def node_field(node: BaseNode, name: str) -> Any:
