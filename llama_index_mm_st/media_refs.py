@@ -214,3 +214,40 @@ def _b64(payload: Union[str, bytes], label: str) -> bytes:
 def _short(text: str, limit: int = LABEL_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
+
+
+def media_resource_of(node: BaseNode) -> tuple[MediaKind, Any] | None:
+    """(kind, resource) of a node's ``video_resource`` or ``audio_resource`` field, or None."""
+    for kind in ("video", "audio"):
+        resource = _resource(node, kind)  # type: ignore[arg-type]
+        if resource is not None and (resource.data or resource.path or resource.url):
+            return kind, resource  # type: ignore[return-value]
+    return None
+
+
+def to_media_node(node: BaseNode, relationships: Any = None) -> BaseNode:
+    """The ``TextNode`` a store keeps for a node whose media is in a resource field: the path or URL moves
+    to the metadata keys of ``MEDIA_PATH_KEYS`` (LlamaIndex reads a stored ``Document`` back as a
+    ``TextNode`` and would lose the field). Inline media data is refused: a store keeps references."""
+    from llama_index.core.schema import MetadataMode, TextNode
+
+    found = media_resource_of(node)
+    if found is None:
+        return node
+    kind, resource = found
+    path_key, url_key = MEDIA_PATH_KEYS[kind]
+    if not (resource.path or resource.url):
+        raise ValueError(f"node {node.node_id}: its {kind} is inline data; a store keeps media by path or URL")
+    metadata = dict(node.metadata)
+    key, value = (path_key, str(resource.path)) if resource.path else (url_key, str(resource.url))
+    metadata[key] = value
+    hidden = [k for k in (key,) if k not in node.excluded_embed_metadata_keys]
+    return TextNode(
+        id_=node.id_, text=node.get_content(metadata_mode=MetadataMode.NONE), embedding=node.embedding,
+        metadata=metadata,
+        excluded_embed_metadata_keys=list(node.excluded_embed_metadata_keys) + hidden,
+        excluded_llm_metadata_keys=list(node.excluded_llm_metadata_keys)
+        + [k for k in (key,) if k not in node.excluded_llm_metadata_keys],
+        relationships=dict(node.relationships) if relationships is None else relationships,
+        metadata_template=node.metadata_template, metadata_separator=node.metadata_separator,
+    )
