@@ -302,7 +302,7 @@ def frame_times(info: MediaInfo, every_s: float, max_frames: int) -> list[float]
     spread over the whole video when more would be due)."""
     if every_s <= 0:
         raise ValueError(f"frame interval must be positive, got {every_s}")
-    count = max(1, min(max_frames, int(info.duration_s // every_s) + 1))
+    count = max(1, min(max_frames, math.ceil(info.duration_s / every_s - 1e-9)))  # times before the end
     if count == max_frames and info.duration_s > every_s * (max_frames - 1):
         return [info.duration_s * i / max_frames for i in range(count)]
     return [round(i * every_s, 6) for i in range(count)]
