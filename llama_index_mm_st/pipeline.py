@@ -167,7 +167,7 @@ class MultimodalRetriever(BaseRetriever):
         if len(given) > 1:
             raise ValueError(f"search takes one example at a time, got {given}")
         if text is None and not given:
-            raise ValueError("search needs text, an example (image, audio or video), or both")
+            raise ValueError("search needs text, an image, audio or video example, or both")
         if given and given[0] != "image":
             kind = given[0]
             return self.retrieve(MediaQueryBundle(query_str=text or "", media=examples[kind], media_kind=kind))  # type: ignore[arg-type]

@@ -173,7 +173,8 @@ def _check_query(args: argparse.Namespace) -> None:
     if args.text is None and example is None:
         raise CLIError('give query text or --image/--audio/--video PATH, e.g. mmst search "a red car"')
     if args.mode == "sparse" and example:
-        raise CLIError(f"--mode sparse matches exact words and an {flag} example has none: leave out --{flag}, "
+        noun = {"image": "an image", "audio": "an audio clip", "video": "a video"}[flag]
+        raise CLIError(f"--mode sparse matches exact words and {noun} has none: leave out --{flag}, "
                        f"or use --mode hybrid or dense to search by {flag}")
     from ..fetch import is_file_url, is_url
 
@@ -255,7 +256,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"collection: {args.collection}",
             f"model: {manifest.model if manifest else '(none yet)'}",
             f"dimension: {manifest.dim if manifest else '-'}",
-            f"points: {store.count()} (" + ", ".join(f"{n} {m}" for m, n in counts.items()) + ")",
+            # The four text/image kinds always, audio and video when the index holds any.
+            f"points: {store.count()} ("
+            + ", ".join(f"{n} {m}" for m, n in counts.items() if n or m not in ("audio", "video")) + ")",
         ]
     print("\n".join(lines))
     return 0
