@@ -251,3 +251,39 @@ def to_media_node(node: BaseNode, relationships: Any = None) -> BaseNode:
         relationships=dict(node.relationships) if relationships is None else relationships,
         metadata_template=node.metadata_template, metadata_separator=node.metadata_separator,
     )
+
+
+def processor_sampling_rate(processor: Any) -> int | None:
+    """The rate (Hz) a model's feature extractor expects audio at (CLAP: 48 kHz), if it has one."""
+    extractor = getattr(processor, "feature_extractor", processor)
+    rate = getattr(extractor, "sampling_rate", None)
+    return int(rate) if isinstance(rate, (int, float)) and rate > 0 else None
+
+
+def processor_frame_chooser(processor: Any) -> IndexChooser | None:
+    """Which frames of a video a model's video processor would keep, asked of the processor itself (its
+    ``sample_frames``, with its own fps and frame limits), so only those frames are decoded. The frames
+    then go to the processor with ``do_sample_frames=False`` and metadata naming their indices, which
+    gives the processor's own result (the parity tests check it). None when it keeps every frame."""
+    video_processor = getattr(processor, "video_processor", None)
+    if video_processor is None or not getattr(video_processor, "do_sample_frames", False):
+        return None
+    from transformers.video_utils import VideoMetadata
+
+    def choose(info: Any) -> list[int]:
+        metadata = VideoMetadata(total_num_frames=int(info.frames or 1), fps=info.fps, duration=info.duration_s,
+                                 width=info.width, height=info.height)
+        return [int(i) for i in video_processor.sample_frames(metadata)]
+
+    return choose
+
+
+def media_model_input(ref: MediaRef, sampling_rate: int | None, choose: IndexChooser | None,
+                      fetch: FetchOptions = FetchOptions(), limits: MediaLimits = MediaLimits()) -> dict[str, Any]:
+    """One media item as sentence-transformers takes it: ``{"array", "sampling_rate"}`` for audio (mono at
+    the model's rate), ``{"array", "video_metadata"}`` for video (the chosen frames and which they are)."""
+    if ref.kind == "audio":
+        rate = sampling_rate or 16000
+        return {"array": ref.load_audio(rate, fetch, limits), "sampling_rate": rate}
+    clip = ref.load_video(choose, fetch, limits)
+    return {"array": clip.frames, "video_metadata": clip.metadata()}

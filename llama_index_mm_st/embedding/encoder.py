@@ -27,6 +27,7 @@ from ..fetch import FetchOptions
 from ..images import DecodeOptions
 from ..inputs import Parts
 from ..media import MediaLimits
+from ..media_refs import media_model_input
 from ..types import Modality, Role
 from .buckets import batch_rows, bucket_rows, pad_rows, pad_text_columns, right_padding
 from .profiles import ModelProfile, audio_sampling_rate, text_processing_kwargs, video_frame_chooser
@@ -226,13 +227,8 @@ class Encoder:
     def _load_media(self, item: Parts) -> dict[str, Any]:
         """Audio: mono at the model's rate, as sentence-transformers' ``{"array", "sampling_rate"}``.
         Video: only the frames the model's processor would sample, with the metadata that says which."""
-        media, settings = item.media, self.settings
-        if media.kind == "audio":  # type: ignore[union-attr]
-            rate = self._sampling_rate or 16000
-            wave = media.load_audio(rate, settings.fetch, settings.media)  # type: ignore[union-attr]
-            return {"array": wave, "sampling_rate": rate}
-        clip = media.load_video(self._choose_frames, settings.fetch, settings.media)  # type: ignore[union-attr]
-        return {"array": clip.frames, "video_metadata": clip.metadata()}
+        return media_model_input(item.media, self._sampling_rate, self._choose_frames,  # type: ignore[arg-type]
+                                 self.settings.fetch, self.settings.media)
 
     def _call_kwargs(self, role: Role, modality: Modality = "text") -> dict[str, Any]:
         kwargs: dict[str, Any] = {"task": role}

@@ -11,6 +11,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from sentence_transformers import SentenceTransformer
 
+from ..media_refs import processor_frame_chooser, processor_sampling_rate
+
 
 @dataclass(frozen=True)
 class ModelProfile:
@@ -105,25 +107,9 @@ def _processor(model: SentenceTransformer) -> Any:
 
 def audio_sampling_rate(model: SentenceTransformer) -> int | None:
     """The rate (Hz) the model's feature extractor expects audio at (CLAP: 48 kHz), if it takes audio."""
-    processor = _processor(model)
-    extractor = getattr(processor, "feature_extractor", processor)
-    rate = getattr(extractor, "sampling_rate", None)
-    return int(rate) if isinstance(rate, (int, float)) and rate > 0 else None
+    return processor_sampling_rate(_processor(model))
 
 
 def video_frame_chooser(model: SentenceTransformer) -> Callable[[Any], Sequence[int]] | None:
-    """Which frames of a video the model's video processor would keep, asked of the processor itself
-    (its ``sample_frames`` with its own fps and frame limits), so only those frames are decoded.
-    None when the processor keeps every frame it is given."""
-    processor = _processor(model)
-    video_processor = getattr(processor, "video_processor", None)
-    if video_processor is None or not getattr(video_processor, "do_sample_frames", False):
-        return None
-    from transformers.video_utils import VideoMetadata
-
-    def choose(info: Any) -> Sequence[int]:
-        metadata = VideoMetadata(total_num_frames=int(info.frames or 1), fps=info.fps, duration=info.duration_s,
-                                 width=info.width, height=info.height)
-        return [int(i) for i in video_processor.sample_frames(metadata)]
-
-    return choose
+    """The frames the model's video processor would sample (``media_refs.processor_frame_chooser``)."""
+    return processor_frame_chooser(_processor(model))
