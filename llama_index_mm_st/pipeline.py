@@ -109,7 +109,9 @@ class MultimodalRetriever(BaseRetriever):
             embedding = yield _Embed(query_bundle)
         result = yield _Query(self._plan(query_bundle, embedding), self._query_kwargs(query_bundle))
         nodes = _with_scores(result)
-        if self.reranker is not None and nodes:
+        # A query that is only an audio or video example has nothing a reranker reads (text or an image).
+        rerankable = not isinstance(query_bundle, MediaQueryBundle) or bool(query_bundle.query_str.strip())
+        if self.reranker is not None and nodes and rerankable:
             nodes = yield _Rerank(nodes, query_bundle)
         return nodes
 
