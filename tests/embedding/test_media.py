@@ -116,3 +116,10 @@ def test_video_arrays_and_bad_videos(qwen, media_files, broken_media):
     assert [f.position for f in result.failures] == [1, 2]
     assert "video_zero" in str(result.failures[1].error) and "zero bytes" in str(result.failures[1].error)
     assert result.embeddings[0] is not None and result.embeddings[3] is not None
+
+
+def test_media_urls_follow_the_image_url_policy(clap):
+    result = clap.embed(["https://example.com/a.wav", "file:///tmp/a.wav"], "audio", on_error="skip")
+    reasons = [str(f.error) for f in result.failures]
+    assert len(reasons) == 2 and "allow_urls=True" in reasons[0] and "file://" in reasons[1]
+    assert all(isinstance(f.error, MediaLoadError) for f in result.failures)
