@@ -59,7 +59,11 @@ class EmbeddingResult:
 
 @document_parameters(model="A loaded SentenceTransformer to use instead of loading model_name.")
 class MultimodalEmbedding(MultiModalEmbedding):
-    """Sentence Transformers models (CLIP, SigLIP/SigLIP-2, VLM embedders) as a LlamaIndex embedding.
+    """Sentence Transformers models (CLIP, SigLIP/SigLIP-2, CLAP, VLM embedders) as a LlamaIndex embedding.
+
+    ``embed(items, "audio")`` and ``embed(items, "video")`` take media (paths, URLs, bytes, nodes, arrays
+    with their rate) for models that read them; nodes with ``audio_resource``/``video_resource`` are
+    embedded by their media in ``__call__``.
 
     Strings are text in text methods and image references (path, URL, ``data:`` URI) in image
     methods; nothing is guessed. Queries get the model's query prompt, documents its document prompt.
@@ -234,7 +238,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
         """Embed inputs of one ``modality``, or LlamaIndex nodes of any modality when it is None.
 
         Inputs are grouped by modality, encoded in batches, and returned in input order. With
-        ``on_error="skip"`` bad images become ``None`` and are listed in ``failures``. A wrong input
+        ``on_error="skip"`` bad images and media become ``None`` and are listed in ``failures``. A wrong input
         type is always a ``TypeError``: it is a bug in the caller, not bad data.
         """
         check_on_error(on_error)

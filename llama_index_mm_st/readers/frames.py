@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.schema import BaseNode, ImageNode, NodeRelationship, TransformComponent
 
+from ..docs import document_parameters
 from ..ids import stable_id
 from ..media import MediaInfo, frame_times
 from ..media_refs import FRAME_TIME_KEY, node_media_ref
@@ -61,6 +62,7 @@ def _none() -> Any:
     return MetadataMode.NONE
 
 
+@document_parameters()
 class VideoFrameSampler(TransformComponent):
     """An ingestion transformation: video documents become timestamped frame nodes; other nodes pass.
 
