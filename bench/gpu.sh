@@ -43,5 +43,6 @@ run() {  # run <seconds> <script> [args...]: one benchmark with a time limit, so
   run 150 bench/rerank.py --device "$DEVICE" --precision "$PRECISION" --pairs 512 --images 64 --blip-batch 32 --repeats 3 --threads 8
   run 60 bench/reader.py --device "$DEVICE" --quick
   run 90 bench/store.py --device "$DEVICE" --sizes 10000 --sections write query batch
+  run 240 bench/media.py --device "$DEVICE" --precision "$PRECISION" --clips 64 --videos 8 --video-seconds 8 --repeats 2 --threads 8
 } 2>&1 | tee "$OUT"
 echo "results: $OUT"

@@ -16,6 +16,7 @@ from .errors import (
     ImageLoadError,
     ItemError,
     ItemFailure,
+    MediaLoadError,
     MissingDependencyError,
     MMSTError,
     SchemaMismatchError,
@@ -30,7 +31,7 @@ from .types import Modality
 if TYPE_CHECKING:
     from .embedding import EmbeddingResult, MultimodalEmbedding
     from .pipeline import MultimodalRetriever, build_pipeline
-    from .readers import ImageReader, ReadReport
+    from .readers import ImageReader, MediaReader, ReadReport, VideoFrameSampler
     from .rerank import MultimodalReranker, RerankedNode
     from .store import MultimodalQdrantStore
 
@@ -40,6 +41,8 @@ _LAZY = {
     "EmbeddingResult": ".embedding",
     "MultimodalEmbedding": ".embedding",
     "ImageReader": ".readers",
+    "MediaReader": ".readers",
+    "VideoFrameSampler": ".readers",
     "ReadReport": ".readers",
     "MultimodalQdrantStore": ".store",
     "MultimodalReranker": ".rerank",
@@ -57,6 +60,7 @@ __all__ = sorted(
         "ItemError",
         "ItemFailure",
         "MMSTError",
+        "MediaLoadError",
         "MissingDependencyError",
         "Modality",
         "SchemaMismatchError",

@@ -4,6 +4,8 @@
   - ``ItemError`` (also a ``ValueError``): one named input item failed; ``item`` names it, ``reason`` says why.
     - ``ImageLoadError``: an image could not be read, decoded or was refused (missing, corrupt, over
       the pixel or byte limit).
+    - ``MediaLoadError``: an audio or video item could not be read, decoded or was refused (missing,
+      corrupt, truncated, zero-length, over the duration or byte limit, an array that is not a waveform).
     - ``CaptionFileError``: a ``captions.json``/``captions.csv`` could not be read; images in its
       folder load without captions.
     - ``EncodeError``: the model (or its processor) could not take this one item.
@@ -46,6 +48,12 @@ class ImageLoadError(ItemError):
     """An image could not be loaded (missing, corrupt, refused by a limit)."""
 
     what = "load image"
+
+
+class MediaLoadError(ItemError):
+    """An audio or video item could not be loaded (missing, corrupt, truncated, empty, over a limit)."""
+
+    what = "load media"
 
 
 class CaptionFileError(ItemError):

@@ -12,7 +12,7 @@ import errno
 import os
 import stat
 
-from .errors import ImageLoadError
+from .errors import ImageLoadError, ItemError
 
 _SPECIAL_KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -59,15 +59,16 @@ def valid_utf8(path: str) -> bool:
     return True
 
 
-def regular_file_size(path: str | os.PathLike[str], label: str) -> int:
-    """The size of a regular file; an ``ImageLoadError`` naming ``label`` for anything else, before any
-    ``open``: opening a FIFO blocks until a writer comes, which may be never."""
+def regular_file_size(path: str | os.PathLike[str], label: str,
+                      error: type[ItemError] = ImageLoadError) -> int:
+    """The size of a regular file; an ``error`` (``ImageLoadError`` unless given) naming ``label`` for
+    anything else, before any ``open``: opening a FIFO blocks until a writer comes, which may be never."""
     try:
         status = os.stat(path)
     except OSError as exc:
-        raise ImageLoadError(label, file_error_reason(exc)) from None
+        raise error(label, file_error_reason(exc)) from None
     if stat.S_ISDIR(status.st_mode):
-        raise ImageLoadError(label, "is a directory, not a file")
+        raise error(label, "is a directory, not a file")
     if not stat.S_ISREG(status.st_mode):
-        raise ImageLoadError(label, special_file_reason(status.st_mode))
+        raise error(label, special_file_reason(status.st_mode))
     return status.st_size

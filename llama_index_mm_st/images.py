@@ -128,15 +128,16 @@ def default_workers() -> int:
 
 
 def map_isolated(
-    fn: Callable[[T], R], items: Sequence[T], workers: int | None = None
-) -> list[R | ImageLoadError]:
-    """Apply ``fn`` to each item, in threads when there are several; an ``ImageLoadError`` is kept in place
-    of its result so one bad item never stops the others."""
+    fn: Callable[[T], R], items: Sequence[T], workers: int | None = None,
+    errors: tuple[type[Exception], ...] = (ImageLoadError,),
+) -> list[R | Exception]:
+    """Apply ``fn`` to each item, in threads when there are several; an error of ``errors`` (an
+    ``ImageLoadError`` unless given) is kept in place of its result so one bad item never stops the others."""
 
-    def run(item: T) -> R | ImageLoadError:
+    def run(item: T) -> R | Exception:
         try:
             return fn(item)
-        except ImageLoadError as exc:
+        except errors as exc:
             return exc
 
     workers = default_workers() if workers is None else workers

@@ -31,6 +31,9 @@ from PIL import Image
 from .errors import ImageLoadError
 from .fetch import FetchOptions, fetch_bytes, is_file_url, is_url, refuse_file_url
 from .images import DecodeOptions, decode, prepare_pil
+from .media_refs import (
+    FRAME_TIME_KEY, MediaRef, VideoFrame, media_input, node_media_ref, read_frame_pixels,
+)
 from .types import Modality
 
 IMAGE_TYPES_HELP = (
@@ -49,7 +52,7 @@ class Base64Data:
     payload: Union[str, bytes]
 
 
-ImageSourceValue = Union[str, Path, bytes, Base64Data, Image.Image, np.ndarray]
+ImageSourceValue = Union[str, Path, bytes, Base64Data, Image.Image, np.ndarray, VideoFrame]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class ImageRef:
     def load(self, decode_options: DecodeOptions = DecodeOptions(), fetch: FetchOptions = FetchOptions()) -> Image.Image:
         """Fetch and decode to an upright RGB image; failures raise ``ImageLoadError`` naming the item."""
         source = self.source
+        if isinstance(source, VideoFrame):
+            return prepare_pil(Image.fromarray(read_frame_pixels(source, self.label, fetch)), self.label, decode_options)
         if isinstance(source, Image.Image):
             return prepare_pil(source, self.label, decode_options)
         if isinstance(source, np.ndarray):
@@ -85,9 +90,13 @@ class Parts:
 
     text: str | None = None
     image: ImageRef | None = None
+    media: MediaRef | None = None
+    """An audio or video item (then ``text`` and ``image`` are None: each is embedded on its own)."""
 
     @property
     def modality(self) -> Modality:
+        if self.media is not None:
+            return self.media.kind
         if self.image is None:
             return "text"
         return "image" if self.text is None else "text+image"
@@ -117,6 +126,8 @@ class NodeParts:
     image: ImageRef | None
     has_reference: bool = False
     """The image has a path or URL (so a stored copy need not keep inline pixels)."""
+    media: MediaRef | None = None
+    """The node's audio or video (a node with pixels is an image first: a video frame is an image)."""
 
     @property
     def node_id(self) -> str:
@@ -127,9 +138,14 @@ class NodeParts:
         return self.image is not None
 
     @property
+    def has_media(self) -> bool:
+        """The node is an audio or video item (its ``embedding`` is the media vector)."""
+        return self.image is None and self.media is not None
+
+    @property
     def modality(self) -> Modality:
         if self.image is None:
-            return "text"
+            return self.media.kind if self.media is not None else "text"
         return "text+image" if self.words.strip() else "image"
 
     @cached_property
@@ -138,6 +154,8 @@ class NodeParts:
 
     def parts(self, fuse: bool = False) -> Parts:
         """What a model reads: the embed text, the image, or (``fuse``, and the node has words) both."""
+        if self.has_media:
+            return Parts(media=self.media)
         if self.image is None:
             return Parts(text=self.embed_text)
         if fuse and self.modality == "text+image":
@@ -145,7 +163,9 @@ class NodeParts:
         return Parts(image=self.image)
 
     def text_parts(self) -> Parts | None:
-        """The embed text of a node with pixels and words, which the store keeps as its text vector."""
+        """The embed text of a node with pixels and words, which the store keeps as its text vector.
+        A media node's words (a transcript) go to BM25 only: LlamaIndex's ``Document`` has no field for
+        a second vector."""
         return Parts(text=self.embed_text) if self.modality == "text+image" else None
 
 
@@ -183,6 +203,11 @@ def _image_ref_of(node: BaseNode, data: object, path: object, url: object) -> Im
     if not (data or path or url):
         return None
     label = f"node {node.node_id}"
+    frame_time = node.metadata.get(FRAME_TIME_KEY)
+    if not data and isinstance(frame_time, (int, float)) and not isinstance(frame_time, bool):
+        # A sampled video frame: the image is the frame of the video at that time (``video_frames``).
+        where = str(path or url)
+        return ImageRef(f"{_short(where)} at {float(frame_time):.2f}s", VideoFrame(where, float(frame_time)))
     if data:
         return ImageRef(f"{label} (inline base64)", Base64Data(data))  # type: ignore[arg-type]
     if path:
@@ -220,7 +245,9 @@ def read_node(node: BaseNode) -> NodeParts:
         raise TypeError(f"expected a LlamaIndex node, got {type(node).__name__}")
     data, path, url = image_reference_parts(node)
     words = node.get_content(metadata_mode=MetadataMode.NONE)
-    return NodeParts(node, words, _image_ref_of(node, data, path, url), bool(path or url))
+    image = _image_ref_of(node, data, path, url)
+    media = node_media_ref(node) if image is None else None
+    return NodeParts(node, words, image, bool(path or url) or media is not None, media)
 
 
 # ---------------------------------------------------------------- caller inputs -> Parts
@@ -251,13 +278,23 @@ def image_ref(item: Any, position: int) -> ImageRef:
     raise TypeError(f"image input {where} has type {type(item).__name__}; accepted: {IMAGE_TYPES_HELP}")
 
 
+def audio_input(item: Any, position: int) -> Parts:
+    """An audio input: a path, URL, bytes, ``{"array": waveform, "sampling_rate": hz}`` or a node."""
+    return Parts(media=media_input("audio", item, position))
+
+
+def video_input(item: Any, position: int) -> Parts:
+    """A video input: a path, URL, bytes, ``{"array": frames, "fps": rate}`` or a node."""
+    return Parts(media=media_input("video", item, position))
+
+
 def text_input(item: Any, position: int) -> Parts:
     """A text input: a string, or the embed text of a node without pixels."""
     if isinstance(item, str):
         return Parts(text=item)
     if isinstance(item, BaseNode):
         parts = read_node(item)
-        if not parts.has_pixels:
+        if not parts.has_pixels and not parts.has_media:
             return Parts(text=parts.embed_text)
     raise TypeError(f"text input at position {position} has type {type(item).__name__}; accepted: str or a TextNode")
 

@@ -8,7 +8,8 @@ the reranker, the image (when given) drives the dense branches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any, Generator, List, Literal, Optional, Union
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -22,9 +23,18 @@ from llama_index.core.vector_stores.types import (
 )
 
 from .embedding import MultimodalEmbedding
-from .types import Modality
+from .types import MediaKind, Modality
 
 SearchMode = Literal["dense", "sparse", "hybrid"]
+
+
+@dataclass
+class MediaQueryBundle(QueryBundle):
+    """A query by an audio or video example (``media``: path, URL, bytes or array), with optional words
+    for BM25 and the rerankers. LlamaIndex's ``QueryBundle`` has a field for an image only."""
+
+    media: Any = field(default=None, repr=False)
+    media_kind: MediaKind = "audio"
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,7 @@ class MultimodalRetriever(BaseRetriever):
         )
 
     def _query_kwargs(self, query_bundle: QueryBundle) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"query_modality": "image" if query_bundle.image_path else "text"}
+        kwargs: dict[str, Any] = {"query_modality": _query_modality(query_bundle)}
         if self.modality:
             kwargs["modality"] = self.modality
         return kwargs
@@ -94,18 +104,22 @@ class MultimodalRetriever(BaseRetriever):
         sent back the step's result, so ``_retrieve`` and ``_aretrieve`` share every decision."""
         embedding = None
         if self.mode != "sparse":
-            if not query_bundle.image_path:
+            if _query_modality(query_bundle) == "text":
                 _require_text(query_bundle)
             embedding = yield _Embed(query_bundle)
         result = yield _Query(self._plan(query_bundle, embedding), self._query_kwargs(query_bundle))
         nodes = _with_scores(result)
-        if self.reranker is not None and nodes:
+        # A query that is only an audio or video example has nothing a reranker reads (text or an image).
+        rerankable = not isinstance(query_bundle, MediaQueryBundle) or bool(query_bundle.query_str.strip())
+        if self.reranker is not None and nodes and rerankable:
             nodes = yield _Rerank(nodes, query_bundle)
         return nodes
 
     def _run(self, step: Step) -> Any:
         if isinstance(step, _Embed):
             bundle = step.query_bundle
+            if isinstance(bundle, MediaQueryBundle):
+                return self._media_query_embedding(bundle)
             if bundle.image_path:
                 return self.embedding.get_image_query_embedding(bundle.image_path)
             return self.embedding.get_query_embedding(bundle.query_str)
@@ -116,6 +130,8 @@ class MultimodalRetriever(BaseRetriever):
     async def _arun(self, step: Step) -> Any:
         if isinstance(step, _Embed):
             bundle = step.query_bundle
+            if isinstance(bundle, MediaQueryBundle):
+                return await asyncio.to_thread(self._media_query_embedding, bundle)
             if bundle.image_path:
                 return await self.embedding.aget_image_query_embedding(bundle.image_path)
             return await self.embedding.aget_query_embedding(bundle.query_str)
@@ -141,10 +157,22 @@ class MultimodalRetriever(BaseRetriever):
         except StopIteration as done:
             return done.value
 
-    def search(self, text: Optional[str] = None, *, image: Any = None) -> List[NodeWithScore]:
-        """Search by text, by an image (path or URL), or both."""
-        if text is None and image is None:
-            raise ValueError("search needs text, an image, or both")
+    def _media_query_embedding(self, bundle: MediaQueryBundle) -> List[float]:
+        return self.embedding.embed([bundle.media], bundle.media_kind, role="query").embeddings[0]  # type: ignore[return-value]
+
+    def search(self, text: Optional[str] = None, *, image: Any = None, audio: Any = None,
+               video: Any = None) -> List[NodeWithScore]:
+        """Search by text, by an example (an image, audio or video: path or URL), or text and one example.
+        The example drives the dense search, the text BM25 and the rerankers."""
+        examples = {"image": image, "audio": audio, "video": video}
+        given = [kind for kind, value in examples.items() if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"search takes one example at a time, got {given}")
+        if text is None and not given:
+            raise ValueError("search needs text, an image, audio or video example, or both")
+        if given and given[0] != "image":
+            kind = given[0]
+            return self.retrieve(MediaQueryBundle(query_str=text or "", media=examples[kind], media_kind=kind))  # type: ignore[arg-type]
         return self.retrieve(QueryBundle(query_str=text or "", image_path=image))
 
     def as_query_engine(self, llm: Any = None, *, multimodal: bool = False, **kwargs: Any) -> Any:
@@ -164,6 +192,12 @@ class MultimodalRetriever(BaseRetriever):
             kwargs["node_postprocessors"] = [*postprocessors, ImageAnswerBlocks(self.embedding.fetch_options)]
             kwargs["multimodal"] = True
         return RetrieverQueryEngine.from_args(self, llm=llm, **kwargs)
+
+
+def _query_modality(bundle: QueryBundle) -> str:
+    if isinstance(bundle, MediaQueryBundle):
+        return bundle.media_kind
+    return "image" if bundle.image_path else "text"
 
 
 def build_pipeline(

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Sequence, get_args
 
-Modality = Literal["text", "image", "text+image"]
-"""What an item carries. The store names its dense vectors after the first two."""
+Modality = Literal["text", "image", "text+image", "audio", "video"]
+"""What an item carries. The store names its dense vectors after the single ones (not "text+image")."""
 
 MODALITIES: tuple[Modality, ...] = get_args(Modality)
+MediaKind = Literal["audio", "video"]
+MEDIA_KINDS: tuple[MediaKind, ...] = get_args(MediaKind)
 """Every modality, in this order wherever they are listed (summaries, counts)."""
-DenseVectorName = Literal["text", "image"]
+DenseVectorName = Literal["text", "image", "audio", "video"]
 DENSE_VECTOR_NAMES: tuple[DenseVectorName, ...] = get_args(DenseVectorName)
 
 OnError = Literal["raise", "skip"]

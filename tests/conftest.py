@@ -79,3 +79,51 @@ def tiny_blip_itm_dir(fixture_root: Path) -> Path:
     from tests.fixtures import rerank_models
 
     return _cached(fixture_root, "blip_itm", rerank_models.build_tiny_blip_itm)
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import audio_models
+
+    return _cached(fixture_root, "clap", audio_models.build_tiny_clap)
+
+
+@pytest.fixture(scope="session")
+def media_files(fixture_root: Path) -> dict[str, Path]:
+    """Good audio (tone/chirp/noise WAV, tone in every audio format, a stereo WAV) and video (mp4 with
+    an audio track, webm, mkv, mov), 48 kHz audio, 3 s of 64x48 video at 10 fps."""
+    pytest.importorskip("av")
+    from tests.fixtures import media
+
+    root = fixture_root / "media"
+    if not (root / "done").exists():
+        files = _write_media(root)
+        (root / "done").write_text("\n".join(sorted(files)))
+    return {path.stem: path for path in root.iterdir() if path.is_file() and path.name != "done"}
+
+
+def _write_media(root: Path) -> list[str]:
+    from tests.fixtures import media
+
+    written = [
+        media.write_audio(root / "tone.wav", media.tone(440)),
+        media.write_audio(root / "chirp.wav", media.chirp()),
+        media.write_audio(root / "noise.wav", media.noise()),
+        media.write_audio(root / "stereo.wav", media.tone(660), channels=2),
+    ]
+    written += [media.write_audio(root / f"tone_{suffix}.{suffix}", media.tone(440)) for suffix in ("flac", "mp3", "ogg", "m4a")]
+    frames = media.video_frames()
+    written.append(media.write_video(root / "clip_mp4.mp4", frames, audio=media.tone(300, 3.0)))
+    written += [media.write_video(root / f"clip_{suffix}.{suffix}", frames) for suffix in ("webm", "mkv", "mov")]
+    return [path.name for path in written]
+
+
+@pytest.fixture(scope="session")
+def broken_media(fixture_root: Path, media_files: dict[str, Path]) -> dict[str, Path]:
+    """Keys audio_/video_ truncated, zero, garbage (random bytes), and missing_audio/missing_video."""
+    from tests.fixtures import media
+
+    out = media.write_broken_media(fixture_root / "broken_media", media_files["tone_flac"], media_files["clip_mp4"])
+    out["missing_audio"] = fixture_root / "broken_media" / "missing.wav"
+    out["missing_video"] = fixture_root / "broken_media" / "missing.mp4"
+    return out

@@ -7,6 +7,9 @@ import llama_index_mm_st
 EXPECTED = {
     "EmbeddingResult",
     "ImageReader",
+    "MediaReader",
+    "VideoFrameSampler",
+    "MediaLoadError",
     "MultimodalQdrantStore",
     "MultimodalReranker",
     "MultimodalRetriever",
@@ -44,6 +47,8 @@ def test_public_classes_follow_llama_index_conventions():
     assert m.MultimodalQdrantStore.class_name() == "MultimodalQdrantStore"
     assert m.MultimodalReranker.class_name() == "MultimodalReranker"
     assert m.ImageReader.class_name()
+    assert m.MediaReader.class_name() == "MediaReader"
+    assert m.VideoFrameSampler.class_name() == "VideoFrameSampler"
 
 
 def test_store_import_does_not_load_torch():
@@ -58,6 +63,7 @@ def test_store_import_does_not_load_torch():
 def test_error_tree():
     e = llama_index_mm_st
     assert issubclass(e.ImageLoadError, e.MMSTError) and issubclass(e.ImageLoadError, ValueError)
+    assert issubclass(e.MediaLoadError, e.ItemError) and issubclass(e.MediaLoadError, ValueError)
     assert issubclass(e.UnsupportedModalityError, ValueError)
     assert issubclass(e.MissingDependencyError, ImportError)
     error = e.ImageLoadError("photo.jpg", "file not found")

@@ -12,10 +12,11 @@ from typing import Callable
 
 import pytest
 
-from tests.fixtures import models, qwen_vl, rerank_models
+from tests.fixtures import audio_models, models, qwen_vl, rerank_models
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "clip": models.build_tiny_clip,
+    "clap": audio_models.build_tiny_clap,
     "siglip": models.build_tiny_siglip,
     "bert_cross_encoder": rerank_models.build_tiny_bert_cross_encoder,
     "blip_itm": rerank_models.build_tiny_blip_itm,

@@ -10,14 +10,17 @@ import pytest
 
 from llama_index_mm_st import (
     ImageReader,
+    MediaReader,
     MultimodalEmbedding,
     MultimodalQdrantStore,
     MultimodalReranker,
+    VideoFrameSampler,
     build_pipeline,
 )
 from llama_index_mm_st.docs import INHERITED
 
-CLASSES = [MultimodalEmbedding, MultimodalReranker, ImageReader, MultimodalQdrantStore]
+CLASSES = [MultimodalEmbedding, MultimodalReranker, ImageReader, MultimodalQdrantStore, MediaReader,
+           VideoFrameSampler]
 
 
 def rendered(obj: object) -> str:

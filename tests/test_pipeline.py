@@ -69,3 +69,20 @@ def test_bad_arguments(indexed):
         build_pipeline(store, embedding, top_k=0)
     with pytest.raises(ValueError, match="text, an image"):
         build_pipeline(store, embedding).search()
+
+
+def test_search_by_audio_example_ranks_the_same_clip_first(tmp_path, tiny_clap_dir, media_files):
+    pytest.importorskip("av")
+    from llama_index_mm_st import MediaReader, MultimodalEmbedding, MultimodalQdrantStore, build_pipeline
+
+    embedding = MultimodalEmbedding(str(tiny_clap_dir), precision="fp32")
+    documents = MediaReader().load_data([media_files[n] for n in ("tone", "chirp", "noise")])
+    store = MultimodalQdrantStore("sounds", path=str(tmp_path / "index"))
+    store.add(embedding(documents))
+    search = build_pipeline(store, embedding, top_k=3)
+    for name in ("chirp", "noise"):
+        hits = search.search(audio=media_files[name])
+        assert hits[0].node.metadata["file_name"] == media_files[name].name
+    with pytest.raises(ValueError, match="one example at a time"):
+        search.search(audio=media_files["tone"], image="x.png")
+    store.close()

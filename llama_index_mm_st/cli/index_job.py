@@ -20,6 +20,9 @@ from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter,
 
 from .. import Modality
 from ..errors import SkippedItemsWarning
+from ..inputs import read_node
+from ..readers import frame_nodes
+from ..readers.frames import DEFAULT_EVERY_S
 from ..store import MultimodalQdrantStore
 from .collect import Collected, stable_id
 from .progress import Stage
@@ -48,6 +51,11 @@ class IndexSummary:
     not_followed: list[tuple[str, str]] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)
     """Files left out because of their type, by extension."""
+    unreadable: dict[str, set[str]] = field(default_factory=dict)
+    """Files left out because the model can't read their modality, by modality."""
+    model_reads: tuple[str, ...] = ()
+    framed: set[str] = field(default_factory=set)
+    """Videos indexed as sampled frames (an image-only model)."""
     total: dict[str, int] = field(default_factory=dict)
 
     def note(self, path: str, action: "ResumeAction") -> None:
@@ -65,9 +73,12 @@ def default_splitter() -> SentenceSplitter:
     return SentenceSplitter(chunk_size=TEXT_CHUNK_TOKENS, chunk_overlap=TEXT_CHUNK_OVERLAP)
 
 
-def nodes_of(document: Document, splitter: SentenceSplitter) -> list[BaseNode]:
-    """Image documents become one ImageNode; text documents are split. Node ids derive from the doc id."""
-    if isinstance(document, ImageDocument):  # the store keeps it as the equivalent ImageNode
+def nodes_of(document: Document, splitter: SentenceSplitter, frames: bool = False) -> list[BaseNode]:
+    """Image, audio and video documents become one node (a video with ``frames``: one per sampled
+    frame); text documents are split. Node ids derive from the doc id."""
+    if frames:
+        return frame_nodes(document)
+    if isinstance(document, ImageDocument) or read_node(document).has_media:  # kept as one node
         source = {NodeRelationship.SOURCE: document.as_related_node_info()}
         return [document.model_copy(update={"id_": stable_id(document.id_, 0), "relationships": source})]
     nodes = splitter.get_nodes_from_documents([document])
@@ -118,14 +129,23 @@ def run_index(collected: Collected, store: MultimodalQdrantStore, embedding: "Mu
     model there, so a run that writes nothing records nothing).
     """
     summary = IndexSummary(skipped=list(collected.skipped), not_followed=list(collected.ignored),
-                           ignored=Counter(collected.ignored_types))
+                           ignored=Counter(collected.ignored_types),
+                           model_reads=tuple(m for m in ("text", "image", "audio", "video") if embedding.supports(m)))
     splitter, stored = default_splitter(), store_counter(store)
     pending: list[BaseNode] = []
     new_nodes: set[str] = set()
     with Stage("Checking", total=len(collected.documents), unit="doc", enabled=progress) as checking:
         for document in collected.documents:
             checking.update(1)
-            nodes = nodes_of(document, splitter)
+            modality = read_node(document).modality
+            frames = modality == "video" and "video" not in summary.model_reads and "image" in summary.model_reads
+            if not frames and _needs(modality) not in summary.model_reads:
+                # One summary line says why, instead of an error that stops the run (or a line per file).
+                summary.unreadable.setdefault(_needs(modality), set()).add(file_of(document))
+                continue
+            if frames:
+                summary.framed.add(file_of(document))
+            nodes = nodes_of(document, splitter, frames)
             if not nodes:
                 continue
             action = resume_action(document, len(nodes), stored)
@@ -169,6 +189,11 @@ def _embed_and_store(pending: Sequence[BaseNode], store: MultimodalQdrantStore, 
                 on_chunk()
 
 
+def _needs(modality: str) -> str:
+    """The modality a model must read to embed a node of this one (a captioned image is an image)."""
+    return "image" if modality == "text+image" else modality
+
+
 def _files(count: int) -> str:
     return f"{count} file{'' if count == 1 else 's'}"
 
@@ -183,6 +208,12 @@ def format_summary(summary: IndexSummary) -> list[str]:
         f"unchanged (already indexed): {_files(len(summary.unchanged))}",
         "in the index: " + ", ".join(f"{summary.total.get(m, 0)} {m}" for m in get_args(Modality)),
     ]
+    if summary.framed:
+        lines.append(f"videos as frames (the model reads images, not video): {_files(len(summary.framed))}, "
+                     f"one frame every {DEFAULT_EVERY_S:g} s")
+    if summary.unreadable:
+        kinds = ", ".join(f"{_files(len(files))} of {m}" for m, files in sorted(summary.unreadable.items()))
+        lines.append(f"not indexed, the model can't read them (it reads {', '.join(summary.model_reads)}): {kinds}")
     if summary.ignored:
         kinds = sorted(summary.ignored.items(), key=lambda kv: (-kv[1], kv[0]))
         lines.append("ignored (type not indexed): " + ", ".join(f"{count} {suffix}" for suffix, count in kinds))

@@ -1,8 +1,8 @@
-"""``mmst``: index a folder, then search it by text or by image.
+"""``mmst``: index a folder, then search it by text or by example (an image, an audio or a video clip).
 
     mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR] [--strict]
-    mmst search "TEXT" | --image PATH [--top-k N] [--rerank MODEL]... [--rerank-unsupported keep|raise]
-                [--modality image|text] [--mode dense|sparse|hybrid] [--json]
+    mmst search "TEXT" | --image PATH | --audio PATH | --video PATH [--top-k N] [--rerank MODEL]...
+                [--rerank-unsupported keep|raise] [--modality image|text|audio|video] [--mode dense|sparse|hybrid] [--json]
     mmst info
 
 Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="read, embed and store files and folders")
-    index.add_argument("paths", nargs="+", help="files or folders (images, PDFs, .txt, .md)")
+    index.add_argument("paths", nargs="+", help="files or folders (images, PDFs, .txt, .md, audio, video)")
     index.add_argument("--model", default=None,
                        help=f"hub model id or local model directory (default {DEFAULT_MODEL}); offline, use a "
                             "local directory or HF_HUB_OFFLINE=1 with a filled cache")
@@ -69,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="search by text or by image", epilog=QUERY_EPILOG)
     search.add_argument("text", nargs="?", default=None, help="query text")
-    search.add_argument("--image", default=None, help="query image (path or URL); see below for text plus --image")
+    example = search.add_mutually_exclusive_group()
+    example.add_argument("--image", default=None, help="query image (path or URL); see below for text plus --image")
+    example.add_argument("--audio", default=None, help="query audio clip (path or URL): search by example")
+    example.add_argument("--video", default=None, help="query video clip (path or URL): search by example")
     search.add_argument("--top-k", type=int, default=10, help="results to show")
     search.add_argument("--allow-urls", action="store_true", help="let --image be an http(s) URL to fetch")
     search.add_argument("--allow-private-urls", action="store_true",
@@ -79,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "plus BLIP): each result goes to the first model that reads it, rankings merge by RRF")
     search.add_argument("--rerank-unsupported", choices=["keep", "raise"], default="keep",
                         help="a result no reranker reads: keep it at its retrieval rank (default) or fail")
-    search.add_argument("--modality", choices=["image", "text"], default=None, help="only this modality")
+    search.add_argument("--modality", choices=["image", "text", "audio", "video"], default=None,
+                        help="only this modality")
     search.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid", help=MODE_HELP)
     search.add_argument("--model", default=None, help="model id (must match the one the index was built with)")
     search.add_argument("--json", action="store_true", help="print JSON (each row has its score_kind)")
@@ -165,22 +169,33 @@ def _check_query(args: argparse.Namespace) -> None:
     if args.text is not None and not args.text.strip():
         raise CLIError('the query text is empty (only whitespace): give words, e.g. mmst search "a red car", '
                        "or --image PATH")
-    if args.text is None and args.image is None:
-        raise CLIError('give query text or --image PATH, e.g. mmst search "a red car"')
-    if args.mode == "sparse" and args.image:
-        raise CLIError("--mode sparse matches exact words and an image has none: leave out --image, "
-                       "or use --mode hybrid or dense to search by image")
+    flag, example = _example(args)
+    if args.text is None and example is None:
+        raise CLIError('give query text or --image/--audio/--video PATH, e.g. mmst search "a red car"')
+    if args.mode == "sparse" and example:
+        noun = {"image": "an image", "audio": "an audio clip", "video": "a video"}[flag]
+        raise CLIError(f"--mode sparse matches exact words and {noun} has none: leave out --{flag}, "
+                       f"or use --mode hybrid or dense to search by {flag}")
     from ..fetch import is_file_url, is_url
 
-    if args.image and is_file_url(args.image):
-        raise CLIError(f"--image {args.image}: give a file:// image as a plain path instead")
-    remote = args.image is not None and is_url(args.image)
+    if example and is_file_url(example):
+        raise CLIError(f"--{flag} {example}: give a file:// {flag} as a plain path instead")
+    remote = example is not None and is_url(example)
     if remote and not args.allow_urls:
-        raise CLIError(f"--image {args.image} is a URL: add --allow-urls to fetch it")
-    if args.image and not remote and not os.path.exists(args.image):
-        raise CLIError(f"query image not found: {args.image}")
+        raise CLIError(f"--{flag} {example} is a URL: add --allow-urls to fetch it")
+    if example and not remote and not os.path.exists(example):
+        raise CLIError(f"query {flag} not found: {example}")
     if args.top_k < 1:
         raise CLIError("--top-k must be at least 1")
+
+
+def _example(args: argparse.Namespace) -> tuple[str, Optional[str]]:
+    """Which search-by-example flag was given (--image, --audio or --video; at most one) and its value."""
+    for flag in ("image", "audio", "video"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            return flag, value
+    return "image", None
 
 
 def _check_words(text: str, store: "MultimodalQdrantStore") -> None:
@@ -213,8 +228,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         candidates = RERANK_CANDIDATES_PER_RESULT * args.top_k if reranker else args.top_k
         retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,
                                    modality=args.modality)
+        flag, example = _example(args)
+        if example is not None and flag != "image" and not embedding.supports(flag):
+            raise CLIError(f"--{flag}: the index's model ({manifest.model}) cannot read {flag}; it reads "
+                           + ", ".join(m for m in ("text", "image", "audio", "video") if embedding.supports(m)))
         try:
-            results = retriever.search(args.text, image=args.image)[: args.top_k]
+            results = retriever.search(args.text, **({flag: example} if example is not None else {}))[: args.top_k]
         except UnsupportedModalityError as exc:  # only raised with --rerank-unsupported raise
             raise CLIError("--rerank-unsupported raise: some results are of a kind no --rerank model reads (an image "
                            "with only a text cross-encoder, say); add a --rerank model that reads them, or use "
@@ -237,7 +256,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"collection: {args.collection}",
             f"model: {manifest.model if manifest else '(none yet)'}",
             f"dimension: {manifest.dim if manifest else '-'}",
-            f"points: {store.count()} (" + ", ".join(f"{n} {m}" for m, n in counts.items()) + ")",
+            # The four text/image kinds always, audio and video when the index holds any.
+            f"points: {store.count()} ("
+            + ", ".join(f"{n} {m}" for m, n in counts.items() if n or m not in ("audio", "video")) + ")",
         ]
     print("\n".join(lines))
     return 0

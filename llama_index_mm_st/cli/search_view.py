@@ -13,6 +13,8 @@ from typing import Any, Callable, Literal, Sequence
 
 from llama_index.core.schema import BaseNode, NodeWithScore
 
+from ..media_refs import FRAME_TIME_KEY
+
 ScoreKind = Literal["rrf", "bm25", "reranker", "reranker_rrf"]
 
 COLUMN_TITLES: dict[str, str] = {"rrf": "RRF", "bm25": "BM25", "reranker": "rerank", "reranker_rrf": "rerankRRF"}
@@ -40,12 +42,14 @@ def explain(kind: str, mode: str) -> str:
 def result_rows(results: Sequence[NodeWithScore], kind: str,
                 modality_of: Callable[[BaseNode], str]) -> list[dict[str, Any]]:
     """One dict per result: rank, score, score_kind, modality (``modality_of``: the store's rule),
-    source (file path), page, text, node_id."""
+    source (file path), page, time_s (a video frame's time), text, node_id."""
     rows = []
     for rank, item in enumerate(results, start=1):
         node = item.node
         metadata = node.metadata or {}
-        source = metadata.get("file_path") or getattr(node, "image_path", None) or getattr(node, "image_url", None)
+        source = (metadata.get("file_path") or getattr(node, "image_path", None) or getattr(node, "image_url", None)
+                  or metadata.get("audio_path") or metadata.get("video_path"))
+        time = metadata.get(FRAME_TIME_KEY)
         rows.append({
             "rank": rank,
             "score": None if item.score is None else float(item.score),
@@ -53,10 +57,17 @@ def result_rows(results: Sequence[NodeWithScore], kind: str,
             "modality": modality_of(node),
             "source": source,
             "page": metadata.get("page"),
+            "time_s": float(time) if isinstance(time, (int, float)) and not isinstance(time, bool) else None,
             "text": node.get_content(),
             "node_id": node.node_id,
         })
     return rows
+
+
+def _clock(seconds: float) -> str:
+    """A timestamp as people read it: 75.5 -> "1:15.5"."""
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:04.1f}"
 
 
 def to_json(rows: Sequence[dict[str, Any]]) -> str:
@@ -73,6 +84,8 @@ def to_table(rows: Sequence[dict[str, Any]], kind: str, mode: str) -> str:
         source = str(row["source"] or "")
         if row["page"] is not None:
             source += f" (page {row['page']})"
+        if row.get("time_s") is not None:
+            source += f" (at {_clock(row['time_s'])})"
         score = "-" if row["score"] is None else f"{row['score']:.4f}"
         lines.append(f"{row['rank']:>4}  {score:>9}  {row['modality']:<10}  {source}")
         snippet = " ".join(str(row["text"] or "").split())

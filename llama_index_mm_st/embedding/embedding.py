@@ -24,7 +24,8 @@ from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error
 from ..fetch import FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
-from ..inputs import NodeParts, Parts, image_input, pair_input, read_node, text_input
+from ..inputs import NodeParts, Parts, audio_input, image_input, pair_input, read_node, text_input, video_input
+from ..media import MediaLimits
 from ..runtime import resolve_device, resolve_precision, torch_dtype
 from ..types import Embedding, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder
@@ -36,6 +37,8 @@ _INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = {
     "text": text_input,
     "image": image_input,
     "text+image": pair_input,
+    "audio": audio_input,
+    "video": video_input,
 }
 
 Outcome = Union[Embedding, Exception]
@@ -56,7 +59,11 @@ class EmbeddingResult:
 
 @document_parameters(model="A loaded SentenceTransformer to use instead of loading model_name.")
 class MultimodalEmbedding(MultiModalEmbedding):
-    """Sentence Transformers models (CLIP, SigLIP/SigLIP-2, VLM embedders) as a LlamaIndex embedding.
+    """Sentence Transformers models (CLIP, SigLIP/SigLIP-2, CLAP, VLM embedders) as a LlamaIndex embedding.
+
+    ``embed(items, "audio")`` and ``embed(items, "video")`` take media (paths, URLs, bytes, nodes, arrays
+    with their rate) for models that read them; nodes with ``audio_resource``/``video_resource`` are
+    embedded by their media in ``__call__``.
 
     Strings are text in text methods and image references (path, URL, ``data:`` URI) in image
     methods; nothing is guessed. Queries get the model's query prompt, documents its document prompt.
@@ -93,7 +100,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
         default=False, description="Also fetch from loopback, link-local and private addresses (intranet use)."
     )
     url_timeout: float = Field(default=10.0, gt=0, description="Seconds a whole image download may take.")
-    max_download_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest image download.")
+    max_download_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest image or media download.")
+    max_media_seconds: Optional[float] = Field(
+        default=3600.0, gt=0, description="Refuse audio or video longer than this (read from the header first)."
+    )
+    max_media_bytes: Optional[int] = Field(default=2 * 1024**3, gt=0, description="Refuse larger audio or video files.")
     devices: Optional[List[str]] = Field(
         default=None, description="Several devices (e.g. ['cuda:0', 'cuda:1']) spread large groups over processes."
     )
@@ -143,6 +154,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
                 allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls,
             ),
             devices=tuple(self.devices) if self.devices else None, bucket_batches=self.bucket_batches,
+            media=MediaLimits(max_duration_s=self.max_media_seconds, max_bytes=self.max_media_bytes),
         )
         workers = self.decode_workers if self.decode_workers is not None else max(1, default_workers() - 1)
         prompts: Dict[Role, Optional[str]] = {"query": self.query_prompt_name, "document": self.document_prompt_name}
@@ -226,7 +238,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
         """Embed inputs of one ``modality``, or LlamaIndex nodes of any modality when it is None.
 
         Inputs are grouped by modality, encoded in batches, and returned in input order. With
-        ``on_error="skip"`` bad images become ``None`` and are listed in ``failures``. A wrong input
+        ``on_error="skip"`` bad images and media become ``None`` and are listed in ``failures``. A wrong input
         type is always a ``TypeError``: it is a bug in the caller, not bad data.
         """
         check_on_error(on_error)

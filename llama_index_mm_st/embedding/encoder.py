@@ -22,15 +22,18 @@ from sentence_transformers.util import batch_to_device
 from tqdm.auto import tqdm
 
 from ..concurrency import Prefetched
-from ..errors import EncodeError, ImageLoadError, ItemFailure, UnsupportedModalityError
+from ..errors import EncodeError, ItemError, ItemFailure, UnsupportedModalityError
 from ..fetch import FetchOptions
 from ..images import DecodeOptions
 from ..inputs import Parts
+from ..media import MediaLimits
+from ..media_refs import media_model_input
 from ..types import Modality, Role
 from .buckets import batch_rows, bucket_rows, pad_rows, pad_text_columns, right_padding
-from .profiles import ModelProfile, text_processing_kwargs
+from .profiles import ModelProfile, audio_sampling_rate, text_processing_kwargs, video_frame_chooser
 
-_ST_MODALITY: dict[str, Any] = {"text": "text", "image": "image", "text+image": ("image", "text")}
+_ST_MODALITY: dict[str, Any] = {"text": "text", "image": "image", "text+image": ("image", "text"),
+                                 "audio": "audio", "video": "video"}
 
 MODEL_FAILURES: tuple[type[BaseException], ...] = (RuntimeError, ValueError, IndexError, TypeError)
 """What a processor or a forward pass raises on an input it cannot take (torch errors are RuntimeErrors)."""
@@ -58,6 +61,7 @@ class EncodeSettings:
     prefetch_depth: int = 2
     devices: tuple[str, ...] | None = None
     multi_process_min_items: int = 256
+    media: MediaLimits = MediaLimits()
     bucket_batches: bool = True
     """Pad each forward pass up to a power of two rows (at most ``batch_size``), and text up to a multiple
     of ``TEXT_LENGTH_BUCKET`` tokens, and drop the padding: see ``bucket_rows``. Off, every batch size and
@@ -75,6 +79,7 @@ class _Prepared:
     features: dict[str, Any] | None
     failures: list[ItemFailure]
     error: BaseException | None = None
+    modality: Modality = "text"
 
 
 def resolve_prompt(model: SentenceTransformer, role: Role, prompt_name: str | None) -> str | None:
@@ -106,6 +111,8 @@ class Encoder:
         self.prompts = {role: resolve_prompt(model, role, prompt_names.get(role)) for role in ("query", "document")}
         self._text_kwargs = text_processing_kwargs(model, profile)
         self._text_padding = None if self._text_kwargs else right_padding(model)
+        self._sampling_rate = audio_sampling_rate(model)
+        self._choose_frames = video_frame_chooser(model)
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mmst-decode")
 
     def supports(self, modality: Modality) -> bool:
@@ -157,7 +164,7 @@ class Encoder:
         failures = []
         for position, model_input, label in zip(batch.positions, batch.inputs, batch.labels):
             try:
-                vectors[position] = self._forward(self._preprocess([model_input], role), role)[0]
+                vectors[position] = self._forward(self._preprocess([model_input], role, batch.modality), role)[0]
             except MODEL_FAILURES as exc:
                 error = EncodeError(label, f"the model cannot take it ({type(exc).__name__}: {_first_line(exc)})")
                 if stop_on_error:
@@ -188,10 +195,10 @@ class Encoder:
             features, error = None, None
             if inputs:
                 try:
-                    features = self._preprocess(inputs, role)
+                    features = self._preprocess(inputs, role, modality)
                 except MODEL_FAILURES as exc:  # the consumer finds the item that caused it
                     error = exc
-            yield _Prepared(ok, inputs, labels, features, failures, error)
+            yield _Prepared(ok, inputs, labels, features, failures, error, modality)
 
     def _load(self, modality: Modality, chunk: Sequence[Parts], positions: Sequence[int]
               ) -> tuple[list[Any], list[int], list[ItemFailure]]:
@@ -200,7 +207,7 @@ class Encoder:
         results = list(self._pool.map(self._load_one, chunk))
         inputs, ok, failures = [], [], []
         for position, item, result in zip(positions, chunk, results):
-            if isinstance(result, ImageLoadError):
+            if isinstance(result, ItemError):
                 failures.append(ItemFailure(position, _label(item), result))
             else:
                 inputs.append(result)
@@ -208,21 +215,34 @@ class Encoder:
         return inputs, ok, failures
 
     def _load_one(self, item: Parts) -> Any:
-        """The model input of one item (its image decoded), or the ``ImageLoadError`` in its place."""
+        """The model input of one item (its image or media decoded), or the ``ItemError`` in its place."""
         try:
+            if item.media is not None:
+                return self._load_media(item)
             image = item.image.load(self.settings.decode, self.settings.fetch)  # type: ignore[union-attr]
-        except ImageLoadError as exc:
+        except ItemError as exc:
             return exc
         return image if item.text is None else {"text": item.text, "image": image}
 
-    def _call_kwargs(self, role: Role) -> dict[str, Any]:
+    def _load_media(self, item: Parts) -> dict[str, Any]:
+        """Audio: mono at the model's rate, as sentence-transformers' ``{"array", "sampling_rate"}``.
+        Video: only the frames the model's processor would sample, with the metadata that says which."""
+        return media_model_input(item.media, self._sampling_rate, self._choose_frames,  # type: ignore[arg-type]
+                                 self.settings.fetch, self.settings.media)
+
+    def _call_kwargs(self, role: Role, modality: Modality = "text") -> dict[str, Any]:
         kwargs: dict[str, Any] = {"task": role}
+        processing: dict[str, Any] = {}
         if self._text_kwargs:
-            kwargs["processing_kwargs"] = {"text": dict(self._text_kwargs)}
+            processing["text"] = dict(self._text_kwargs)
+        if modality == "video" and self._choose_frames is not None:
+            processing["video"] = {"do_sample_frames": False}  # the frames given are the processor's own pick
+        if processing:
+            kwargs["processing_kwargs"] = processing
         return kwargs
 
-    def _preprocess(self, inputs: list[Any], role: Role) -> dict[str, Any]:
-        return self.model.preprocess(inputs, prompt=self.prompts[role], **self._call_kwargs(role))
+    def _preprocess(self, inputs: list[Any], role: Role, modality: Modality = "text") -> dict[str, Any]:
+        return self.model.preprocess(inputs, prompt=self.prompts[role], **self._call_kwargs(role, modality))
 
     @torch.inference_mode()
     def _forward(self, features: dict[str, Any], role: Role) -> np.ndarray:
@@ -255,7 +275,7 @@ class Encoder:
         if inputs:
             embeddings = self.model.encode(
                 inputs, prompt=self.prompts[role], batch_size=self.settings.batch_size,
-                device=list(self.settings.devices or ()), convert_to_tensor=True, **self._call_kwargs(role),
+                device=list(self.settings.devices or ()), convert_to_tensor=True, **self._call_kwargs(role, modality),
             )
             output.vectors[ok] = self._finish(embeddings)
         return output
@@ -265,7 +285,9 @@ class Encoder:
 
 
 def _label(item: Parts) -> str:
-    """How an item is named in errors: its image's label, or the start of its text."""
+    """How an item is named in errors: its media's or image's label, or the start of its text."""
+    if item.media is not None:
+        return item.media.label
     if item.image is not None:
         return item.image.label
     text = item.text or ""

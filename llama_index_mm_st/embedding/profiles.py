@@ -7,9 +7,11 @@ results. Adding a family means adding a row, not an ``if "siglip" in name`` chec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from sentence_transformers import SentenceTransformer
+
+from ..media_refs import processor_frame_chooser, processor_sampling_rate
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,17 @@ def image_target_size(model: SentenceTransformer) -> tuple[int, int] | None:
     if size.get("height") and size.get("width"):
         return int(size["width"]), int(size["height"])
     return None
+
+
+def _processor(model: SentenceTransformer) -> Any:
+    return getattr(model[0], "processor", None) if len(model) else None
+
+
+def audio_sampling_rate(model: SentenceTransformer) -> int | None:
+    """The rate (Hz) the model's feature extractor expects audio at (CLAP: 48 kHz), if it takes audio."""
+    return processor_sampling_rate(_processor(model))
+
+
+def video_frame_chooser(model: SentenceTransformer) -> Callable[[Any], Sequence[int]] | None:
+    """The frames the model's video processor would sample (``media_refs.processor_frame_chooser``)."""
+    return processor_frame_chooser(_processor(model))

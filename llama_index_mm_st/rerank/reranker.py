@@ -32,7 +32,7 @@ from ..errors import (
 from ..fetch import FetchOptions
 from ..inputs import Parts
 from ..types import OnError, OnUnsupported, Precision
-from .routing import Route, content, find_route, load_images, node_side, query_side
+from .routing import Route, content, find_route, load_images, load_media, node_side, query_side
 from .fusion import DEFAULT_RRF_K, keep_in_place, rank_by_score, reciprocal_rank_fusion
 from .scorers.base import Scorer
 from .loading import LoadOptions, ModelSpec, load_scorer
@@ -209,11 +209,14 @@ class MultimodalReranker(BaseNodePostprocessor):
         )
         images, load_failures = load_images(routes, self._scorers, self.decode_workers, fetch)
         failures.update(load_failures)
+        media, media_failures = load_media([r for r in routes if r.position not in failures], self._scorers, fetch,
+                                           self.decode_workers)
+        failures.update(media_failures)
         if failures and self.on_error == "raise":
             raise failures[min(failures)]
         routes = [route for route in routes if route.position not in failures]
 
-        model_scores = self._score(routes, images)
+        model_scores = self._score(routes, images, media)
         used = sorted({route.scorer for route in routes})
         by_scorer = [{r.position: model_scores[r.position] for r in routes if r.scorer == s} for s in used]
         if len(used) == 1:
@@ -277,7 +280,8 @@ class MultimodalReranker(BaseNodePostprocessor):
                 f"{modality} nodes are kept at their retrieval rank: no scorer reads a {query.modality} query "
                 f"against them ({hint})"), stacklevel=5)
 
-    def _score(self, routes: Sequence[Route], images: dict[tuple[int, int], Any]) -> dict[int, float]:
+    def _score(self, routes: Sequence[Route], images: dict[tuple[int, int], Any],
+               media: Optional[dict[int, dict]] = None) -> dict[int, float]:
         """Model scores by position: one ``score`` call per (scorer, query view) group."""
         groups: dict[tuple[int, str], list[Route]] = {}
         for route in routes:
@@ -285,7 +289,8 @@ class MultimodalReranker(BaseNodePostprocessor):
         scores: dict[int, float] = {}
         for (scorer_index, _), group in groups.items():
             query = content(group[0].query, images.get((group[0].position, 0)))
-            documents = [content(route.document, images.get((route.position, 1))) for route in group]
+            documents = [content(route.document, images.get((route.position, 1)), (media or {}).get(route.position))
+                         for route in group]
             values = self._scorers[scorer_index].score(query, documents, self.batch_size)
             scores.update({route.position: value for route, value in zip(group, values, strict=True)})
         return scores

@@ -16,10 +16,11 @@ from typing import Sequence
 from llama_index.core.schema import BaseNode, QueryBundle
 from PIL import Image
 
-from ..errors import ImageLoadError
+from ..errors import ImageLoadError, ItemError
 from ..fetch import FetchOptions
 from ..images import DecodeOptions, map_isolated
 from ..inputs import ImageRef, Parts, image_ref, read_node
+from ..media_refs import media_model_input
 from ..types import Modality
 from .scorers.base import LoadedParts, Scorer
 
@@ -27,6 +28,8 @@ VIEWS: dict[Modality, tuple[Modality, ...]] = {
     "text+image": ("text+image", "image", "text"),
     "image": ("image",),
     "text": ("text",),
+    "audio": ("audio",),
+    "video": ("video",),
 }
 """The ways a side may be read, richest first."""
 
@@ -63,6 +66,8 @@ def node_side(node: BaseNode) -> Parts:
     """What a node offers a scorer: its pixels, its words, or both (the words as an embedding model
     reads them). A node with neither raises ``ImageLoadError`` naming it: there is nothing to score."""
     parts = read_node(node)
+    if parts.has_media:
+        return Parts(media=parts.media)
     if parts.image is None and not parts.words.strip():
         raise ImageLoadError(f"node {node.node_id}", "the node has no image, image_path, image_url or text")
     return Parts(text=parts.embed_text if parts.words.strip() else None, image=parts.image)
@@ -113,6 +118,28 @@ def load_images(
     return images, failures
 
 
-def content(side: Parts, image: Image.Image | None) -> LoadedParts:
-    """A side with its decoded image, ready for a scorer."""
+def load_media(routes: Sequence[Route], scorers: Sequence[Scorer], fetch: FetchOptions = FetchOptions(),
+               workers: int | None = None) -> tuple[dict[int, dict], dict[int, ItemError]]:
+    """Decode every document's audio or video the routes need, in parallel, as its scorer takes it (the
+    scorer's sampling rate and frame choice). Returns inputs and failures keyed by position."""
+    jobs = [(route.position, route.document.media, scorers[route.scorer]) for route in routes
+            if route.document.media is not None]
+    results = map_isolated(
+        lambda job: media_model_input(job[1], getattr(job[2], "sampling_rate", None),
+                                      getattr(job[2], "frame_chooser", None), fetch),
+        jobs, workers, errors=(ItemError,))
+    loaded: dict[int, dict] = {}
+    failures: dict[int, ItemError] = {}
+    for (position, _, _), result in zip(jobs, results):
+        if isinstance(result, ItemError):
+            failures[position] = result
+        else:
+            loaded[position] = result
+    return loaded, failures
+
+
+def content(side: Parts, image: Image.Image | None, media: dict | None = None) -> LoadedParts:
+    """A side with its decoded image (or media), ready for a scorer."""
+    if side.media is not None:
+        return LoadedParts(media=media, media_kind=side.media.kind)
     return LoadedParts(text=side.text, image=image if side.image is not None else None)

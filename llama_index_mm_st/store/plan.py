@@ -27,7 +27,8 @@ from llama_index_mm_st.store.schema import (
 )
 from llama_index_mm_st.ids import point_id
 from llama_index_mm_st.inputs import NodeParts, node_field, read_node, to_image_node
-from llama_index_mm_st.types import Modality, SparseVector
+from llama_index_mm_st.media_refs import media_resource_of, to_media_node
+from llama_index_mm_st.types import DENSE_VECTOR_NAMES, Modality, SparseVector
 
 SparseEncoder = Callable[[str], SparseVector]
 """Text -> its BM25 sparse vector (``store.bm25``)."""
@@ -57,9 +58,11 @@ def bm25_text(parts: NodeParts, metadata_keys: Sequence[str]) -> str:
 
 
 def dense_vectors(parts: NodeParts) -> dict[str, Sequence[float]]:
-    """A node with pixels: ``embedding`` is the image vector, ``text_embedding`` its words'; others:
-    ``embedding`` is the text vector."""
+    """A node with pixels: ``embedding`` is the image vector, ``text_embedding`` its words'; an audio
+    or video node: ``embedding`` is its "audio" or "video" vector; others: ``embedding`` is the text vector."""
     node = parts.node
+    if parts.has_media:
+        return {} if node.embedding is None else {parts.media.kind: node.embedding}  # type: ignore[union-attr]
     if parts.has_pixels:
         vectors = {"image": node.embedding, "text": node_field(node, "text_embedding")}
         return {name: vec for name, vec in vectors.items() if vec is not None}
@@ -141,11 +144,18 @@ def node_payload(parts: NodeParts) -> dict[str, Any]:
     return payload
 
 
-def check_node(parts: NodeParts, dim: int) -> dict[str, Sequence[float]]:
-    """A node's dense vectors, checked; a node without one, with a wrong-sized or non-finite one, or
-    with metadata a payload can't hold is refused by name before anything is written."""
+def check_node(parts: NodeParts, dim: int, names: Sequence[str] = DENSE_VECTOR_NAMES) -> dict[str, Sequence[float]]:
+    """A node's dense vectors, checked; a node without one, with a wrong-sized or non-finite one, with
+    a vector the store has no place for (audio in a store made before audio), or with metadata a
+    payload can't hold is refused by name before anything is written."""
     node = parts.node
     dense = dense_vectors(parts)
+    missing = sorted(set(dense) - set(names))
+    if missing:
+        raise ValueError(
+            f"node {node.node_id}: this store has no {missing[0]!r} vector (it holds {list(names)}; it was made "
+            f"before {missing[0]} support); put {missing[0]} in a new store"
+        )
     if not dense:
         raise ValueError(
             f"node {node.node_id} has no embedding; embed it first (a node with pixels: embedding=image vector, "
@@ -168,7 +178,8 @@ def storable(node: BaseNode) -> BaseNode:
     ``image_resource``) becomes the equivalent ``ImageNode``: LlamaIndex reads unknown node types back
     as ``TextNode`` and loses the image. A document stored as itself is its own source document."""
     is_document = isinstance(node, Document)
-    keeps_type = isinstance(node, ImageNode) or node_field(node, "image_resource") is None
+    has_media = media_resource_of(node) is not None
+    keeps_type = (isinstance(node, ImageNode) or node_field(node, "image_resource") is None) and not has_media
     if keeps_type and not is_document:
         return node  # the common case: a TextNode or ImageNode, stored as it is
     relationships = dict(node.relationships)
@@ -178,13 +189,16 @@ def storable(node: BaseNode) -> BaseNode:
         if relationships == node.relationships:
             return node
         return node.model_copy(update={"relationships": relationships})
+    if has_media and node_field(node, "image_resource") is None:
+        return to_media_node(node, relationships)
     return to_image_node(node, relationships)
 
 
-def node_to_point(node: BaseNode, dim: int, encode: SparseEncoder, bm25_keys: Sequence[str]) -> PointSpec:
+def node_to_point(node: BaseNode, dim: int, encode: SparseEncoder, bm25_keys: Sequence[str],
+                  names: Sequence[str] = DENSE_VECTOR_NAMES) -> PointSpec:
     """One node -> one point, checked by ``check_node`` (so a bad node raises before anything is written)."""
     parts = read_node(storable(node))
-    dense = check_node(parts, dim)
+    dense = check_node(parts, dim, names)
     indexed = bm25_text(parts, bm25_keys)
     sparse = encode(indexed) if indexed else None
     if sparse is not None and not len(sparse.indices):
@@ -269,8 +283,8 @@ class QueryOptions:
     """Search parameters for the dense branches (graph width, quantization)."""
 
 
-QueryModality = Literal["text", "image"]
-QUERY_MODALITIES: tuple[QueryModality, ...] = ("text", "image")
+QueryModality = Literal["text", "image", "audio", "video"]
+QUERY_MODALITIES: tuple[QueryModality, ...] = ("text", "image", "audio", "video")
 
 
 @functools.lru_cache(maxsize=None)
@@ -296,7 +310,7 @@ def modality_condition(modality: Optional[Modality]) -> Optional[models.FieldCon
     """Restrict to points that carry a modality: "image" keeps captioned images ("text+image") too."""
     if modality is None:
         return None
-    allowed = [modality] if modality == "text+image" else [modality, "text+image"]
+    allowed = [modality, "text+image"] if modality in ("text", "image") else [modality]
     return models.FieldCondition(key=MODALITY_KEY, match=models.MatchAny(any=allowed))
 
 

@@ -13,6 +13,8 @@ from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES
 
 SPARSE_VECTOR_NAME = "bm25"
+LEGACY_DENSE_VECTOR_NAMES = ("text", "image")
+"""The dense vectors of a store created before audio and video: such a store keeps opening with them."""
 
 # Payload keys written by the store. The node layout follows LlamaIndex's ``node_to_metadata_dict``
 # so ``metadata_dict_to_node`` reads our points back; ``modality`` is ours.
@@ -70,7 +72,7 @@ class StoreSchema:
     def from_dict(cls, data: Mapping[str, Any]) -> "StoreSchema":
         return cls(
             dim=int(data["dim"]),
-            dense=tuple(data.get("dense", DENSE_VECTOR_NAMES)),
+            dense=tuple(data.get("dense", LEGACY_DENSE_VECTOR_NAMES)),
             sparse=str(data.get("sparse", SPARSE_VECTOR_NAME)),
             distance=str(data.get("distance", "cosine")).lower(),
             idf=bool(data.get("idf", True)),

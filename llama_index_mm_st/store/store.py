@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 from collections import Counter
+from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -89,6 +90,12 @@ def open_backend(
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         client = QdrantClient(url=url, api_key=key, **(client_kwargs or {}))
     return ClientBackend(client, collection_name, owns_client=owns, **cluster)
+
+
+def _known_dense(names: Sequence[str]) -> tuple[str, ...]:
+    """An existing collection's dense vectors when they are ours (a subset of today's), else today's
+    set, so that ``check_schema`` names the difference."""
+    return tuple(names) if set(names) <= set(DENSE_VECTOR_NAMES) and "text" in names else DENSE_VECTOR_NAMES
 
 
 def _check_weights(weights: Dict[str, float]) -> None:
@@ -197,7 +204,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         existing = self._backend.existing_schema()
         if existing is not None:
             try:
-                wanted = self._wanted(self.dim or existing.dim)
+                # An existing store keeps the dense vectors it was made with (one made before audio and
+                # video has only "text" and "image"); adding a node of a modality it lacks is refused.
+                wanted = replace(self._wanted(self.dim or existing.dim), dense=_known_dense(existing.dense))
                 check_schema(self._backend.where, existing, wanted, self.dim is not None, self._options_given())
             except SchemaMismatchError:
                 self._backend.close()  # release an Edge store's lock: this object will not exist
@@ -292,7 +301,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             first = P.dense_vectors(read_node(nodes[0]))
             dim = self.dim or len(next(iter(first.values()), []))
         encode, keys = self._bm25.document, self.bm25_metadata_keys
-        points = [P.node_to_point(node, dim, encode, keys) for node in nodes]
+        names = schema.dense if schema is not None else DENSE_VECTOR_NAMES
+        points = [P.node_to_point(node, dim, encode, keys, names) for node in nodes]
         if schema is None:
             self._create(dim)
         if self.auto_index:
@@ -442,7 +452,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         weights = kwargs.get("rrf_weights", self.rrf_weights)
         _check_weights(weights)
         opts = P.QueryOptions(
-            dense=DENSE_VECTOR_NAMES,
+            dense=self._schema.dense if self._schema is not None else DENSE_VECTOR_NAMES,
             hybrid=self.hybrid,
             modality=kwargs.get("modality", self.modality),
             rrf_k=int(kwargs.get("rrf_k", self.rrf_k)),

@@ -75,7 +75,9 @@ def test_wrong_text_types_and_arguments(clip_embedding, image_files):
     with pytest.raises(ValueError, match="on_error"):
         clip_embedding.embed(["x"], "text", on_error="ignore")
     with pytest.raises(ValueError, match="modality"):
-        clip_embedding.embed(["x"], "audio")  # type: ignore[arg-type]
+        clip_embedding.embed(["x"], "smell")  # type: ignore[arg-type]
+    with pytest.raises(errors.UnsupportedModalityError, match="cannot encode 'audio'"):
+        clip_embedding.embed(["x.wav"], "audio")
     with pytest.raises(TypeError, match="text"):
         clip_embedding.embed([{"image": image_files["png"]}], "text+image")
 

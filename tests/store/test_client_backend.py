@@ -44,7 +44,7 @@ def test_cluster_settings_apply_at_creation() -> None:
     sent = client.create_kwargs
     assert (sent["shard_number"], sent["replication_factor"], sent["write_consistency_factor"]) == (3, 2, 2)
     params = client.get_collection("sharded").config.params
-    assert set(params.vectors) == {"text", "image"} and params.vectors["image"].size == 2
+    assert set(params.vectors) == {"text", "image", "audio", "video"} and params.vectors["image"].size == 2
     assert params.sparse_vectors["bm25"].modifier.value == "idf"
 
 

@@ -271,7 +271,7 @@ def test_each_node_is_ranked_once_by_dense_similarity(make_store: Make, rng: np.
     assert store.query(VectorStoreQuery(query_embedding=target, similarity_top_k=5),
                        query_modality="image").ids[0] == "photo"
     with pytest.raises(ValueError, match="query_modality"):
-        store.query(VectorStoreQuery(query_embedding=target), query_modality="audio")
+        store.query(VectorStoreQuery(query_embedding=target), query_modality="smell")
 
 
 def test_empty_store_answers_empty(make_store: Make) -> None:
@@ -386,4 +386,4 @@ def test_modality_of_and_counts_by_modality(make_store: Make, rng: np.random.Gen
     assert store.modality_of(TextNode(text="x")) == "text"
     store.add([text_node(0, unit(rng.normal(size=DIM))), text_node(1, unit(rng.normal(size=DIM))),
                image_node(2, unit(rng.normal(size=DIM))), image_node(3, unit(rng.normal(size=DIM)), text="cap")])
-    assert store.count_by_modality() == {"text": 2, "image": 1, "text+image": 1}
+    assert store.count_by_modality() == {"text": 2, "image": 1, "text+image": 1, "audio": 0, "video": 0}

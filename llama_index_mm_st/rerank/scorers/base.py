@@ -29,13 +29,19 @@ class LoadedParts:
 
     text: str | None = None
     image: Image.Image | None = None
+    media: dict | None = None
+    """Decoded audio or video as sentence-transformers takes it (``{"array", "sampling_rate"}`` or
+    ``{"array", "video_metadata"}``); then text and image are None."""
+    media_kind: Modality | None = None
 
     def __post_init__(self) -> None:
-        if self.text is None and self.image is None:
-            raise ValueError("LoadedParts needs text, an image, or both")
+        if self.text is None and self.image is None and self.media is None:
+            raise ValueError("LoadedParts needs text, an image, both, or media")
 
     @property
     def modality(self) -> Modality:
+        if self.media is not None and self.media_kind is not None:
+            return self.media_kind
         if self.text is not None and self.image is not None:
             return "text+image"
         return "image" if self.image is not None else "text"

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from sentence_transformers import CrossEncoder
 
 from ...images import DecodeOptions
+from ...media_refs import processor_frame_chooser, processor_sampling_rate
 from ...runtime import resolve_precision
 from ...types import Modality, Precision
 from ..token_budget import budget_batches
@@ -27,7 +28,12 @@ CPU_TOKEN_BUDGET = 2048
 
 
 def _pairable(content: LoadedParts) -> Any:
-    """LoadedParts as sentence-transformers takes one side of a pair: str, PIL image or a multimodal dict."""
+    """LoadedParts as sentence-transformers takes one side of a pair: str, PIL image, decoded media
+    (``{"array", ...}``) or a multimodal dict."""
+    if content.media is not None:
+        # sentence-transformers 6.2 turns a non-text pair into chat messages and fails (KeyError) on a
+        # video given as {"array", "video_metadata"}; bare frames go through, sampled already.
+        return content.media["array"] if content.media_kind == "video" else content.media
     if content.text is not None and content.image is not None:
         return {"text": content.text, "image": content.image}
     return content.text if content.text is not None else content.image
@@ -42,6 +48,9 @@ def cross_encoder_modalities(model: CrossEncoder) -> tuple[Modality, ...]:
         found.append("image")
         if model.supports(("image", "text")):
             found.append("text+image")
+    for kind in ("audio", "video"):
+        if model.supports(kind):
+            found.append(kind)  # type: ignore[arg-type]
     return tuple(found)
 
 
@@ -79,8 +88,14 @@ class CrossEncoderScorer:
         modalities = cross_encoder_modalities(model)
         if not modalities:
             raise ValueError(f"the CrossEncoder reports no text or image modality (it reports {model.modalities})")
-        self.pairs: frozenset[PairModality] = frozenset(product(modalities, modalities))
+        # Media is read as the document side: a query is text or an image (by-example media queries are
+        # embedded, not reranked against).
+        queries = [m for m in modalities if m not in ("audio", "video")]
+        self.pairs: frozenset[PairModality] = frozenset(product(queries, modalities))
         self.decode_options = DecodeOptions()
+        processor = getattr(model[0], "processor", None) if len(model) else None
+        self.sampling_rate = processor_sampling_rate(processor)
+        self.frame_chooser = processor_frame_chooser(processor)
         # Token budgets need the model's own tokenizer on text pairs; a VLM's processor and chat
         # template make its lengths something else, so VLM pairs go to predict's own sorting.
         self.max_batch_tokens: int | None = None
@@ -101,11 +116,18 @@ class CrossEncoderScorer:
         with compute_context(self.model.device, self.precision):
             for batch in batches:
                 values = self.model.predict(
-                    [pairs[i] for i in batch], batch_size=batch_size, prompt=self.instruction, show_progress_bar=False
+                    [pairs[i] for i in batch], batch_size=batch_size, prompt=self.instruction, show_progress_bar=False,
+                    **self._media_kwargs(documents),
                 )
                 for i, value in zip(batch, values, strict=True):
                     scores[i] = float(value)
         return scores
+
+    def _media_kwargs(self, documents: Sequence[LoadedParts]) -> dict[str, Any]:
+        """Videos come with the frames the processor would sample already picked: don't sample again."""
+        if self.frame_chooser is not None and any(d.media_kind == "video" for d in documents):
+            return {"processing_kwargs": {"video": {"do_sample_frames": False}}}
+        return {}
 
     def _token_lengths(self, pairs: list[tuple[str, str]]) -> list[int]:
         """Tokens per pair as the model will see them (prompt aside), for batching only."""
