@@ -79,3 +79,17 @@ def tiny_blip_itm_dir(fixture_root: Path) -> Path:
     from tests.fixtures import rerank_models
 
     return _cached(fixture_root, "blip_itm", rerank_models.build_tiny_blip_itm)
+
+
+@pytest.fixture(scope="session")
+def tiny_colqwen2_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import late_models
+
+    return _cached(fixture_root, "colqwen2", late_models.build_tiny_colqwen2)
+
+
+@pytest.fixture(scope="session")
+def tiny_colpali_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import late_models
+
+    return _cached(fixture_root, "colpali", late_models.build_tiny_colpali)
