@@ -23,7 +23,7 @@ from ..readers import ImageReader
 from ..cli.index_job import IndexSummary
 from ..readers.cache import default_cache_dir
 from ..store import MultimodalQdrantStore
-from ..store.store import API_KEY_ENV
+from ..store.backends.choose import API_KEY_ENV
 from ._ray import ensure_ray, require_ray
 from .embed import EmbedWorker, StoreSpec
 from .listing import list_files

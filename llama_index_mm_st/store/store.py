@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -28,13 +27,17 @@ from llama_index_mm_st.concurrency import DynamicBatcher
 from llama_index_mm_st.docs import document_parameters
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.inputs import read_node
+from llama_index_mm_st.multivector import node_multivector
 from llama_index_mm_st.store import plan as P
-from llama_index_mm_st.store.backends import Backend, ClientBackend
+from llama_index_mm_st.store.backends import Backend
+from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend
 from llama_index_mm_st.store.bm25 import QdrantBm25, SparseTextEncoder
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
+from llama_index_mm_st.store.late import DEFAULT_PREFETCH_LIMIT, late_stage
 from llama_index_mm_st.store.schema import (
     KEYWORD_INDEXED_KEYS,
     MODALITY_KEY,
+    MULTIVECTOR_NAME,
     REF_DOC_ID_KEY,
     RESERVED_PAYLOAD_KEYS,
     SPARSE_VECTOR_NAME,
@@ -50,42 +53,11 @@ from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES, Modality, Sp
 
 logger = logging.getLogger(__name__)
 
-API_KEY_ENV = "QDRANT_API_KEY"
-_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality")
+_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality", "query_multivector")
 DEFAULT_OVERSAMPLING: Dict[str, Optional[float]] = {"int8": 2.0, "binary": 4.0}
 """Candidates drawn by the compressed vectors per result before rescoring. It also widens the graph
 search: at 100k points recall@10 was 0.953 (int8, 1x) and 0.896 (binary, 3x), the float32 graph alone 0.962."""
 QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
-
-
-def open_backend(
-    collection_name: str,
-    path: Optional[str],
-    url: Optional[str],
-    api_key: Optional[str],
-    client: Optional[QdrantClient],
-    client_kwargs: Optional[Dict[str, Any]],
-    cluster: Dict[str, Optional[int]],
-    wal: bool = True,
-) -> Backend:
-    """Choose the backend in one place: ``client=`` or ``url=`` -> qdrant-client, else Qdrant Edge."""
-    given = [name for name, value in (("path", path), ("url", url), ("client", client)) if value is not None]
-    if len(given) > 1:
-        raise ValueError(f"give only one of path, url or client; got {given}")
-    if client is None and url is None:
-        unused = [name for name, value in cluster.items() if value is not None]
-        if unused:
-            raise ValueError(f"{unused} apply to a Qdrant server (url= or client=), not to an Edge store")
-        from llama_index_mm_st.store.backends.edge import EdgeBackend  # the engine loads only when used
-
-        return EdgeBackend(path, collection_name)
-    if not wal:
-        raise ValueError("wal=False applies to an Edge store; a Qdrant server keeps its own write-ahead log")
-    owns = client is None
-    if client is None:
-        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        client = QdrantClient(url=url, api_key=key, **(client_kwargs or {}))
-    return ClientBackend(client, collection_name, owns_client=owns, **cluster)
 
 
 def _check_weights(weights: Dict[str, float]) -> None:
@@ -155,6 +127,21 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         default=True, description="Edge: keep a write-ahead log. False builds a store without one, for good (the "
         "engine can't add it later): only flush() makes writes durable (see docs/store.md). Recorded in the schema.",
     )
+    late_interaction: Optional[bool] = Field(
+        default=None, description="Hold late-interaction multivectors (ColPali-family models, MaxSim). None: as the "
+        "collection was built, or as the first nodes added (nodes a late-interaction embedding embedded carry one).",
+    )
+    prefetch_limit: int = Field(
+        default=DEFAULT_PREFETCH_LIMIT, gt=0,
+        description="Late interaction: candidates each pooled dense branch hands to exact MaxSim rescoring.",
+    )
+    multivector_datatype: VectorDatatype = Field(
+        default="float32", description='Late interaction: "float16" halves the stored multivectors.'
+    )
+    multivector_quantization: Optional[Quantization] = Field(
+        default=None, description='Late interaction: "int8" or "binary" compressed multivectors in RAM; MaxSim '
+        "on them picks oversampling x the limit, exact MaxSim over the originals ranks those.",
+    )
 
     _backend: Backend = PrivateAttr()
     _batcher: DynamicBatcher = PrivateAttr()
@@ -192,7 +179,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         existing = self._backend.existing_schema()
         if existing is not None:
             try:
-                wanted = self._wanted(self.dim or existing.dim)
+                wanted = self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction))
                 check_schema(self._backend.where, existing, wanted, self.dim is not None, self._options_given())
             except SchemaMismatchError:
                 self._backend.close()  # release an Edge store's lock: this object will not exist
@@ -202,7 +189,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             self._indexed = self._backend.indexed_fields()
             self._ensure_indexes(dict(self.payload_indexes))
         elif self.dim is not None:
-            self._create(self.dim)
+            self._create(self.dim, late=bool(self.late_interaction))
 
     @classmethod
     def class_name(cls) -> str:
@@ -230,14 +217,20 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         """Storage options the caller set; the others follow the collection (like ``dim``)."""
         return set(STORAGE_OPTIONS) & self.model_fields_set
 
-    def _wanted(self, dim: int, base: Optional[StoreSchema] = None) -> StoreSchema:
+    def _late_wanted(self, default: bool) -> bool:
+        """Whether this store asks for multivectors: as set, else ``default`` (the collection's, or the first nodes')."""
+        return default if self.late_interaction is None else self.late_interaction
+
+    def _wanted(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False) -> StoreSchema:
         """The schema this store asks for: options not given are taken from ``base`` when there is one."""
         given = self._options_given()
         options = {o: getattr(base if base is not None and o not in given else self, o) for o in STORAGE_OPTIONS}
-        return StoreSchema(dim=dim, dense=DENSE_VECTOR_NAMES, bm25_language=self.bm25_language, **options)
+        multivector = MULTIVECTOR_NAME if late else None
+        return StoreSchema(dim=dim, dense=DENSE_VECTOR_NAMES, bm25_language=self.bm25_language,
+                           multivector=multivector, **options)
 
-    def _create(self, dim: int, base: Optional[StoreSchema] = None) -> StoreSchema:
-        schema = self._wanted(dim, base)
+    def _create(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False) -> StoreSchema:
+        schema = self._wanted(dim, base, late)
         self._backend.create(schema)
         self._schema = schema
         self._indexed = {}
@@ -282,14 +275,15 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             return []
         schema = self._schema
         if schema is not None:
-            dim = schema.dim
+            dim, late = schema.dim, schema.late_interaction
         else:
             first = P.dense_vectors(read_node(nodes[0]))
             dim = self.dim or len(next(iter(first.values()), []))
+            late = self._late_wanted(node_multivector(nodes[0]) is not None)
         encode, keys = self._bm25.document, self.bm25_metadata_keys
-        points = [P.node_to_point(node, dim, encode, keys) for node in nodes]
+        points = [P.node_to_point(node, dim, encode, keys, late) for node in nodes]
         if schema is None:
-            self._create(dim)
+            self._create(dim, late=late)
         if self.auto_index:
             self._auto_indexes(nodes)
         size = int(add_kwargs.get("batch_size", self.batch_size))
@@ -350,7 +344,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         existing = target._schema
         if existing is None:
             # The target keeps our storage options unless it set its own; the WAL is its own choice.
-            target._create(self._schema.dim, base=dataclasses.replace(self._schema, wal=target.wal))
+            target._create(self._schema.dim, base=dataclasses.replace(self._schema, wal=target.wal),
+                           late=self._schema.late_interaction)
         else:
             check_schema(target._backend.where, existing, self._schema, dim_given=True, options_given=())
         target._ensure_indexes(dict(self._indexed))
@@ -436,6 +431,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             raise TypeError(f"unexpected query arguments {sorted(unknown)}; valid: {list(_QUERY_KWARGS)}")
         weights = kwargs.get("rrf_weights", self.rrf_weights)
         _check_weights(weights)
+        query, late = late_stage(self._schema, query, kwargs.get("query_multivector"), self.prefetch_limit,
+                                 self.oversampling)
         opts = P.QueryOptions(
             dense=DENSE_VECTOR_NAMES,
             hybrid=self.hybrid,
@@ -444,6 +441,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             weights=weights,
             query_modality=kwargs.get("query_modality", "text"),
             search=self._search_settings(),
+            late=late,
         )
         return P.plan_query(query, opts, self.sparse_query_vector)
 
