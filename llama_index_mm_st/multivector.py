@@ -27,6 +27,11 @@ import numpy as np
 MULTIVECTOR_KEY = "_mmst_multivector"
 """The private-state key of a node's multivector."""
 
+LATE_INTERACTION_ARCHITECTURES = frozenset({"ColPaliForRetrieval", "ColQwen2ForRetrieval", "ColModernVBertForRetrieval"})
+"""Late-interaction checkpoints by their ``config.json`` architecture (transformers 5's retrievers,
+which sentence-transformers loads as a ``MultiVectorEncoder``). The embedding and the reranker both
+choose by this table, as data: a new family is one entry."""
+
 
 def attach_multivector(node: Any, matrix: np.ndarray) -> None:
     """Give ``node`` its multivector (rows = tokens or patches), replacing any earlier one."""

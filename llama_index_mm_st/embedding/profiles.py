@@ -12,6 +12,8 @@ from typing import Any, Literal, Mapping, Optional
 
 from sentence_transformers import SentenceTransformer
 
+from ..multivector import LATE_INTERACTION_ARCHITECTURES
+
 
 @dataclass(frozen=True)
 class ModelProfile:
@@ -43,11 +45,7 @@ PROFILES: Mapping[str, ModelProfile] = {
 ModelKind = Literal["single_vector", "late_interaction"]
 """How a checkpoint embeds: one vector per input, or one vector per token/patch scored by MaxSim."""
 
-KIND_BY_ARCHITECTURE: Mapping[str, ModelKind] = {
-    "ColPaliForRetrieval": "late_interaction",
-    "ColQwen2ForRetrieval": "late_interaction",
-    "ColModernVBertForRetrieval": "late_interaction",
-}
+KIND_BY_ARCHITECTURE: Mapping[str, ModelKind] = {name: "late_interaction" for name in LATE_INTERACTION_ARCHITECTURES}
 """Checkpoints that are not single-vector embedders, by their ``config.json`` architecture (as the
 reranker chooses its scorers): a new late-interaction family is one row."""
 

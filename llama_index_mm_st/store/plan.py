@@ -273,6 +273,8 @@ class QueryPlan:
     rrf_k: int = 60
     weights: Optional[list[float]] = None
     late: Optional[LateStage] = None
+    with_multivector: bool = False
+    """Return each hit's multivector (late interaction: so a MaxSim reranker needs no re-encoding)."""
 
     @property
     def fused(self) -> bool:
@@ -293,6 +295,7 @@ class QueryOptions:
     """Search parameters for the dense branches (graph width, quantization)."""
     late: Optional[LateStage] = None
     """A late-interaction collection's MaxSim stage (None: rank by the dense vectors themselves)."""
+    with_multivector: bool = False
 
 
 QueryModality = Literal["text", "image"]
@@ -383,7 +386,8 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         weights = _late_weights(branches, opts.weights, query.alpha)
     else:
         weights = _weights(branches, opts.weights, query.alpha, opts.query_modality)
-    return QueryPlan(branches=branches, limit=limit, filter=common, rrf_k=opts.rrf_k, weights=weights, late=late)
+    return QueryPlan(branches=branches, limit=limit, filter=common, rrf_k=opts.rrf_k, weights=weights, late=late,
+                     with_multivector=opts.with_multivector)
 
 
 def _late_weights(branches: Sequence[Branch], weights: Mapping[str, float], alpha: Optional[float]) -> Optional[list[float]]:

@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+import numpy as np
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
@@ -27,7 +28,7 @@ from llama_index_mm_st.concurrency import DynamicBatcher
 from llama_index_mm_st.docs import document_parameters
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.inputs import read_node
-from llama_index_mm_st.multivector import node_multivector
+from llama_index_mm_st.multivector import attach_multivector, node_multivector
 from llama_index_mm_st.store import plan as P
 from llama_index_mm_st.store.backends import Backend
 from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend
@@ -137,6 +138,10 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     )
     multivector_datatype: VectorDatatype = Field(
         default="float32", description='Late interaction: "float16" halves the stored multivectors.'
+    )
+    return_multivectors: bool = Field(
+        default=True, description="Late interaction: query results carry their stored multivector (read by a "
+        "MaxSim reranker built from the same model, instead of encoding the pages again).",
     )
     multivector_quantization: Optional[Quantization] = Field(
         default=None, description='Late interaction: "int8" or "binary" compressed multivectors in RAM; MaxSim '
@@ -442,6 +447,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             query_modality=kwargs.get("query_modality", "text"),
             search=self._search_settings(),
             late=late,
+            with_multivector=self.return_multivectors and self._schema is not None and self._schema.late_interaction,
         )
         return P.plan_query(query, opts, self.sparse_query_vector)
 
@@ -455,6 +461,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     @staticmethod
     def _result(hits: Sequence[Any]) -> VectorStoreQueryResult:
         nodes = [P.payload_to_node(h.payload) for h in hits]
+        for node, found in zip(nodes, hits):
+            if found.multivector is not None:
+                attach_multivector(node, np.asarray(found.multivector, dtype=np.float32))
         return VectorStoreQueryResult(
             nodes=nodes,
             similarities=[float(h.score or 0.0) for h in hits],

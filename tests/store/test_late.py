@@ -12,7 +12,7 @@ from llama_index.core.schema import ImageNode, NodeRelationship, RelatedNodeInfo
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 
 from llama_index_mm_st.errors import SchemaMismatchError
-from llama_index_mm_st.multivector import PooledVector, attach_multivector, maxsim_many, pooled
+from llama_index_mm_st.multivector import PooledVector, attach_multivector, maxsim_many, node_multivector, pooled
 from llama_index_mm_st.store import MultimodalQdrantStore
 from tests.store.conftest import DIM as SINGLE_DIM, unit
 
@@ -80,6 +80,13 @@ def test_dense_query_ranks_by_exact_maxsim_like_numpy(make_store: Make, rng: np.
         # compare score sequences, which are equal whatever order tied pages come in).
         np.testing.assert_allclose(result.similarities, [scores[int(i[1:])] for i in got], atol=1e-4)
         np.testing.assert_allclose(result.similarities, sorted(scores, reverse=True)[:8], atol=1e-4)
+        # Results carry their stored multivector (what a MaxSim reranker reads instead of re-encoding).
+        for node in result.nodes:
+            np.testing.assert_allclose(node_multivector(node), pages[int(node.node_id[1:])], atol=1e-6)
+    plain = make_store(collection_name="bare", return_multivectors=False)
+    plain.add([late_node(i, m) for i, m in enumerate(pages)])
+    found = plain.query(VectorStoreQuery(query_embedding=query_vector(rng, pages[0]), similarity_top_k=3))
+    assert all(node_multivector(node) is None for node in found.nodes)
 
 
 def test_a_2d_query_embedding_or_query_multivector_works_too(make_store: Make, rng: np.random.Generator) -> None:

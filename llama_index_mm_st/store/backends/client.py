@@ -64,6 +64,10 @@ def _storage_options(params: models.VectorParams, collection_quantization: Any) 
     }
 
 
+def _with_vector(plan: QueryPlan) -> Any:
+    return [MULTIVECTOR_NAME] if plan.with_multivector else None
+
+
 def _multivector_options(late: Mapping[str, models.VectorParams]) -> dict[str, Any]:
     """The schema's multivector fields as a server reports them ({} for a single-vector collection)."""
     if not late:
@@ -208,7 +212,8 @@ class ClientBackend(BackendCore):
 
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(query=_vector(branch.vector), using=branch.using, filter=engine_filter,
-                                   limit=plan.limit, with_payload=True, params=self._params(branch))
+                                   limit=plan.limit, with_payload=True, params=self._params(branch),
+                                   with_vector=_with_vector(plan))
 
     def _prefetch(self, branch: Branch, engine_filter: Any) -> models.Prefetch:
         return models.Prefetch(query=_vector(branch.vector), using=branch.using, limit=branch.limit,
@@ -219,7 +224,7 @@ class ClientBackend(BackendCore):
             prefetch=list(prefetches),
             query=models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=plan.weights)),
             limit=plan.limit,  # every candidate comes through a filtered prefetch
-            with_payload=True,
+            with_payload=True, with_vector=_with_vector(plan),
         )
 
     def _late_query(self, late: LateStage) -> tuple[Any, Any]:
@@ -229,7 +234,7 @@ class ClientBackend(BackendCore):
     def _late_request(self, prefetches: Sequence[Any], late: LateStage, plan: QueryPlan) -> models.QueryRequest:
         query, params = self._late_query(late)
         return models.QueryRequest(prefetch=list(prefetches), query=query, using=late.using, params=params,
-                                   limit=plan.limit, with_payload=True)
+                                   limit=plan.limit, with_payload=True, with_vector=_with_vector(plan))
 
     def _late_prefetch(self, prefetches: Sequence[Any], late: LateStage, limit: int) -> models.Prefetch:
         query, params = self._late_query(late)
@@ -239,6 +244,7 @@ class ClientBackend(BackendCore):
         return self._client.query_points(
             self._name, query=request.query, using=request.using, prefetch=request.prefetch,
             query_filter=request.filter, search_params=request.params, limit=request.limit, with_payload=True,
+            with_vectors=request.with_vector or False,
         ).points
 
     def _run_batch(self, requests: list[Any]) -> list[list[Any]]:

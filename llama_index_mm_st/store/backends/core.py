@@ -38,10 +38,14 @@ class Hit:
     id: str
     score: Optional[float]
     payload: Mapping[str, Any]
+    multivector: Optional[Any] = None
+    """The point's late-interaction multivector, when the request asked for it (``QueryPlan.with_multivector``)."""
 
 
 def hit(record: Any) -> Hit:
-    return Hit(str(record.id), getattr(record, "score", None), record.payload or {})
+    vectors = getattr(record, "vector", None)
+    multivector = vectors.get(MULTIVECTOR_NAME) if isinstance(vectors, dict) else None
+    return Hit(str(record.id), getattr(record, "score", None), record.payload or {}, multivector)
 
 
 def point_spec(record: Any) -> PointSpec:

@@ -157,6 +157,10 @@ def _vector(value: Any) -> Any:
     return q.SparseVector(list(value.indices), list(value.values))
 
 
+def _with_vector(plan: QueryPlan) -> Any:
+    return [MULTIVECTOR_NAME] if plan.with_multivector else None
+
+
 def _rows(matrix: Any) -> list[list[float]]:
     """A multivector as a list of rows, converted in one C call when it is an array."""
     return matrix.tolist() if hasattr(matrix, "tolist") else [list(row) for row in matrix]
@@ -279,7 +283,7 @@ class EdgeBackend(BackendCore):
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> Any:
         nearest = q.Query.Nearest(_vector(branch.vector), using=branch.using)
         return q.QueryRequest(limit=plan.limit, query=nearest, filter=engine_filter, with_payload=True,
-                              params=self._params(branch))
+                              params=self._params(branch), with_vector=_with_vector(plan))
 
     def _prefetch(self, branch: Branch, engine_filter: Any) -> Any:
         return q.Prefetch(limit=branch.limit, query=q.Query.Nearest(_vector(branch.vector), using=branch.using),
@@ -288,7 +292,7 @@ class EdgeBackend(BackendCore):
     def _fused_request(self, prefetches: Sequence[Any], plan: QueryPlan) -> Any:
         return q.QueryRequest(
             limit=plan.limit, prefetches=list(prefetches), query=q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights),
-            with_payload=True,  # every candidate comes through a filtered prefetch
+            with_payload=True, with_vector=_with_vector(plan),  # every candidate comes through a filtered prefetch
         )
 
     def _late_query(self, late: LateStage) -> tuple[Any, Any]:
@@ -298,7 +302,7 @@ class EdgeBackend(BackendCore):
     def _late_request(self, prefetches: Sequence[Any], late: LateStage, plan: QueryPlan) -> Any:
         query, params = self._late_query(late)
         return q.QueryRequest(limit=plan.limit, prefetches=list(prefetches), query=query, params=params,
-                              with_payload=True)
+                              with_payload=True, with_vector=_with_vector(plan))
 
     def _late_prefetch(self, prefetches: Sequence[Any], late: LateStage, limit: int) -> Any:
         query, params = self._late_query(late)
