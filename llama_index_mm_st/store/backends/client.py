@@ -50,6 +50,7 @@ def _multivector_params(schema: StoreSchema) -> models.VectorParams:
         size=schema.dim, distance=models.Distance.DOT, datatype=datatype,
         multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
         hnsw_config=models.HnswConfigDiff(m=0), quantization_config=_QUANTIZATION[kind] if kind else None,
+        on_disk=schema.on_disk or None,
     )
 
 

@@ -56,6 +56,7 @@ def _multivector_params(schema: StoreSchema) -> Any:
         datatype=_DATATYPES[schema.multivector_datatype],
         quantization_config=_QUANTIZATION[kind]() if kind else None,
         hnsw_config=q.HnswIndexConfig(**_NO_GRAPH),
+        memory=q.Memory.Cold if schema.on_disk else None,  # the originals on disk: only rescoring reads them
     )
 
 
