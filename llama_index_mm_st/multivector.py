@@ -32,6 +32,19 @@ LATE_INTERACTION_ARCHITECTURES = frozenset({"ColPaliForRetrieval", "ColQwen2ForR
 which sentence-transformers loads as a ``MultiVectorEncoder``). The embedding and the reranker both
 choose by this table, as data: a new family is one entry."""
 
+NATIVE_CHECKPOINTS = {
+    "vidore/colqwen2-v1.0": "vidore/colqwen2-v1.0-hf",
+    "vidore/colpali-v1.3": "vidore/colpali-v1.3-hf",
+    "ModernVBERT/colmodernvbert": "ModernVBERT/colmodernvbert-merged",
+}
+"""The ids people know are colpali-engine releases (PEFT adapters, no ``config.json``); the same
+weights in transformers' own format, which sentence-transformers loads, are published beside them."""
+
+
+def native_checkpoint(name: str) -> str:
+    """The transformers-native id of a known colpali-engine release; any other name unchanged."""
+    return NATIVE_CHECKPOINTS.get(name, name)
+
 
 def attach_multivector(node: Any, matrix: np.ndarray) -> None:
     """Give ``node`` its multivector (rows = tokens or patches), replacing any earlier one."""

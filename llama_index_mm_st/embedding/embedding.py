@@ -25,7 +25,7 @@ from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error
 from ..fetch import FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
 from ..inputs import NodeParts, Parts, image_input, pair_input, read_node, text_input
-from ..multivector import PooledVector, attach_multivector
+from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..runtime import resolve_device, resolve_precision, torch_dtype
 from ..types import Embedding, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder
@@ -122,6 +122,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
         if model_name is None:
             config = backbone_config(model) if model is not None else None
             model_name = getattr(config, "_name_or_path", None) or ("custom" if model is not None else DEFAULT_MODEL)
+        model_name = native_checkpoint(model_name)
         super().__init__(model_name=model_name, **kwargs)
         # What pickling sends instead of the loaded model; None when the model came as an object.
         self._init_args = None if model is not None else {"model_name": model_name, **kwargs}

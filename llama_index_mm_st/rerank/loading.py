@@ -16,7 +16,7 @@ from typing import Any, Callable, Union
 import torch
 
 from ..errors import MissingDependencyError
-from ..multivector import LATE_INTERACTION_ARCHITECTURES
+from ..multivector import LATE_INTERACTION_ARCHITECTURES, native_checkpoint
 from ..runtime import resolve_device, resolve_precision
 from ..types import Precision
 from .scorers.base import Scorer, score_head_name, store_linear_weights
@@ -122,7 +122,7 @@ def load_scorer(spec: ModelSpec, options: LoadOptions) -> Scorer:
     if isinstance(spec, (str, Path)):
         from transformers import AutoConfig
 
-        name = str(spec)
+        name = native_checkpoint(str(spec))
         config = AutoConfig.from_pretrained(name, trust_remote_code=options.trust_remote_code)
         loader = scorer_loader(config)
         # VLM processors (Qwen-VL and the like) need torchvision; BLIP's image processor does not.

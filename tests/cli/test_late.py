@@ -70,3 +70,11 @@ def test_a_clip_model_cannot_write_into_a_late_index(run_cli, late_index: Path, 
     code, _, err = run_cli("index", str(corpus), "--store", str(late_index), "--model", str(tiny_clip_dir),
                            "--no-progress")
     assert code == 1 and err.count("\n") == 1 and "model" in err
+
+
+def test_known_colpali_engine_ids_resolve_to_their_transformers_checkpoints() -> None:
+    from llama_index_mm_st.cli.models import model_name
+
+    assert model_name("vidore/colqwen2-v1.0") == "vidore/colqwen2-v1.0-hf"
+    assert model_name("vidore/colpali-v1.3") == "vidore/colpali-v1.3-hf"
+    assert model_name("openai/clip-vit-base-patch32") == "openai/clip-vit-base-patch32"
