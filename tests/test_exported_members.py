@@ -29,6 +29,9 @@ EXPECTED = {
     "UnscoredNodesWarning",
     "UnsupportedModalityError",
     "__version__",
+    "PooledVector",
+    "attach_multivector",
+    "node_multivector",
 }
 
 

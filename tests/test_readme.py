@@ -34,13 +34,15 @@ def test_readme_has_python_examples():
     assert len(PYTHON_BLOCKS) >= 3
 
 
-def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip: Path) -> str:
+def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip: Path,
+              colqwen2: Path | None = None) -> str:
     """README block ``index`` with fixture models, a temporary index and a recording chat LLM for OpenAI."""
     code = PYTHON_BLOCKS[index]
     replacements = {
         '"openai/clip-vit-base-patch32"': repr(str(clip)),
         '"cross-encoder/ms-marco-MiniLM-L-6-v2"': repr(str(cross_encoder)),
         '"Salesforce/blip-itm-base-coco"': repr(str(blip)),
+        '"vidore/colqwen2-v1.0"': repr(str(colqwen2)),
         '"./index"': repr(str(tmp_path / "index")),
         "from llama_index.llms.openai import OpenAI": "from tests.test_answer import RecordingChatLLM as OpenAI",
         'OpenAI(model="gpt-4o-mini")': "OpenAI()",
@@ -52,8 +54,9 @@ def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip:
 
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
 def test_readme_python_block_runs(index, tmp_path, monkeypatch, tiny_clip_dir, tiny_bert_cross_encoder_dir,
-                                  tiny_blip_itm_dir):
-    code = _runnable(index, tmp_path, tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir)
+                                  tiny_blip_itm_dir, request):
+    colqwen2 = request.getfixturevalue("tiny_colqwen2_dir") if "vidore/" in PYTHON_BLOCKS[index] else None
+    code = _runnable(index, tmp_path, tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir, colqwen2)
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("MMST_CACHE_DIR", str(tmp_path / "cache"))
     exec(compile(code, f"README block {index}", "exec"), {"__name__": "__readme__"})
