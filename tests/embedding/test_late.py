@@ -100,3 +100,16 @@ def test_a_single_vector_model_is_not_late(tiny_clip_dir):
     assert type(clip.get_query_embedding("zebra")) is list
     with pytest.raises(ValueError, match="late-interaction"):
         MultimodalEmbedding(str(tiny_clip_dir), device="cpu", token_pool_factor=2)
+
+
+@pytest.mark.parametrize("late_pair", ["colqwen2"], indirect=True)
+def test_image_queries_and_async_queries_take_the_query_path(late_pair):
+    import asyncio
+
+    ours, reference = late_pair
+    page = _pages(1)[0]
+    image_query = ours.get_image_query_embedding(page)
+    _assert_same_tokens([image_query.multivector], reference.encode_query([page]), "image query")
+    text_query = asyncio.run(ours.aget_query_embedding("zebra"))
+    assert isinstance(text_query, PooledVector)
+    _assert_same_tokens([text_query.multivector], reference.encode_query(["zebra"]), "async query")
