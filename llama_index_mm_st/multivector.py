@@ -54,9 +54,14 @@ def attach_multivector(node: Any, matrix: np.ndarray) -> None:
 
 
 def node_multivector(node: Any) -> Optional[np.ndarray]:
-    """The multivector a late-interaction embedding attached to ``node``, or None."""
+    """The multivector a late-interaction embedding attached to ``node``, else the one its
+    ``embedding`` carries (a ``PooledVector``: what LlamaIndex's own ``VectorStoreIndex`` assigns when
+    it embeds nodes itself), else None."""
     private = getattr(node, "__pydantic_private__", None) or {}
-    return private.get(MULTIVECTOR_KEY)
+    found = private.get(MULTIVECTOR_KEY)
+    if found is None:
+        found = getattr(getattr(node, "embedding", None), "multivector", None)
+    return found
 
 
 def pooled(matrix: np.ndarray) -> np.ndarray:

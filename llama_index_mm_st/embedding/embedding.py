@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+import numpy as np
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.base.embeddings.base import mean_agg
 from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageNode
 from sentence_transformers import SentenceTransformer
@@ -290,6 +292,16 @@ class MultimodalEmbedding(MultiModalEmbedding):
     async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
 
+    def get_agg_embedding_from_queries(self, queries: List[str],
+                                       agg_fn: Optional[Callable[..., Embedding]] = None) -> Embedding:
+        """LlamaIndex's retrievers embed a query through this. A late-interaction model keeps the
+        query's token vectors with the aggregate (see ``_aggregate``), so the store can rank by MaxSim."""
+        return _aggregate([self.get_query_embedding(query) for query in queries], agg_fn)
+
+    async def aget_agg_embedding_from_queries(self, queries: List[str],
+                                              agg_fn: Optional[Callable[..., Embedding]] = None) -> Embedding:
+        return _aggregate([await self.aget_query_embedding(query) for query in queries], agg_fn)
+
     # ---- LlamaIndex image API -------------------------------------------------------------------
 
     def _get_image_embedding(self, img_file_path: Any) -> Embedding:
@@ -412,6 +424,17 @@ class MultimodalEmbedding(MultiModalEmbedding):
 
 _PENDING: Any = None
 """Placeholder of a result not computed yet; every one is replaced before ``_encode_parts`` returns."""
+
+
+def _aggregate(embeddings: List[Embedding], agg_fn: Optional[Callable[..., Embedding]]) -> Embedding:
+    """LlamaIndex's aggregate (the mean by default); when every part carries token vectors, the
+    aggregate carries them all: MaxSim over their union is the sum of each query's MaxSim."""
+    aggregate = (agg_fn or mean_agg)(embeddings)
+    if embeddings and all(isinstance(e, PooledVector) for e in embeddings):
+        if len(embeddings) == 1 and agg_fn is None:
+            return embeddings[0]
+        return PooledVector(list(aggregate), np.vstack([e.multivector for e in embeddings]))  # type: ignore[attr-defined]
+    return aggregate
 
 
 def _is_late(model: Any) -> bool:
