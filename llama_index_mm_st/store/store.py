@@ -130,7 +130,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     )
     late_interaction: Optional[bool] = Field(
         default=None, description="Hold late-interaction multivectors (ColPali-family models, MaxSim). None: as the "
-        "collection was built, or as the first nodes added (nodes a late-interaction embedding embedded carry one).",
+        "collection was built, else as the first nodes added (a late-interaction embedding's nodes carry one); "
+        "with dim= the collection is made at once, so say True there.",
     )
     prefetch_limit: int = Field(
         default=DEFAULT_PREFETCH_LIMIT, gt=0,
@@ -476,6 +477,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         Per-query overrides: ``modality=``, ``rrf_k=``, ``rrf_weights=``, and ``query_modality=``
         ("text" by default, "image" for an image query embedding), which picks the vector that ranks
         nodes carrying both (see ``plan.dense_restriction``: every node is ranked once by dense similarity).
+        In a late-interaction collection the dense branches prefetch ``prefetch_limit`` candidates and
+        exact MaxSim ranks them, with the query's token vectors from its ``PooledVector`` (or a 2-D
+        ``query_embedding``, or ``query_multivector=``); see ``store.late``.
         """
         return self._result(self._backend.query(self._plan(query, kwargs)))
 
