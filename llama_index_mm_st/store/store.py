@@ -31,7 +31,7 @@ from llama_index_mm_st.inputs import read_node
 from llama_index_mm_st.multivector import attach_multivector, node_multivector
 from llama_index_mm_st.store import plan as P
 from llama_index_mm_st.store.backends import Backend
-from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend
+from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  # noqa: F401 - API_KEY_ENV kept importable here
 from llama_index_mm_st.store.bm25 import QdrantBm25, SparseTextEncoder
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
 from llama_index_mm_st.store.late import DEFAULT_PREFETCH_LIMIT, late_stage
