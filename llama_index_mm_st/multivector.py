@@ -12,8 +12,8 @@ It lives here, in the base, so the components never import each other.
 - it follows the node object itself: ``model_copy`` (which the store uses) keeps it, and two nodes
   with the same id from two runs can't be confused, as they could in a side table keyed by id, and
   nothing outlives the node (a side table would grow until someone cleared it);
-- it does not survive pickling or ``to_dict``: a node sent to another process is re-embedded there
-  (the Ray path embeds and writes in the same actor, so it never needs to).
+- it does not survive pickling or ``to_dict``: what sends nodes to another process ships the matrix
+  beside the node (the Ray path's ``distributed.embed.pack_node``).
 
 ``node.embedding`` stays an ordinary pooled vector (``pooled``), so every LlamaIndex consumer works.
 """
