@@ -55,8 +55,8 @@ def attach_multivector(node: Any, matrix: np.ndarray) -> None:
 
 def node_multivector(node: Any) -> Optional[np.ndarray]:
     """The multivector a late-interaction embedding attached to ``node``, else the one its
-    ``embedding`` carries (a ``PooledVector``: what LlamaIndex's own ``VectorStoreIndex`` assigns when
-    it embeds nodes itself), else None."""
+    ``embedding`` carries when that is still a ``PooledVector`` (set without pydantic's validation,
+    which would copy it into a plain list), else None."""
     private = getattr(node, "__pydantic_private__", None) or {}
     found = private.get(MULTIVECTOR_KEY)
     if found is None:
