@@ -1,7 +1,7 @@
 """llama-index-mm-st: multimodal retrieval for LlamaIndex.
 
-Public API: the four components, the pipeline helper, their result and config types, and the
-errors. Components are imported on first use, so ``from llama_index_mm_st import
+Public API: the four components, the pipeline helper, their result and config types, the
+late-interaction carrier (a node's multivector, a query vector that carries one), and the errors. Components are imported on first use, so ``from llama_index_mm_st import
 MultimodalQdrantStore`` does not load torch.
 """
 
@@ -30,6 +30,7 @@ from .types import Modality
 
 if TYPE_CHECKING:
     from .embedding import EmbeddingResult, MultimodalEmbedding
+    from .multivector import PooledVector, attach_multivector, node_multivector
     from .pipeline import MultimodalRetriever, build_pipeline
     from .readers import ImageReader, MediaReader, ReadReport, VideoFrameSampler
     from .rerank import MultimodalReranker, RerankedNode
@@ -49,6 +50,9 @@ _LAZY = {
     "RerankedNode": ".rerank",
     "MultimodalRetriever": ".pipeline",
     "build_pipeline": ".pipeline",
+    "PooledVector": ".multivector",
+    "attach_multivector": ".multivector",
+    "node_multivector": ".multivector",
 }
 
 __all__ = sorted(

@@ -127,3 +127,17 @@ def broken_media(fixture_root: Path, media_files: dict[str, Path]) -> dict[str, 
     out["missing_audio"] = fixture_root / "broken_media" / "missing.wav"
     out["missing_video"] = fixture_root / "broken_media" / "missing.mp4"
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_colqwen2_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import late_models
+
+    return _cached(fixture_root, "colqwen2", late_models.build_tiny_colqwen2)
+
+
+@pytest.fixture(scope="session")
+def tiny_colpali_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import late_models
+
+    return _cached(fixture_root, "colpali", late_models.build_tiny_colpali)

@@ -32,6 +32,9 @@ EXPECTED = {
     "UnscoredNodesWarning",
     "UnsupportedModalityError",
     "__version__",
+    "PooledVector",
+    "attach_multivector",
+    "node_multivector",
 }
 
 

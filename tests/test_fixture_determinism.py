@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from tests.fixtures import audio_models, models, qwen_vl, rerank_models
+from tests.fixtures import audio_models, late_models, models, qwen_vl, rerank_models
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "clip": models.build_tiny_clip,
@@ -22,6 +22,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "blip_itm": rerank_models.build_tiny_blip_itm,
     "qwen3_vl_embedder": qwen_vl.build_tiny_qwen3_vl_embedder,
     "qwen_vl_reranker": qwen_vl.build_tiny_qwen_vl_reranker,
+    "colqwen2": late_models.build_tiny_colqwen2,
+    "colpali": late_models.build_tiny_colpali,
 }
 
 
@@ -32,7 +34,7 @@ def digests(folder: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_two_builds_are_byte_identical(name, tmp_path):
-    if name.startswith("qwen"):
+    if name.startswith(("qwen", "colqwen")):
         pytest.importorskip("torchvision")  # Qwen-VL processors need it (NOTES.md)
     first, second = BUILDERS[name](tmp_path / "first"), BUILDERS[name](tmp_path / "second")
     a, b = digests(first), digests(second)

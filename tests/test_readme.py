@@ -34,7 +34,8 @@ def test_readme_has_python_examples():
     assert len(PYTHON_BLOCKS) >= 3
 
 
-def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip: Path, clap: Path | None = None) -> str:
+def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip: Path, clap: Path | None = None,
+              colqwen2: Path | None = None) -> str:
     """README block ``index`` with fixture models, a temporary index and a recording chat LLM for OpenAI."""
     code = PYTHON_BLOCKS[index]
     replacements = {
@@ -42,6 +43,7 @@ def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip:
         '"cross-encoder/ms-marco-MiniLM-L-6-v2"': repr(str(cross_encoder)),
         '"Salesforce/blip-itm-base-coco"': repr(str(blip)),
         '"laion/clap-htsat-unfused"': repr(str(clap)),
+        '"vidore/colqwen2-v1.0"': repr(str(colqwen2)),
         '"./index"': repr(str(tmp_path / "index")),
         "from llama_index.llms.openai import OpenAI": "from tests.test_answer import RecordingChatLLM as OpenAI",
         'OpenAI(model="gpt-4o-mini")': "OpenAI()",
@@ -53,8 +55,10 @@ def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip:
 
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
 def test_readme_python_block_runs(index, tmp_path, monkeypatch, tiny_clip_dir, tiny_bert_cross_encoder_dir,
-                                  tiny_blip_itm_dir, tiny_clap_dir):
-    code = _runnable(index, tmp_path, tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir, tiny_clap_dir)
+                                  tiny_blip_itm_dir, tiny_clap_dir, request):
+    colqwen2 = request.getfixturevalue("tiny_colqwen2_dir") if "vidore/" in PYTHON_BLOCKS[index] else None
+    code = _runnable(index, tmp_path, tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir, tiny_clap_dir,
+                     colqwen2)
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("MMST_CACHE_DIR", str(tmp_path / "cache"))
     exec(compile(code, f"README block {index}", "exec"), {"__name__": "__readme__"})

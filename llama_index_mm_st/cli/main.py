@@ -98,21 +98,23 @@ def store_exists(args: argparse.Namespace) -> bool:
     return bool(args.url) or Path(args.store or DEFAULT_STORE).exists()
 
 
-def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = None) -> "MultimodalQdrantStore":
-    """The store named by --store/--url; ``dim`` creates its collection if it has none yet."""
+def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = None,
+               late_interaction: Optional[bool] = None) -> "MultimodalQdrantStore":
+    """The store named by --store/--url; ``dim`` creates its collection if it has none yet, with
+    multivectors when ``late_interaction`` (the model is a ColPali-family retriever)."""
     from ..store import MultimodalQdrantStore
 
     if args.url:
         with warnings.catch_warnings(record=True) as caught:  # qdrant-client warns before failing to connect
             warnings.simplefilter("always")
-            store = MultimodalQdrantStore(args.collection, url=args.url, dim=dim)
+            store = MultimodalQdrantStore(args.collection, url=args.url, dim=dim, late_interaction=late_interaction)
         for warning in caught:  # connected: pass its warnings on
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return store
     path = args.store or DEFAULT_STORE
     if must_exist and not Path(path).exists():
         raise CLIError(f"no index at {path}: create one with 'mmst index PATH --store {path}'")
-    return MultimodalQdrantStore(args.collection, path=path, dim=dim)
+    return MultimodalQdrantStore(args.collection, path=path, dim=dim, late_interaction=late_interaction)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -144,7 +146,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     collected = collect(args.paths, ImageReader())
     with quiet_libraries(), Stage("Loading model", enabled=progress):
         embedding = load_embedding(source)
-    with open_store(args, must_exist=False, dim=embedding.dimension) as store:
+    with open_store(args, must_exist=False, dim=embedding.dimension, late_interaction=embedding.late_interaction) as store:
         summary = run_index(
             collected, store, embedding, progress=progress,
             before_first_add=lambda: write_manifest(store, source.name, embedding.dimension),
@@ -238,9 +240,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise CLIError("--rerank-unsupported raise: some results are of a kind no --rerank model reads (an image "
                            "with only a text cross-encoder, say); add a --rerank model that reads them, or use "
                            "--rerank-unsupported keep (--debug names the results)") from exc
-    kind = score_kind(args.mode, len(args.rerank or ()))
+    late = store.schema is not None and store.schema.late_interaction
+    kind = score_kind(args.mode, len(args.rerank or ()), late)
     rows = result_rows(results, kind, store.modality_of)
-    print(to_json(rows) if args.json else to_table(rows, kind, args.mode))
+    print(to_json(rows) if args.json else to_table(rows, kind, args.mode, late))
     return 0
 
 
@@ -256,6 +259,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"collection: {args.collection}",
             f"model: {manifest.model if manifest else '(none yet)'}",
             f"dimension: {manifest.dim if manifest else '-'}",
+            "vectors: " + ("late interaction (one vector per token or patch, MaxSim) plus a pooled vector"
+                           if store.schema is not None and store.schema.late_interaction else "one per modality"),
             # The four text/image kinds always, audio and video when the index holds any.
             f"points: {store.count()} ("
             + ", ".join(f"{n} {m}" for m, n in counts.items() if n or m not in ("audio", "video")) + ")",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TypeVar
 
 from ..errors import MMSTError
+from ..multivector import native_checkpoint
 
 if TYPE_CHECKING:
     from ..embedding import MultimodalEmbedding
@@ -49,8 +50,11 @@ def looks_like_path(model: str) -> bool:
 
 
 def model_name(model: str) -> str:
-    """A local model directory is recorded by its absolute path, so ./m and /abs/m are the same model."""
-    return os.path.abspath(os.path.expanduser(model)) if looks_like_path(model) or os.path.isdir(model) else model
+    """A local model directory is recorded by its absolute path, so ./m and /abs/m are the same model; a
+    colpali-engine release by its transformers-native id (``multivector.NATIVE_CHECKPOINTS``)."""
+    if looks_like_path(model) or os.path.isdir(model):
+        return os.path.abspath(os.path.expanduser(model))
+    return native_checkpoint(model)
 
 
 def _hub_endpoint() -> str:
@@ -101,6 +105,7 @@ def resolve_model(model: str) -> ModelSource:
         return ModelSource(name, name)
     if looks_like_path(model):
         raise CLIError(f"cannot load model {model!r}: no such model directory {name}")
+    model = name  # a colpali-engine release id becomes its transformers-native one
     from huggingface_hub import constants
 
     snapshot = _cached_snapshot(model)

@@ -39,7 +39,8 @@ def cmd_index_ray(args: argparse.Namespace) -> int:
     options = RayOptions(actors=args.ray_actors, gpus_per_actor=args.ray_gpus_per_actor, progress=progress)
     started = ensure_ray()
     try:
-        with open_store(args, must_exist=False, dim=embedding.dimension) as store:
+        with open_store(args, must_exist=False, dim=embedding.dimension,
+                        late_interaction=embedding.late_interaction) as store:
             write_manifest(store, source.name, embedding.dimension)
             summary = ray_index(args.paths, store, embedding, options)
             if summary.added or summary.replaced:

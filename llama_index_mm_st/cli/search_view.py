@@ -15,22 +15,30 @@ from llama_index.core.schema import BaseNode, NodeWithScore
 
 from ..media_refs import FRAME_TIME_KEY
 
-ScoreKind = Literal["rrf", "bm25", "reranker", "reranker_rrf"]
+ScoreKind = Literal["rrf", "bm25", "maxsim", "reranker", "reranker_rrf"]
 
-COLUMN_TITLES: dict[str, str] = {"rrf": "RRF", "bm25": "BM25", "reranker": "rerank", "reranker_rrf": "rerankRRF"}
+COLUMN_TITLES: dict[str, str] = {"rrf": "RRF", "bm25": "BM25", "maxsim": "MaxSim", "reranker": "rerank",
+                                 "reranker_rrf": "rerankRRF"}
 
 
-def score_kind(mode: str, rerankers: int) -> ScoreKind:
-    """What the final scores are: the rerankers' when there are any, else the store's for this mode."""
+def score_kind(mode: str, rerankers: int, late: bool = False) -> ScoreKind:
+    """What the final scores are: the rerankers' when there are any, else the store's for this mode
+    (a dense search of a late-interaction index reports each page's exact MaxSim)."""
     if rerankers:
         return "reranker" if rerankers == 1 else "reranker_rrf"
-    return "bm25" if mode == "sparse" else "rrf"
+    if mode == "sparse":
+        return "bm25"
+    return "maxsim" if late and mode == "dense" else "rrf"
 
 
-def explain(kind: str, mode: str) -> str:
+def explain(kind: str, mode: str, late: bool = False) -> str:
     """One line saying what the score column holds."""
+    if kind == "maxsim":
+        return ("score: exact MaxSim (late interaction: each query token's best match among the page's token "
+                "vectors, summed; higher is better)")
     if kind == "rrf":
-        lists = "dense text and image rankings" + (" and the BM25 word ranking" if mode == "hybrid" else "")
+        dense = "MaxSim ranking (late interaction)" if late else "dense text and image rankings"
+        lists = dense + (" and the BM25 word ranking" if mode == "hybrid" else "")
         return f"score: RRF fusion of the {lists} (rank-based, higher is better; not a similarity)"
     if kind == "bm25":
         return "score: BM25 word-match score (higher is better)"
@@ -74,7 +82,7 @@ def to_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(rows), indent=2, ensure_ascii=False)
 
 
-def to_table(rows: Sequence[dict[str, Any]], kind: str, mode: str) -> str:
+def to_table(rows: Sequence[dict[str, Any]], kind: str, mode: str, late: bool = False) -> str:
     """Rank, score (titled by its kind), modality, source (and page), snippet; fitted to the terminal width."""
     if not rows:
         return "no results"
@@ -92,5 +100,5 @@ def to_table(rows: Sequence[dict[str, Any]], kind: str, mode: str) -> str:
         if snippet:
             room = max(20, width - 31)
             lines.append(f"{'':>29}{snippet[:room] + ('...' if len(snippet) > room else '')}")
-    lines.append(explain(kind, mode))
+    lines.append(explain(kind, mode, late))
     return "\n".join(lines)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..embedding import MultimodalEmbedding
 from ..inputs import ImageRef, read_node
+from ..multivector import attach_multivector, node_multivector
 from ..store import MultimodalQdrantStore
 from .read import row, rows_of, to_batch
 
@@ -34,6 +35,19 @@ class StoreSpec:
 
     def __repr__(self) -> str:
         return f"StoreSpec(collection={self.collection!r}, url={self.url!r})"
+
+
+def pack_node(node: Any) -> bytes:
+    """An embedded node for the driver: pickled with its late-interaction multivector beside it
+    (pickling a LlamaIndex node drops the private state that carries it)."""
+    return pickle.dumps((node, node_multivector(node)))
+
+
+def unpack_node(data: bytes) -> Any:
+    node, multivector = pickle.loads(data)
+    if multivector is not None:
+        attach_multivector(node, multivector)
+    return node
 
 
 class EmbedWorker:
@@ -58,7 +72,7 @@ class EmbedWorker:
             if self.store is not None and embedded:
                 self.store.add([node for node, _, _ in embedded])
             out += [row("node", doc_id=r["doc_id"], action=r["action"], modality=modality,
-                        node=b"" if self.store is not None else pickle.dumps(node)) for node, modality, r in embedded]
+                        node=b"" if self.store is not None else pack_node(node)) for node, modality, r in embedded]
         return to_batch(out)
 
     def embed_rows(self, rows: list[dict[str, Any]]) -> tuple[list[tuple[Any, str, dict[str, Any]]], list[dict[str, Any]]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import pickle
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Sequence
@@ -23,9 +22,9 @@ from ..readers import ImageReader
 from ..cli.index_job import IndexSummary
 from ..readers.cache import default_cache_dir
 from ..store import MultimodalQdrantStore
-from ..store.store import API_KEY_ENV
+from ..store.backends.choose import API_KEY_ENV
 from ._ray import ensure_ray, require_ray
-from .embed import EmbedWorker, StoreSpec
+from .embed import EmbedWorker, StoreSpec, unpack_node
 from .listing import list_files
 from .read import ReadConfig, read_batch, rows_of
 from .resume import ServerCounts, SnapshotCounts
@@ -140,7 +139,7 @@ def _run(ray: Any, rows: list[dict[str, Any]], store: MultimodalQdrantStore, emb
                 else:
                     summary.added[str(r["modality"])] += 1
                     if spec is None:
-                        nodes.append(pickle.loads(r["node"]))
+                        nodes.append(unpack_node(r["node"]))
             if nodes:
                 store.add(nodes)
             bar.update(int((batch["kind"] != "doc").sum()))

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+import numpy as np
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.base.embeddings.base import mean_agg
 from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageNode
 from sentence_transformers import SentenceTransformer
@@ -26,10 +28,12 @@ from ..fetch import FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
 from ..inputs import NodeParts, Parts, audio_input, image_input, pair_input, read_node, text_input, video_input
 from ..media import MediaLimits
+from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..runtime import resolve_device, resolve_precision, torch_dtype
 from ..types import Embedding, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder
-from .profiles import backbone_config, image_target_size, profile_for
+from .late import LateEncoder
+from .profiles import backbone_config, checkpoint_kind, image_target_size, profile_for
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
@@ -111,25 +115,36 @@ class MultimodalEmbedding(MultiModalEmbedding):
     fuse_text_and_image: bool = Field(
         default=False, description="In __call__, embed an ImageNode with text as one fused text+image input (VLMs)."
     )
+    token_pool_factor: Optional[float] = Field(
+        default=None, ge=1.0, description="Late-interaction models: keep about 1/factor of each document's "
+        "token vectors (sentence-transformers' hierarchical token pooling); None keeps them all.",
+    )
 
     _model: SentenceTransformer = PrivateAttr()
     _encoder: Encoder = PrivateAttr()
     _batchers: Dict[tuple, DynamicBatcher] = PrivateAttr(default_factory=dict)
     _init_args: Optional[Dict[str, Any]] = PrivateAttr(default=None)
 
-    def __init__(self, model_name: Optional[str] = None, *, model: Optional[SentenceTransformer] = None,
+    def __init__(self, model_name: Optional[str] = None, *, model: Optional[Any] = None,
                  **kwargs: Any):
-        if model is not None and not isinstance(model, SentenceTransformer):
-            raise TypeError(f"model must be a sentence_transformers.SentenceTransformer, got {type(model).__name__}")
+        from sentence_transformers import MultiVectorEncoder
+
+        if model is not None and not isinstance(model, (SentenceTransformer, MultiVectorEncoder)):
+            raise TypeError("model must be a sentence_transformers.SentenceTransformer or MultiVectorEncoder, "
+                            f"got {type(model).__name__}")
         if model_name is None:
             config = backbone_config(model) if model is not None else None
             model_name = getattr(config, "_name_or_path", None) or ("custom" if model is not None else DEFAULT_MODEL)
+        model_name = native_checkpoint(model_name)
         super().__init__(model_name=model_name, **kwargs)
         # What pickling sends instead of the loaded model; None when the model came as an object.
         self._init_args = None if model is not None else {"model_name": model_name, **kwargs}
         device = resolve_device(self.device)
         if model is None:
-            model = SentenceTransformer(
+            # The checkpoint says what kind of model it is (as the reranker's scorers are chosen): a
+            # late-interaction retriever loads as a MultiVectorEncoder, anything else as a SentenceTransformer.
+            late = checkpoint_kind(self.model_name) == "late_interaction"
+            model = (MultiVectorEncoder if late else SentenceTransformer)(
                 self.model_name, device=device, trust_remote_code=self.trust_remote_code,
                 model_kwargs=self.model_kwargs or None, processor_kwargs=self.processor_kwargs or None,
             )
@@ -158,6 +173,10 @@ class MultimodalEmbedding(MultiModalEmbedding):
         )
         workers = self.decode_workers if self.decode_workers is not None else max(1, default_workers() - 1)
         prompts: Dict[Role, Optional[str]] = {"query": self.query_prompt_name, "document": self.document_prompt_name}
+        if _is_late(model):
+            return LateEncoder(model, profile, settings, prompts, workers, self.token_pool_factor)
+        if self.token_pool_factor is not None:
+            raise ValueError("token_pool_factor applies to late-interaction models only")
         return Encoder(model, profile, settings, prompts, workers)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -178,6 +197,12 @@ class MultimodalEmbedding(MultiModalEmbedding):
     def model(self) -> SentenceTransformer:
         """The underlying Sentence Transformers model."""
         return self._model
+
+    @property
+    def late_interaction(self) -> bool:
+        """Whether the model is a late-interaction retriever: nodes then also carry a multivector
+        (``multivector.node_multivector``) and query vectors carry theirs (``PooledVector.multivector``)."""
+        return isinstance(self._encoder, LateEncoder)
 
     @property
     def dimension(self) -> int:
@@ -219,8 +244,14 @@ class MultimodalEmbedding(MultiModalEmbedding):
             output = self._encoder.encode(modality, [items[p] for p in positions], role,  # type: ignore[misc]
                                           stop_on_error=stop_on_error, progress=show_progress)
             failed = {failure.position: failure.error for failure in output.failures}
+            multivectors = output.multivectors
             for local, position in enumerate(positions):
-                results[position] = failed[local] if local in failed else output.vectors[local].tolist()
+                if local in failed:
+                    results[position] = failed[local]
+                elif multivectors is not None:  # a late-interaction model: the pooled vector knows its tokens
+                    results[position] = PooledVector(output.vectors[local].tolist(), multivectors[local])
+                else:
+                    results[position] = output.vectors[local].tolist()
         return results
 
     def _read_input(self, item: Any, position: int, modality: Optional[Modality]) -> Parts:
@@ -272,6 +303,16 @@ class MultimodalEmbedding(MultiModalEmbedding):
 
     async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
+
+    def get_agg_embedding_from_queries(self, queries: List[str],
+                                       agg_fn: Optional[Callable[..., Embedding]] = None) -> Embedding:
+        """LlamaIndex's retrievers embed a query through this. A late-interaction model keeps the
+        query's token vectors with the aggregate (see ``_aggregate``), so the store can rank by MaxSim."""
+        return _aggregate([self.get_query_embedding(query) for query in queries], agg_fn)
+
+    async def aget_agg_embedding_from_queries(self, queries: List[str],
+                                              agg_fn: Optional[Callable[..., Embedding]] = None) -> Embedding:
+        return _aggregate([await self.aget_query_embedding(query) for query in queries], agg_fn)
 
     # ---- LlamaIndex image API -------------------------------------------------------------------
 
@@ -343,7 +384,9 @@ class MultimodalEmbedding(MultiModalEmbedding):
         check_on_error(on_error)
         fuse = self._fuses()
         text_of = {position: parts.text_parts() for position, parts in enumerate(nodes)}
-        text_of = {position: text for position, text in text_of.items() if text is not None}
+        # A late-interaction model reads a page by its pixels; the page's words go to BM25, not to a second vector.
+        late = self.late_interaction
+        text_of = {position: text for position, text in text_of.items() if text is not None and not late}
         items: List[Union[Parts, Exception]] = [parts.parts(fuse) for parts in nodes]
         items += list(text_of.values())  # one pass: these batch with the text nodes
         outcomes = self._encode_parts(items, "document", stop_on_error=on_error == "raise",
@@ -355,7 +398,9 @@ class MultimodalEmbedding(MultiModalEmbedding):
             if isinstance(outcome, Exception):
                 failures.append(ItemFailure(position, f"node {node.node_id} ({_item_label(outcome)})", outcome))
                 continue
-            node.embedding = outcome
+            node.embedding = list(outcome)
+            if isinstance(outcome, PooledVector):
+                attach_multivector(node, outcome.multivector)
             if position in text_vectors:
                 node.text_embedding = text_vectors[position]  # type: ignore[attr-defined]
             kept.append(node)
@@ -391,6 +436,23 @@ class MultimodalEmbedding(MultiModalEmbedding):
 
 _PENDING: Any = None
 """Placeholder of a result not computed yet; every one is replaced before ``_encode_parts`` returns."""
+
+
+def _aggregate(embeddings: List[Embedding], agg_fn: Optional[Callable[..., Embedding]]) -> Embedding:
+    """LlamaIndex's aggregate (the mean by default); when every part carries token vectors, the
+    aggregate carries them all: MaxSim over their union is the sum of each query's MaxSim."""
+    aggregate = (agg_fn or mean_agg)(embeddings)
+    if embeddings and all(isinstance(e, PooledVector) for e in embeddings):
+        if len(embeddings) == 1 and agg_fn is None:
+            return embeddings[0]
+        return PooledVector(list(aggregate), np.vstack([e.multivector for e in embeddings]))  # type: ignore[attr-defined]
+    return aggregate
+
+
+def _is_late(model: Any) -> bool:
+    from sentence_transformers import MultiVectorEncoder
+
+    return isinstance(model, MultiVectorEncoder)
 
 
 def _rebuild(cls: type, init_args: Dict[str, Any]) -> Any:

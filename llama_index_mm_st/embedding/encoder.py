@@ -47,6 +47,8 @@ class EncodeOutput:
 
     vectors: np.ndarray
     failures: list[ItemFailure] = field(default_factory=list)
+    multivectors: list[np.ndarray | None] | None = None
+    """Late-interaction models only: each item's token/patch vectors (``vectors`` then holds their pooled vector)."""
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,7 @@ class Encoder:
         """Encode items that all have ``modality``. With ``stop_on_error`` the first bad item raises
         ``ImageLoadError``; otherwise bad items are listed in the output's ``failures``."""
         self.check_supported(modality)
-        dim = self.dimension()
-        vectors = np.zeros((len(items), dim), dtype=np.float32)
-        output = EncodeOutput(vectors)
+        output = self._new_output(len(items))
         if not items:
             return output
         devices = self.settings.devices
@@ -145,18 +145,25 @@ class Encoder:
                     raise batch.failures[0].error
                 output.failures.extend(batch.failures)
                 if batch.inputs:
-                    output.failures.extend(self._run_batch(batch, role, vectors, stop_on_error))
+                    output.failures.extend(self._run_batch(batch, role, output, stop_on_error))
                 bar.update(len(batch.positions) + len(batch.failures))
         output.failures.sort(key=lambda failure: failure.position)
         return output
 
-    def _run_batch(self, batch: _Prepared, role: Role, vectors: np.ndarray, stop_on_error: bool) -> list[ItemFailure]:
+    def _new_output(self, count: int) -> EncodeOutput:
+        return EncodeOutput(np.zeros((count, self.dimension()), dtype=np.float32))
+
+    def _put(self, output: EncodeOutput, positions: Sequence[int], result: Any) -> None:
+        """Write one forward pass's result (``_forward``'s return value) at the items' positions."""
+        output.vectors[list(positions)] = result
+
+    def _run_batch(self, batch: _Prepared, role: Role, output: EncodeOutput, stop_on_error: bool) -> list[ItemFailure]:
         """Run one batch. If the model or its processor refuses it, run its items one at a time to name
         the item it can't take: bisecting a deterministic failure, not retrying a transient one."""
         try:
             if batch.error is not None:
                 raise batch.error
-            vectors[batch.positions] = self._forward(batch.features, role)  # type: ignore[arg-type]
+            self._put(output, batch.positions, self._forward(batch.features, role))  # type: ignore[arg-type]
             return []
         except MODEL_FAILURES:
             if stop_on_error and len(batch.inputs) == 1:
@@ -164,7 +171,7 @@ class Encoder:
         failures = []
         for position, model_input, label in zip(batch.positions, batch.inputs, batch.labels):
             try:
-                vectors[position] = self._forward(self._preprocess([model_input], role, batch.modality), role)[0]
+                self._put(output, [position], self._forward(self._preprocess([model_input], role, batch.modality), role))
             except MODEL_FAILURES as exc:
                 error = EncodeError(label, f"the model cannot take it ({type(exc).__name__}: {_first_line(exc)})")
                 if stop_on_error:

@@ -7,11 +7,13 @@ results. Adding a family means adding a row, not an ``if "siglip" in name`` chec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+import json
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 from sentence_transformers import SentenceTransformer
 
 from ..media_refs import processor_frame_chooser, processor_sampling_rate
+from ..multivector import LATE_INTERACTION_ARCHITECTURES
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,30 @@ PROFILES: Mapping[str, ModelProfile] = {
     "siglip": ModelProfile(fixed_text_length=True, draft_decode=True),
     "siglip2": ModelProfile(fixed_text_length=True, draft_decode=True),
 }
+
+
+ModelKind = Literal["single_vector", "late_interaction"]
+"""How a checkpoint embeds: one vector per input, or one vector per token/patch scored by MaxSim."""
+
+KIND_BY_ARCHITECTURE: Mapping[str, ModelKind] = {name: "late_interaction" for name in LATE_INTERACTION_ARCHITECTURES}
+"""Checkpoints that are not single-vector embedders, by their ``config.json`` architecture (as the
+reranker chooses its scorers): a new late-interaction family is one row."""
+
+
+def checkpoint_kind(name_or_path: str) -> ModelKind:
+    """The kind of a checkpoint, read from its ``config.json`` (a local directory, or the hub/cache).
+    A checkpoint without one (a custom Sentence Transformers model) is single-vector."""
+    from sentence_transformers.util import load_file_path
+
+    path: Optional[str] = load_file_path(name_or_path, "config.json")
+    if path is None:
+        return "single_vector"
+    with open(path, encoding="utf-8") as handle:
+        architectures = json.load(handle).get("architectures") or []
+    for architecture in architectures:
+        if architecture in KIND_BY_ARCHITECTURE:
+            return KIND_BY_ARCHITECTURE[architecture]
+    return "single_vector"
 
 
 def backbone_config(model: SentenceTransformer) -> Any:

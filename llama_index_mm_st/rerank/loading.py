@@ -16,17 +16,20 @@ from typing import Any, Callable, Union
 import torch
 
 from ..errors import MissingDependencyError
+from ..multivector import LATE_INTERACTION_ARCHITECTURES, native_checkpoint
 from ..runtime import resolve_device, resolve_precision
 from ..types import Precision
 from .scorers.base import Scorer, score_head_name, store_linear_weights
 from .scorers.cross_encoder import CrossEncoderScorer
 from .scorers.itm import BlipITMScorer
+from .scorers.late import LateInteractionScorer
 
 ModelSpec = Union[str, Path, Any]
-"""A hub id or local directory, a ``CrossEncoder``, a ``BlipForImageTextRetrieval`` or a ``Scorer``."""
+"""A hub id or local directory, a ``CrossEncoder``, a ``MultiVectorEncoder``, a
+``BlipForImageTextRetrieval`` or a ``Scorer``."""
 
 MODEL_HELP = (
-    "a model id or directory, a sentence_transformers.CrossEncoder, a transformers "
+    "a model id or directory, a sentence_transformers.CrossEncoder or MultiVectorEncoder, a transformers "
     "BlipForImageTextRetrieval, or a Scorer (see llama_index_mm_st.rerank.Scorer)"
 )
 
@@ -88,8 +91,20 @@ def load_blip_itm(name: str, options: LoadOptions) -> Scorer:
     return scorer
 
 
+def load_late_interaction(name: str, options: LoadOptions) -> Scorer:
+    """A late-interaction retriever (ColPali family) as a MaxSim scorer."""
+    from sentence_transformers import MultiVectorEncoder
+
+    device = resolve_device(options.device)
+    model = MultiVectorEncoder(name, device=device, trust_remote_code=options.trust_remote_code,
+                               model_kwargs=options.weight_kwargs(device),
+                               processor_kwargs=dict(options.processor_kwargs) or None)
+    return LateInteractionScorer(model.eval(), precision=options.precision, name=name)
+
+
 SCORER_BY_ARCHITECTURE: dict[str, Callable[[str, LoadOptions], Scorer]] = {
     "BlipForImageTextRetrieval": load_blip_itm,
+    **{architecture: load_late_interaction for architecture in LATE_INTERACTION_ARCHITECTURES},
 }
 """Checkpoints that sentence-transformers cannot load, by their ``config.json`` architecture."""
 
@@ -107,7 +122,7 @@ def load_scorer(spec: ModelSpec, options: LoadOptions) -> Scorer:
     if isinstance(spec, (str, Path)):
         from transformers import AutoConfig
 
-        name = str(spec)
+        name = native_checkpoint(str(spec))
         config = AutoConfig.from_pretrained(name, trust_remote_code=options.trust_remote_code)
         loader = scorer_loader(config)
         # VLM processors (Qwen-VL and the like) need torchvision; BLIP's image processor does not.
@@ -120,9 +135,11 @@ def load_scorer(spec: ModelSpec, options: LoadOptions) -> Scorer:
 
 def wrap_model(model: Any, options: LoadOptions) -> Scorer:
     """A scorer around a ready object. Its device and weights are used as they are."""
-    from sentence_transformers import CrossEncoder
+    from sentence_transformers import CrossEncoder, MultiVectorEncoder
     from transformers import AutoProcessor, BlipForImageTextRetrieval
 
+    if isinstance(model, MultiVectorEncoder):
+        return LateInteractionScorer(model, precision=options.precision)
     if isinstance(model, CrossEncoder):
         return CrossEncoderScorer(model, precision=options.precision, instruction=options.instruction_for(model))
     if isinstance(model, BlipForImageTextRetrieval):

@@ -31,6 +31,7 @@ from ..errors import (
 )
 from ..fetch import FetchOptions
 from ..inputs import Parts
+from ..multivector import node_multivector
 from ..types import OnError, OnUnsupported, Precision
 from .routing import Route, content, find_route, load_images, load_media, node_side, query_side
 from .fusion import DEFAULT_RRF_K, keep_in_place, rank_by_score, reciprocal_rank_fusion
@@ -207,7 +208,9 @@ class MultimodalReranker(BaseNodePostprocessor):
         fetch = FetchOptions(
             timeout=self.url_timeout, allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls
         )
-        images, load_failures = load_images(routes, self._scorers, self.decode_workers, fetch)
+        stored = self._stored_multivectors(routes, nodes)
+        to_load = [route for route in routes if route.position not in stored]
+        images, load_failures = load_images(to_load, self._scorers, self.decode_workers, fetch)
         failures.update(load_failures)
         media, media_failures = load_media([r for r in routes if r.position not in failures], self._scorers, fetch,
                                            self.decode_workers)
@@ -216,7 +219,7 @@ class MultimodalReranker(BaseNodePostprocessor):
             raise failures[min(failures)]
         routes = [route for route in routes if route.position not in failures]
 
-        model_scores = self._score(routes, images, media)
+        model_scores = self._score(routes, images, media, stored)
         used = sorted({route.scorer for route in routes})
         by_scorer = [{r.position: model_scores[r.position] for r in routes if r.scorer == s} for s in used]
         if len(used) == 1:
@@ -280,18 +283,38 @@ class MultimodalReranker(BaseNodePostprocessor):
                 f"{modality} nodes are kept at their retrieval rank: no scorer reads a {query.modality} query "
                 f"against them ({hint})"), stacklevel=5)
 
-    def _score(self, routes: Sequence[Route], images: dict[tuple[int, int], Any],
-               media: Optional[dict[int, dict]] = None) -> dict[int, float]:
-        """Model scores by position: one ``score`` call per (scorer, query view) group."""
-        groups: dict[tuple[int, str], list[Route]] = {}
+    def _stored_multivectors(self, routes: Sequence[Route], nodes: Sequence[NodeWithScore]) -> dict[int, Any]:
+        """Candidates a MaxSim scorer can score from the multivector they carry (results of a
+        late-interaction store), by position: a text query and rows of the scorer's size. Those
+        pages are neither decoded nor encoded again."""
+        found: dict[int, Any] = {}
         for route in routes:
-            groups.setdefault((route.scorer, route.query.modality), []).append(route)
+            scorer = self._scorers[route.scorer]
+            if not hasattr(scorer, "score_multivectors") or route.query.modality != "text":
+                continue
+            matrix = node_multivector(nodes[route.position].node)
+            if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == getattr(scorer, "dimension", -1):
+                found[route.position] = matrix
+        return found
+
+    def _score(self, routes: Sequence[Route], images: dict[tuple[int, int], Any],
+               media: Optional[dict[int, dict]] = None, stored: Optional[dict[int, Any]] = None) -> dict[int, float]:
+        """Model scores by position: one ``score`` call per (scorer, query view, stored or not) group."""
+        stored = stored or {}
+        groups: dict[tuple[int, str, bool], list[Route]] = {}
+        for route in routes:
+            groups.setdefault((route.scorer, route.query.modality, route.position in stored), []).append(route)
         scores: dict[int, float] = {}
-        for (scorer_index, _), group in groups.items():
+        for (scorer_index, _, from_store), group in groups.items():
             query = content(group[0].query, images.get((group[0].position, 0)))
+            scorer = self._scorers[scorer_index]
+            if from_store:
+                values = scorer.score_multivectors(query, [stored[route.position] for route in group])  # type: ignore[attr-defined]
+                scores.update({route.position: value for route, value in zip(group, values, strict=True)})
+                continue
             documents = [content(route.document, images.get((route.position, 1)), (media or {}).get(route.position))
                          for route in group]
-            values = self._scorers[scorer_index].score(query, documents, self.batch_size)
+            values = scorer.score(query, documents, self.batch_size)
             scores.update({route.position: value for route, value in zip(group, values, strict=True)})
         return scores
 

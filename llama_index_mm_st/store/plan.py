@@ -16,6 +16,8 @@ from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQu
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 from qdrant_client import models
 
+from llama_index_mm_st.errors import SchemaMismatchError
+from llama_index_mm_st.multivector import check_multivector, node_multivector
 from llama_index_mm_st.store import filters as F
 from llama_index_mm_st.store.schema import (
     MODALITY_KEY,
@@ -44,6 +46,8 @@ class PointSpec:
     sparse: Optional[SparseVector]
     payload: dict[str, Any]
     node_id: str = ""
+    multivector: Optional[Any] = None
+    """A late-interaction collection's (tokens, dim) float32 matrix, scored by MaxSim."""
 
 
 def bm25_text(parts: NodeParts, metadata_keys: Sequence[str]) -> str:
@@ -194,9 +198,29 @@ def storable(node: BaseNode) -> BaseNode:
     return to_image_node(node, relationships)
 
 
+def point_multivector(node: BaseNode, dim: int, late: bool) -> Optional[Any]:
+    """The node's multivector, checked, in a late-interaction collection; None in a single-vector one.
+    A node of the other kind is refused by name: the two kinds can't share a collection."""
+    matrix = node_multivector(node)
+    if late and matrix is None:
+        raise SchemaMismatchError(
+            f"node {node.node_id} has no multivector (it was embedded by a single-vector model, or lost it in a "
+            "copy), but the collection holds late-interaction multivectors; embed it with the collection's "
+            "late-interaction model, or use another collection"
+        )
+    if not late and matrix is not None:
+        raise SchemaMismatchError(
+            f"node {node.node_id} carries a late-interaction multivector, but the collection holds single vectors "
+            "per node (CLIP-style); use another collection for the late-interaction model"
+        )
+    return None if matrix is None else check_multivector(matrix, dim, f"node {node.node_id}")
+
+
 def node_to_point(node: BaseNode, dim: int, encode: SparseEncoder, bm25_keys: Sequence[str],
-                  names: Sequence[str] = DENSE_VECTOR_NAMES) -> PointSpec:
-    """One node -> one point, checked by ``check_node`` (so a bad node raises before anything is written)."""
+                  names: Sequence[str] = DENSE_VECTOR_NAMES, late: bool = False) -> PointSpec:
+    """One node -> one point, checked by ``check_node`` (so a bad node raises before anything is written).
+    The multivector is read from the node as given: ``storable`` may build a new node object."""
+    multivector = point_multivector(node, dim, late)
     parts = read_node(storable(node))
     dense = check_node(parts, dim, names)
     indexed = bm25_text(parts, bm25_keys)
@@ -204,7 +228,7 @@ def node_to_point(node: BaseNode, dim: int, encode: SparseEncoder, bm25_keys: Se
     if sparse is not None and not len(sparse.indices):
         sparse = None
     payload = node_payload(parts)
-    return PointSpec(point_id(node.node_id), dense, sparse, payload, node.node_id)
+    return PointSpec(point_id(node.node_id), dense, sparse, payload, node.node_id, multivector)
 
 
 _NODE_CLASSES: dict[str, type[BaseNode]] = {cls.class_name(): cls for cls in (TextNode, ImageNode)}
@@ -254,15 +278,31 @@ class Branch:
 
 
 @dataclass(frozen=True)
+class LateStage:
+    """Late interaction, two-stage: the dense branches (pooled vectors) each prefetch
+    ``prefetch_limit`` candidates, then ``vector`` (the query's token vectors) ranks their union
+    by exact MaxSim over the stored multivector ``using``."""
+
+    using: str
+    vector: list[list[float]]
+    prefetch_limit: int
+    search: Optional[SearchSettings] = None
+
+
+@dataclass(frozen=True)
 class QueryPlan:
     """Branches fused by RRF inside the engine (one branch: searched directly), all under ``filter``
-    (metadata filters, ids and the modality tag), which a backend translates once."""
+    (metadata filters, ids and the modality tag), which a backend translates once. With ``late``,
+    the dense branches are prefetches of one MaxSim-ranked list, which is fused with the others."""
 
     branches: list[Branch]
     limit: int
     filter: Optional[models.Filter]
     rrf_k: int = 60
     weights: Optional[list[float]] = None
+    late: Optional[LateStage] = None
+    with_multivector: bool = False
+    """Return each hit's multivector (late interaction: so a MaxSim reranker needs no re-encoding)."""
 
     @property
     def fused(self) -> bool:
@@ -281,6 +321,9 @@ class QueryOptions:
     query_modality: QueryModality = "text"
     search: Optional[SearchSettings] = None
     """Search parameters for the dense branches (graph width, quantization)."""
+    late: Optional[LateStage] = None
+    """A late-interaction collection's MaxSim stage (None: rank by the dense vectors themselves)."""
+    with_multivector: bool = False
 
 
 QueryModality = Literal["text", "image", "audio", "video"]
@@ -349,8 +392,9 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         # A numpy query vector becomes Python floats in one C call: pyo3 reads numpy scalars one by one, slowly.
         vector = embedding.tolist() if hasattr(embedding, "tolist") else list(embedding)
         check_vector(vector, "the query embedding")
+        dense_k = top_k if opts.late is None else max(top_k, opts.late.prefetch_limit)
         branches += [
-            Branch(name, vector, top_k, dense_restriction(name, opts.query_modality), opts.search)
+            Branch(name, vector, dense_k, dense_restriction(name, opts.query_modality), opts.search)
             for name in opts.dense
         ]
     wants_sparse = mode in _SPARSE_MODES or mode == VectorStoreQueryMode.HYBRID or opts.hybrid
@@ -366,13 +410,25 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         limit = query.hybrid_top_k or top_k
     else:
         limit = top_k
-    return QueryPlan(
-        branches=branches,
-        limit=limit,
-        filter=common,
-        rrf_k=opts.rrf_k,
-        weights=_weights(branches, opts.weights, query.alpha, opts.query_modality),
-    )
+    late = opts.late if mode in _DENSE_MODES else None
+    if late is not None:
+        weights = _late_weights(branches, opts.weights, query.alpha)
+    else:
+        weights = _weights(branches, opts.weights, query.alpha, opts.query_modality)
+    return QueryPlan(branches=branches, limit=limit, filter=common, rrf_k=opts.rrf_k, weights=weights, late=late,
+                     with_multivector=opts.with_multivector)
+
+
+def _late_weights(branches: Sequence[Branch], weights: Mapping[str, float], alpha: Optional[float]) -> Optional[list[float]]:
+    """RRF weights of a late-interaction plan: the MaxSim list, then BM25 when present."""
+    if not any(b.using == SPARSE_VECTOR_NAME for b in branches):
+        return None
+    if alpha is not None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        return [alpha, 1.0 - alpha]
+    chosen = [1.0, float(weights.get(SPARSE_VECTOR_NAME, 1.0))]
+    return None if chosen == [1.0, 1.0] else chosen
 
 
 CROSS_MODAL_TIE_BREAK = 0.999

@@ -15,6 +15,8 @@ from llama_index_mm_st.types import DENSE_VECTOR_NAMES
 SPARSE_VECTOR_NAME = "bm25"
 LEGACY_DENSE_VECTOR_NAMES = ("text", "image")
 """The dense vectors of a store created before audio and video: such a store keeps opening with them."""
+MULTIVECTOR_NAME = "late"
+"""The named multivector of a late-interaction collection (one vector per token/patch, MaxSim)."""
 
 # Payload keys written by the store. The node layout follows LlamaIndex's ``node_to_metadata_dict``
 # so ``metadata_dict_to_node`` reads our points back; ``modality`` is ours.
@@ -33,8 +35,8 @@ Quantization = Literal["int8", "binary"]
 QUANTIZATIONS: tuple[Quantization, ...] = ("int8", "binary")
 VectorDatatype = Literal["float32", "float16"]
 VECTOR_DATATYPES: tuple[VectorDatatype, ...] = ("float32", "float16")
-STORAGE_OPTIONS = ("quantization", "on_disk", "vector_datatype", "wal")
-"""How the dense vectors are kept: recorded with the collection, so a reopened store knows them."""
+STORAGE_OPTIONS = ("quantization", "on_disk", "vector_datatype", "wal", "multivector_datatype", "multivector_quantization")
+"""How the vectors are kept: recorded with the collection, so a reopened store knows them."""
 
 IndexKind = Literal["keyword", "integer", "float", "bool", "datetime", "text", "uuid"]
 INDEX_KINDS: tuple[IndexKind, ...] = ("keyword", "integer", "float", "bool", "datetime", "text", "uuid")
@@ -62,6 +64,14 @@ class StoreSchema:
     on_disk: bool = False
     vector_datatype: str = "float32"
     wal: bool = True  # Edge: a shard created without its write-ahead log can never turn it on
+    multivector: Optional[str] = None  # MULTIVECTOR_NAME in a late-interaction collection, else None
+    multivector_datatype: str = "float32"
+    multivector_quantization: Optional[str] = None
+
+    @property
+    def late_interaction(self) -> bool:
+        """Whether points carry a multivector scored by MaxSim (a ColPali-family collection)."""
+        return self.multivector is not None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -82,6 +92,9 @@ class StoreSchema:
             on_disk=bool(data.get("on_disk", False)),
             vector_datatype=data.get("vector_datatype", "float32"),
             wal=bool(data.get("wal", True)),
+            multivector=data.get("multivector"),
+            multivector_datatype=data.get("multivector_datatype", "float32"),
+            multivector_quantization=data.get("multivector_quantization"),
         )
 
 
@@ -98,6 +111,8 @@ def check_schema(where: str, existing: StoreSchema, wanted: StoreSchema, dim_giv
         problems.append(f"dimension {existing.dim} != requested {wanted.dim}")
     if set(existing.dense) != set(wanted.dense):
         problems.append(f"dense vectors {sorted(existing.dense)} != {sorted(wanted.dense)}")
+    if existing.multivector != wanted.multivector:
+        problems.append(kind_mismatch(existing.late_interaction, wanted.late_interaction))
     if existing.sparse != wanted.sparse:
         problems.append(f"sparse vector {existing.sparse!r} != {wanted.sparse!r}")
     if existing.distance != wanted.distance:
@@ -112,6 +127,17 @@ def check_schema(where: str, existing: StoreSchema, wanted: StoreSchema, dim_giv
             problems.append(f"{option} {have!r} != requested {want!r}")
     if problems:
         raise SchemaMismatchError(f"{where} does not match the requested schema: " + "; ".join(problems))
+
+
+def _kind(late: bool) -> str:
+    return "late-interaction multivectors (one vector per token or patch, MaxSim)" if late else "single vectors per node (CLIP-style)"
+
+
+def kind_mismatch(collection_late: bool, given_late: bool, given: str = "were requested") -> str:
+    """Why single vectors and multivectors can't meet: each is ranked on its own scale, and a
+    point without a multivector could never be found by a MaxSim query."""
+    return (f"the collection holds {_kind(collection_late)} but {_kind(given_late)} {given}; one collection can't "
+            "mix them (use another collection, or the model the collection was built with)")
 
 
 def infer_index_kind(value: Any) -> Optional[IndexKind]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 from collections import Counter
 from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+import numpy as np
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
@@ -29,13 +29,17 @@ from llama_index_mm_st.concurrency import DynamicBatcher
 from llama_index_mm_st.docs import document_parameters
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.inputs import read_node
+from llama_index_mm_st.multivector import attach_multivector, node_multivector
 from llama_index_mm_st.store import plan as P
-from llama_index_mm_st.store.backends import Backend, ClientBackend
+from llama_index_mm_st.store.backends import Backend
+from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  # noqa: F401 - API_KEY_ENV kept importable here
 from llama_index_mm_st.store.bm25 import QdrantBm25, SparseTextEncoder
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
+from llama_index_mm_st.store.late import DEFAULT_PREFETCH_LIMIT, late_stage
 from llama_index_mm_st.store.schema import (
     KEYWORD_INDEXED_KEYS,
     MODALITY_KEY,
+    MULTIVECTOR_NAME,
     REF_DOC_ID_KEY,
     RESERVED_PAYLOAD_KEYS,
     SPARSE_VECTOR_NAME,
@@ -51,8 +55,7 @@ from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES, Modality, Sp
 
 logger = logging.getLogger(__name__)
 
-API_KEY_ENV = "QDRANT_API_KEY"
-_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality")
+_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality", "query_multivector")
 DEFAULT_OVERSAMPLING: Dict[str, Optional[float]] = {"int8": 2.0, "binary": 4.0}
 DEFAULT_HNSW_EF = 128
 """Measured at 100k clustered 512-d points (docs/store.md): the engine's own width gives recall@10
@@ -60,36 +63,6 @@ DEFAULT_HNSW_EF = 128
 """Candidates drawn by the compressed vectors per result before rescoring. It also widens the graph
 search: at 100k points recall@10 was 0.953 (int8, 1x) and 0.896 (binary, 3x), the float32 graph alone 0.962."""
 QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
-
-
-def open_backend(
-    collection_name: str,
-    path: Optional[str],
-    url: Optional[str],
-    api_key: Optional[str],
-    client: Optional[QdrantClient],
-    client_kwargs: Optional[Dict[str, Any]],
-    cluster: Dict[str, Optional[int]],
-    wal: bool = True,
-) -> Backend:
-    """Choose the backend in one place: ``client=`` or ``url=`` -> qdrant-client, else Qdrant Edge."""
-    given = [name for name, value in (("path", path), ("url", url), ("client", client)) if value is not None]
-    if len(given) > 1:
-        raise ValueError(f"give only one of path, url or client; got {given}")
-    if client is None and url is None:
-        unused = [name for name, value in cluster.items() if value is not None]
-        if unused:
-            raise ValueError(f"{unused} apply to a Qdrant server (url= or client=), not to an Edge store")
-        from llama_index_mm_st.store.backends.edge import EdgeBackend  # the engine loads only when used
-
-        return EdgeBackend(path, collection_name)
-    if not wal:
-        raise ValueError("wal=False applies to an Edge store; a Qdrant server keeps its own write-ahead log")
-    owns = client is None
-    if client is None:
-        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        client = QdrantClient(url=url, api_key=key, **(client_kwargs or {}))
-    return ClientBackend(client, collection_name, owns_client=owns, **cluster)
 
 
 def _known_dense(names: Sequence[str]) -> tuple[str, ...]:
@@ -167,6 +140,26 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         default=True, description="Edge: keep a write-ahead log. False builds a store without one, for good (the "
         "engine can't add it later): only flush() makes writes durable (see docs/store.md). Recorded in the schema.",
     )
+    late_interaction: Optional[bool] = Field(
+        default=None, description="Hold late-interaction multivectors (ColPali-family models, MaxSim). None: as the "
+        "collection was built, else as the first nodes added (a late-interaction embedding's nodes carry one); "
+        "with dim= the collection is made at once, so say True there.",
+    )
+    prefetch_limit: int = Field(
+        default=DEFAULT_PREFETCH_LIMIT, gt=0,
+        description="Late interaction: candidates each pooled dense branch hands to exact MaxSim rescoring.",
+    )
+    multivector_datatype: VectorDatatype = Field(
+        default="float32", description='Late interaction: "float16" halves the stored multivectors.'
+    )
+    return_multivectors: bool = Field(
+        default=True, description="Late interaction: query results carry their stored multivector (read by a "
+        "MaxSim reranker built from the same model, instead of encoding the pages again).",
+    )
+    multivector_quantization: Optional[Quantization] = Field(
+        default=None, description='Late interaction: "int8" or "binary" compressed multivectors in RAM; MaxSim '
+        "on them picks oversampling x the limit, exact MaxSim over the originals ranks those.",
+    )
 
     _backend: Backend = PrivateAttr()
     _batcher: DynamicBatcher = PrivateAttr()
@@ -206,7 +199,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             try:
                 # An existing store keeps the dense vectors it was made with (one made before audio and
                 # video has only "text" and "image"); adding a node of a modality it lacks is refused.
-                wanted = replace(self._wanted(self.dim or existing.dim), dense=_known_dense(existing.dense))
+                wanted = replace(self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction)),
+                                 dense=_known_dense(existing.dense))
                 check_schema(self._backend.where, existing, wanted, self.dim is not None, self._options_given())
             except SchemaMismatchError:
                 self._backend.close()  # release an Edge store's lock: this object will not exist
@@ -216,7 +210,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             self._indexed = self._backend.indexed_fields()
             self._ensure_indexes(dict(self.payload_indexes))
         elif self.dim is not None:
-            self._create(self.dim)
+            self._create(self.dim, late=bool(self.late_interaction))
 
     @classmethod
     def class_name(cls) -> str:
@@ -244,14 +238,20 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         """Storage options the caller set; the others follow the collection (like ``dim``)."""
         return set(STORAGE_OPTIONS) & self.model_fields_set
 
-    def _wanted(self, dim: int, base: Optional[StoreSchema] = None) -> StoreSchema:
+    def _late_wanted(self, default: bool) -> bool:
+        """Whether this store asks for multivectors: as set, else ``default`` (the collection's, or the first nodes')."""
+        return default if self.late_interaction is None else self.late_interaction
+
+    def _wanted(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False) -> StoreSchema:
         """The schema this store asks for: options not given are taken from ``base`` when there is one."""
         given = self._options_given()
         options = {o: getattr(base if base is not None and o not in given else self, o) for o in STORAGE_OPTIONS}
-        return StoreSchema(dim=dim, dense=DENSE_VECTOR_NAMES, bm25_language=self.bm25_language, **options)
+        multivector = MULTIVECTOR_NAME if late else None
+        return StoreSchema(dim=dim, dense=DENSE_VECTOR_NAMES, bm25_language=self.bm25_language,
+                           multivector=multivector, **options)
 
-    def _create(self, dim: int, base: Optional[StoreSchema] = None) -> StoreSchema:
-        schema = self._wanted(dim, base)
+    def _create(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False) -> StoreSchema:
+        schema = self._wanted(dim, base, late)
         self._backend.create(schema)
         self._schema = schema
         self._indexed = {}
@@ -296,15 +296,16 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             return []
         schema = self._schema
         if schema is not None:
-            dim = schema.dim
+            dim, late = schema.dim, schema.late_interaction
         else:
             first = P.dense_vectors(read_node(nodes[0]))
             dim = self.dim or len(next(iter(first.values()), []))
+            late = self._late_wanted(node_multivector(nodes[0]) is not None)
         encode, keys = self._bm25.document, self.bm25_metadata_keys
         names = schema.dense if schema is not None else DENSE_VECTOR_NAMES
-        points = [P.node_to_point(node, dim, encode, keys, names) for node in nodes]
+        points = [P.node_to_point(node, dim, encode, keys, names, late) for node in nodes]
         if schema is None:
-            self._create(dim)
+            self._create(dim, late=late)
         if self.auto_index:
             self._auto_indexes(nodes)
         size = int(add_kwargs.get("batch_size", self.batch_size))
@@ -365,7 +366,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         existing = target._schema
         if existing is None:
             # The target keeps our storage options unless it set its own; the WAL is its own choice.
-            target._create(self._schema.dim, base=dataclasses.replace(self._schema, wal=target.wal))
+            target._create(self._schema.dim, base=dataclasses.replace(self._schema, wal=target.wal),
+                           late=self._schema.late_interaction)
         else:
             check_schema(target._backend.where, existing, self._schema, dim_given=True, options_given=())
         target._ensure_indexes(dict(self._indexed))
@@ -451,6 +453,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             raise TypeError(f"unexpected query arguments {sorted(unknown)}; valid: {list(_QUERY_KWARGS)}")
         weights = kwargs.get("rrf_weights", self.rrf_weights)
         _check_weights(weights)
+        query, late = late_stage(self._schema, query, kwargs.get("query_multivector"), self.prefetch_limit,
+                                 self.oversampling)
         opts = P.QueryOptions(
             dense=self._schema.dense if self._schema is not None else DENSE_VECTOR_NAMES,
             hybrid=self.hybrid,
@@ -459,6 +463,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             weights=weights,
             query_modality=kwargs.get("query_modality", "text"),
             search=self._search_settings(),
+            late=late,
+            with_multivector=self.return_multivectors and self._schema is not None and self._schema.late_interaction,
         )
         return P.plan_query(query, opts, self.sparse_query_vector)
 
@@ -472,6 +478,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     @staticmethod
     def _result(hits: Sequence[Any]) -> VectorStoreQueryResult:
         nodes = [P.payload_to_node(h.payload) for h in hits]
+        for node, found in zip(nodes, hits):
+            if found.multivector is not None:
+                attach_multivector(node, np.asarray(found.multivector, dtype=np.float32))
         return VectorStoreQueryResult(
             nodes=nodes,
             similarities=[float(h.score or 0.0) for h in hits],
@@ -484,6 +493,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         Per-query overrides: ``modality=``, ``rrf_k=``, ``rrf_weights=``, and ``query_modality=``
         ("text" by default, "image" for an image query embedding), which picks the vector that ranks
         nodes carrying both (see ``plan.dense_restriction``: every node is ranked once by dense similarity).
+        In a late-interaction collection the dense branches prefetch ``prefetch_limit`` candidates and
+        exact MaxSim ranks them, with the query's token vectors from its ``PooledVector`` (or a 2-D
+        ``query_embedding``, or ``query_multivector=``); see ``store.late``.
         """
         return self._result(self._backend.query(self._plan(query, kwargs)))
 

@@ -108,3 +108,28 @@ def test_cli_ray_replaces_a_changed_file(ray_instance, ray_corpus, tiny_clip_dir
         assert sorted(points(opened)) == before
         texts = [node.text for node in opened.get_nodes() if node.metadata.get("file_name") == "notes.txt"]
     assert len(texts) == 1 and "zebra" in texts[0] and RARE_TEXT not in texts[0]
+
+
+def test_cli_ray_with_a_late_interaction_model_keeps_the_multivectors(ray_instance, ray_corpus, tiny_colqwen2_dir,
+                                                                    tmp_path):
+    """Nodes travel from the actors to the driver's Edge store with their multivectors: a dense
+    search reports exact MaxSim, as the in-process path does."""
+    from llama_index_mm_st.multivector import maxsim
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(ray_corpus / "notes.txt", corpus / "notes.txt")
+    shutil.copy(ray_corpus / "report.pdf", corpus / "report.pdf")
+    store = tmp_path / "index"
+    assert _cli_index(corpus, store, tiny_colqwen2_dir) == 0
+    embedding = MultimodalEmbedding(str(tiny_colqwen2_dir))  # as the CLI loads it
+    query = embedding.get_query_embedding("quarterly revenue")
+    with MultimodalQdrantStore("mmst", path=str(store)) as opened:
+        assert opened.schema is not None and opened.schema.late_interaction
+        stored = [p.multivector for batch in opened._backend.export(100) for p in batch]
+        assert stored and all(m is not None for m in stored)
+        from llama_index.core.vector_stores.types import VectorStoreQuery
+
+        found = opened.query(VectorStoreQuery(query_embedding=query, similarity_top_k=len(stored)))
+    expected = sorted((maxsim(query.multivector, np.asarray(m)) for m in stored), reverse=True)
+    np.testing.assert_allclose(found.similarities, expected, rtol=1e-4, atol=1e-4)

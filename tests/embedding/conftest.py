@@ -41,6 +41,27 @@ def qwen_reference(tiny_qwen3_vl_embedder_dir: Path) -> SentenceTransformer:
     return SentenceTransformer(str(tiny_qwen3_vl_embedder_dir), device="cpu")
 
 
+# Late interaction: the tiny ColQwen2 and ColPali, ours and sentence-transformers' own MultiVectorEncoder.
+@pytest.fixture(scope="session")
+def colqwen2_embedding(tiny_colqwen2_dir: Path) -> MultimodalEmbedding:
+    return MultimodalEmbedding(str(tiny_colqwen2_dir), device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def colpali_embedding(tiny_colpali_dir: Path) -> MultimodalEmbedding:
+    return MultimodalEmbedding(str(tiny_colpali_dir), device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def late_pair(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """(ours, sentence-transformers' MultiVectorEncoder) for the family named by the test's parameter."""
+    from sentence_transformers import MultiVectorEncoder
+
+    directory = request.getfixturevalue(f"tiny_{request.param}_dir")
+    return (MultimodalEmbedding(str(directory), device="cpu", precision="fp32"),
+            MultiVectorEncoder(str(directory), device="cpu"))
+
+
 @pytest.fixture(scope="session")
 def image_server(image_files: dict[str, Path]) -> Iterator[str]:
     """A local HTTP server on 127.0.0.1 serving the fixture images; yields its base URL."""

@@ -10,7 +10,7 @@ from qdrant_client import QdrantClient
 
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.store import MultimodalQdrantStore
-from llama_index_mm_st.store import store as store_module
+from llama_index_mm_st.store.backends import choose as backend_choice
 
 
 def test_url_store_takes_api_key_from_env_and_never_shows_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,7 +20,7 @@ def test_url_store_takes_api_key_from_env_and_never_shows_it(monkeypatch: pytest
         made.update(kwargs)
         return QdrantClient(":memory:")
 
-    monkeypatch.setattr(store_module, "QdrantClient", fake_client)
+    monkeypatch.setattr(backend_choice, "QdrantClient", fake_client)
     monkeypatch.setenv("QDRANT_API_KEY", "s3cret-key")
     store = MultimodalQdrantStore(url="https://qdrant.example:6333", client_kwargs={"timeout": 5})
     assert made == {"url": "https://qdrant.example:6333", "api_key": "s3cret-key", "timeout": 5}

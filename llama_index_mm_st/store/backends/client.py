@@ -12,8 +12,8 @@ from typing import Any, Mapping, Optional, Sequence
 from qdrant_client import QdrantClient, models
 
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
-from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, PointSpec, QueryPlan, SearchSettings
-from llama_index_mm_st.store.schema import INDEX_KINDS, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
+from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
+from llama_index_mm_st.store.schema import INDEX_KINDS, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
 # qdrant-client names index types and parameter classes after our kinds: KEYWORD, KeywordIndexParams...
 _INDEX_TYPES: dict[str, models.PayloadSchemaType] = {kind: models.PayloadSchemaType(kind) for kind in INDEX_KINDS}
@@ -42,6 +42,18 @@ def _vector_params(schema: StoreSchema) -> models.VectorParams:
                                datatype=datatype, quantization_config=quantization)
 
 
+def _multivector_params(schema: StoreSchema) -> models.VectorParams:
+    """As on Edge: dot products combined by MaxSim, no graph (a multivector is only rescored)."""
+    datatype = models.Datatype.FLOAT16 if schema.multivector_datatype == "float16" else None
+    kind = schema.multivector_quantization
+    return models.VectorParams(
+        size=schema.dim, distance=models.Distance.DOT, datatype=datatype,
+        multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+        hnsw_config=models.HnswConfigDiff(m=0), quantization_config=_QUANTIZATION[kind] if kind else None,
+        on_disk=schema.on_disk or None,
+    )
+
+
 def _storage_options(params: models.VectorParams, collection_quantization: Any) -> dict[str, Any]:
     """What a server reports back of our storage options (a collection-wide quantization counts too)."""
     quantization = params.quantization_config or collection_quantization
@@ -51,6 +63,19 @@ def _storage_options(params: models.VectorParams, collection_quantization: Any) 
         "on_disk": bool(params.on_disk),
         "vector_datatype": datatype,
     }
+
+
+def _with_vector(plan: QueryPlan) -> Any:
+    return [MULTIVECTOR_NAME] if plan.with_multivector else None
+
+
+def _multivector_options(late: Mapping[str, models.VectorParams]) -> dict[str, Any]:
+    """The schema's multivector fields as a server reports them ({} for a single-vector collection)."""
+    if not late:
+        return {}
+    options = _storage_options(next(iter(late.values())), None)
+    return {"multivector": ",".join(late), "multivector_datatype": options["vector_datatype"],
+            "multivector_quantization": options["quantization"]}
 
 
 def _vector(value: Any) -> Any:
@@ -80,6 +105,8 @@ class ClientBackend(BackendCore):
             "write_consistency_factor": write_consistency_factor,
         }
         self._exists = False
+        # qdrant-client's local mode (":memory:" or path=) has no graph and no quantization to tune.
+        self._searches_exactly = type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
 
     @property
     def raw(self) -> QdrantClient:
@@ -105,6 +132,9 @@ class ClientBackend(BackendCore):
         vectors = config.params.vectors or {}
         if not isinstance(vectors, dict):  # an unnamed vector: certainly not our layout
             vectors = {"": vectors}
+        late = {name: v for name, v in vectors.items() if v.multivector_config is not None}
+        vectors = {name: v for name, v in vectors.items() if name not in late}
+        multivector = _multivector_options(late)
         sparse = config.params.sparse_vectors or {}
         sizes = {v.size for v in vectors.values()}
         distances = {v.distance.value.lower() for v in vectors.values()}
@@ -118,6 +148,7 @@ class ClientBackend(BackendCore):
             idf=bool(sparse) and all(s.modifier == models.Modifier.IDF for s in sparse.values()),
             bm25_language=(config.metadata or {}).get(_META_LANGUAGE),
             **(options[0] if options and all(o == options[0] for o in options) else {"quantization": "mixed"}),
+            **multivector,
         )
 
     def open(self, schema: StoreSchema) -> None:
@@ -126,7 +157,8 @@ class ClientBackend(BackendCore):
     def create(self, schema: StoreSchema) -> None:
         self._client.create_collection(
             self._name,
-            vectors_config={name: _vector_params(schema) for name in schema.dense},
+            vectors_config={name: _vector_params(schema) for name in schema.dense} | (
+                {schema.multivector: _multivector_params(schema)} if schema.multivector else {}),
             sparse_vectors_config={schema.sparse: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             metadata={_META_LANGUAGE: schema.bm25_language},
             **self._create_args,
@@ -165,36 +197,55 @@ class ClientBackend(BackendCore):
         vectors: dict[str, Any] = {name: list(vec) for name, vec in point.dense.items()}
         if point.sparse is not None:
             vectors[SPARSE_VECTOR_NAME] = _vector(point.sparse)
+        if point.multivector is not None:
+            matrix = point.multivector
+            vectors[MULTIVECTOR_NAME] = matrix.tolist() if hasattr(matrix, "tolist") else [list(r) for r in matrix]
         return models.PointStruct(id=point.id, vector=vectors, payload=point.payload)
 
     def _write(self, engine_points: list[Any]) -> None:
         self._client.upsert(self._name, points=engine_points, wait=True)
 
-    def _engine_search(self, search: SearchSettings) -> models.SearchParams:
+    def _engine_search(self, search: SearchSettings) -> Optional[models.SearchParams]:
+        if self._searches_exactly:
+            return None  # local mode searches by brute force and warns about any search parameter
         quantization = models.QuantizationSearchParams(rescore=search.rescore, oversampling=search.oversampling)
         return models.SearchParams(hnsw_ef=search.hnsw_ef, quantization=quantization if search.quantized else None)
 
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(query=_vector(branch.vector), using=branch.using, filter=engine_filter,
-                                   limit=plan.limit, with_payload=list(READ_BACK_KEYS),
-                                   params=self._params(branch))
+                                   limit=plan.limit, with_payload=list(READ_BACK_KEYS), params=self._params(branch),
+                                   with_vector=_with_vector(plan))
 
-    def _fused_request(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> models.QueryRequest:
+    def _prefetch(self, branch: Branch, engine_filter: Any) -> models.Prefetch:
+        return models.Prefetch(query=_vector(branch.vector), using=branch.using, limit=branch.limit,
+                               filter=engine_filter, params=self._params(branch))
+
+    def _fused_request(self, prefetches: Sequence[Any], plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(
-            prefetch=[
-                models.Prefetch(query=_vector(b.vector), using=b.using, limit=b.limit, filter=f, params=self._params(b))
-                for b, f in branches
-            ],
+            prefetch=list(prefetches),
             query=models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=plan.weights)),
             limit=plan.limit,  # every candidate comes through a filtered prefetch
-            with_payload=list(READ_BACK_KEYS),
+            with_payload=list(READ_BACK_KEYS), with_vector=_with_vector(plan),
         )
+
+    def _late_query(self, late: LateStage) -> tuple[Any, Any]:
+        params = None if late.search is None else self._engine_search(late.search)
+        return [list(row) for row in late.vector], params
+
+    def _late_request(self, prefetches: Sequence[Any], late: LateStage, plan: QueryPlan) -> models.QueryRequest:
+        query, params = self._late_query(late)
+        return models.QueryRequest(prefetch=list(prefetches), query=query, using=late.using, params=params,
+                                   limit=plan.limit, with_payload=True, with_vector=_with_vector(plan))
+
+    def _late_prefetch(self, prefetches: Sequence[Any], late: LateStage, limit: int) -> models.Prefetch:
+        query, params = self._late_query(late)
+        return models.Prefetch(prefetch=list(prefetches), query=query, using=late.using, params=params, limit=limit)
 
     def _run(self, request: models.QueryRequest) -> list[Any]:
         return self._client.query_points(
             self._name, query=request.query, using=request.using, prefetch=request.prefetch,
             query_filter=request.filter, search_params=request.params, limit=request.limit,
-            with_payload=request.with_payload,
+            with_payload=request.with_payload, with_vectors=request.with_vector or False,
         ).points
 
     def _run_batch(self, requests: list[Any]) -> list[list[Any]]:

@@ -14,8 +14,8 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 from qdrant_client import models
 
 from llama_index_mm_st.store.filters import all_of
-from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan, SearchSettings
-from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME
+from llama_index_mm_st.store.plan import Branch, LateStage, PointSpec, QueryPlan, SearchSettings
+from llama_index_mm_st.store.schema import MULTIVECTOR_NAME, SPARSE_VECTOR_NAME
 from llama_index_mm_st.types import SparseVector
 
 SCROLL_PAGE = 1024
@@ -36,14 +36,18 @@ class Hit:
 
     The id is read from the engine's record only when asked for: a query result is rebuilt from the
     payload alone, and the engine's UUID object plus its ``str`` cost about 9 µs a hit.
+    ``multivector`` is the point's late-interaction multivector, when the request asked for it
+    (``QueryPlan.with_multivector``).
     """
 
-    __slots__ = ("_record", "score", "payload")
+    __slots__ = ("_record", "score", "payload", "multivector")
 
-    def __init__(self, record: Any, score: Optional[float], payload: Mapping[str, Any]) -> None:
+    def __init__(self, record: Any, score: Optional[float], payload: Mapping[str, Any],
+                 multivector: Optional[Any] = None) -> None:
         self._record = record
         self.score = score
         self.payload = payload
+        self.multivector = multivector
 
     @property
     def id(self) -> str:
@@ -51,7 +55,9 @@ class Hit:
 
 
 def hit(record: Any) -> Hit:
-    return Hit(record, getattr(record, "score", None), record.payload or {})
+    vectors = getattr(record, "vector", None)
+    multivector = vectors.get(MULTIVECTOR_NAME) if isinstance(vectors, dict) else None
+    return Hit(record, getattr(record, "score", None), record.payload or {}, multivector)
 
 
 def point_spec(record: Any) -> PointSpec:
@@ -60,7 +66,8 @@ def point_spec(record: Any) -> PointSpec:
     sparse = vectors.pop(SPARSE_VECTOR_NAME, None)
     if sparse is not None:
         sparse = SparseVector(list(sparse.indices), list(sparse.values))
-    return PointSpec(str(record.id), vectors, sparse, record.payload or {})
+    multivector = vectors.pop(MULTIVECTOR_NAME, None)
+    return PointSpec(str(record.id), vectors, sparse, record.payload or {}, multivector=multivector)
 
 
 class BackendCore(ABC):
@@ -105,8 +112,24 @@ class BackendCore(ABC):
         """A request for the nearest ``plan.limit`` points by one named vector."""
 
     @abstractmethod
-    def _fused_request(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> Any:
-        """A request with each (branch, its engine filter) as a prefetch, fused by RRF with ``plan.rrf_k``/``weights``."""
+    def _prefetch(self, branch: Branch, engine_filter: Any) -> Any:
+        """One branch as a prefetch: its ``limit`` nearest points by its vector, under the filter."""
+
+    @abstractmethod
+    def _fused_request(self, prefetches: Sequence[Any], plan: QueryPlan) -> Any:
+        """A request over engine prefetches, fused by RRF with ``plan.rrf_k``/``weights``."""
+
+    @abstractmethod
+    def _late_query(self, late: LateStage) -> tuple[Any, Any]:
+        """The MaxSim query over the stored multivectors and its search parameters (None: the engine's)."""
+
+    @abstractmethod
+    def _late_request(self, prefetches: Sequence[Any], late: LateStage, plan: QueryPlan) -> Any:
+        """A request that ranks the union of ``prefetches`` by MaxSim (``_late_query``), ``plan.limit`` hits."""
+
+    @abstractmethod
+    def _late_prefetch(self, prefetches: Sequence[Any], late: LateStage, limit: int) -> Any:
+        """The same MaxSim ranking as a prefetch (one list of an RRF fusion)."""
 
     @abstractmethod
     def _run(self, request: Any) -> list[Any]:
@@ -146,10 +169,21 @@ class BackendCore(ABC):
              else self._engine_filter(all_of([plan.filter, branch.restriction])))
             for branch in plan.branches
         ]
+        if plan.late is not None:
+            return self._late_plan_request(filtered, plan.late, plan)
         if plan.fused:
-            return self._fused_request(filtered, plan)
+            return self._fused_request([self._prefetch(branch, f) for branch, f in filtered], plan)
         branch, engine_filter = filtered[0]
         return self._nearest_request(branch, engine_filter, plan)
+
+    def _late_plan_request(self, filtered: Sequence[tuple[Branch, Any]], late: LateStage, plan: QueryPlan) -> Any:
+        """Two-stage late interaction: pooled dense prefetches, exact MaxSim over their union; with
+        BM25 that MaxSim list is one prefetch of the RRF fusion (its ``plan.limit`` best)."""
+        dense = [self._prefetch(branch, f) for branch, f in filtered if branch.using != SPARSE_VECTOR_NAME]
+        others = [self._prefetch(branch, f) for branch, f in filtered if branch.using == SPARSE_VECTOR_NAME]
+        if not others:
+            return self._late_request(dense, late, plan)
+        return self._fused_request([self._late_prefetch(dense, late, plan.limit), *others], plan)
 
     def query(self, plan: QueryPlan) -> list[Hit]:
         if not self.exists or not plan.branches:

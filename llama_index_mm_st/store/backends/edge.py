@@ -20,8 +20,8 @@ from qdrant_client import models
 
 from llama_index_mm_st.errors import StoreLockedError, UnsupportedFilterError
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
-from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, PointSpec, QueryPlan, SearchSettings
-from llama_index_mm_st.store.schema import INDEX_KINDS, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
+from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
+from llama_index_mm_st.store.schema import INDEX_KINDS, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
 SCHEMA_FILE = "mmst_schema.json"
 METADATA_FILE = "mmst_metadata.json"
@@ -42,6 +42,22 @@ _QUANTIZATION: dict[str, Callable[[], Any]] = {
     ),
 }
 _DATATYPES: dict[str, Any] = {"float32": None, "float16": q.VectorStorageDatatype.Float16}
+# A multivector is only ever rescored (never searched by a graph), so it gets no HNSW links: m=0.
+_NO_GRAPH = dict(m=0, ef_construct=100, full_scan_threshold=10_000)
+
+
+def _multivector_params(schema: StoreSchema) -> Any:
+    """The late-interaction multivector: dot products (the model's vectors are unit length, and
+    MaxSim is defined on dot products, as sentence-transformers scores it) combined by MaxSim."""
+    kind = schema.multivector_quantization
+    return q.EdgeVectorParams(
+        schema.dim, q.Distance.Dot,
+        multivector_config=q.MultiVectorConfig(q.MultiVectorComparator.MaxSim),
+        datatype=_DATATYPES[schema.multivector_datatype],
+        quantization_config=_QUANTIZATION[kind]() if kind else None,
+        hnsw_config=q.HnswIndexConfig(**_NO_GRAPH),
+        memory=q.Memory.Cold if schema.on_disk else None,  # the originals on disk: only rescoring reads them
+    )
 
 
 # ------------------------------------------------ qdrant_client filter -> qdrant_edge filter
@@ -142,6 +158,15 @@ def _vector(value: Any) -> Any:
     return q.SparseVector(list(value.indices), list(value.values))
 
 
+def _with_vector(plan: QueryPlan) -> Any:
+    return [MULTIVECTOR_NAME] if plan.with_multivector else None
+
+
+def _rows(matrix: Any) -> list[list[float]]:
+    """A multivector as a list of rows, converted in one C call when it is an array."""
+    return matrix.tolist() if hasattr(matrix, "tolist") else [list(row) for row in matrix]
+
+
 class EdgeBackend(BackendCore):
     """A Qdrant Edge shard at ``<path>/<collection_name>``, or in a temporary directory."""
 
@@ -194,8 +219,11 @@ class EdgeBackend(BackendCore):
                 memory=q.Memory.Cold if schema.on_disk else None,  # Cold: read from disk on demand
             )
 
+        vectors = {name: params() for name in schema.dense}
+        if schema.multivector is not None:
+            vectors[schema.multivector] = _multivector_params(schema)
         return q.EdgeConfig(
-            vectors={name: params() for name in schema.dense},
+            vectors=vectors,
             sparse_vectors={schema.sparse: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
             wal_enabled=schema.wal,  # fixed at creation: the engine refuses to change it on load
         )
@@ -238,6 +266,8 @@ class EdgeBackend(BackendCore):
         vectors = {name: _vector(vec) for name, vec in point.dense.items()}
         if point.sparse is not None:
             vectors[SPARSE_VECTOR_NAME] = _vector(point.sparse)
+        if point.multivector is not None:
+            vectors[MULTIVECTOR_NAME] = _rows(point.multivector)
         return q.Point(point.id, vectors, point.payload)
 
     def _write(self, engine_points: list[Any]) -> None:
@@ -250,19 +280,31 @@ class EdgeBackend(BackendCore):
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> Any:
         nearest = q.Query.Nearest(_vector(branch.vector), using=branch.using)
         return q.QueryRequest(limit=plan.limit, query=nearest, filter=engine_filter,
-                              with_payload=list(READ_BACK_KEYS),
-                              params=self._params(branch))
+                              with_payload=list(READ_BACK_KEYS), params=self._params(branch),
+                              with_vector=_with_vector(plan))
 
-    def _fused_request(self, branches: Sequence[tuple[Branch, Any]], plan: QueryPlan) -> Any:
-        prefetches = [
-            q.Prefetch(limit=b.limit, query=q.Query.Nearest(_vector(b.vector), using=b.using), filter=f,
-                       params=self._params(b))
-            for b, f in branches
-        ]
+    def _prefetch(self, branch: Branch, engine_filter: Any) -> Any:
+        return q.Prefetch(limit=branch.limit, query=q.Query.Nearest(_vector(branch.vector), using=branch.using),
+                          filter=engine_filter, params=self._params(branch))
+
+    def _fused_request(self, prefetches: Sequence[Any], plan: QueryPlan) -> Any:
         return q.QueryRequest(
-            limit=plan.limit, prefetches=prefetches, query=q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights),
-            with_payload=list(READ_BACK_KEYS),  # every candidate comes through a filtered prefetch
+            limit=plan.limit, prefetches=list(prefetches), query=q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights),
+            with_payload=list(READ_BACK_KEYS), with_vector=_with_vector(plan),  # every candidate comes through a filtered prefetch
         )
+
+    def _late_query(self, late: LateStage) -> tuple[Any, Any]:
+        params = None if late.search is None else self._engine_search(late.search)
+        return q.Query.Nearest(_rows(late.vector), using=late.using), params
+
+    def _late_request(self, prefetches: Sequence[Any], late: LateStage, plan: QueryPlan) -> Any:
+        query, params = self._late_query(late)
+        return q.QueryRequest(limit=plan.limit, prefetches=list(prefetches), query=query, params=params,
+                              with_payload=True, with_vector=_with_vector(plan))
+
+    def _late_prefetch(self, prefetches: Sequence[Any], late: LateStage, limit: int) -> Any:
+        query, params = self._late_query(late)
+        return q.Prefetch(limit=limit, prefetches=list(prefetches), query=query, params=params)
 
     def _run(self, request: Any) -> list[Any]:
         return self._require().query(request)
