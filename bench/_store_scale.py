@@ -29,6 +29,9 @@ RECALL_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+SCALE_OPTIONS = {name: RECALL_OPTIONS[name] for name in ("default (float32, RAM)", "int8, originals on disk")}
+
+
 def disk_bytes(path: str) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
@@ -302,9 +305,9 @@ def scale_run(size: int, query_count: int, options: dict[str, Any], label: str,
     with tempfile.TemporaryDirectory(prefix="mmst-scale-", dir=directory) as tmp:
         built = _in_fresh_process(_build_phase, size, chunk, options, tmp)
         size_mb = disk_bytes(tmp) / 1e6
+        print(f"{label:<28} add {built['add_s']:7.1f} s ({size / built['add_s']:,.0f} pts/s), "
+              f"optimize {built['optimize_s']:7.1f} s, build peak RSS {built['peak_rss_mb']:,.0f} MB, "
+              f"disk {size_mb:,.0f} MB", flush=True)  # now: the serving phase may take long or fail
         served = _in_fresh_process(_query_phase, tmp, query_count)
-    print(f"{label:<28} add {built['add_s']:7.1f} s ({size / built['add_s']:,.0f} pts/s), "
-          f"optimize {built['optimize_s']:7.1f} s, build peak RSS {built['peak_rss_mb']:,.0f} MB, "
-          f"disk {size_mb:,.0f} MB", flush=True)
     print(f"{'':<28} open {served['open_s']:.1f} s, p50 {served['p50']:.2f} ms, p95 {served['p95']:.2f} ms, "
           f"serving RSS {served['rss_mb']:,.0f} MB (peak {served['peak_rss_mb']:,.0f} MB)", flush=True)

@@ -230,8 +230,8 @@ def run_sections(size: int, args: argparse.Namespace) -> None:
 
     if "scale" in args.sections:  # first, and without the in-memory nodes: they would dwarf the store at 1M
         print(f"\n-- {size:,} points, hybrid + filter query (built streaming, served from a fresh process) --")
-        S.scale_run(size, args.queries, {}, "default (float32, RAM)", args.tmp)
-        S.scale_run(size, args.queries, {"quantization": "int8", "on_disk": True}, "int8, originals on disk", args.tmp)
+        for name in args.scale_options:
+            S.scale_run(size, args.queries, S.SCALE_OPTIONS[name], name, args.tmp)
         if set(args.sections) <= {"scale", "recall"}:
             return
     nodes = make_nodes(size)
@@ -272,6 +272,8 @@ def main() -> None:
     parser.add_argument("--recall-size", type=int, default=100_000, help="points for the recall section")
     parser.add_argument("--options", nargs="+", default=None, help="storage options for the recall section "
                         "(names as printed; default: all)")
+    parser.add_argument("--scale-options", nargs="+", default=["default (float32, RAM)", "int8, originals on disk"],
+                        help="storage options for the scale section (names as printed)")
     parser.add_argument("--tmp", default=None, help="directory for the scale section's store (needs disk space)")
     add_device_args(parser, precision=False)
     parser.add_argument("--queries", type=int, default=300, help="query pool per size")
