@@ -93,7 +93,6 @@ def media_files(fixture_root: Path) -> dict[str, Path]:
     """Good audio (tone/chirp/noise WAV, tone in every audio format, a stereo WAV) and video (mp4 with
     an audio track, webm, mkv, mov), 48 kHz audio, 3 s of 64x48 video at 10 fps."""
     pytest.importorskip("av")
-    from tests.fixtures import media
 
     root = fixture_root / "media"
     if not (root / "done").exists():

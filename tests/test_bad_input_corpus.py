@@ -5,7 +5,6 @@ item comes through, every bad item is named with its reason. Then the URL policy
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import warnings

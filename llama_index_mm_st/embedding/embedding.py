@@ -18,7 +18,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.base.embeddings.base import mean_agg
 from llama_index.core.embeddings import MultiModalEmbedding
-from llama_index.core.schema import BaseNode, ImageNode
+from llama_index.core.schema import BaseNode
 from sentence_transformers import SentenceTransformer
 
 from ..concurrency import DynamicBatcher

@@ -36,13 +36,13 @@ from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  #
 from llama_index_mm_st.store.bm25 import QdrantBm25, SparseTextEncoder
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
 from llama_index_mm_st.store.late import DEFAULT_PREFETCH_LIMIT, late_stage
+from llama_index_mm_st.store.settings import DEFAULT_HNSW_EF, check_weights, known_dense, search_settings
 from llama_index_mm_st.store.schema import (
     KEYWORD_INDEXED_KEYS,
     MODALITY_KEY,
     MULTIVECTOR_NAME,
     REF_DOC_ID_KEY,
     RESERVED_PAYLOAD_KEYS,
-    SPARSE_VECTOR_NAME,
     STORAGE_OPTIONS,
     IndexKind,
     Quantization,
@@ -56,26 +56,7 @@ from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES, Modality, Sp
 logger = logging.getLogger(__name__)
 
 _QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality", "query_multivector")
-DEFAULT_OVERSAMPLING: Dict[str, Optional[float]] = {"int8": 2.0, "binary": 4.0}
-DEFAULT_HNSW_EF = 128
-"""Measured at 100k clustered 512-d points (docs/store.md): the engine's own width gives recall@10
-0.962 (float32 and int8 alike); 128 gives 0.981 and 0.979, for under 1 ms more at p50."""
-"""Candidates drawn by the compressed vectors per result before rescoring. It also widens the graph
-search: at 100k points recall@10 was 0.953 (int8, 1x) and 0.896 (binary, 3x), the float32 graph alone 0.962."""
 QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
-
-
-def _known_dense(names: Sequence[str]) -> tuple[str, ...]:
-    """An existing collection's dense vectors when they are ours (a subset of today's), else today's
-    set, so that ``check_schema`` names the difference."""
-    return tuple(names) if set(names) <= set(DENSE_VECTOR_NAMES) and "text" in names else DENSE_VECTOR_NAMES
-
-
-def _check_weights(weights: Dict[str, float]) -> None:
-    branches = (*DENSE_VECTOR_NAMES, SPARSE_VECTOR_NAME)
-    unknown = set(weights) - set(branches)
-    if unknown:
-        raise ValueError(f"rrf_weights keys must be among {list(branches)}, got {sorted(unknown)}")
 
 
 @document_parameters(api_key="Qdrant server API key (default: QDRANT_API_KEY); never logged.", client="A ready QdrantClient to use instead of path/url.", client_kwargs="Passed to QdrantClient when url is given.")
@@ -182,7 +163,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         if unknown:
             raise TypeError(f"unexpected arguments {sorted(unknown)}; valid: {sorted(type(self).model_fields)}")
         super().__init__(collection_name=collection_name, path=None if path is None else str(path), url=url, **fields)
-        _check_weights(self.rrf_weights)
+        check_weights(self.rrf_weights)
         for key in self.payload_indexes:
             if key in RESERVED_PAYLOAD_KEYS:
                 raise ValueError(f"payload index {key!r}: the store already indexes its own keys")
@@ -200,7 +181,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
                 # An existing store keeps the dense vectors it was made with (one made before audio and
                 # video has only "text" and "image"); adding a node of a modality it lacks is refused.
                 wanted = replace(self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction)),
-                                 dense=_known_dense(existing.dense))
+                                 dense=known_dense(existing.dense))
                 check_schema(self._backend.where, existing, wanted, self.dim is not None, self._options_given())
             except SchemaMismatchError:
                 self._backend.close()  # release an Edge store's lock: this object will not exist
@@ -452,7 +433,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         if unknown:
             raise TypeError(f"unexpected query arguments {sorted(unknown)}; valid: {list(_QUERY_KWARGS)}")
         weights = kwargs.get("rrf_weights", self.rrf_weights)
-        _check_weights(weights)
+        check_weights(weights)
         query, late = late_stage(self._schema, query, kwargs.get("query_multivector"), self.prefetch_limit,
                                  self.oversampling)
         opts = P.QueryOptions(
@@ -469,11 +450,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         return P.plan_query(query, opts, self.sparse_query_vector)
 
     def _search_settings(self) -> Optional[P.SearchSettings]:
-        kind = self._schema.quantization if self._schema is not None else None
-        if kind is None and self.hnsw_ef is None:
-            return None
-        oversampling = self.oversampling if self.oversampling is not None else DEFAULT_OVERSAMPLING.get(kind or "")
-        return P.SearchSettings(self.hnsw_ef, kind is not None, self.rescore, oversampling)
+        quantization = self._schema.quantization if self._schema is not None else None
+        return search_settings(quantization, self.hnsw_ef, self.rescore, self.oversampling)
 
     @staticmethod
     def _result(hits: Sequence[Any]) -> VectorStoreQueryResult:

@@ -16,7 +16,6 @@ import pytest
 
 from llama_index_mm_st.cli.models import DEFAULT_MODEL
 from llama_index_mm_st.cli.progress import Stage
-from tests.cli.conftest import RARE_TEXT
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from llama_index.core.schema import QueryBundle
 from PIL import Image
