@@ -155,3 +155,22 @@ def test_dense_branches_search_128_wide_by_default_and_none_leaves_the_engine_wi
     engine_width = filled(make_store, rng, hnsw_ef=None)
     assert all(b.search is None for b in engine_width._plan(query, {}).branches)
     assert len(engine_width.query(query).ids) == 3
+
+
+def test_a_query_searches_only_the_dense_vectors_the_edge_store_holds(tmp_path) -> None:
+    """An empty audio or video branch costs the engine a filtered search; after a node of that kind
+    arrives (by add, or in another store object reopening the directory) its branch is searched."""
+    from llama_index.core.schema import ImageNode
+
+    rng = np.random.default_rng(3)
+    query = VectorStoreQuery(query_embedding=unit(rng.normal(size=DIM)), similarity_top_k=3)
+    store = MultimodalQdrantStore(path=str(tmp_path), collection_name="held", show_progress=False)
+    store.add([TextNode(id_="t", text="words", embedding=unit(rng.normal(size=DIM)))])
+    assert [b.using for b in store._plan(query, {}).branches] == ["text"]
+    store.add([ImageNode(id_="i", image_path="/x.jpg", embedding=unit(rng.normal(size=DIM)))])
+    assert [b.using for b in store._plan(query, {}).branches] == ["text", "image"]
+    assert set(store.query(query).ids) == {"t", "i"}
+    store.close()
+    reopened = MultimodalQdrantStore(path=str(tmp_path), collection_name="held", show_progress=False)
+    assert [b.using for b in reopened._plan(query, {}).branches] == ["text", "image"]
+    reopened.close()

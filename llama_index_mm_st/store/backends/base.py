@@ -28,6 +28,11 @@ class Backend(Protocol):
         """The collection's directory when it lives on this machine's disk (Edge), else None."""
 
     @property
+    def single_writer(self) -> bool:
+        """Whether this object is the collection's only writer (Edge holds a lock), so what it wrote
+        is all there is; a server collection may be written by others at any time."""
+
+    @property
     def where(self) -> str:
         """A human-readable name of the collection, for error messages."""
 

@@ -73,6 +73,9 @@ def point_spec(record: Any) -> PointSpec:
 class BackendCore(ABC):
     """The shared half of a backend. Subclasses implement the ``_engine_*`` adapters and the I/O."""
 
+    single_writer = False
+    """See ``Backend.single_writer``; Edge sets it."""
+
     # ---------------------------------------------------------------- adapters: engine types
 
     @abstractmethod

@@ -170,6 +170,8 @@ def _rows(matrix: Any) -> list[list[float]]:
 class EdgeBackend(BackendCore):
     """A Qdrant Edge shard at ``<path>/<collection_name>``, or in a temporary directory."""
 
+    single_writer = True  # the lock file: no other process or store object writes this shard
+
     def __init__(self, path: Optional[str], collection_name: str) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="mmst-edge-") if path is None else None
         root = Path(self._tmp.name if self._tmp else path)  # type: ignore[arg-type]
