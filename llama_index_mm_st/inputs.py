@@ -16,8 +16,6 @@ wrong type is a ``TypeError`` that lists what is accepted; a reference that cann
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 from functools import cached_property
 from io import BytesIO
@@ -29,6 +27,7 @@ from llama_index.core.schema import BaseNode, ImageNode, MetadataMode
 from PIL import Image
 
 from .errors import ImageLoadError
+from .inline import decode_base64, short_label
 from .fetch import FetchOptions, fetch_bytes, is_file_url, is_url, refuse_file_url
 from .images import DecodeOptions, decode, prepare_pil
 from .media_refs import (
@@ -41,7 +40,6 @@ IMAGE_TYPES_HELP = (
     "a numpy array (HxW or HxWxC, uint8), or a LlamaIndex ImageNode/ImageDocument"
 )
 PAIR_HELP = 'a dict {"text": str, "image": <image>} or an ImageNode that has text'
-LABEL_LIMIT = 80
 """Longest item label in an error message; longer URLs and strings are shortened."""
 
 
@@ -72,7 +70,7 @@ class ImageRef:
         if isinstance(source, np.ndarray):
             return prepare_pil(_array_to_pil(source, self.label), self.label, decode_options)
         if isinstance(source, Base64Data):
-            source = _b64(source.payload, self.label)
+            source = decode_base64(source.payload, self.label, ImageLoadError)
         if isinstance(source, bytes):
             if not source:
                 raise ImageLoadError(self.label, "empty data (zero bytes)")
@@ -207,7 +205,7 @@ def _image_ref_of(node: BaseNode, data: object, path: object, url: object) -> Im
     if not data and isinstance(frame_time, (int, float)) and not isinstance(frame_time, bool):
         # A sampled video frame: the image is the frame of the video at that time (``video_frames``).
         where = str(path or url)
-        return ImageRef(f"{_short(where)} at {float(frame_time):.2f}s", VideoFrame(where, float(frame_time)))
+        return ImageRef(f"{short_label(where)} at {float(frame_time):.2f}s", VideoFrame(where, float(frame_time)))
     if data:
         return ImageRef(f"{label} (inline base64)", Base64Data(data))  # type: ignore[arg-type]
     if path:
@@ -215,7 +213,7 @@ def _image_ref_of(node: BaseNode, data: object, path: object, url: object) -> Im
     url = str(url)
     if url.startswith("data:"):
         return ImageRef(f"{label} (data URI)", _data_uri_payload(url, label))
-    return ImageRef(_short(url), url)
+    return ImageRef(short_label(url), url)
 
 
 def to_image_node(node: BaseNode, relationships: Any = None) -> ImageNode:
@@ -266,7 +264,7 @@ def image_ref(item: Any, position: int) -> ImageRef:
     if isinstance(item, str):
         if item.startswith("data:"):
             return ImageRef(f"data URI {where}", _data_uri_payload(item, f"data URI {where}"))
-        return ImageRef(_short(item), item)
+        return ImageRef(short_label(item), item)
     if isinstance(item, (bytes, bytearray, memoryview)):
         return ImageRef(f"bytes {where}", bytes(item))
     if isinstance(item, BytesIO):
@@ -341,14 +339,3 @@ def _data_uri_payload(uri: str, label: str) -> Base64Data:
     if not header.endswith(";base64"):
         raise ImageLoadError(label, "only base64 data: URIs are supported")
     return Base64Data(payload)
-
-
-def _b64(payload: str | bytes, label: str) -> bytes:
-    try:
-        return base64.b64decode(payload, validate=False)
-    except (binascii.Error, ValueError) as exc:
-        raise ImageLoadError(label, f"invalid base64 ({exc})") from None
-
-
-def _short(text: str, limit: int = LABEL_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

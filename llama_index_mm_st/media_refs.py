@@ -14,8 +14,6 @@ A sampled video frame is an image: a node whose image path (or URL) is a video a
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Union
@@ -24,6 +22,7 @@ import numpy as np
 from llama_index.core.schema import BaseNode
 
 from .errors import ImageLoadError, MediaLoadError
+from .inline import decode_base64, short_label
 from .fetch import FetchOptions, fetch_bytes, is_file_url, is_url
 from .media import IndexChooser, MediaLimits, VideoFrames, load_audio, load_frame, load_video, mono_array
 from .types import MediaKind
@@ -35,7 +34,6 @@ MEDIA_PATH_KEYS: Mapping[MediaKind, tuple[str, str]] = {
     "video": ("video_path", "video_url"),
 }
 """Metadata keys (path, URL) through which a stored node keeps its media."""
-LABEL_LIMIT = 80
 
 
 @dataclass(frozen=True)
@@ -148,16 +146,16 @@ def node_media_ref(node: BaseNode) -> MediaRef | None:
         resource = _resource(node, kind)  # type: ignore[arg-type]
         if resource is not None and (resource.data or resource.path or resource.url):
             if resource.data:
-                return MediaRef(kind, f"{label} (inline base64)", _b64(resource.data, label))  # type: ignore[arg-type]
+                return MediaRef(kind, f"{label} (inline base64)", decode_base64(resource.data, label, MediaLoadError))  # type: ignore[arg-type]
             if resource.path:
                 return MediaRef(kind, str(resource.path), Path(resource.path))  # type: ignore[arg-type]
-            return MediaRef(kind, _short(str(resource.url)), str(resource.url))  # type: ignore[arg-type]
+            return MediaRef(kind, short_label(str(resource.url)), str(resource.url))  # type: ignore[arg-type]
     for kind, (path_key, url_key) in MEDIA_PATH_KEYS.items():
         path, url = node.metadata.get(path_key), node.metadata.get(url_key)
         if isinstance(path, str) and path:
             return MediaRef(kind, path, Path(path))
         if isinstance(url, str) and url:
-            return MediaRef(kind, _short(url), url)
+            return MediaRef(kind, short_label(url), url)
     return None
 
 
@@ -172,7 +170,7 @@ def media_input(kind: MediaKind, item: Any, position: int) -> MediaRef:
     if isinstance(item, Path):
         return MediaRef(kind, str(item), item)
     if isinstance(item, str):
-        return MediaRef(kind, _short(item), item)
+        return MediaRef(kind, short_label(item), item)
     if isinstance(item, (bytes, bytearray, memoryview)):
         return MediaRef(kind, f"{kind} bytes {where}", bytes(item))
     if isinstance(item, dict):
@@ -203,16 +201,6 @@ def _array_input(kind: MediaKind, item: Mapping[str, Any], where: str) -> Union[
         return AudioArray(array, int(item[rate_key]))
     return VideoArray(array, float(item[rate_key]))
 
-
-def _b64(payload: Union[str, bytes], label: str) -> bytes:
-    try:
-        return base64.b64decode(payload, validate=False)
-    except (binascii.Error, ValueError) as exc:
-        raise MediaLoadError(label, f"invalid base64 ({exc})") from None
-
-
-def _short(text: str, limit: int = LABEL_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 
