@@ -256,12 +256,17 @@ def _build_phase(size: int, chunk: int, options: dict[str, Any], path: str) -> d
     return {"add_s": add_s, "optimize_s": optimize_s, "peak_rss_mb": rss_mb()}
 
 
-def _resident_mb() -> float:
-    """This process's resident memory now (VmRSS), in MB."""
+def _resident_mb() -> dict[str, float]:
+    """This process's resident memory now, in MB: all of it (VmRSS), and its two parts: anonymous
+    memory (RssAnon: the heap, what the process truly holds) and mapped file pages (RssFile: the
+    engine's memory-mapped segments as far as they were read, which the kernel can evict and re-read)."""
+    fields = {"VmRSS:": "rss_mb", "RssAnon:": "anon_mb", "RssFile:": "file_mb"}
+    found = {name: float("nan") for name in fields.values()}
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        key = line.split(":")[0] + ":"
+        if key in fields:
+            found[fields[key]] = int(line.split()[1]) / 1024
+    return found
 
 
 def _query_phase(path: str, query_count: int) -> dict[str, float]:
@@ -271,6 +276,7 @@ def _query_phase(path: str, query_count: int) -> dict[str, float]:
 
     from llama_index_mm_st.store import MultimodalQdrantStore
 
+    before = _resident_mb()["rss_mb"]  # the interpreter and its imports, before the store opens
     begin = time.perf_counter()
     store = MultimodalQdrantStore(path=path, show_progress=False)
     open_s = time.perf_counter() - begin
@@ -285,7 +291,7 @@ def _query_phase(path: str, query_count: int) -> dict[str, float]:
     p50, p95 = percentiles(times)
     resident = _resident_mb()
     store.close()
-    return {"open_s": open_s, "p50": p50, "p95": p95, "rss_mb": resident, "peak_rss_mb": rss_mb()}
+    return {"open_s": open_s, "p50": p50, "p95": p95, **resident, "before_mb": before, "peak_rss_mb": rss_mb()}
 
 
 def _in_fresh_process(fn: Any, *args: Any) -> Any:
@@ -310,4 +316,6 @@ def scale_run(size: int, query_count: int, options: dict[str, Any], label: str,
               f"disk {size_mb:,.0f} MB", flush=True)  # now: the serving phase may take long or fail
         served = _in_fresh_process(_query_phase, tmp, query_count)
     print(f"{'':<28} open {served['open_s']:.1f} s, p50 {served['p50']:.2f} ms, p95 {served['p95']:.2f} ms, "
-          f"serving RSS {served['rss_mb']:,.0f} MB (peak {served['peak_rss_mb']:,.0f} MB)", flush=True)
+          f"serving RSS {served['rss_mb']:,.0f} MB (heap {served['anon_mb']:,.0f} MB + mapped files "
+          f"{served['file_mb']:,.0f} MB; {served['before_mb']:,.0f} MB of it held before the store opened; "
+          f"peak {served['peak_rss_mb']:,.0f} MB)", flush=True)
