@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from llama_index_mm_st.concurrency import DynamicBatcher
 from llama_index_mm_st.docs import document_parameters
 from llama_index_mm_st.errors import SchemaMismatchError
+from llama_index_mm_st.fast_private import fast_private_attributes
 from llama_index_mm_st.inputs import read_node
 from llama_index_mm_st.multivector import attach_multivector, node_multivector
 from llama_index_mm_st.store import plan as P
@@ -60,6 +61,7 @@ QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
 
 
 @document_parameters(api_key="Qdrant server API key (default: QDRANT_API_KEY); never logged.", client="A ready QdrantClient to use instead of path/url.", client_kwargs="Passed to QdrantClient when url is given.")
+@fast_private_attributes
 class MultimodalQdrantStore(BasePydanticVectorStore):
     """Text and image nodes in one Qdrant collection: dense "text" and "image" vectors plus BM25.
 
