@@ -347,7 +347,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
 
     def copy_to(self, target: "MultimodalQdrantStore") -> int:
         """Copy every point, vectors and payload included, into another store: how an embedded store
-        moves to a server without re-embedding. Returns the number of points copied."""
+        moves to a server without re-embedding. The collection's metadata (``get_metadata``: which
+        model built it, for ``mmst``) comes along, merged over the target's. Returns the number of
+        points copied."""
         if self._schema is None:
             return 0
         existing = target._schema
@@ -363,6 +365,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         for points in self._backend.export(self.batch_size):
             target._backend.upsert(points, target.batch_size)
             copied += len(points)
+        metadata = self.get_metadata()
+        if metadata:  # last: a copy that stopped early is not yet labelled as built by our model
+            target.update_metadata(metadata)
         return copied
 
     async def acopy_to(self, target: "MultimodalQdrantStore") -> int:

@@ -64,9 +64,11 @@ def test_copy_to_moves_an_edge_store_to_a_server_with_vectors(tmp_path) -> None:
     nodes = [TextNode(id_=f"t{i}", text=f"word{i} common", embedding=[1.0, float(i)], metadata={"n": i}) for i in range(7)]
     nodes.append(ImageNode(id_="img", image_path="/a.png", text="cap", embedding=[0.0, 1.0], text_embedding=[1.0, 0.0]))
     src.add(nodes)
+    src.update_metadata({"model": "openai/clip-vit-base-patch32", "dim": 2})
     client = QdrantClient(":memory:")
     dst = MultimodalQdrantStore("moved", client=client)
     assert src.copy_to(dst) == 8
+    assert dst.get_metadata() == {"model": "openai/clip-vit-base-patch32", "dim": 2}  # what mmst reads
     assert dst.count() == 8 and dst.get_nodes(["img"])[0].image_path == "/a.png"
     q = VectorStoreQuery(query_embedding=[0.0, 1.0], query_str="word3", mode="hybrid", similarity_top_k=3)
     assert set(dst.query(q).ids) == set(src.query(q).ids)  # dense and bm25 vectors came along
@@ -91,3 +93,14 @@ def test_a_server_store_never_loads_the_edge_backend() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_server_metadata_is_the_callers_and_keeps_the_schemas_language() -> None:
+    client = QdrantClient(":memory:")
+    store = MultimodalQdrantStore("meta", client=client, bm25_language="german", dim=2)
+    assert store.get_metadata() == {}  # the language the schema records is not the caller's metadata
+    store.update_metadata({"model": "m", "mmst_bm25_language": "english"})  # the schema's key can't be overwritten
+    assert store.get_metadata() == {"model": "m"}
+    assert MultimodalQdrantStore("meta", client=client, bm25_language="german").get_metadata() == {"model": "m"}
+    with pytest.raises(SchemaMismatchError, match="bm25 language"):
+        MultimodalQdrantStore("meta", client=client)  # english, the default

@@ -165,15 +165,22 @@ class ClientBackend(BackendCore):
         )
         self._exists = True
 
+    def _collection_metadata(self) -> dict[str, Any]:
+        return dict(self._client.get_collection(self._name).config.metadata or {})
+
     def read_metadata(self) -> dict[str, Any]:
+        """The caller's metadata: the schema's own key (the BM25 language) is not part of it."""
         if not self._exists:
             return {}
-        return dict(self._client.get_collection(self._name).config.metadata or {})
+        metadata = self._collection_metadata()
+        metadata.pop(_META_LANGUAGE, None)
+        return metadata
 
     def write_metadata(self, metadata: Mapping[str, Any]) -> None:
         if not self._exists:
             raise ValueError(f"{self.where} does not exist yet: add nodes (or pass dim=) first")
-        self._client.update_collection(self._name, metadata=dict(metadata))
+        kept = {_META_LANGUAGE: self._collection_metadata().get(_META_LANGUAGE)}  # the schema's, never the caller's
+        self._client.update_collection(self._name, metadata={**dict(metadata), **kept})
 
     def indexed_fields(self) -> dict[str, IndexKind]:
         if not self._exists:
