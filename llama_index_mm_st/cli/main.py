@@ -4,6 +4,7 @@
     mmst search "TEXT" | --image PATH | --audio PATH | --video PATH [--top-k N] [--rerank MODEL]...
                 [--rerank-unsupported keep|raise] [--modality image|text|audio|video] [--mode dense|sparse|hybrid] [--json]
     mmst info
+    mmst copy --to-store DIR | --to-url URL [--to-collection NAME] [--quantization int8|binary] [--on-disk]
 
 Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
 This module imports no model code at the top: ``mmst --help`` and ``mmst info`` never load torch,
@@ -91,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="what an index holds")
     _store_options(info)
+
+    from .copy_job import add_copy_parser
+
+    _store_options(add_copy_parser(commands))
     return parser
 
 
@@ -269,7 +274,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info}
+def cmd_copy(args: argparse.Namespace) -> int:
+    from .copy_job import cmd_copy as run_copy
+
+    return run_copy(args)
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy}
 
 
 def _server_errors() -> tuple[type[BaseException], ...]:
@@ -304,7 +315,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except _server_errors() as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"mmst: error: {_server_message(exc, getattr(args, 'url', None))}", file=sys.stderr)
+        server = getattr(args, "url", None) or getattr(args, "to_url", None)  # mmst copy: the source's, else the target's
+        print(f"mmst: error: {_server_message(exc, server)}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the CLI's last resort: one line, never a traceback
         if args.debug:
