@@ -6,12 +6,14 @@ memory and disk. Used by ``bench/store.py``; every ratio prints both of its side
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -301,13 +303,18 @@ def _resident_mb() -> dict[str, float]:
     return found
 
 
-def _query_phase(path: str, query_count: int) -> dict[str, float]:
+def _query_phase(path: str, query_count: int, memory_cap_mb: Optional[int] = None,
+                 cgroup: str = "") -> dict[str, Any]:
     """In a fresh process: open the store at ``path`` and time hybrid+filter queries. The resident
-    memory is read after the queries, so it is what the opened store needs to serve them."""
+    memory is read after the queries, so it is what the opened store needs to serve them. With
+    ``memory_cap_mb`` the process first moves into the memory cgroup ``cgroup`` of that size
+    (``_memcap``), so the store opens and serves within it."""
+    import _memcap
     import store as B
 
     from llama_index_mm_st.store import MultimodalQdrantStore
 
+    group = _memcap.enter(memory_cap_mb, cgroup) if memory_cap_mb else None
     before = _resident_mb()["rss_mb"]  # the interpreter and its imports, before the store opens
     begin = time.perf_counter()
     store = MultimodalQdrantStore(path=path, show_progress=False)
@@ -322,8 +329,10 @@ def _query_phase(path: str, query_count: int) -> dict[str, float]:
         times.append((time.perf_counter() - begin) * 1000)
     p50, p95 = percentiles(times)
     resident = _resident_mb()
+    capped = {} if group is None else {"cap": _memcap.stats(group)}
     store.close()
-    return {"open_s": open_s, "p50": p50, "p95": p95, **resident, "before_mb": before, "peak_rss_mb": rss_mb()}
+    return {"open_s": open_s, "p50": p50, "p95": p95, **resident, "before_mb": before, "peak_rss_mb": rss_mb(),
+            **capped}
 
 
 def _in_fresh_process(fn: Any, *args: Any) -> Any:
@@ -335,19 +344,48 @@ def _in_fresh_process(fn: Any, *args: Any) -> Any:
         return pool.submit(fn, *args).result()
 
 
+def serve(path: str, query_count: int, label: str, memory_caps_mb: Sequence[int] = ()) -> None:
+    """Serve the store at ``path`` from a fresh process: open time, p50/p95 and resident memory;
+    then once more per memory cap, inside a cgroup of that size."""
+    import _memcap
+
+    served = _in_fresh_process(_query_phase, path, query_count)
+    print(f"{label:<28} open {served['open_s']:.1f} s, p50 {served['p50']:.2f} ms, p95 {served['p95']:.2f} ms, "
+          f"serving RSS {served['rss_mb']:,.0f} MB (heap {served['anon_mb']:,.0f} MB + mapped files "
+          f"{served['file_mb']:,.0f} MB; {served['before_mb']:,.0f} MB of it held before the store opened; "
+          f"peak {served['peak_rss_mb']:,.0f} MB)", flush=True)
+    for cap in memory_caps_mb:
+        name = f"mmst-bench-{os.getpid()}-{cap}"
+        try:
+            capped = _in_fresh_process(_query_phase, path, query_count, cap, name)
+        except Exception as exc:  # noqa: BLE001 - an OOM kill under the cap is a result to print
+            print(f"{'':<28} under a {cap:,} MB memory cap: failed ({type(exc).__name__}: {exc})", flush=True)
+            continue
+        finally:
+            _memcap.remove(name)
+        c = capped["cap"]
+        print(f"{'':<28} under a {cap:,} MB memory cap (cgroup; the store opened and served inside it): open "
+              f"{capped['open_s']:.1f} s, p50 {capped['p50']:.2f} ms, p95 {capped['p95']:.2f} ms, charged to the cap "
+              f"{c['now_mb']:,.0f} MB after the queries (peak {c['peak_mb']:,.0f} MB, cap reached {c['cap_hits']:,} "
+              f"times), RSS {capped['rss_mb']:,.0f} MB (heap {capped['anon_mb']:,.0f} MB)", flush=True)
+
+
 def scale_run(size: int, query_count: int, options: dict[str, Any], label: str,
-              directory: Optional[str] = None, chunk: int = 10_000) -> None:
+              directory: Optional[str] = None, chunk: int = 10_000, keep: bool = False,
+              memory_caps_mb: Sequence[int] = ()) -> None:
     """One large store, built by streaming nodes in one process and queried from another: build and
-    optimize time with the build's peak RSS, then open time, hybrid+filter p50/p95 and the serving
-    process's resident memory, and the disk size."""
-    with tempfile.TemporaryDirectory(prefix="mmst-scale-", dir=directory) as tmp:
+    optimize time with the build's peak RSS, the disk size, then ``serve``. With ``keep`` the store
+    stays in ``directory`` (``--serve-only`` serves it again)."""
+    if keep:
+        path = str(Path(directory or ".") / ("mmst-scale-" + "".join(c if c.isalnum() else "-" for c in label)))
+        Path(path).mkdir(parents=True, exist_ok=False)
+        holder: Any = contextlib.nullcontext(path)
+    else:
+        holder = tempfile.TemporaryDirectory(prefix="mmst-scale-", dir=directory)
+    with holder as tmp:
         built = _in_fresh_process(_build_phase, size, chunk, options, tmp)
         size_mb = disk_bytes(tmp) / 1e6
         print(f"{label:<28} add {built['add_s']:7.1f} s ({size / built['add_s']:,.0f} pts/s), "
               f"optimize {built['optimize_s']:7.1f} s, build peak RSS {built['peak_rss_mb']:,.0f} MB, "
-              f"disk {size_mb:,.0f} MB", flush=True)  # now: the serving phase may take long or fail
-        served = _in_fresh_process(_query_phase, tmp, query_count)
-    print(f"{'':<28} open {served['open_s']:.1f} s, p50 {served['p50']:.2f} ms, p95 {served['p95']:.2f} ms, "
-          f"serving RSS {served['rss_mb']:,.0f} MB (heap {served['anon_mb']:,.0f} MB + mapped files "
-          f"{served['file_mb']:,.0f} MB; {served['before_mb']:,.0f} MB of it held before the store opened; "
-          f"peak {served['peak_rss_mb']:,.0f} MB)", flush=True)
+              f"disk {size_mb:,.0f} MB" + (f", kept at {tmp}" if keep else ""), flush=True)
+        serve(tmp, query_count, "", memory_caps_mb)

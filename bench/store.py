@@ -230,7 +230,8 @@ def run_sections(size: int, args: argparse.Namespace) -> None:
     if "scale" in args.sections:  # first, and without the in-memory nodes: they would dwarf the store at 1M
         print(f"\n-- {size:,} points, hybrid + filter query (built streaming, served from a fresh process) --")
         for name in args.scale_options:
-            S.scale_run(size, args.queries, S.SCALE_OPTIONS[name], name, args.tmp)
+            S.scale_run(size, args.queries, S.SCALE_OPTIONS[name], name, args.tmp, keep=args.keep,
+                        memory_caps_mb=args.memory_cap_mb)
         if set(args.sections) <= {"scale", "recall"}:
             return
     nodes = make_nodes(size)
@@ -274,6 +275,11 @@ def main() -> None:
     parser.add_argument("--scale-options", nargs="+", default=["default (float32, RAM)", "int8, originals on disk"],
                         help="storage options for the scale section (names as printed)")
     parser.add_argument("--tmp", default=None, help="directory for the scale section's store (needs disk space)")
+    parser.add_argument("--keep", action="store_true", help="scale: keep the built stores in --tmp (for --serve-only)")
+    parser.add_argument("--memory-cap-mb", type=int, nargs="*", default=[],
+                        help="scale: serve again inside a memory cgroup of each size (Linux, root)")
+    parser.add_argument("--serve-only", default=None, metavar="DIR",
+                        help="serve an existing store (one --keep built) and exit: open time, p50/p95, memory")
     add_device_args(parser, precision=False)
     parser.add_argument("--queries", type=int, default=300, help="query pool per size")
     parser.add_argument("--edge-seconds", type=float, default=20.0, help="time budget for Edge queries")
@@ -290,6 +296,11 @@ def main() -> None:
         f"qdrant-edge-py {version('qdrant-edge-py')}, qdrant-client {version('qdrant-client')}, "
         f"llama-index-core {llama_index.core.__version__}"
     )
+    if args.serve_only:
+        import _store_scale as S
+
+        S.serve(args.serve_only, args.queries, os.path.basename(args.serve_only.rstrip("/")), args.memory_cap_mb)
+        return
     for size in args.sizes:
         run_sections(size, args)
     if "recall" in args.sections:
