@@ -104,22 +104,37 @@ def store_exists(args: argparse.Namespace) -> bool:
 
 
 def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = None,
-               late_interaction: Optional[bool] = None) -> "MultimodalQdrantStore":
+               late_interaction: Optional[bool] = None,
+               dense_vectors: Optional[Sequence[str]] = None) -> "MultimodalQdrantStore":
     """The store named by --store/--url; ``dim`` creates its collection if it has none yet, with
-    multivectors when ``late_interaction`` (the model is a ColPali-family retriever)."""
+    multivectors when ``late_interaction`` (the model is a ColPali-family retriever) and a dense
+    vector for each of ``dense_vectors`` (the modalities the model embeds: each vector costs memory
+    and disk for every point). An existing collection keeps the vectors it has."""
     from ..store import MultimodalQdrantStore
+
+    if dim is not None and dense_vectors is not None:
+        with open_store(args, must_exist) as existing:
+            if existing.schema is not None:
+                dense_vectors = None  # made earlier (perhaps with all four): it stays as it is
 
     if args.url:
         with warnings.catch_warnings(record=True) as caught:  # qdrant-client warns before failing to connect
             warnings.simplefilter("always")
-            store = MultimodalQdrantStore(args.collection, url=args.url, dim=dim, late_interaction=late_interaction)
+            store = MultimodalQdrantStore(args.collection, url=args.url, dim=dim, late_interaction=late_interaction,
+                                          dense_vectors=dense_vectors)
         for warning in caught:  # connected: pass its warnings on
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return store
     path = args.store or DEFAULT_STORE
     if must_exist and not Path(path).exists():
         raise CLIError(f"no index at {path}: create one with 'mmst index PATH --store {path}'")
-    return MultimodalQdrantStore(args.collection, path=path, dim=dim, late_interaction=late_interaction)
+    return MultimodalQdrantStore(args.collection, path=path, dim=dim, late_interaction=late_interaction,
+                                 dense_vectors=dense_vectors)
+
+
+def model_vectors(embedding: object) -> list[str]:
+    """The dense vectors a new index needs for this model: text, and each other modality it embeds."""
+    return [m for m in ("text", "image", "audio", "video") if m == "text" or embedding.supports(m)]  # type: ignore[attr-defined]
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -151,7 +166,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     collected = collect(args.paths, ImageReader())
     with quiet_libraries(), Stage("Loading model", enabled=progress):
         embedding = load_embedding(source)
-    with open_store(args, must_exist=False, dim=embedding.dimension, late_interaction=embedding.late_interaction) as store:
+    with open_store(args, must_exist=False, dim=embedding.dimension, late_interaction=embedding.late_interaction,
+                    dense_vectors=model_vectors(embedding)) as store:
         summary = run_index(
             collected, store, embedding, progress=progress,
             before_first_add=lambda: write_manifest(store, source.name, embedding.dimension),

@@ -8,7 +8,7 @@ import argparse
 import os
 from typing import Optional
 
-from .main import open_store, report_index, store_exists
+from .main import model_vectors, open_store, report_index, store_exists
 from .manifest import Manifest, check_model, read_manifest, write_manifest
 from .models import DEFAULT_MODEL, CLIError, load_embedding, model_name, resolve_model
 from .progress import Stage, quiet_libraries
@@ -40,7 +40,7 @@ def cmd_index_ray(args: argparse.Namespace) -> int:
     started = ensure_ray()
     try:
         with open_store(args, must_exist=False, dim=embedding.dimension,
-                        late_interaction=embedding.late_interaction) as store:
+                        late_interaction=embedding.late_interaction, dense_vectors=model_vectors(embedding)) as store:
             write_manifest(store, source.name, embedding.dimension)
             summary = ray_index(args.paths, store, embedding, options)
             if summary.added or summary.replaced:

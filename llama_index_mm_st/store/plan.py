@@ -157,8 +157,8 @@ def check_node(parts: NodeParts, dim: int, names: Sequence[str] = DENSE_VECTOR_N
     missing = sorted(set(dense) - set(names))
     if missing:
         raise ValueError(
-            f"node {node.node_id}: this store has no {missing[0]!r} vector (it holds {list(names)}; it was made "
-            f"before {missing[0]} support); put {missing[0]} in a new store"
+            f"node {node.node_id}: this store has no {missing[0]!r} vector (it holds {list(names)}: it was made "
+            f"before {missing[0]} support, or with dense_vectors leaving {missing[0]} out); put {missing[0]} in a new store"
         )
     if not dense:
         raise ValueError(

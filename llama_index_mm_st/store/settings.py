@@ -43,3 +43,18 @@ def known_dense(names: Sequence[str]) -> tuple[str, ...]:
     """An existing collection's dense vectors when they are ours (a subset of today's), else today's
     set, so that ``check_schema`` names the difference."""
     return tuple(names) if set(names) <= set(DENSE_VECTOR_NAMES) and "text" in names else DENSE_VECTOR_NAMES
+
+
+def chosen_dense(names: Optional[Sequence[str]]) -> Optional[tuple[str, ...]]:
+    """The caller's ``dense_vectors`` in the store's order, checked; None when left out. Text is
+    always among them: every query starts from text, and the BM25 words sit beside it."""
+    if names is None:
+        return None
+    if isinstance(names, str):
+        names = [names]
+    unknown = sorted(set(names) - set(DENSE_VECTOR_NAMES))
+    if unknown:
+        raise ValueError(f"dense_vectors: unknown {unknown}; choose among {list(DENSE_VECTOR_NAMES)}")
+    if "text" not in names:
+        raise ValueError(f"dense_vectors must include 'text' (every model here embeds text), got {list(names)}")
+    return tuple(name for name in DENSE_VECTOR_NAMES if name in names)

@@ -37,7 +37,7 @@ from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  #
 from llama_index_mm_st.store.bm25 import QdrantBm25, SparseTextEncoder
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
 from llama_index_mm_st.store.late import DEFAULT_PREFETCH_LIMIT, late_stage
-from llama_index_mm_st.store.settings import DEFAULT_HNSW_EF, check_weights, known_dense, search_settings
+from llama_index_mm_st.store.settings import DEFAULT_HNSW_EF, check_weights, chosen_dense, known_dense, search_settings
 from llama_index_mm_st.store.schema import (
     KEYWORD_INDEXED_KEYS,
     MODALITY_KEY,
@@ -123,6 +123,12 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         default=True, description="Edge: keep a write-ahead log. False builds a store without one, for good (the "
         "engine can't add it later): only flush() makes writes durable (see docs/store.md). Recorded in the schema.",
     )
+    dense_vectors: Optional[List[str]] = Field(
+        default=None, description="The modalities a new collection gets a dense vector for, among text, image, audio "
+        "and video (text always). None: all four, or an existing collection's own. Each named vector keeps a slot "
+        "for every point, held or not, so a text and image index without audio and video needs half the vector "
+        "memory and disk (see docs/store.md). Recorded in the schema; a node of a left-out modality is refused.",
+    )
     late_interaction: Optional[bool] = Field(
         default=None, description="Hold late-interaction multivectors (ColPali-family models, MaxSim). None: as the "
         "collection was built, else as the first nodes added (a late-interaction embedding's nodes carry one); "
@@ -167,6 +173,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             raise TypeError(f"unexpected arguments {sorted(unknown)}; valid: {sorted(type(self).model_fields)}")
         super().__init__(collection_name=collection_name, path=None if path is None else str(path), url=url, **fields)
         check_weights(self.rrf_weights)
+        chosen_dense(self.dense_vectors)  # a bad choice fails here, before anything is opened
         for key in self.payload_indexes:
             if key in RESERVED_PAYLOAD_KEYS:
                 raise ValueError(f"payload index {key!r}: the store already indexes its own keys")
@@ -183,8 +190,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             try:
                 # An existing store keeps the dense vectors it was made with (one made before audio and
                 # video has only "text" and "image"); adding a node of a modality it lacks is refused.
-                wanted = replace(self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction)),
-                                 dense=known_dense(existing.dense))
+                wanted = self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction))
+                if self.dense_vectors is None:  # left out: the collection's own (one made before audio has two)
+                    wanted = replace(wanted, dense=known_dense(existing.dense))
                 check_schema(self._backend.where, existing, wanted, self.dim is not None, self._options_given())
             except SchemaMismatchError:
                 self._backend.close()  # release an Edge store's lock: this object will not exist
@@ -231,7 +239,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         given = self._options_given()
         options = {o: getattr(base if base is not None and o not in given else self, o) for o in STORAGE_OPTIONS}
         multivector = MULTIVECTOR_NAME if late else None
-        return StoreSchema(dim=dim, dense=DENSE_VECTOR_NAMES, bm25_language=self.bm25_language,
+        dense = chosen_dense(self.dense_vectors) or (base.dense if base is not None else DENSE_VECTOR_NAMES)
+        return StoreSchema(dim=dim, dense=dense, bm25_language=self.bm25_language,
                            multivector=multivector, **options)
 
     def _create(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False) -> StoreSchema:

@@ -32,6 +32,7 @@ def test_copy_moves_points_vectors_and_model_and_reruns_idempotently(run_cli, co
     assert code == 0 and f"model: {tiny_clip_dir}" in out and "points: 7" in out
     with MultimodalQdrantStore("mmst", path=str(target)) as moved:
         assert moved.schema is not None and moved.schema.quantization == "int8"  # the target's own option
+        assert moved.schema.dense == ("text", "image")  # what CLIP embeds: mmst index made no audio or video vector
     code, out, err = run_cli("copy", "--store", str(source), "--to-store", str(target))
     assert code == 0, err
     assert "copied 7 points" in out and "it holds 7" in out  # the same points again, nothing doubled

@@ -174,3 +174,53 @@ def test_a_query_searches_only_the_dense_vectors_the_edge_store_holds(tmp_path) 
     reopened = MultimodalQdrantStore(path=str(tmp_path), collection_name="held", show_progress=False)
     assert [b.using for b in reopened._plan(query, {}).branches] == ["text", "image"]
     reopened.close()
+
+
+def _engine_vector_names(store: MultimodalQdrantStore) -> set[str]:
+    """The dense vectors the engine's collection itself was made with (not our schema record)."""
+    if store.local_path is not None:
+        import json
+        from pathlib import Path
+
+        return set(json.loads((Path(store.local_path) / "shard" / "edge_config.json").read_text())["vectors"])
+    return set(store.client.get_collection(store.collection_name).config.params.vectors)
+
+
+def test_dense_vectors_makes_a_collection_without_the_left_out_modalities(
+    make_store: Make, rng: np.random.Generator
+) -> None:
+    from llama_index.core.schema import ImageNode
+
+    store = make_store(dense_vectors=["image", "text"], dim=DIM)
+    assert store.schema.dense == ("text", "image") and _engine_vector_names(store) == {"text", "image"}
+    image = ImageNode(id_="img", image_path="/a.png", embedding=unit(rng.normal(size=DIM)))
+    store.add([TextNode(id_="t", text="hello world", embedding=unit(rng.normal(size=DIM))), image])
+    audio = TextNode(id_="a", text="a clip", embedding=unit(rng.normal(size=DIM)),
+                     metadata={"audio_path": "/clip.wav"})
+    with pytest.raises(ValueError, match="no 'audio' vector.*dense_vectors"):
+        store.add([audio])
+    assert store.count() == 2
+    found = store.query(VectorStoreQuery(query_embedding=image.embedding, query_str="hello", mode="hybrid",
+                                         similarity_top_k=5))
+    assert set(found.ids) == {"t", "img"}
+    store.close()
+    reopened = make_store()
+    assert reopened.schema.dense == ("text", "image")  # left out: the collection's own
+    reopened.close()
+    with pytest.raises(SchemaMismatchError, match="dense vectors"):
+        make_store(dense_vectors=["text", "image", "audio", "video"])
+
+
+def test_dense_vectors_choices_are_checked_and_a_copy_keeps_them(
+    make_store: Make, rng: np.random.Generator, tmp_path: Any
+) -> None:
+    with pytest.raises(ValueError, match="unknown \\['depth'\\]"):
+        make_store(dense_vectors=["text", "depth"])
+    with pytest.raises(ValueError, match="must include 'text'"):
+        make_store(dense_vectors=["image"])
+    src = MultimodalQdrantStore(path=str(tmp_path / "src"), dense_vectors=["text", "audio"])
+    src.add([TextNode(id_=f"t{i}", text=f"w{i}", embedding=unit(rng.normal(size=DIM))) for i in range(3)])
+    dst = make_store()
+    assert src.copy_to(dst) == 3
+    assert dst.schema.dense == ("text", "audio") and _engine_vector_names(dst) == {"text", "audio"}
+    src.close()
