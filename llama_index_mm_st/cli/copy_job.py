@@ -52,8 +52,10 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
     source_dir = None if args.url else os.path.abspath(args.store or DEFAULT_STORE)
     collection = args.to_collection or args.collection
-    if args.to_store and source_dir and os.path.abspath(args.to_store) == source_dir and collection == args.collection:
-        raise CLIError("the target is the source itself; give another --to-store or --to-collection")
+    same_place = (bool(args.to_store and source_dir and os.path.abspath(args.to_store) == source_dir)
+                  or bool(args.to_url and args.url and args.to_url.rstrip("/") == args.url.rstrip("/")))
+    if same_place and collection == args.collection:
+        raise CLIError("the target is the source itself; give another --to-store, --to-url or --to-collection")
     if (args.shard_number or args.replication_factor) and not args.to_url:
         raise CLIError("--shard-number and --replication-factor apply to a server collection (--to-url)")
     options = {

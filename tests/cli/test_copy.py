@@ -43,6 +43,8 @@ def test_copy_refuses_what_would_mix_or_lose_points(run_cli, corpus, tmp_path, t
     assert run_cli("index", str(corpus), "--store", str(source), "--model", str(tiny_clip_dir), "--no-progress")[0] == 0
     code, _, err = run_cli("copy", "--store", str(source), "--to-store", str(source))
     assert code == 1 and "the target is the source itself" in err
+    code, _, err = run_cli("copy", "--url", "http://127.0.0.1:9/", "--to-url", "http://127.0.0.1:9")
+    assert code == 1 and "the target is the source itself" in err  # refused before any connection
     code, _, err = run_cli("copy", "--store", str(tmp_path / "nothing"), "--to-store", str(tmp_path / "t"))
     assert code == 1 and "no index at" in err
     code, _, err = run_cli("copy", "--store", str(source), "--to-store", str(tmp_path / "t"), "--shard-number", "2")
