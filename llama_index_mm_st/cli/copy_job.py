@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-
 from typing import Optional
 
 from .manifest import Manifest, read_manifest

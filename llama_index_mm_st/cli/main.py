@@ -28,6 +28,7 @@ from .models import DEFAULT_MODEL, CLIError, load_embedding, load_reranker, mode
 if TYPE_CHECKING:
     from ..store import MultimodalQdrantStore
     from .index_job import IndexSummary
+    from .manifest import Manifest
 
 DEFAULT_STORE = "./mmst_index"
 DEFAULT_COLLECTION = "mmst"
@@ -108,14 +109,8 @@ def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = 
                dense_vectors: Optional[Sequence[str]] = None) -> "MultimodalQdrantStore":
     """The store named by --store/--url; ``dim`` creates its collection if it has none yet, with
     multivectors when ``late_interaction`` (the model is a ColPali-family retriever) and a dense
-    vector for each of ``dense_vectors`` (the modalities the model embeds: each vector costs memory
-    and disk for every point). An existing collection keeps the vectors it has."""
+    vector for each of ``dense_vectors`` (None: all four; see ``new_index_vectors``)."""
     from ..store import MultimodalQdrantStore
-
-    if dim is not None and dense_vectors is not None:
-        with open_store(args, must_exist) as existing:
-            if existing.schema is not None:
-                dense_vectors = None  # made earlier (perhaps with all four): it stays as it is
 
     if args.url:
         with warnings.catch_warnings(record=True) as caught:  # qdrant-client warns before failing to connect
@@ -132,8 +127,22 @@ def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = 
                                  dense_vectors=dense_vectors)
 
 
-def model_vectors(embedding: object) -> list[str]:
-    """The dense vectors a new index needs for this model: text, and each other modality it embeds."""
+def read_index(args: argparse.Namespace) -> tuple[Optional["Manifest"], bool]:
+    """The index's manifest and whether its collection exists yet. Reading must not create a store."""
+    from .manifest import read_manifest
+
+    if not store_exists(args):
+        return None, False
+    with open_store(args, must_exist=True) as store:
+        return read_manifest(store), store.schema is not None
+
+
+def new_index_vectors(embedding: object, built: bool) -> Optional[list[str]]:
+    """The dense vectors to create: for a new index, text and each other modality the model embeds
+    (each vector costs memory and disk for every point); None for an index that exists, which keeps
+    the vectors it has (perhaps all four, from before)."""
+    if built:
+        return None
     return [m for m in ("text", "image", "audio", "video") if m == "text" or embedding.supports(m)]  # type: ignore[attr-defined]
 
 
@@ -144,16 +153,13 @@ def cmd_index(args: argparse.Namespace) -> int:
         return cmd_index_ray(args)
     if args.ray_actors != 1 or args.ray_gpus_per_actor is not None:
         raise CLIError("--ray-actors and --ray-gpus-per-actor need --ray")
-    from .manifest import Manifest, check_model, read_manifest, write_manifest
+    from .manifest import check_model, write_manifest
 
     progress = not args.no_progress
     missing = [path for path in args.paths if not os.path.exists(path)]
     if missing:
         raise CLIError(f"no such file or folder: {', '.join(missing)}")
-    manifest: Optional[Manifest] = None
-    if store_exists(args):  # reading a manifest must not create a store
-        with open_store(args, must_exist=True) as store:
-            manifest = read_manifest(store)
+    manifest, built = read_index(args)
     requested = model_name(args.model) if args.model else None
     check_model(manifest, requested)
     source = resolve_model(requested or (manifest.model if manifest else DEFAULT_MODEL))  # fails fast offline
@@ -167,7 +173,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     with quiet_libraries(), Stage("Loading model", enabled=progress):
         embedding = load_embedding(source)
     with open_store(args, must_exist=False, dim=embedding.dimension, late_interaction=embedding.late_interaction,
-                    dense_vectors=model_vectors(embedding)) as store:
+                    dense_vectors=new_index_vectors(embedding, built)) as store:
         summary = run_index(
             collected, store, embedding, progress=progress,
             before_first_add=lambda: write_manifest(store, source.name, embedding.dimension),

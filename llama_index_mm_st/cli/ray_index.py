@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Optional
 
-from .main import model_vectors, open_store, report_index, store_exists
-from .manifest import Manifest, check_model, read_manifest, write_manifest
+from .main import new_index_vectors, open_store, read_index, report_index
+from .manifest import check_model, write_manifest
 from .models import DEFAULT_MODEL, CLIError, load_embedding, model_name, resolve_model
 from .progress import Stage, quiet_libraries
 
@@ -26,10 +25,7 @@ def cmd_index_ray(args: argparse.Namespace) -> int:
     missing = [path for path in args.paths if not os.path.exists(path)]
     if missing:
         raise CLIError(f"no such file or folder: {', '.join(missing)}")
-    manifest: Optional[Manifest] = None
-    if store_exists(args):
-        with open_store(args, must_exist=True) as store:
-            manifest = read_manifest(store)
+    manifest, built = read_index(args)
     requested = model_name(args.model) if args.model else None
     check_model(manifest, requested)
     source = resolve_model(requested or (manifest.model if manifest else DEFAULT_MODEL))
@@ -40,7 +36,7 @@ def cmd_index_ray(args: argparse.Namespace) -> int:
     started = ensure_ray()
     try:
         with open_store(args, must_exist=False, dim=embedding.dimension,
-                        late_interaction=embedding.late_interaction, dense_vectors=model_vectors(embedding)) as store:
+                        late_interaction=embedding.late_interaction, dense_vectors=new_index_vectors(embedding, built)) as store:
             write_manifest(store, source.name, embedding.dimension)
             summary = ray_index(args.paths, store, embedding, options)
             if summary.added or summary.replaced:

@@ -50,8 +50,6 @@ def chosen_dense(names: Optional[Sequence[str]]) -> Optional[tuple[str, ...]]:
     always among them: every query starts from text, and the BM25 words sit beside it."""
     if names is None:
         return None
-    if isinstance(names, str):
-        names = [names]
     unknown = sorted(set(names) - set(DENSE_VECTOR_NAMES))
     if unknown:
         raise ValueError(f"dense_vectors: unknown {unknown}; choose among {list(DENSE_VECTOR_NAMES)}")
