@@ -36,8 +36,8 @@ MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 READ_CHUNK = 1 << 16
 """Bytes asked for per read: ``read1`` returns what has arrived, so the deadline is checked between reads."""
-DEFAULT_TIMEOUT_S = 10.0
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+from .defaults import DEFAULT_MAX_DOWNLOAD_BYTES as DEFAULT_MAX_BYTES  # noqa: E402
+from .defaults import DEFAULT_URL_TIMEOUT_S as DEFAULT_TIMEOUT_S  # noqa: E402
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 

@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageLoadError
 from .files import file_error_reason, regular_file_size
 
-DEFAULT_MAX_PIXELS = 89_478_485
+from .defaults import DEFAULT_MAX_PIXELS  # noqa: E402 - re-exported: the images module has always offered it
 """PIL's own decompression-bomb threshold (about 0.25 GiB of RGBA), enforced as a hard limit."""
 
 Openable = Union[str, Path, BytesIO]

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
+from .defaults import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS
 from .errors import MediaLoadError, MissingDependencyError
 from .files import file_error_reason, regular_file_size
 
@@ -44,8 +45,8 @@ MAX_CHANNELS = 16
 class MediaLimits:
     """What a media item may cost: seconds of media and bytes of file (None: no limit)."""
 
-    max_duration_s: float | None = 3600.0
-    max_bytes: int | None = 2 * 1024**3
+    max_duration_s: float | None = DEFAULT_MAX_MEDIA_SECONDS
+    max_bytes: int | None = DEFAULT_MAX_MEDIA_BYTES
 
 
 @dataclass(frozen=True)

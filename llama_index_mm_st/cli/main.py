@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from ..defaults import DEFAULT_COLLECTION, DEFAULT_STORE_DIR
 from ..errors import MMSTError, UnsupportedModalityError
 from .models import DEFAULT_MODEL, CLIError, load_embedding, load_reranker, model_name, resolve_model
 
@@ -30,8 +31,7 @@ if TYPE_CHECKING:
     from .index_job import IndexSummary
     from .manifest import Manifest
 
-DEFAULT_STORE = "./mmst_index"
-DEFAULT_COLLECTION = "mmst"
+DEFAULT_STORE = DEFAULT_STORE_DIR
 STRICT_EXIT = 3
 RERANK_CANDIDATES_PER_RESULT = 3
 """With a reranker, retrieve this many candidates per result shown, so it has a real choice to make."""
@@ -238,7 +238,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from ..pipeline import build_pipeline
     from .manifest import check_model, read_manifest
     from .progress import quiet_libraries
-    from .search_view import result_rows, score_kind, to_json, to_table
+    from ..hits import score_kind, search_hits
+    from .search_view import to_json, to_table
 
     _check_query(args)
     with open_store(args, must_exist=True) as store:
@@ -269,7 +270,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                            "--rerank-unsupported keep (--debug names the results)") from exc
     late = store.schema is not None and store.schema.late_interaction
     kind = score_kind(args.mode, len(args.rerank or ()), late)
-    rows = result_rows(results, kind, store.modality_of)
+    rows = [hit.to_dict() for hit in search_hits(results, kind)]
     print(to_json(rows) if args.json else to_table(rows, kind, args.mode, late))
     return 0
 

@@ -22,9 +22,7 @@ if TYPE_CHECKING:
     from ..embedding import MultimodalEmbedding
     from ..rerank import MultimodalReranker
 
-# Kept equal to ``llama_index_mm_st.embedding.DEFAULT_MODEL`` (a test checks it): importing that module
-# to read one string would load torch for ``mmst --help``.
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+from ..defaults import DEFAULT_MODEL
 HUB_TIMEOUT_S = 3.0
 OFFLINE_HINT = ("continue with --model /path/to/a/local/model, or set HF_HUB_OFFLINE=1 with a cache that holds "
                 "the model (HF_HOME)")

@@ -35,7 +35,7 @@ from .encoder import EncodeSettings, Encoder
 from .late import LateEncoder
 from .profiles import backbone_config, checkpoint_kind, image_target_size, profile_for
 
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+from ..defaults import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS, DEFAULT_MODEL, DEFAULT_URL_TIMEOUT_S
 
 _INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = {
     "text": text_input,
@@ -103,12 +103,12 @@ class MultimodalEmbedding(MultiModalEmbedding):
     allow_private_urls: bool = Field(
         default=False, description="Also fetch from loopback, link-local and private addresses (intranet use)."
     )
-    url_timeout: float = Field(default=10.0, gt=0, description="Seconds a whole image download may take.")
-    max_download_bytes: int = Field(default=50 * 1024 * 1024, gt=0, description="Largest image or media download.")
+    url_timeout: float = Field(default=DEFAULT_URL_TIMEOUT_S, gt=0, description="Seconds a whole image download may take.")
+    max_download_bytes: int = Field(default=DEFAULT_MAX_DOWNLOAD_BYTES, gt=0, description="Largest image or media download.")
     max_media_seconds: Optional[float] = Field(
-        default=3600.0, gt=0, description="Refuse audio or video longer than this (read from the header first)."
+        default=DEFAULT_MAX_MEDIA_SECONDS, gt=0, description="Refuse audio or video longer than this (read from the header first)."
     )
-    max_media_bytes: Optional[int] = Field(default=2 * 1024**3, gt=0, description="Refuse larger audio or video files.")
+    max_media_bytes: Optional[int] = Field(default=DEFAULT_MAX_MEDIA_BYTES, gt=0, description="Refuse larger audio or video files.")
     devices: Optional[List[str]] = Field(
         default=None, description="Several devices (e.g. ['cuda:0', 'cuda:1']) spread large groups over processes."
     )

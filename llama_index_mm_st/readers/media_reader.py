@@ -20,6 +20,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document, MediaResource
 
+from ..defaults import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS
 from ..docs import document_parameters
 from ..errors import ItemFailure, MediaLoadError, PathError, SkippedItemsWarning
 from ..ids import stable_id
@@ -96,8 +97,8 @@ class MediaReader(BasePydanticReader):
     recursive: bool = Field(default=True, description="Walk sub-folders.")
     exclude_hidden: bool = Field(default=True, description="Leave out names that start with a dot.")
     follow_external_links: bool = Field(default=False, description="Follow links that lead outside the folder.")
-    max_duration_s: Optional[float] = Field(default=3600.0, gt=0, description="Refuse longer media (from the header).")
-    max_bytes: Optional[int] = Field(default=2 * 1024**3, gt=0, description="Refuse larger files.")
+    max_duration_s: Optional[float] = Field(default=DEFAULT_MAX_MEDIA_SECONDS, gt=0, description="Refuse longer media (from the header).")
+    max_bytes: Optional[int] = Field(default=DEFAULT_MAX_MEDIA_BYTES, gt=0, description="Refuse larger files.")
     verify: Verify = Field(
         default="decode",
         description='"decode" decodes all audio samples (catches truncation) and a video\'s first frame; '

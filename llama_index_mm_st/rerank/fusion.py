@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-DEFAULT_RRF_K = 60
+from ..defaults import DEFAULT_RRF_K  # noqa: E402 - re-exported
 """The constant of Cormack et al. (2009), also Qdrant's and Elasticsearch's default."""
 
 

@@ -16,6 +16,7 @@ from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQu
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 from qdrant_client import models
 
+from llama_index_mm_st.defaults import DEFAULT_RRF_K
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.multivector import check_multivector, node_multivector
 from llama_index_mm_st.store import filters as F
@@ -298,7 +299,7 @@ class QueryPlan:
     branches: list[Branch]
     limit: int
     filter: Optional[models.Filter]
-    rrf_k: int = 60
+    rrf_k: int = DEFAULT_RRF_K
     weights: Optional[list[float]] = None
     late: Optional[LateStage] = None
     with_multivector: bool = False
@@ -316,7 +317,7 @@ class QueryOptions:
     dense: tuple[str, ...]
     hybrid: bool = False
     modality: Optional[Modality] = None
-    rrf_k: int = 60
+    rrf_k: int = DEFAULT_RRF_K
     weights: Mapping[str, float] = field(default_factory=dict)
     query_modality: QueryModality = "text"
     search: Optional[SearchSettings] = None

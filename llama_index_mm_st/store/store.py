@@ -26,6 +26,7 @@ from qdrant_client import QdrantClient, models
 from tqdm.auto import tqdm
 
 from llama_index_mm_st.concurrency import DynamicBatcher
+from llama_index_mm_st.defaults import DEFAULT_RRF_K
 from llama_index_mm_st.docs import document_parameters
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.fast_private import fast_private_attributes
@@ -80,7 +81,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     dim: Optional[int] = Field(default=None, description="Vector size; None = from the first insert.")
     hybrid: bool = Field(default=False, description="Add the BM25 branch to every query with text.")
     modality: Optional[Modality] = Field(default=None, description="Only return nodes with this modality.")
-    rrf_k: int = Field(default=60, gt=0, description="RRF k (pinned: local mode defaults to 2).")
+    rrf_k: int = Field(default=DEFAULT_RRF_K, gt=0, description="RRF k (pinned: local mode defaults to 2).")
     rrf_weights: Dict[str, float] = Field(
         default_factory=dict, description='Per-branch RRF weight, e.g. {"image": 2.0, "bm25": 0.5}.'
     )

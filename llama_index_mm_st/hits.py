@@ -1,0 +1,89 @@
+"""Search results as plain records: what ``mmst search --json``, the server's ``/v1/search`` and an
+application print or send for each hit.
+
+Scores of different kinds don't compare (an RRF score of 0.03 is a top hit; a cosine of 0.03 is
+noise), so every hit says which kind its score is (``score_kind``), and ``explain`` says it in words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Optional, Sequence
+
+from llama_index.core.schema import NodeWithScore
+
+from .inputs import read_node
+from .media_refs import FRAME_TIME_KEY
+
+ScoreKind = Literal["rrf", "bm25", "maxsim", "reranker", "reranker_rrf"]
+SCORE_KINDS: tuple[ScoreKind, ...] = ("rrf", "bm25", "maxsim", "reranker", "reranker_rrf")
+
+
+def score_kind(mode: str, rerankers: int, late: bool = False) -> ScoreKind:
+    """What the final scores are: the rerankers' when there are any, else the store's for this mode
+    (a dense search of a late-interaction index reports each page's exact MaxSim)."""
+    if rerankers:
+        return "reranker" if rerankers == 1 else "reranker_rrf"
+    if mode == "sparse":
+        return "bm25"
+    return "maxsim" if late and mode == "dense" else "rrf"
+
+
+def explain(kind: str, mode: str, late: bool = False) -> str:
+    """One line saying what a score of this kind is."""
+    if kind == "maxsim":
+        return ("score: exact MaxSim (late interaction: each query token's best match among the page's token "
+                "vectors, summed; higher is better)")
+    if kind == "rrf":
+        dense = "MaxSim ranking (late interaction)" if late else "dense text and image rankings"
+        lists = dense + (" and the BM25 word ranking" if mode == "hybrid" else "")
+        return f"score: RRF fusion of the {lists} (rank-based, higher is better; not a similarity)"
+    if kind == "bm25":
+        return "score: BM25 word-match score (higher is better)"
+    if kind == "reranker":
+        return "score: the reranker model's own relevance score (higher is better)"
+    return "score: RRF fusion of the rerankers' rankings (their own scales don't compare; higher is better)"
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result. ``id`` is the node id; ``source`` the file (or URL) it came from, with ``page`` for
+    a PDF page and ``time_s`` for a video frame; ``modality`` is the node's (``inputs.read_node``)."""
+
+    rank: int
+    id: str
+    score: Optional[float]
+    score_kind: ScoreKind
+    modality: str
+    text: str
+    source: Optional[str] = None
+    page: Optional[int] = None
+    time_s: Optional[float] = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; ``node_id`` repeats ``id`` for readers of the older ``mmst search --json`` rows."""
+        data = asdict(self)
+        data["node_id"] = self.id
+        return data
+
+
+def search_hits(results: Sequence[NodeWithScore], kind: ScoreKind) -> list[SearchHit]:
+    """One ``SearchHit`` per result, ranked from 1 in the order given."""
+    hits = []
+    for rank, item in enumerate(results, start=1):
+        node = item.node
+        metadata = dict(node.metadata or {})
+        source = (metadata.get("file_path") or getattr(node, "image_path", None) or getattr(node, "image_url", None)
+                  or metadata.get("audio_path") or metadata.get("video_path"))
+        time = metadata.get(FRAME_TIME_KEY)
+        page = metadata.get("page")
+        hits.append(SearchHit(
+            rank=rank, id=node.node_id, score=None if item.score is None else float(item.score), score_kind=kind,
+            modality=read_node(node).modality, text=node.get_content(),
+            source=None if source is None else str(source),
+            page=page if isinstance(page, int) and not isinstance(page, bool) else None,
+            time_s=float(time) if isinstance(time, (int, float)) and not isinstance(time, bool) else None,
+            metadata=metadata,
+        ))
+    return hits
