@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
-from llama_index.core.schema import BaseNode, ImageNode, MetadataMode
+from llama_index.core.schema import BaseNode, ImageNode, MetadataMode, QueryBundle
 from PIL import Image
 
 from .errors import ImageLoadError
@@ -33,7 +33,7 @@ from .images import DecodeOptions, decode, prepare_pil
 from .media_refs import (
     FRAME_TIME_KEY, MediaRef, VideoFrame, media_input, node_media_ref, read_frame_pixels,
 )
-from .types import Modality
+from .types import MediaKind, Modality
 
 IMAGE_TYPES_HELP = (
     "a file path (str or Path), an http(s) URL (with allow_urls=True), a data: URI, bytes, BytesIO, a PIL image, "
@@ -160,11 +160,27 @@ class NodeParts:
             return Parts(text=self.embed_text, image=self.image)
         return Parts(image=self.image)
 
+    @property
+    def vector_fields(self) -> dict[str, "EmbeddingField"]:
+        """Which node field holds the vector of each named dense vector: the one rule the embedding
+        writes by and the store reads (and writes back) by. A node with pixels keeps its image vector
+        in ``embedding`` and, when it has words, their vector in ``text_embedding``; an audio or video
+        node keeps its media vector in ``embedding``; any other node its text vector."""
+        if self.has_media:
+            return {self.media.kind: "embedding"}  # type: ignore[union-attr]
+        if self.has_pixels:
+            return {"image": "embedding", "text": "text_embedding"}
+        return {"text": "embedding"}
+
     def text_parts(self) -> Parts | None:
         """The embed text of a node with pixels and words, which the store keeps as its text vector.
         A media node's words (a transcript) go to BM25 only: LlamaIndex's ``Document`` has no field for
         a second vector."""
         return Parts(text=self.embed_text) if self.modality == "text+image" else None
+
+
+EmbeddingField = Literal["embedding", "text_embedding"]
+"""The node fields vectors live in (``BaseNode.embedding``; ``ImageNode.text_embedding``)."""
 
 
 def node_field(node: BaseNode, name: str) -> Any:
@@ -313,8 +329,11 @@ def pair_input(item: Any, position: int) -> Parts:
         return Parts(text=item["text"], image=image_ref(item["image"], position))
     if isinstance(item, BaseNode):
         parts = read_node(item)
-        if parts.has_pixels:
+        if parts.modality == "text+image":
             return Parts(text=parts.embed_text, image=parts.image)
+        if parts.has_pixels:  # the node rule (``NodeParts.modality``): pixels without words are an image
+            raise TypeError(f"text+image input at position {position}: node {item.node_id} has no words, so it "
+                            "is an image; embed it with modality 'image'")
     raise TypeError(f"text+image input at position {position} has type {type(item).__name__}; accepted: {PAIR_HELP}")
 
 
@@ -339,3 +358,73 @@ def _data_uri_payload(uri: str, label: str) -> Base64Data:
     if not header.endswith(";base64"):
         raise ImageLoadError(label, "only base64 data: URIs are supported")
     return Base64Data(payload)
+
+
+# ---------------------------------------------------------------- queries
+
+QueryModality = Literal["text", "image", "audio", "video"]
+"""Which kind of vector drives a query's dense search (the store ranks by it, ``plan.dense_restriction``)."""
+QUERY_MODALITIES: tuple[QueryModality, ...] = ("text", "image", "audio", "video")
+DATA_URI_MODALITIES: dict[str, QueryModality] = {"data:image/": "image", "data:audio/": "audio", "data:video/": "video"}
+"""A ``data:`` URI says what it holds by its media type: such a query string is that example, never words."""
+
+
+def data_uri_modality(text: Any) -> Optional[QueryModality]:
+    """"image", "audio" or "video" for a ``data:`` URI of that media type, else None (plain text)."""
+    if not isinstance(text, str) or not text.startswith("data:"):
+        return None
+    return next((kind for prefix, kind in DATA_URI_MODALITIES.items() if text.startswith(prefix)), None)
+
+
+@dataclass
+class MediaQueryBundle(QueryBundle):
+    """A query by an audio or video example (``media``: path, URL, bytes or array), with optional words
+    for BM25 and the rerankers. LlamaIndex's ``QueryBundle`` has a field for an image only."""
+
+    media: Any = field(default=None, repr=False)
+    media_kind: MediaKind = "audio"
+
+
+@dataclass(frozen=True)
+class QueryParts:
+    """One reading of a query, shared by the pipeline, the store's planner and the reranker: its words
+    (BM25 and the rerankers) and the example that drives the dense search (an image, audio or video),
+    when it has one. ``modality`` is the dense search's: the example's kind, else "text"."""
+
+    text: Optional[str]
+    example: Optional[Any] = None
+    example_kind: Optional[QueryModality] = None
+
+    @property
+    def modality(self) -> QueryModality:
+        return self.example_kind or "text"
+
+    def image_parts(self, label: str = "query image") -> Parts:
+        """The reranker's side: the words and, for an image example, the image (not yet decoded)."""
+        image = None
+        if self.example_kind == "image":
+            ref = image_ref(self.example, 0)
+            image = ImageRef(f"{label} {ref.label}", ref.source)
+        return Parts(text=self.text, image=image)
+
+
+def read_query(query: Union[QueryBundle, str]) -> QueryParts:
+    """Read a query once. The example is, in this order: a ``MediaQueryBundle``'s media, the bundle's
+    ``image_path``, a ``data:`` image URI among its ``custom_embedding_strs``, or the query string
+    itself when it is a ``data:`` URI (what an HTTP client sends). Words that are a ``data:`` URI are
+    never read as text."""
+    if isinstance(query, str):
+        query = QueryBundle(query_str=query)
+    words = query.query_str if query.query_str and query.query_str.strip() else None
+    own_kind = data_uri_modality(words)
+    text = None if own_kind is not None else words
+    if isinstance(query, MediaQueryBundle):
+        return QueryParts(text, query.media, query.media_kind)
+    if query.image_path:
+        return QueryParts(text, query.image_path, "image")
+    for custom in query.custom_embedding_strs or ():
+        if data_uri_modality(custom) == "image":
+            return QueryParts(text, custom, "image")
+    if own_kind is not None:
+        return QueryParts(None, words, own_kind)
+    return QueryParts(text)

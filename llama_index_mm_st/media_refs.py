@@ -60,7 +60,14 @@ class VideoFrame:
     seconds: float
 
 
-MediaSourceValue = Union[str, Path, bytes, AudioArray, VideoArray]
+@dataclass(frozen=True)
+class InlineMedia:
+    """A ``data:`` URI's base64 payload, decoded only when the item is loaded (a bad one fails that item)."""
+
+    payload: str = field(repr=False)
+
+
+MediaSourceValue = Union[str, Path, bytes, AudioArray, VideoArray, InlineMedia]
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,8 @@ class MediaRef:
 
     def _file(self, fetch: FetchOptions) -> Union[str, Path, bytes]:
         source = self.source
+        if isinstance(source, InlineMedia):
+            return decode_base64(source.payload, self.label, MediaLoadError)
         if isinstance(source, str) and is_file_url(source):
             raise MediaLoadError(self.label, "file:// URLs are refused; pass the path itself")
         if isinstance(source, str) and is_url(source):
@@ -169,6 +178,12 @@ def media_input(kind: MediaKind, item: Any, position: int) -> MediaRef:
         return ref
     if isinstance(item, Path):
         return MediaRef(kind, str(item), item)
+    if isinstance(item, str) and item.startswith("data:"):
+        header, _, payload = item.partition(",")
+        label = f"{kind} data URI {where}"
+        if not header.endswith(";base64"):
+            raise MediaLoadError(label, "only base64 data: URIs are supported")
+        return MediaRef(kind, label, InlineMedia(payload))
     if isinstance(item, str):
         return MediaRef(kind, short_label(item), item)
     if isinstance(item, (bytes, bytearray, memoryview)):
@@ -182,9 +197,9 @@ def media_input(kind: MediaKind, item: Any, position: int) -> MediaRef:
 
 
 MEDIA_TYPES_HELP: Mapping[MediaKind, str] = {
-    "audio": 'a file path (str or Path), an http(s) URL (with allow_urls=True), bytes of a file, '
+    "audio": 'a file path (str or Path), an http(s) URL (with allow_urls=True), a base64 data: URI, bytes of a file, '
              '{"array": waveform, "sampling_rate": hz}, or a node with an audio_resource',
-    "video": 'a file path (str or Path), an http(s) URL (with allow_urls=True), bytes of a file, '
+    "video": 'a file path (str or Path), an http(s) URL (with allow_urls=True), a base64 data: URI, bytes of a file, '
              '{"array": frames (T, H, W, 3) uint8, "fps": rate}, or a node with a video_resource',
 }
 

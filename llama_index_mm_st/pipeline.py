@@ -9,7 +9,7 @@ the reranker, the image (when given) drives the dense branches.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generator, List, Literal, Optional, Union
 
 from llama_index.core.base.base_retriever import BaseRetriever
@@ -23,23 +23,17 @@ from llama_index.core.vector_stores.types import (
 )
 
 from .embedding import MultimodalEmbedding
-from .types import MediaKind, Modality
+from .inputs import MediaQueryBundle, QueryParts, read_query
+from .types import Modality
+
+__all__ = ["MediaQueryBundle", "MultimodalRetriever", "SearchMode", "build_pipeline"]
 
 SearchMode = Literal["dense", "sparse", "hybrid"]
 
 
-@dataclass
-class MediaQueryBundle(QueryBundle):
-    """A query by an audio or video example (``media``: path, URL, bytes or array), with optional words
-    for BM25 and the rerankers. LlamaIndex's ``QueryBundle`` has a field for an image only."""
-
-    media: Any = field(default=None, repr=False)
-    media_kind: MediaKind = "audio"
-
-
 @dataclass(frozen=True)
 class _Embed:
-    query_bundle: QueryBundle
+    query: QueryParts
 
 
 @dataclass(frozen=True)
@@ -86,15 +80,15 @@ class MultimodalRetriever(BaseRetriever):
         self.store, self.embedding, self.reranker = store, embedding, reranker
         self.top_k, self.mode, self.modality, self.filters = top_k, mode, modality, filters
 
-    def _plan(self, query_bundle: QueryBundle, embedding: Optional[List[float]]) -> VectorStoreQuery:
-        text = query_bundle.query_str or None
+    def _plan(self, query: QueryParts, embedding: Optional[List[float]]) -> VectorStoreQuery:
+        text = query.text
         return VectorStoreQuery(
             query_embedding=embedding, query_str=text, similarity_top_k=self.top_k, sparse_top_k=self.top_k,
             hybrid_top_k=self.top_k, mode=_MODES[self.mode], filters=self.filters,
         )
 
-    def _query_kwargs(self, query_bundle: QueryBundle) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"query_modality": _query_modality(query_bundle)}
+    def _query_kwargs(self, query: QueryParts) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"query_modality": query.modality}
         if self.modality:
             kwargs["modality"] = self.modality
         return kwargs
@@ -102,39 +96,40 @@ class MultimodalRetriever(BaseRetriever):
     def _steps(self, query_bundle: QueryBundle) -> Generator[Step, Any, List[NodeWithScore]]:
         """The retrieval, written once: it yields each step for a driver to run (sync or async) and is
         sent back the step's result, so ``_retrieve`` and ``_aretrieve`` share every decision."""
+        query = read_query(query_bundle)
         embedding = None
         if self.mode != "sparse":
-            if _query_modality(query_bundle) == "text":
-                _require_text(query_bundle)
-            embedding = yield _Embed(query_bundle)
-        result = yield _Query(self._plan(query_bundle, embedding), self._query_kwargs(query_bundle))
+            if query.modality == "text" and query.text is None:
+                raise ValueError("the query has neither text nor an image")
+            embedding = yield _Embed(query)
+        result = yield _Query(self._plan(query, embedding), self._query_kwargs(query))
         nodes = _with_scores(result)
         # A query that is only an audio or video example has nothing a reranker reads (text or an image).
-        rerankable = not isinstance(query_bundle, MediaQueryBundle) or bool(query_bundle.query_str.strip())
+        rerankable = query.modality in ("text", "image") or query.text is not None
         if self.reranker is not None and nodes and rerankable:
             nodes = yield _Rerank(nodes, query_bundle)
         return nodes
 
     def _run(self, step: Step) -> Any:
         if isinstance(step, _Embed):
-            bundle = step.query_bundle
-            if isinstance(bundle, MediaQueryBundle):
-                return self._media_query_embedding(bundle)
-            if bundle.image_path:
-                return self.embedding.get_image_query_embedding(bundle.image_path)
-            return self.embedding.get_query_embedding(bundle.query_str)
+            query = step.query
+            if query.modality in ("audio", "video"):
+                return self._media_query_embedding(query)
+            if query.modality == "image":
+                return self.embedding.get_image_query_embedding(query.example)
+            return self.embedding.get_query_embedding(query.text)
         if isinstance(step, _Query):
             return self.store.query(step.query, **step.kwargs)
         return self.reranker.postprocess_nodes(step.nodes, step.query_bundle)  # type: ignore[union-attr]
 
     async def _arun(self, step: Step) -> Any:
         if isinstance(step, _Embed):
-            bundle = step.query_bundle
-            if isinstance(bundle, MediaQueryBundle):
-                return await asyncio.to_thread(self._media_query_embedding, bundle)
-            if bundle.image_path:
-                return await self.embedding.aget_image_query_embedding(bundle.image_path)
-            return await self.embedding.aget_query_embedding(bundle.query_str)
+            query = step.query
+            if query.modality in ("audio", "video"):
+                return await asyncio.to_thread(self._media_query_embedding, query)
+            if query.modality == "image":
+                return await self.embedding.aget_image_query_embedding(query.example)
+            return await self.embedding.aget_query_embedding(query.text)
         if isinstance(step, _Query):
             return await self.store.aquery(step.query, **step.kwargs)
         return await self.reranker.apostprocess_nodes(step.nodes, step.query_bundle)  # type: ignore[union-attr]
@@ -157,8 +152,8 @@ class MultimodalRetriever(BaseRetriever):
         except StopIteration as done:
             return done.value
 
-    def _media_query_embedding(self, bundle: MediaQueryBundle) -> List[float]:
-        return self.embedding.embed([bundle.media], bundle.media_kind, role="query").embeddings[0]  # type: ignore[return-value]
+    def _media_query_embedding(self, query: QueryParts) -> List[float]:
+        return self.embedding.embed([query.example], query.modality, role="query").embeddings[0]  # type: ignore[return-value]
 
     def search(self, text: Optional[str] = None, *, image: Any = None, audio: Any = None,
                video: Any = None) -> List[NodeWithScore]:
@@ -194,12 +189,6 @@ class MultimodalRetriever(BaseRetriever):
         return RetrieverQueryEngine.from_args(self, llm=llm, **kwargs)
 
 
-def _query_modality(bundle: QueryBundle) -> str:
-    if isinstance(bundle, MediaQueryBundle):
-        return bundle.media_kind
-    return "image" if bundle.image_path else "text"
-
-
 def build_pipeline(
     store: BasePydanticVectorStore,
     embedding: MultimodalEmbedding,
@@ -230,11 +219,6 @@ def build_pipeline(
     text drives BM25 and the reranker. ``as_query_engine(llm=..., multimodal=True)`` answers with images.
     """
     return MultimodalRetriever(store, embedding, reranker, **kwargs)
-
-
-def _require_text(query_bundle: QueryBundle) -> None:
-    if not query_bundle.query_str:
-        raise ValueError("the query has neither text nor an image")
 
 
 def _with_scores(result: Any) -> List[NodeWithScore]:

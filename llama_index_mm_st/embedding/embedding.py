@@ -26,7 +26,9 @@ from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error
 from ..fetch import FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
-from ..inputs import NodeParts, Parts, audio_input, image_input, pair_input, read_node, text_input, video_input
+from ..inputs import (
+    NodeParts, Parts, audio_input, data_uri_modality, image_input, pair_input, read_node, text_input, video_input,
+)
 from ..media import MediaLimits
 from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..runtime import resolve_device, resolve_precision, torch_dtype
@@ -287,7 +289,10 @@ class MultimodalEmbedding(MultiModalEmbedding):
     # ---- LlamaIndex text API --------------------------------------------------------------------
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._embed_strict([query], "text", "query")[0]
+        """A query string is words, except a ``data:`` image, audio or video URI, which is that example
+        (the package's one query rule, ``inputs.read_query``): LlamaIndex's retrievers pass every
+        query through here, an HTTP client's image query included."""
+        return self._embed_strict([query], data_uri_modality(query) or "text", "query")[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
         return self._embed_strict([text], "text", "document")[0]
@@ -296,7 +301,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
         return self._embed_strict(texts, "text", "document")
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await self._submit("text", "query", query)
+        return await self._submit(data_uri_modality(query) or "text", "query", query)
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
         return await self._submit("text", "document", text)

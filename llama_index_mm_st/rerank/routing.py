@@ -10,7 +10,7 @@ becomes an ``ImageLoadError`` naming it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 from llama_index.core.schema import BaseNode, QueryBundle
@@ -19,7 +19,7 @@ from PIL import Image
 from ..errors import ImageLoadError, ItemError
 from ..fetch import FetchOptions
 from ..images import DecodeOptions, map_isolated
-from ..inputs import ImageRef, Parts, image_ref, read_node
+from ..inputs import ImageRef, Parts, read_node, read_query
 from ..media_refs import media_model_input
 from ..types import Modality
 from .scorers.base import LoadedParts, Scorer
@@ -33,10 +33,6 @@ VIEWS: dict[Modality, tuple[Modality, ...]] = {
 }
 """The ways a side may be read, richest first."""
 
-IMAGE_QUERY_PREFIX = "data:image/"
-"""An entry of ``QueryBundle.custom_embedding_strs`` that is an image: a base64 data URI, explicit by its scheme."""
-
-
 @dataclass(frozen=True)
 class Route:
     """Candidate ``position`` goes to ``scorers[scorer]`` as the pair (query, document)."""
@@ -48,18 +44,12 @@ class Route:
 
 
 def query_side(bundle: QueryBundle) -> Parts:
-    """The query's text (``query_str``) and image (``image_path``, else a data URI in ``custom_embedding_strs``)."""
-    text = bundle.query_str if bundle.query_str and bundle.query_str.strip() else None
-    source: str | None = bundle.image_path
-    if source is None:
-        source = next((s for s in bundle.custom_embedding_strs or () if s.startswith(IMAGE_QUERY_PREFIX)), None)
-    image = None
-    if source is not None:
-        ref = image_ref(source, 0)
-        image = replace(ref, label=f"query image {ref.label}")
-    if text is None and image is None:
+    """The query's words and image, read by the package's one query rule (``inputs.read_query``: the
+    bundle's ``image_path``, else a ``data:`` image URI in ``custom_embedding_strs`` or as the query itself)."""
+    side = read_query(bundle).image_parts()
+    if side.text is None and side.image is None:
         raise ValueError("the query has neither text (query_str) nor an image (image_path or a data: URI)")
-    return Parts(text=text, image=image)
+    return side
 
 
 def node_side(node: BaseNode) -> Parts:

@@ -29,7 +29,7 @@ from llama_index_mm_st.store.schema import (
     SPARSE_VECTOR_NAME,
 )
 from llama_index_mm_st.ids import point_id
-from llama_index_mm_st.inputs import NodeParts, node_field, read_node, to_image_node
+from llama_index_mm_st.inputs import QUERY_MODALITIES, NodeParts, QueryModality, node_field, read_node, to_image_node
 from llama_index_mm_st.media_refs import media_resource_of, to_media_node
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES, Modality, SparseVector
 
@@ -63,15 +63,21 @@ def bm25_text(parts: NodeParts, metadata_keys: Sequence[str]) -> str:
 
 
 def dense_vectors(parts: NodeParts) -> dict[str, Sequence[float]]:
-    """A node with pixels: ``embedding`` is the image vector, ``text_embedding`` its words'; an audio
-    or video node: ``embedding`` is its "audio" or "video" vector; others: ``embedding`` is the text vector."""
+    """The node's named dense vectors, read from the fields ``NodeParts.vector_fields`` names (the one
+    rule: a node with pixels keeps its image vector in ``embedding`` and its words' in ``text_embedding``)."""
     node = parts.node
-    if parts.has_media:
-        return {} if node.embedding is None else {parts.media.kind: node.embedding}  # type: ignore[union-attr]
-    if parts.has_pixels:
-        vectors = {"image": node.embedding, "text": node_field(node, "text_embedding")}
-        return {name: vec for name, vec in vectors.items() if vec is not None}
-    return {} if node.embedding is None else {"text": node.embedding}
+    vectors = {name: node_field(node, fieldname) for name, fieldname in parts.vector_fields.items()}
+    return {name: vec for name, vec in vectors.items() if vec is not None}
+
+
+def with_vectors(node: BaseNode, vectors: Mapping[str, Sequence[float]]) -> BaseNode:
+    """A node read back with its stored vectors in the fields ``NodeParts.vector_fields`` names, so
+    ``other_store.add(store.get_nodes())`` moves a store the way LlamaIndex stores move nodes."""
+    for name, fieldname in read_node(node).vector_fields.items():
+        vector = vectors.get(name)
+        if vector is not None and fieldname in type(node).model_fields:
+            setattr(node, fieldname, list(vector))
+    return node
 
 
 def check_vector(vector: Sequence[float], what: str) -> None:
@@ -304,10 +310,10 @@ class QueryPlan:
     late: Optional[LateStage] = None
     with_multivector: bool = False
     """Return each hit's multivector (late interaction: so a MaxSim reranker needs no re-encoding)."""
-
-    @property
-    def fused(self) -> bool:
-        return len(self.branches) > 1
+    fused: bool = True
+    """Rank by RRF over the branches, however many there are (a dense or hybrid query), so a score
+    means the same whichever vectors the collection holds and whichever backend runs it. False: the
+    one branch ranks by its own score (a BM25-only query)."""
 
 
 @dataclass(frozen=True)
@@ -327,8 +333,6 @@ class QueryOptions:
     with_multivector: bool = False
 
 
-QueryModality = Literal["text", "image", "audio", "video"]
-QUERY_MODALITIES: tuple[QueryModality, ...] = ("text", "image", "audio", "video")
 
 
 @functools.lru_cache(maxsize=None)
@@ -358,14 +362,19 @@ def modality_condition(modality: Optional[Modality]) -> Optional[models.FieldCon
     return models.FieldCondition(key=MODALITY_KEY, match=models.MatchAny(any=allowed))
 
 
+MATCH_NOTHING = models.HasIdCondition(has_id=[])
+"""A condition no point meets (an empty id list)."""
+
+
 def query_filter(query: VectorStoreQuery, modality: Optional[Modality]) -> Optional[models.Filter]:
     """Metadata filters AND doc_ids AND node_ids AND the modality restriction."""
     return F.all_of(
         [
             F.to_qdrant_filter(query.filters) if query.filters and query.filters.filters else None,
-            models.FieldCondition(key=REF_DOC_ID_KEY, match=models.MatchAny(any=list(query.doc_ids)))
-            if query.doc_ids
-            else None,
+            # LlamaIndex: doc_ids=[] matches no document, while node_ids=[] is no restriction (its
+            # retriever passes the index's empty node list by default when the store holds the text).
+            (models.FieldCondition(key=REF_DOC_ID_KEY, match=models.MatchAny(any=list(query.doc_ids)))
+             if query.doc_ids else MATCH_NOTHING) if query.doc_ids is not None else None,
             models.HasIdCondition(has_id=[point_id(i) for i in query.node_ids]) if query.node_ids else None,
             modality_condition(modality),
         ]
@@ -417,7 +426,7 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
     else:
         weights = _weights(branches, opts.weights, query.alpha, opts.query_modality)
     return QueryPlan(branches=branches, limit=limit, filter=common, rrf_k=opts.rrf_k, weights=weights, late=late,
-                     with_multivector=opts.with_multivector)
+                     with_multivector=opts.with_multivector, fused=mode not in _SPARSE_MODES or len(branches) > 1)
 
 
 def _late_weights(branches: Sequence[Branch], weights: Mapping[str, float], alpha: Optional[float]) -> Optional[list[float]]:

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from collections import Counter
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -38,6 +38,7 @@ from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  #
 from llama_index_mm_st.store.bm25 import QdrantBm25, SparseTextEncoder
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
 from llama_index_mm_st.store.late import DEFAULT_PREFETCH_LIMIT, late_stage
+from llama_index_mm_st.store.reopen import _DEFER_OPEN, ReopenArgs, connected_reader, reopened
 from llama_index_mm_st.store.settings import DEFAULT_HNSW_EF, check_weights, chosen_dense, known_dense, search_settings
 from llama_index_mm_st.store.schema import (
     KEYWORD_INDEXED_KEYS,
@@ -151,7 +152,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         "on them picks oversampling x the limit, exact MaxSim over the originals ranks those.",
     )
 
-    _backend: Backend = PrivateAttr()
+    _live: Optional[Backend] = PrivateAttr(default=None)
+    _reopen: Optional["ReopenArgs"] = PrivateAttr(default=None)
     _batcher: DynamicBatcher = PrivateAttr()
     _bm25: SparseTextEncoder = PrivateAttr()
     _schema: Optional[StoreSchema] = PrivateAttr(default=None)
@@ -185,8 +187,22 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             "write_consistency_factor": self.write_consistency_factor,
         }
         self._batcher = DynamicBatcher(self._query_batch, max_batch_size=self.query_batch_size)
-        self._backend = open_backend(collection_name, self.path, url, api_key, client, client_kwargs, cluster, self.wal)
-        existing = self._backend.existing_schema()
+        # What pickling sends: how to open this store again (None: it can't be reopened elsewhere).
+        self._reopen = None if client is not None or self.path is None and url is None else ReopenArgs(
+            collection_name, self.path, url, api_key, dict(client_kwargs or {}), dict(fields))
+        if _DEFER_OPEN.get():
+            return  # unpickled: opened on first use (``_connect``), so a copy costs nothing until then
+        self._connect(open_backend(collection_name, self.path, url, api_key, client, client_kwargs, cluster, self.wal))
+
+    def _connect(self, backend: Optional[Backend] = None) -> Backend:
+        """Open the collection (or the unpickled store's, on first use) and check its schema."""
+        if backend is None:
+            args = self._reopen
+            cluster = {name: getattr(self, name) for name in ("shard_number", "replication_factor",
+                                                                "write_consistency_factor")}
+            backend = open_backend(args.collection_name, args.path, args.url, args.api_key, None,
+                                   args.client_kwargs or None, cluster, self.wal)
+        existing = backend.existing_schema()
         if existing is not None:
             try:
                 # An existing store keeps the dense vectors it was made with (one made before audio and
@@ -194,16 +210,33 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
                 wanted = self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction))
                 if self.dense_vectors is None:  # left out: the collection's own (one made before audio has two)
                     wanted = replace(wanted, dense=known_dense(existing.dense))
-                check_schema(self._backend.where, existing, wanted, self.dim is not None, self._options_given())
+                check_schema(backend.where, existing, wanted, self.dim is not None, self._options_given())
             except SchemaMismatchError:
-                self._backend.close()  # release an Edge store's lock: this object will not exist
+                backend.close()  # release an Edge store's lock: this object will not exist
                 raise
-            self._backend.open(existing)
+            backend.open(existing)
+        self.__pydantic_private__["_live"] = backend
+        if existing is not None:
             self._schema = existing
-            self._indexed = self._backend.indexed_fields()
+            self._indexed = backend.indexed_fields()
             self._ensure_indexes(dict(self.payload_indexes))
         elif self.dim is not None:
             self._create(self.dim, late=bool(self.late_interaction))
+        return backend
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle how to open the store, never its engine: the copy opens the same collection on first
+        use (an Edge store's lock must be free by then: close this one first, or use it in another
+        process). A temporary Edge store or one given a client object can't be reopened, and says so."""
+        if self._reopen is None:
+            raise TypeError(
+                "this MultimodalQdrantStore can't be pickled: "
+                + ("it was given a client object; pass url= (and api_key=) instead so a copy can reconnect"
+                   if self.url is None and self.path is None and self.__pydantic_private__.get("_live") is not None
+                   and self.__pydantic_private__["_live"].local_path is None
+                   else "its data lives in a temporary directory that ends with it; give path= to keep it")
+            )
+        return reopened, (type(self), self._reopen)
 
     @classmethod
     def class_name(cls) -> str:
@@ -296,9 +329,10 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             first = P.dense_vectors(read_node(nodes[0]))
             dim = self.dim or len(next(iter(first.values()), []))
             late = self._late_wanted(node_multivector(nodes[0]) is not None)
-        encode, keys = self._bm25.document, self.bm25_metadata_keys
-        names = schema.dense if schema is not None else DENSE_VECTOR_NAMES
-        points = [P.node_to_point(node, dim, encode, keys, names, late) for node in nodes]
+        # Every node is checked against the schema it will be written under: the collection's, or the
+        # one this call is about to create (its dense_vectors), before anything exists or is written.
+        planned = schema if schema is not None else self._wanted(dim, late=late)
+        points = self.plan_points(nodes, planned)
         if schema is None:
             self._create(dim, late=late)
         if self.auto_index:
@@ -312,6 +346,15 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         with tqdm(total=len(points), desc="upsert", unit="point", disable=disable) as bar:
             self._backend.upsert(points, size, on_batch=bar.update)
         return [n.node_id for n in nodes]
+
+    def plan_points(self, nodes: Sequence[BaseNode], schema: Optional[StoreSchema] = None) -> List[P.PointSpec]:
+        """The points ``add`` would write for these nodes (checked, as ``add`` checks them), without
+        writing anything: the store's plan, to inspect. ``schema``: the collection's by default."""
+        schema = schema or self._schema
+        if schema is None:
+            raise ValueError("the collection does not exist yet: pass the schema to plan against, or add nodes first")
+        encode, keys = self._bm25.document, self.bm25_metadata_keys
+        return [P.node_to_point(node, schema.dim, encode, keys, schema.dense, schema.late_interaction) for node in nodes]
 
     def sparse_query_vector(self, text: str) -> SparseVector:
         """The BM25 vector this store searches ``text`` with; no indices when it has no searchable
@@ -355,6 +398,35 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     async def aclear(self) -> None:
         await asyncio.to_thread(self.clear)
 
+    @property
+    def indexed_keys(self) -> Dict[str, IndexKind]:
+        """Payload keys with an index, and its kind (the store's own keys included)."""
+        return dict(self._indexed)
+
+    def export_points(self, batch_size: Optional[int] = None) -> Iterator[List[P.PointSpec]]:
+        """Every point as stored (id, named dense vectors, BM25 vector, payload, multivector), in
+        batches: what ``import_points`` of another store takes, with this store's ``schema``."""
+        yield from self._backend.export(batch_size or self.batch_size)
+
+    def import_points(self, batches: Iterable[Sequence[P.PointSpec]], schema: StoreSchema,
+                      indexes: Optional[Dict[str, IndexKind]] = None) -> int:
+        """Write points exported from a store whose schema is ``schema`` (``export_points``), as they
+        are: nothing is embedded again. A new collection is made with ``schema``'s layout and storage
+        options, except those this store was given (and its own WAL choice); an existing one must
+        match it. ``indexes`` are payload indexes to make first. Returns the number of points written."""
+        existing = self._schema
+        if existing is None:
+            self._create(schema.dim, base=dataclasses.replace(schema, wal=self.wal), late=schema.late_interaction)
+        else:
+            check_schema(self._backend.where, existing, schema, dim_given=True, options_given=())
+        self._ensure_indexes(dict(indexes or {}))
+        self._held_dense = None  # it gains vectors past add(): count them again at the next query
+        written = 0
+        for points in batches:
+            self._backend.upsert(list(points), self.batch_size)
+            written += len(points)
+        return written
+
     def copy_to(self, target: "MultimodalQdrantStore") -> int:
         """Copy every point, vectors and payload included, into another store: how an embedded store
         moves to a server without re-embedding. The collection's metadata (``get_metadata``: which
@@ -362,19 +434,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         points copied."""
         if self._schema is None:
             return 0
-        existing = target._schema
-        if existing is None:
-            # The target keeps our storage options unless it set its own; the WAL is its own choice.
-            target._create(self._schema.dim, base=dataclasses.replace(self._schema, wal=target.wal),
-                           late=self._schema.late_interaction)
-        else:
-            check_schema(target._backend.where, existing, self._schema, dim_given=True, options_given=())
-        target._ensure_indexes(dict(self._indexed))
-        copied = 0
-        target._held_dense = None  # it gains vectors past its add(): count them again at its next query
-        for points in self._backend.export(self.batch_size):
-            target._backend.upsert(points, target.batch_size)
-            copied += len(points)
+        copied = target.import_points(self.export_points(), self._schema, self.indexed_keys)
         metadata = self.get_metadata()
         if metadata:  # last: a copy that stopped early is not yet labelled as built by our model
             target.update_metadata(metadata)
@@ -409,14 +469,24 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         )
 
     def get_nodes(self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None) -> List[BaseNode]:
-        """Nodes by id and/or filter; all nodes when neither is given."""
+        """Nodes by id (in the order asked) and/or filter; all nodes when neither is given. Each node
+        comes back with its stored vectors (``embedding``, and an image node's ``text_embedding``; a
+        late-interaction node its multivector), so ``other_store.add(store.get_nodes())`` copies them.
+        The engine stores cosine vectors unit-length: a vector added unnormalised comes back normalised."""
         if node_ids is not None and filters is None:
-            hits = self._backend.retrieve([P.point_id(i) for i in node_ids])
+            hits = self._backend.retrieve([P.point_id(i) for i in node_ids], with_vectors=True)
             order = {P.point_id(i): n for n, i in enumerate(node_ids)}
             hits.sort(key=lambda h: order[h.id])
         else:
-            hits = self._backend.scroll(self._selection(node_ids, filters))
-        return [P.payload_to_node(h.payload) for h in hits]
+            hits = self._backend.scroll(self._selection(node_ids, filters), with_vectors=True)
+        return [self._node_of(h) for h in hits]
+
+    @staticmethod
+    def _node_of(found: Any) -> BaseNode:
+        node = P.with_vectors(P.payload_to_node(found.payload), found.dense)
+        if found.multivector is not None:
+            attach_multivector(node, np.asarray(found.multivector, dtype=np.float32))
+        return node
 
     async def aget_nodes(
         self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None
@@ -449,6 +519,11 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
 
     async def acount(self, filters: Optional[MetadataFilters] = None) -> int:
         return await asyncio.to_thread(self.count, filters)
+
+    def plan(self, query: VectorStoreQuery, **kwargs: Any) -> P.QueryPlan:
+        """The request ``query`` would send the engine (branches, filter, fusion), without running it:
+        the store's plan, to inspect or test. Takes the same per-query arguments as ``query``."""
+        return self._plan(query, kwargs)
 
     def _plan(self, query: VectorStoreQuery, kwargs: Dict[str, Any]) -> P.QueryPlan:
         unknown = set(kwargs) - set(_QUERY_KWARGS)
@@ -489,12 +564,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         quantization = self._schema.quantization if self._schema is not None else None
         return search_settings(quantization, self.hnsw_ef, self.rescore, self.oversampling)
 
-    @staticmethod
-    def _result(hits: Sequence[Any]) -> VectorStoreQueryResult:
-        nodes = [P.payload_to_node(h.payload) for h in hits]
-        for node, found in zip(nodes, hits):
-            if found.multivector is not None:
-                attach_multivector(node, np.asarray(found.multivector, dtype=np.float32))
+    @classmethod
+    def _result(cls, hits: Sequence[Any]) -> VectorStoreQueryResult:
+        nodes = [cls._node_of(h) for h in hits]
         return VectorStoreQueryResult(
             nodes=nodes,
             similarities=[float(h.score or 0.0) for h in hits],
@@ -537,10 +609,21 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
 
     def close(self) -> None:
         """Flush and release the store (for Edge: the lock, so another process can open it)."""
-        self._backend.close()
+        if self._live is not None:
+            self._live.close()
 
     def __enter__(self) -> "MultimodalQdrantStore":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+# The engine handle and what is read with it exist once the collection is open; an unpickled store
+# opens it on the first read of any of them (after ``fast_private_attributes``, which made the others fast).
+MultimodalQdrantStore._backend = property(  # type: ignore[attr-defined]
+    lambda self: self._live if self._live is not None else self._connect(),
+    doc="The open backend (opening an unpickled store's collection on first use).",
+)
+for _name in ("_schema", "_indexed", "_held_dense"):
+    setattr(MultimodalQdrantStore, _name, connected_reader(_name))

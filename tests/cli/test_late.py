@@ -45,7 +45,7 @@ def test_dense_search_reports_exact_maxsim(run_cli, late_index: Path, tiny_colqw
     with MultimodalQdrantStore("mmst", path=str(late_index)) as store:
         assert store.schema is not None and store.schema.late_interaction
         stored = {p.payload and json.loads(p.payload["_node_content"])["id_"]: np.asarray(p.multivector)
-                  for batch in store._backend.export(100) for p in batch}
+                  for batch in store.export_points(100) for p in batch}
     expected = sorted((maxsim(tokens, matrix) for matrix in stored.values()), reverse=True)
     np.testing.assert_allclose([r["score"] for r in results], expected, rtol=1e-4, atol=1e-4)
     for row in results:

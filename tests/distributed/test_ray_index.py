@@ -126,7 +126,7 @@ def test_cli_ray_with_a_late_interaction_model_keeps_the_multivectors(ray_instan
     query = embedding.get_query_embedding("quarterly revenue")
     with MultimodalQdrantStore("mmst", path=str(store)) as opened:
         assert opened.schema is not None and opened.schema.late_interaction
-        stored = [p.multivector for batch in opened._backend.export(100) for p in batch]
+        stored = [p.multivector for batch in opened.export_points(100) for p in batch]
         assert stored and all(m is not None for m in stored)
         from llama_index.core.vector_stores.types import VectorStoreQuery
 

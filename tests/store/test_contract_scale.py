@@ -150,10 +150,10 @@ def test_dense_branches_search_128_wide_by_default_and_none_leaves_the_engine_wi
 ) -> None:
     query = VectorStoreQuery(query_embedding=unit(rng.normal(size=DIM)), similarity_top_k=3)
     default = filled(make_store, rng)
-    assert {b.search.hnsw_ef for b in default._plan(query, {}).branches} == {128}
+    assert {b.search.hnsw_ef for b in default.plan(query).branches} == {128}
     default.close()
     engine_width = filled(make_store, rng, hnsw_ef=None)
-    assert all(b.search is None for b in engine_width._plan(query, {}).branches)
+    assert all(b.search is None for b in engine_width.plan(query).branches)
     assert len(engine_width.query(query).ids) == 3
 
 
@@ -166,13 +166,13 @@ def test_a_query_searches_only_the_dense_vectors_the_edge_store_holds(tmp_path) 
     query = VectorStoreQuery(query_embedding=unit(rng.normal(size=DIM)), similarity_top_k=3)
     store = MultimodalQdrantStore(path=str(tmp_path), collection_name="held", show_progress=False)
     store.add([TextNode(id_="t", text="words", embedding=unit(rng.normal(size=DIM)))])
-    assert [b.using for b in store._plan(query, {}).branches] == ["text"]
+    assert [b.using for b in store.plan(query).branches] == ["text"]
     store.add([ImageNode(id_="i", image_path="/x.jpg", embedding=unit(rng.normal(size=DIM)))])
-    assert [b.using for b in store._plan(query, {}).branches] == ["text", "image"]
+    assert [b.using for b in store.plan(query).branches] == ["text", "image"]
     assert set(store.query(query).ids) == {"t", "i"}
     store.close()
     reopened = MultimodalQdrantStore(path=str(tmp_path), collection_name="held", show_progress=False)
-    assert [b.using for b in reopened._plan(query, {}).branches] == ["text", "image"]
+    assert [b.using for b in reopened.plan(query).branches] == ["text", "image"]
     reopened.close()
 
 

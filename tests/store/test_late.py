@@ -163,9 +163,9 @@ def test_deletes_remove_the_multivector(make_store: Make, rng: np.random.Generat
     store.add([late_node(i, m, doc="a" if i < 4 else "b") for i, m in enumerate(pages)])
     store.delete("a")
     store.delete_nodes(["p9"])
-    left = {p.id for batch in store._backend.export(100) for p in batch}
+    left = {p.id for batch in store.export_points(100) for p in batch}
     assert len(left) == 5 and store.count() == 5
-    exported = [p for batch in store._backend.export(100) for p in batch]
+    exported = [p for batch in store.export_points(100) for p in batch]
     assert all(p.multivector is not None for p in exported)
     query = query_vector(rng, pages[0])
     result = store.query(VectorStoreQuery(query_embedding=query, similarity_top_k=10))

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequenc
 
 from qdrant_client import models
 
-from llama_index_mm_st.store.backends.core import Hit
+from llama_index_mm_st.store.backends.core import Hit, PayloadSelection
 from llama_index_mm_st.store.plan import PointSpec, QueryPlan
 from llama_index_mm_st.store.schema import IndexKind, StoreSchema
 
@@ -66,10 +66,12 @@ class Backend(Protocol):
     def query_batch(self, plans: Sequence[QueryPlan]) -> list[list[Hit] | BaseException]:
         """Hits per plan from one engine call; a failing query gets its exception, the others their hits."""
 
-    def retrieve(self, ids: Sequence[str]) -> list[Hit]: ...
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
+        """The points with these ids (missing ones are left out), with their vectors when asked."""
 
-    def scroll(self, flt: Optional[models.Filter]) -> list[Hit]:
-        """Every point matching the filter (all points for None)."""
+    def scroll(self, flt: Optional[models.Filter], with_vectors: bool = False,
+               payload: PayloadSelection = True) -> list[Hit]:
+        """Every point matching the filter (all points for None); ``payload``: all, or the keys listed."""
 
     def count(self, flt: Optional[models.Filter]) -> int: ...
 

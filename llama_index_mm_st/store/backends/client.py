@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from qdrant_client import QdrantClient, models
 
-from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
+from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit
 from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import INDEX_KINDS, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
@@ -260,14 +260,17 @@ class ClientBackend(BackendCore):
         server plans together (local mode runs them one by one)."""
         return [response.points for response in self._client.query_batch_points(self._name, requests=requests)]
 
-    def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[list[Any], Any]:
+    def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool,
+              payload: PayloadSelection = True) -> tuple[list[Any], Any]:
         return self._client.scroll(self._name, scroll_filter=engine_filter, limit=limit, offset=offset,
-                                   with_payload=True, with_vectors=with_vectors)
+                                   with_payload=payload if isinstance(payload, bool) else list(payload),
+                                   with_vectors=with_vectors)
 
-    def retrieve(self, ids: Sequence[str]) -> list[Hit]:
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
         if not self._exists or not ids:
             return []
-        return [hit(r) for r in self._client.retrieve(self._name, ids=list(ids), with_payload=True)]
+        return [hit(r) for r in self._client.retrieve(self._name, ids=list(ids), with_payload=True,
+                                                      with_vectors=with_vectors)]
 
     def count(self, flt: Optional[models.Filter]) -> int:
         if not self._exists:

@@ -29,6 +29,8 @@ QUERY_FAILURES: tuple[type[BaseException], ...] = (TypeError, ValueError, Overfl
 in a batch it becomes that query's result, so the error stays with its caller."""
 
 BatchResult = Union[list["Hit"], BaseException]
+PayloadSelection = Union[bool, Sequence[str]]
+"""A read's payload: all of it (True), none (False), or only the keys listed."""
 
 
 class Hit:
@@ -37,17 +39,18 @@ class Hit:
     The id is read from the engine's record only when asked for: a query result is rebuilt from the
     payload alone, and the engine's UUID object plus its ``str`` cost about 9 µs a hit.
     ``multivector`` is the point's late-interaction multivector, when the request asked for it
-    (``QueryPlan.with_multivector``).
+    (``QueryPlan.with_multivector``); ``dense`` its named dense vectors, when a read asked for vectors.
     """
 
-    __slots__ = ("_record", "score", "payload", "multivector")
+    __slots__ = ("_record", "score", "payload", "multivector", "dense")
 
     def __init__(self, record: Any, score: Optional[float], payload: Mapping[str, Any],
-                 multivector: Optional[Any] = None) -> None:
+                 multivector: Optional[Any] = None, dense: Optional[Mapping[str, Any]] = None) -> None:
         self._record = record
         self.score = score
         self.payload = payload
         self.multivector = multivector
+        self.dense = dense or {}
 
     @property
     def id(self) -> str:
@@ -56,8 +59,10 @@ class Hit:
 
 def hit(record: Any) -> Hit:
     vectors = getattr(record, "vector", None)
-    multivector = vectors.get(MULTIVECTOR_NAME) if isinstance(vectors, dict) else None
-    return Hit(record, getattr(record, "score", None), record.payload or {}, multivector)
+    if not isinstance(vectors, dict):
+        return Hit(record, getattr(record, "score", None), record.payload or {})
+    dense = {name: v for name, v in vectors.items() if name not in (MULTIVECTOR_NAME, SPARSE_VECTOR_NAME)}
+    return Hit(record, getattr(record, "score", None), record.payload or {}, vectors.get(MULTIVECTOR_NAME), dense)
 
 
 def point_spec(record: Any) -> PointSpec:
@@ -143,8 +148,10 @@ class BackendCore(ABC):
         """Run several requests in one engine call; one record list per request, in order."""
 
     @abstractmethod
-    def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[list[Any], Any]:
-        """One page of points and the offset of the next (None after the last)."""
+    def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool,
+              payload: PayloadSelection = True) -> tuple[list[Any], Any]:
+        """One page of points and the offset of the next (None after the last); ``payload`` is True
+        (all of it) or the keys to read."""
 
     # ---------------------------------------------------------------- shared logic
 
@@ -224,19 +231,22 @@ class BackendCore(ABC):
         except QUERY_FAILURES as exc:
             return exc
 
-    def _pages(self, flt: Optional[models.Filter], limit: int, with_vectors: bool) -> Iterator[list[Any]]:
+    def _pages(self, flt: Optional[models.Filter], limit: int, with_vectors: bool,
+               payload: PayloadSelection = True) -> Iterator[list[Any]]:
         if not self.exists:
             return
         engine_filter, offset = self._engine_filter(flt), None
         while True:
-            records, offset = self._page(engine_filter, offset, limit, with_vectors)
+            records, offset = self._page(engine_filter, offset, limit, with_vectors, payload)
             yield records
             if offset is None:
                 return
 
-    def scroll(self, flt: Optional[models.Filter]) -> list[Hit]:
-        """Every point matching the filter (all points for None)."""
-        return [hit(record) for page in self._pages(flt, SCROLL_PAGE, False) for record in page]
+    def scroll(self, flt: Optional[models.Filter], with_vectors: bool = False,
+               payload: PayloadSelection = True) -> list[Hit]:
+        """Every point matching the filter (all points for None), with its vectors when asked, and
+        only the payload keys named when ``payload`` lists them."""
+        return [hit(record) for page in self._pages(flt, SCROLL_PAGE, with_vectors, payload) for record in page]
 
     def export(self, batch_size: int) -> Iterator[list[PointSpec]]:
         """Every point with its vectors, in batches: what another backend needs to hold a copy."""

@@ -19,7 +19,7 @@ import qdrant_edge as q
 from qdrant_client import models
 
 from llama_index_mm_st.errors import StoreLockedError, UnsupportedFilterError
-from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
+from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit
 from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import INDEX_KINDS, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
 
@@ -314,15 +314,17 @@ class EdgeBackend(BackendCore):
     def _run_batch(self, requests: list[Any]) -> list[list[Any]]:
         return self._require().query_batch(q.QueryBatchRequest(requests))
 
-    def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool) -> tuple[list[Any], Any]:
-        request = q.ScrollRequest(offset=offset, limit=limit, filter=engine_filter, with_payload=True,
+    def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool,
+              payload: PayloadSelection = True) -> tuple[list[Any], Any]:
+        request = q.ScrollRequest(offset=offset, limit=limit, filter=engine_filter,
+                                  with_payload=payload if isinstance(payload, bool) else list(payload),
                                   with_vector=with_vectors)
         return self._shard.scroll(request)
 
-    def retrieve(self, ids: Sequence[str]) -> list[Hit]:
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
         if self._shard is None or not ids:
             return []
-        return [hit(r) for r in self._shard.retrieve(list(ids), True, False)]
+        return [hit(r) for r in self._shard.retrieve(list(ids), True, with_vectors)]
 
     def count(self, flt: Optional[models.Filter]) -> int:
         if self._shard is None:
