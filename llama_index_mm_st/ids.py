@@ -35,3 +35,37 @@ def point_id(node_id: str) -> str:
         return str(uuid.UUID(node_id))
     except ValueError:
         return stable_id(node_id)
+
+
+# ---------------------------------------------------------------- named ids: one constructor per kind of item
+# Each is ``stable_id`` of a fixed shape; the shapes are the ones indexes were built with, so they keep their ids.
+
+NO_PART = ""
+"""The page or frame part of a document id for a source that has no pages or frames."""
+
+
+def document_id(key: str, page: int | str = NO_PART, frame: int | str = NO_PART) -> str:
+    """An image or PDF document: its source key (a path relative to the folder read, an absolute path,
+    a URL or ``sha256:<digest>``), plus the page of a PDF or the frame of an animation."""
+    return stable_id(key, page, frame)
+
+
+def media_document_id(key: str) -> str:
+    """An audio or video document (one per file), by its source key."""
+    return stable_id(key)
+
+
+def text_part_id(path: str, part: int) -> str:
+    """A text document: part ``part`` of the file at the absolute ``path`` (LlamaIndex's text readers
+    may make several documents of one file)."""
+    return stable_id(path, "part", part)
+
+
+def chunk_id(document: str, position: int) -> str:
+    """Node ``position`` of a document split into nodes (position 0 for a document kept whole)."""
+    return stable_id(document, position)
+
+
+def frame_id(video_document: str, index: int) -> str:
+    """Sampled frame ``index`` of a video document (``VideoFrameSampler``)."""
+    return stable_id(video_document, NO_PART, index)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import numpy as np
-from llama_index.core.schema import BaseNode, ImageNode, MetadataMode, QueryBundle
+from llama_index.core.schema import BaseNode, Document, ImageNode, MetadataMode, NodeRelationship, QueryBundle
 from PIL import Image
 
 from .errors import ImageLoadError
@@ -31,7 +31,8 @@ from .inline import decode_base64, short_label
 from .fetch import FetchOptions, fetch_bytes, is_file_url, is_url, refuse_file_url
 from .images import DecodeOptions, decode, prepare_pil
 from .media_refs import (
-    FRAME_TIME_KEY, MediaRef, VideoFrame, media_input, node_media_ref, read_frame_pixels,
+    FRAME_TIME_KEY, MediaRef, VideoFrame, media_input, media_resource_of, node_media_ref, read_frame_pixels,
+    to_media_node,
 )
 from .types import MediaKind, Modality
 
@@ -251,6 +252,27 @@ def to_image_node(node: BaseNode, relationships: Any = None) -> ImageNode:
         relationships=dict(node.relationships) if relationships is None else relationships,
         metadata_template=node.metadata_template, metadata_separator=node.metadata_separator,
     )
+
+
+def storable(node: BaseNode) -> BaseNode:
+    """The node as the store keeps it. An ``ImageDocument`` (or any 0.14 node holding an
+    ``image_resource``) becomes the equivalent ``ImageNode``: LlamaIndex reads unknown node types back
+    as ``TextNode`` and loses the image. A document stored as itself is its own source document."""
+    is_document = isinstance(node, Document)
+    has_media = media_resource_of(node) is not None
+    keeps_type = (isinstance(node, ImageNode) or node_field(node, "image_resource") is None) and not has_media
+    if keeps_type and not is_document:
+        return node  # the common case: a TextNode or ImageNode, stored as it is
+    relationships = dict(node.relationships)
+    if is_document and NodeRelationship.SOURCE not in relationships:
+        relationships[NodeRelationship.SOURCE] = node.as_related_node_info()
+    if keeps_type:
+        if relationships == node.relationships:
+            return node
+        return node.model_copy(update={"relationships": relationships})
+    if has_media and node_field(node, "image_resource") is None:
+        return to_media_node(node, relationships)
+    return to_image_node(node, relationships)
 
 
 def read_node(node: BaseNode) -> NodeParts:

@@ -127,7 +127,7 @@ def test_mmst_index_never_aborts_indexes_the_good_and_names_the_bad(corpus, tmp_
 
 
 def test_collect_counts_ignored_types_and_never_follows_text_links_outside(corpus, tmp_path: Path) -> None:
-    from llama_index_mm_st.cli.collect import collect
+    from llama_index_mm_st.ingest import collect
 
     folder, _ = corpus
     (folder / "a.docx").write_bytes(b"x")
@@ -143,14 +143,14 @@ def test_collect_counts_ignored_types_and_never_follows_text_links_outside(corpu
     assert collected.ignored_types == {".docx": 2, ".json": 1}
     paths = [d.metadata.get("file_path", "") for d in collected.documents]
     assert not any("secret" in p for p in paths), "a link leading outside the folder is never read"
-    assert any(item.endswith("outside.txt") for item, _ in collected.ignored)
+    assert any(item.endswith("outside.txt") for item, _ in collected.not_followed)
 
 
 def test_embedded_text_is_the_words_not_the_bookkeeping(corpus, tmp_path: Path) -> None:
     from llama_index.core.node_parser import SentenceSplitter
 
-    from llama_index_mm_st.cli.collect import collect
-    from llama_index_mm_st.cli.index_job import nodes_of
+    from llama_index_mm_st.ingest import collect
+    from llama_index_mm_st.ingest import nodes_of
 
     folder, _ = corpus
     (folder / "good.png.txt").write_text("a red bus parked at night\n")

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from .manifest import Manifest, read_manifest
+from ..ingest.manifest import Manifest, read_manifest
 from .models import CLIError
 
 
@@ -47,7 +47,7 @@ def _check_same_model(source: Optional[Manifest], target: Optional[Manifest]) ->
 
 def cmd_copy(args: argparse.Namespace) -> int:
     from ..store import MultimodalQdrantStore
-    from .main import DEFAULT_STORE, open_store
+    from .stores import DEFAULT_STORE, open_store
 
     source_dir = None if args.url else os.path.abspath(args.store or DEFAULT_STORE)
     collection = args.to_collection or args.collection

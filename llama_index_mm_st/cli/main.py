@@ -18,25 +18,20 @@ import argparse
 import os
 import sys
 import traceback
-import warnings
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from ..defaults import DEFAULT_COLLECTION, DEFAULT_STORE_DIR
+from ..defaults import DEFAULT_COLLECTION
 from ..errors import MMSTError, UnsupportedModalityError
-from .models import DEFAULT_MODEL, CLIError, load_embedding, load_reranker, model_name, resolve_model
+from .index_cmd import STRICT_EXIT, add_index_arguments, cmd_index
+from .models import CLIError, load_embedding, load_reranker, model_name, resolve_model
+from .stores import DEFAULT_STORE, open_store
 
 if TYPE_CHECKING:
     from ..store import MultimodalQdrantStore
-    from .index_job import IndexSummary
-    from .manifest import Manifest
-
-DEFAULT_STORE = DEFAULT_STORE_DIR
-STRICT_EXIT = 3
 RERANK_CANDIDATES_PER_RESULT = 3
 """With a reranker, retrieve this many candidates per result shown, so it has a real choice to make."""
 
-__all__ = ["CLIError", "DEFAULT_COLLECTION", "DEFAULT_STORE", "build_parser", "main"]
+__all__ = ["CLIError", "DEFAULT_COLLECTION", "DEFAULT_STORE", "STRICT_EXIT", "build_parser", "main"]
 
 MODE_HELP = ("hybrid (default): meaning (dense text and image vectors) plus exact words (BM25), fused by RRF; "
              "dense: meaning only; sparse: exact words only (BM25), needs query text")
@@ -57,16 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", help="read, embed and store files and folders")
-    index.add_argument("paths", nargs="+", help="files or folders (images, PDFs, .txt, .md, audio, video)")
-    index.add_argument("--model", default=None,
-                       help=f"hub model id or local model directory (default {DEFAULT_MODEL}); offline, use a "
-                            "local directory or HF_HUB_OFFLINE=1 with a filled cache")
-    index.add_argument("--no-progress", action="store_true", help="no progress bars (model loading included)")
-    index.add_argument("--strict", action="store_true",
-                       help=f"exit with status {STRICT_EXIT} when any file was skipped (unreadable or broken)")
-    index.add_argument("--ray", action="store_true", help="run on Ray: local, or the cluster at RAY_ADDRESS ([ray] extra)")
-    index.add_argument("--ray-actors", type=int, default=1, help="with --ray: model actors (one model each)")
-    index.add_argument("--ray-gpus-per-actor", type=float, default=None, help="with --ray: GPUs per actor (default: 1 if any)")
+    add_index_arguments(index)
     _store_options(index)
 
     search = commands.add_parser("search", help="search by text or by image", epilog=QUERY_EPILOG)
@@ -98,100 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     _store_options(add_copy_parser(commands))
     return parser
-
-
-def store_exists(args: argparse.Namespace) -> bool:
-    return bool(args.url) or Path(args.store or DEFAULT_STORE).exists()
-
-
-def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = None,
-               late_interaction: Optional[bool] = None,
-               dense_vectors: Optional[Sequence[str]] = None) -> "MultimodalQdrantStore":
-    """The store named by --store/--url; ``dim`` creates its collection if it has none yet, with
-    multivectors when ``late_interaction`` (the model is a ColPali-family retriever) and a dense
-    vector for each of ``dense_vectors`` (None: all four; see ``new_index_vectors``)."""
-    from ..store import MultimodalQdrantStore
-
-    if args.url:
-        with warnings.catch_warnings(record=True) as caught:  # qdrant-client warns before failing to connect
-            warnings.simplefilter("always")
-            store = MultimodalQdrantStore(args.collection, url=args.url, dim=dim, late_interaction=late_interaction,
-                                          dense_vectors=dense_vectors)
-        for warning in caught:  # connected: pass its warnings on
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        return store
-    path = args.store or DEFAULT_STORE
-    if must_exist and not Path(path).exists():
-        raise CLIError(f"no index at {path}: create one with 'mmst index PATH --store {path}'")
-    return MultimodalQdrantStore(args.collection, path=path, dim=dim, late_interaction=late_interaction,
-                                 dense_vectors=dense_vectors)
-
-
-def read_index(args: argparse.Namespace) -> tuple[Optional["Manifest"], bool]:
-    """The index's manifest and whether its collection exists yet. Reading must not create a store."""
-    from .manifest import read_manifest
-
-    if not store_exists(args):
-        return None, False
-    with open_store(args, must_exist=True) as store:
-        return read_manifest(store), store.schema is not None
-
-
-def new_index_vectors(embedding: object, built: bool) -> Optional[list[str]]:
-    """The dense vectors to create: for a new index, text and each other modality the model embeds
-    (each vector costs memory and disk for every point); None for an index that exists, which keeps
-    the vectors it has (perhaps all four, from before)."""
-    if built:
-        return None
-    return [m for m in ("text", "image", "audio", "video") if m == "text" or embedding.supports(m)]  # type: ignore[attr-defined]
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    if args.ray:
-        from .ray_index import cmd_index_ray
-
-        return cmd_index_ray(args)
-    if args.ray_actors != 1 or args.ray_gpus_per_actor is not None:
-        raise CLIError("--ray-actors and --ray-gpus-per-actor need --ray")
-    from .manifest import check_model, write_manifest
-
-    progress = not args.no_progress
-    missing = [path for path in args.paths if not os.path.exists(path)]
-    if missing:
-        raise CLIError(f"no such file or folder: {', '.join(missing)}")
-    manifest, built = read_index(args)
-    requested = model_name(args.model) if args.model else None
-    check_model(manifest, requested)
-    source = resolve_model(requested or (manifest.model if manifest else DEFAULT_MODEL))  # fails fast offline
-
-    from ..readers import ImageReader
-    from .collect import collect
-    from .index_job import run_index
-    from .progress import Stage, quiet_libraries
-
-    collected = collect(args.paths, ImageReader())
-    with quiet_libraries(), Stage("Loading model", enabled=progress):
-        embedding = load_embedding(source)
-    with open_store(args, must_exist=False, dim=embedding.dimension, late_interaction=embedding.late_interaction,
-                    dense_vectors=new_index_vectors(embedding, built)) as store:
-        summary = run_index(
-            collected, store, embedding, progress=progress,
-            before_first_add=lambda: write_manifest(store, source.name, embedding.dimension),
-        )
-        if summary.added or summary.replaced:
-            store.optimize()
-    return report_index(summary, args.strict)
-
-
-def report_index(summary: "IndexSummary", strict: bool) -> int:
-    """Print an index run's summary (stdout) and its problems (stderr); the exit status."""
-    from .index_job import format_problems, format_summary
-
-    print("\n".join(format_summary(summary)))
-    problems = format_problems(summary)
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-    return STRICT_EXIT if strict and summary.skipped else 0
 
 
 def _check_query(args: argparse.Namespace) -> None:
@@ -235,8 +127,8 @@ def _check_words(text: str, store: "MultimodalQdrantStore") -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from ..ingest import check_model, read_manifest
     from ..pipeline import build_pipeline
-    from .manifest import check_model, read_manifest
     from .progress import quiet_libraries
     from ..hits import score_kind, search_hits
     from .search_view import to_json, to_table
@@ -276,7 +168,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .manifest import read_manifest
+    from ..ingest.manifest import read_manifest
 
     with open_store(args, must_exist=True) as store:
         manifest = read_manifest(store)

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TypeVar
 
+from ..defaults import DEFAULT_MODEL  # noqa: F401 - the CLI's default, read from the one set of defaults
 from ..errors import MMSTError
 from ..multivector import native_checkpoint
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from ..embedding import MultimodalEmbedding
     from ..rerank import MultimodalReranker
 
-from ..defaults import DEFAULT_MODEL
 HUB_TIMEOUT_S = 3.0
 OFFLINE_HINT = ("continue with --model /path/to/a/local/model, or set HF_HUB_OFFLINE=1 with a cache that holds "
                 "the model (HF_HOME)")

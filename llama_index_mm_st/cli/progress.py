@@ -99,3 +99,13 @@ def quiet_libraries() -> Iterator[None]:
         if transformers_was_on:
             transformers_logging.enable_progress_bar()
 
+
+
+class BarProgress:
+    """The ingestion job's ``Progress`` as the CLI's bars: one ``Stage`` per stage (nothing when disabled)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def stage(self, name: str, total: Optional[int], unit: str) -> Stage:
+        return Stage(name, total, unit, enabled=self.enabled)

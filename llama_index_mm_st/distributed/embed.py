@@ -1,10 +1,10 @@
-"""The actor stage: one model per actor, embedding the node rows the read tasks decoded.
+"""The actor stage: one model per actor, embedding the nodes the read tasks read and decoded.
 
-Nodes get exactly what ``MultimodalEmbedding.__call__`` gives them (the same plan: main vector by
-modality, ``text_embedding`` from an image node's words), but from the pixels that came with the row.
-With a ``StoreSpec`` the actor writes its nodes to the Qdrant server itself (upserts by the
-deterministic node ids, so writing a batch again changes nothing); otherwise the embedded nodes go
-back to the driver.
+Nodes get exactly what the in-process job gives them (``MultimodalEmbedding.embed_nodes``: the
+embedding's own node rule), from the pixels that came with the row. With a ``StoreSpec`` the actor
+writes its nodes to the Qdrant server itself (upserts by the deterministic node ids, so writing a
+batch again changes nothing), recording the model first (``ingest.write_manifest``: the model is
+recorded when the first point is written); otherwise the embedded nodes go back to the driver.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ..embedding import MultimodalEmbedding
-from ..inputs import ImageRef, read_node
+from ..ingest import Manifest, write_manifest
+from ..inputs import ImageRef, NodeParts
 from ..multivector import attach_multivector, node_multivector
 from ..store import MultimodalQdrantStore
 from .read import row, rows_of, to_batch
@@ -54,13 +55,14 @@ class EmbedWorker:
     """A Ray Data actor: ``MultimodalEmbedding`` arrives pickled (its configuration) and loads here, once."""
 
     def __init__(self, embedding: MultimodalEmbedding, store: Optional[StoreSpec] = None,
-                 torch_threads: Optional[int] = None) -> None:
+                 torch_threads: Optional[int] = None, manifest: Optional[Manifest] = None) -> None:
         if torch_threads:
             import torch
 
             torch.set_num_threads(torch_threads)
         self.embedding = embedding
         self.store = store.open() if store is not None else None
+        self.manifest = manifest
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = list(rows_of(batch))
@@ -70,23 +72,26 @@ class EmbedWorker:
             embedded, failures = self.embed_rows(node_rows)
             out += failures
             if self.store is not None and embedded:
-                self.store.add([node for node, _, _ in embedded])
-            out += [row("node", doc_id=r["doc_id"], action=r["action"], modality=modality,
-                        node=b"" if self.store is not None else pack_node(node)) for node, modality, r in embedded]
+                if self.manifest is not None:  # recorded when this actor writes its first point
+                    write_manifest(self.store, self.manifest.model, self.manifest.dim)
+                    self.manifest = None
+                self.store.add_parts([parts for parts, _ in embedded])
+            out += [row("node", doc_id=r["doc_id"], action=r["action"], modality=parts.modality,
+                        node=b"" if self.store is not None else pack_node(parts.node)) for parts, r in embedded]
         return to_batch(out)
 
-    def embed_rows(self, rows: list[dict[str, Any]]) -> tuple[list[tuple[Any, str, dict[str, Any]]], list[dict[str, Any]]]:
-        """(node with its vectors set, its modality, its row) for the good rows; failure rows for the
+    def embed_rows(self, rows: list[dict[str, Any]]) -> tuple[list[tuple[NodeParts, dict[str, Any]]], list[dict[str, Any]]]:
+        """(node's reading, with its vectors set, and its row) for the good rows; failure rows for the
         others. The embedding's own node rule runs, on the pixels the read task decoded."""
         parts = []
         for r in rows:
-            read = read_node(pickle.loads(r["node"]))
+            read: NodeParts = pickle.loads(r["node"])
             if r["height"] and read.image is not None:
                 pixels = np.frombuffer(r["pixels"], dtype=np.uint8).reshape(int(r["height"]), int(r["width"]), 3)
                 read = replace(read, image=ImageRef(read.image.label, pixels))
             parts.append(read)
         kept, failed = self.embedding.embed_nodes(parts, on_error="skip")
-        by_id = {id(part.node): (part.modality, r) for part, r in zip(parts, rows)}
+        by_node = {id(part.node): (part, r) for part, r in zip(parts, rows)}
         failures = [row("failure", doc_id=rows[f.position]["doc_id"], item=f.item,
-                        reason=str(getattr(f.error, "reason", f.error))) for f in failed]
-        return [(node, *by_id[id(node)]) for node in kept], failures
+                        reason=str(getattr(f.error, "reason", None) or f.error)) for f in failed]
+        return [by_node[id(node)] for node in kept], failures

@@ -1,7 +1,7 @@
-"""``ray_index``: the ``mmst index`` job on Ray Data, streaming, resumable, with the same ids.
+"""``ray_index``: the ingestion job on Ray Data, streaming, resumable, with the same ids and summary.
 
-    listing (driver) -> read + decode (CPU tasks) -> embed (actor pool, one model each)
-                     -> write: the driver (embedded store) or the actors (Qdrant server)
+    listing (driver, ``ingest.list_inputs``) -> read + per-document step + decode (CPU tasks)
+        -> embed (actor pool, one model each) -> write: the driver (embedded store) or the actors (server)
 
 Results stream: the driver handles each block as it arrives and never gathers the dataset.
 """
@@ -11,21 +11,24 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections import Counter
+import pickle
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Sequence
 
 from tqdm.auto import tqdm
 
 from ..embedding import MultimodalEmbedding
+from ..ingest import (
+    IndexSummary, IngestPlan, Manifest, StoredDocuments, list_inputs, prepare_store, readers_for, write_manifest,
+)
+from ..ingest.read import job_cache_root
+from ..ingest.summary import empty_summary
+from ..inputs import read_node
 from ..readers import ImageReader
-from ..cli.index_job import IndexSummary
-from ..readers.cache import default_cache_dir
 from ..store import MultimodalQdrantStore
 from ..store.backends.choose import API_KEY_ENV
 from ._ray import ensure_ray, require_ray
 from .embed import EmbedWorker, StoreSpec, unpack_node
-from .listing import list_files
 from .read import ReadConfig, read_batch, rows_of
 from .resume import ServerCounts, SnapshotCounts
 
@@ -62,35 +65,33 @@ class RayOptions:
 
 
 def ray_index(paths: Sequence[str], store: MultimodalQdrantStore, embedding: MultimodalEmbedding,
-              options: RayOptions = RayOptions(), reader: Optional[ImageReader] = None) -> IndexSummary:
-    """Index ``paths`` into ``store`` on Ray, as ``mmst index`` would; returns what happened.
-
-    The store must already have its collection (open it with ``dim=embedding.dimension``) when the
-    actors write. Ray is started locally, or joined at ``RAY_ADDRESS``, unless it is already up.
-    """
+              options: RayOptions = RayOptions(), reader: Optional[ImageReader] = None,
+              model_name: Optional[str] = None) -> IndexSummary:
+    """Index ``paths`` into ``store`` on Ray, as ``ingest.Indexer`` (``mmst index``) would; returns the
+    same summary. The collection is made with the model's vectors when it has none. Ray is started
+    locally, or joined at ``RAY_ADDRESS``, unless it is already up."""
     ray = require_ray()
     reader = reader or ImageReader()
-    listing = list_files(list(paths), reader)
-    summary = IndexSummary(skipped=list(listing.skipped), not_followed=list(listing.not_followed),
-                           ignored=Counter(listing.ignored_types))
+    model = model_name or embedding.model_name
+    listing = list_inputs([str(p) for p in paths], reader)
+    prepare_store(store, embedding, model)
+    plan = IngestPlan.for_model(embedding)
+    summary = empty_summary(listing, plan.model_reads, plan.frame_every_s)
     actors_write = options.write == "actors" or (options.write == "auto" and store.url is not None)
     if actors_write and store.url is None:
         raise ValueError("actors write only to a Qdrant server (a store opened with url=)")
-    if listing.rows:
+    if listing.files:
         ensure_ray()
         spec = StoreSpec(store.collection_name, store.url, os.environ.get(API_KEY_ENV)) if actors_write else None
-        counts = ServerCounts(spec) if spec is not None else SnapshotCounts(store)
-        _run(ray, listing.rows, store, embedding, options, spec, counts, read_config(reader, embedding), summary)
+        counts = ServerCounts(spec) if spec is not None else SnapshotCounts(
+            StoredDocuments.of_files(store, [str(item.path) for item in listing.files]))
+        config = ReadConfig(readers_for(reader, job_cache_root(reader)), plan, embedding.decode_options,
+                            embedding.fetch_options)
+        job = _Job(ray, store, embedding, options, spec, Manifest(model, embedding.dimension), summary)
+        job.run([{"file": pickle.dumps(item)} for item in listing.files], config, counts)
+    summary.total = dict(store.count_by_modality())
     summary.settle()
-    summary.total = store.count_by_modality()
     return summary
-
-
-def read_config(reader: ImageReader, embedding: MultimodalEmbedding) -> ReadConfig:
-    """The reader, and the decoding the embedding itself would do (limits, JPEG draft size), so the
-    pixels decoded in a task are the pixels ``mmst index`` feeds the model."""
-    return ReadConfig(reader, str(reader.cache_dir or default_cache_dir()), embedding.decode_options,
-                      embedding.fetch_options)
 
 
 def _cpu_threads(actors: int) -> int:
@@ -100,48 +101,78 @@ def _cpu_threads(actors: int) -> int:
     return max(1, (os.cpu_count() or 1) // actors)
 
 
-def _run(ray: Any, rows: list[dict[str, Any]], store: MultimodalQdrantStore, embedding: MultimodalEmbedding,
-         options: RayOptions, spec: Optional[StoreSpec], counts: Any, config: ReadConfig,
-         summary: IndexSummary) -> None:
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = options.progress
-    gpus = options.gpus_per_actor
-    if gpus is None:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    dataset = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / options.files_per_block)))
-    dataset = dataset.map_batches(
-        read_batch, batch_size=options.files_per_task, batch_format="numpy",
-        fn_kwargs={"config": config, "counts": counts}, num_cpus=1,
-        # Ray Data fuses a task stage into the next actor stage when their resource requests are
-        # equal (CPU-only runs), which would decode inside the actors, in series with the model.
-        # Read tasks reserve memory for their decoded pixels, actors don't: the stages stay apart.
-        memory=options.read_task_memory,
-    )
-    dataset = dataset.map_batches(
-        EmbedWorker, compute=ray.data.ActorPoolStrategy(size=options.actors), batch_size=options.rows_per_actor_call,
-        batch_format="numpy", num_gpus=gpus, num_cpus=options.cpus_per_actor,
-        fn_constructor_kwargs={"embedding": embedding, "store": spec,
-                               "torch_threads": None if gpus else options.torch_threads or _cpu_threads(options.actors)},
-    )
-    deleted: set[str] = set()
-    failures: list[tuple[str, str]] = []
-    with tqdm(desc="Indexing", unit="node", disable=not options.progress) as bar:
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            nodes = []
-            for r in rows_of(batch):
-                if spec is None and r["action"] == "replace" and r["doc_id"] not in deleted:
-                    store.delete(str(r["doc_id"]))  # before any of its new nodes: they may come in any batch
-                    deleted.add(str(r["doc_id"]))
-                if r["kind"] == "doc":
-                    summary.note(str(r["item"]), r["action"])
-                elif r["kind"] == "failure":
-                    failures.append((str(r["item"]), str(r["reason"])))
-                else:
+@dataclass
+class _Job:
+    ray: Any
+    store: MultimodalQdrantStore
+    embedding: MultimodalEmbedding
+    options: RayOptions
+    spec: Optional[StoreSpec]
+    manifest: Manifest
+    summary: IndexSummary
+    recorded: bool = False
+
+    def run(self, rows: list[dict[str, Any]], config: ReadConfig, counts: Any) -> None:
+        chatty = logging.getLogger("ray.data")
+        level = chatty.level
+        if not self.options.progress:  # Ray Data narrates every dataset on stderr; the job prints its summary
+            chatty.setLevel(logging.ERROR)
+        try:
+            self._run(rows, config, counts)
+        finally:
+            chatty.setLevel(level)
+
+    def _run(self, rows: list[dict[str, Any]], config: ReadConfig, counts: Any) -> None:
+        ray, options = self.ray, self.options
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = options.progress
+        gpus = options.gpus_per_actor
+        if gpus is None:
+            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        dataset = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / options.files_per_block)))
+        dataset = dataset.map_batches(
+            read_batch, batch_size=options.files_per_task, batch_format="numpy",
+            fn_kwargs={"config": config, "counts": counts}, num_cpus=1,
+            # Ray Data fuses a task stage into the next actor stage when their resource requests are
+            # equal (CPU-only runs), which would decode inside the actors, in series with the model.
+            # Read tasks reserve memory for their decoded pixels, actors don't: the stages stay apart.
+            memory=options.read_task_memory,
+        )
+        threads = None if gpus else options.torch_threads or _cpu_threads(options.actors)
+        dataset = dataset.map_batches(
+            EmbedWorker, compute=ray.data.ActorPoolStrategy(size=options.actors),
+            batch_size=options.rows_per_actor_call, batch_format="numpy", num_gpus=gpus, num_cpus=options.cpus_per_actor,
+            fn_constructor_kwargs={"embedding": self.embedding, "store": self.spec, "torch_threads": threads,
+                                   "manifest": self.manifest if self.spec is not None else None},
+        )
+        deleted: set[str] = set()
+        with tqdm(desc="Indexing", unit="node", disable=not options.progress) as bar:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                self._take(list(rows_of(batch)), deleted)
+                bar.update(int((batch["kind"] == "node").sum()))
+        logger.debug("Ray Data stats:\n%s", dataset.stats())
+
+    def _take(self, rows: list[dict[str, Any]], deleted: set[str]) -> None:
+        """One block of results: count documents and failures; on the driver-write path, delete each
+        replaced document's old points before any of its new nodes (they may come in any block) and
+        write the nodes, recording the model first."""
+        summary, nodes = self.summary, []
+        for r in rows:
+            if self.spec is None and r["action"] == "replace" and r["doc_id"] not in deleted:
+                self.store.delete(str(r["doc_id"]))
+                deleted.add(str(r["doc_id"]))
+            if r["kind"] == "doc":
+                summary.record(pickle.loads(r["work"]))
+            elif r["kind"] == "failure":
+                summary.skipped.append((str(r["item"]), str(r["reason"])))
+            else:
+                summary.written += 1
+                if r["action"] == "new":
                     summary.added[str(r["modality"])] += 1
-                    if spec is None:
-                        nodes.append(unpack_node(r["node"]))
-            if nodes:
-                store.add(nodes)
-            bar.update(int((batch["kind"] != "doc").sum()))
-    summary.skipped += sorted(failures)
-    logger.debug("Ray Data stats:\n%s", dataset.stats())
+                if self.spec is None:
+                    nodes.append(unpack_node(r["node"]))
+        if nodes:
+            if not self.recorded:  # the job's first points: the model is recorded first
+                write_manifest(self.store, self.manifest.model, self.manifest.dim)
+                self.recorded = True
+            self.store.add_parts([read_node(node) for node in nodes])

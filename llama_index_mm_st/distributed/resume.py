@@ -1,38 +1,31 @@
-"""Where the read tasks get the resume rule's counts from (the rule itself is ``index_job.resume_action``).
+"""Where the read tasks get the resume rule's counts from (the rule itself is ``ingest.resume_action``).
 
 - ``SnapshotCounts``: the driver writes (an embedded Edge store, one process), so tasks can't ask the
-  store; they get a snapshot of it taken before the job: points per (document, content hash).
-- ``ServerCounts``: actors write to a Qdrant server, which every task can ask, exactly as
+  store; they get the (document, hash) pairs of the listed files, read once by the driver before the
+  job (``ingest.StoredDocuments``: two payload keys per point, no node rebuilt).
+- ``ServerCounts``: actors write to a Qdrant server, which every task can ask for its own files, as
   ``mmst index`` asks; a changed document's old points are deleted there, before its new ones exist.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Optional
+from typing import Sequence
 
-from llama_index.core.schema import Document
-
-from ..cli.index_job import store_counter
+from ..ingest import StoredDocuments
 from ..store import MultimodalQdrantStore
 from .embed import StoreSpec
 
 
 class SnapshotCounts:
-    """Stored points per document and hash, read once from the store by the driver."""
+    """The driver's snapshot of what the store holds of the listed files."""
 
     deletes_here = False
 
-    def __init__(self, store: MultimodalQdrantStore) -> None:
-        self.points: dict[str, Counter] = {}
-        for node in store.get_nodes():
-            self.points.setdefault(node.ref_doc_id or "None", Counter())[node.metadata.get("sha256")] += 1
+    def __init__(self, stored: StoredDocuments) -> None:
+        self.stored = stored
 
-    def __call__(self, document: Document, sha: Optional[str]) -> int:
-        stored = self.points.get(document.id_)
-        if not stored:
-            return 0
-        return stored[sha] if sha else sum(stored.values())
+    def for_files(self, paths: Sequence[str]) -> StoredDocuments:
+        return self.stored
 
     def delete(self, doc_id: str) -> None:
         raise RuntimeError("the driver deletes changed documents when it writes to an embedded store")
@@ -55,8 +48,8 @@ class ServerCounts:
             _OPEN[self.spec] = self.spec.open()
         return _OPEN[self.spec]
 
-    def __call__(self, document: Document, sha: Optional[str]) -> int:
-        return store_counter(self._store())(document, sha)
+    def for_files(self, paths: Sequence[str]) -> StoredDocuments:
+        return StoredDocuments.of_files(self._store(), paths)
 
     def delete(self, doc_id: str) -> None:
         self._store().delete(doc_id)

@@ -388,10 +388,13 @@ class MultimodalEmbedding(MultiModalEmbedding):
         task) passes ``NodeParts`` whose image is the decoded array, and the rule stays this one."""
         check_on_error(on_error)
         fuse = self._fuses()
-        text_of = {position: parts.text_parts() for position, parts in enumerate(nodes)}
-        # A late-interaction model reads a page by its pixels; the page's words go to BM25, not to a second vector.
+        # The fields are the store's (``NodeParts.vector_fields``): the main vector goes to ``embedding``,
+        # the words of a node with pixels to ``text_embedding``. A late-interaction model reads a page by
+        # its pixels; the page's words go to BM25, not to a second vector.
         late = self.late_interaction
-        text_of = {position: text for position, text in text_of.items() if text is not None and not late}
+        text_of = {position: text for position, parts in enumerate(nodes)
+                   if not late and "text_embedding" in parts.vector_fields.values()
+                   and (text := parts.text_parts()) is not None}
         items: List[Union[Parts, Exception]] = [parts.parts(fuse) for parts in nodes]
         items += list(text_of.values())  # one pass: these batch with the text nodes
         outcomes = self._encode_parts(items, "document", stop_on_error=on_error == "raise",

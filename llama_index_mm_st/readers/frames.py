@@ -19,7 +19,7 @@ from llama_index.core.bridge.pydantic import Field
 from llama_index.core.schema import BaseNode, ImageNode, NodeRelationship, TransformComponent
 
 from ..docs import document_parameters
-from ..ids import stable_id
+from ..ids import frame_id
 from ..media import MediaInfo, frame_times
 from ..media_refs import FRAME_TIME_KEY, node_media_ref
 from .media_reader import MEDIA_BOOKKEEPING_KEYS
@@ -34,7 +34,7 @@ def frame_nodes(document: BaseNode, every_s: float = DEFAULT_EVERY_S,
     """The frame nodes of one video document (an empty list for anything that is not a video).
 
     Timestamps come from the duration the reader recorded (``duration_s``); ids are
-    ``stable_id(document id, "", frame index)``, so re-reading the video gives the same points.
+    ``ids.frame_id(document id, frame index)``, so re-reading the video gives the same points.
     """
     ref = node_media_ref(document)
     if ref is None or ref.kind != "video" or not isinstance(ref.source, (str, Path)):
@@ -48,7 +48,7 @@ def frame_nodes(document: BaseNode, every_s: float = DEFAULT_EVERY_S,
     for index, seconds in enumerate(times):
         metadata = dict(document.metadata) | {FRAME_TIME_KEY: seconds, "frame_index": index}
         nodes.append(ImageNode(
-            id_=stable_id(document.node_id, "", index), image_path=str(ref.source), text=words if index == 0 else "",
+            id_=frame_id(document.node_id, index), image_path=str(ref.source), text=words if index == 0 else "",
             metadata=metadata, excluded_embed_metadata_keys=keys,
             excluded_llm_metadata_keys=list(dict.fromkeys([*LLM_NOISE_KEYS, FRAME_TIME_KEY, "frame_index"])),
             relationships=dict(source),

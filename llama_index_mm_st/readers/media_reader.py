@@ -23,7 +23,7 @@ from llama_index.core.schema import Document, MediaResource
 from ..defaults import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS
 from ..docs import document_parameters
 from ..errors import ItemFailure, MediaLoadError, PathError, SkippedItemsWarning
-from ..ids import stable_id
+from ..ids import media_document_id
 from ..media import AUDIO_SUFFIXES, VIDEO_SUFFIXES, MediaInfo, MediaLimits, load_audio, load_video, probe
 from ..types import OnError
 from .metadata import BOOKKEEPING_KEYS, LLM_NOISE_KEYS
@@ -163,27 +163,32 @@ class MediaReader(BasePydanticReader):
         report.failures.append(ItemFailure(len(report.failures), getattr(error, "item", "?"), error))
 
     def _read(self, entry: WalkedFile, root: Path, report: ReadReport) -> Optional[Document]:
+        try:
+            return self.read_file(entry)
+        except MediaLoadError as exc:
+            self._fail(report, exc)
+            return None
+
+    def read_file(self, entry: WalkedFile) -> Document:
+        """One file the walker found, as its document; ``MediaLoadError`` naming it when it can't be
+        read. The per-file step of ``load_data``, public for runners that walk once and read the
+        files themselves (the ingestion job, its Ray read tasks)."""
         kind = media_kind(entry.path)
         label = str(entry.path)
         if kind is None:
-            self._fail(report, MediaLoadError(label, f"{entry.path.suffix or 'no extension'} is not an audio or "
-                                                     "video type this reader knows"))
-            return None
+            raise MediaLoadError(label, f"{entry.path.suffix or 'no extension'} is not an audio or "
+                                        "video type this reader knows")
         try:
             info = self._check(entry.path, label, kind)
             digest, size = _sha256(entry.path)
             words, transcript = self._words(entry)
-        except MediaLoadError as exc:
-            self._fail(report, exc)
-            return None
         except OSError as exc:
-            self._fail(report, MediaLoadError(label, str(exc.strerror or exc)))
-            return None
+            raise MediaLoadError(label, str(exc.strerror or exc)) from None
         key = str(entry.path) if self.absolute_ids or entry.named_directly else entry.rel
         metadata = _metadata(entry.path, kind, info, digest, size, transcript)
         resource = MediaResource(path=entry.path, mimetype=None)
         return Document(
-            id_=stable_id(key), text=words, metadata=metadata,
+            id_=media_document_id(key), text=words, metadata=metadata,
             excluded_embed_metadata_keys=list(dict.fromkeys([*BOOKKEEPING_KEYS, *MEDIA_BOOKKEEPING_KEYS])),
             excluded_llm_metadata_keys=list(LLM_NOISE_KEYS),
             **{f"{kind}_resource": resource},

@@ -21,7 +21,7 @@ from PIL import Image
 from ..errors import CaptionFileError, ImageLoadError, MMSTError
 from ..files import file_error_reason
 from ..fetch import FetchOptions, fetch_bytes
-from ..ids import stable_id
+from ..ids import NO_PART, document_id
 from ..images import DAMAGED_DATA_ERRORS, DecodeOptions, open_checked, to_rgb
 from .cache import RenderCache
 from .metadata import (
@@ -50,10 +50,8 @@ def embed_exclusions(text: str) -> list[str]:
     return [key for key in EMBED_EXCLUDED if text.strip() or key != NAME_KEY]
 LLM_EXCLUDED = list(LLM_NOISE_KEYS)
 
-NO_PART = ""
-"""The page or frame part of a document id for a source that has no pages or frames."""
 DocumentKey = tuple[str, Union[int, str], Union[int, str]]
-"""(source key, page or NO_PART, frame or NO_PART): the parts ``stable_id`` hashes into a document id.
+"""(source key, page or NO_PART, frame or NO_PART): the parts of ``ids.document_id``.
 With absolute-path keys this is exactly ``mmst index``'s scheme, so its indexes keep their ids."""
 
 CACHE_NUMBER_DIGITS = 5
@@ -150,7 +148,7 @@ def _document(
         metadata = {**metadata, **settings.extra_info}
     # Built from a MediaResource: ImageDocument(image_path=/image_url=) would open the file or fetch the URL again.
     return ImageDocument(
-        id_=stable_id(*key),
+        id_=document_id(*key),
         text=text,
         image_resource=MediaResource(path=image_path, url=source.url, mimetype=mimetype),
         metadata=metadata,

@@ -31,8 +31,8 @@ from .cache import RenderCache, default_cache_dir
 from .formats import supported_extensions
 from .read_source import Frames, Outcome, ReadSettings, Verify, read_source
 from .report import IgnoredPath, ReadReport
-from .sources import Source, WalkItem, check_sources, expand
-from .walk import WalkPolicy, WalkTally
+from .sources import Source, WalkItem, check_sources, expand, source_of
+from .walk import WalkedFile, WalkPolicy, WalkTally
 
 Sources = Union[str, Path, bytes, list[Union[str, Path, bytes]]]
 DEFAULT_PDF_DPI = 150
@@ -178,6 +178,13 @@ class ImageReader(BasePydanticReader):
             extra_info=dict(extra_info) if extra_info else None,
             fs=None if fs is None or isinstance(fs, LocalFileSystem) else fs,
         )
+
+    def read_file(self, entry: WalkedFile, settings: Optional[ReadSettings] = None) -> Outcome:
+        """One file the walker found: its documents and per-page failures (``Outcome``); an
+        ``MMSTError`` naming it when the file as a whole can't be read. The per-file step of
+        ``load_data``, public for runners that walk once and read the files themselves (the ingestion
+        job and its Ray read tasks); ``settings`` defaults to ``read_settings()``."""
+        return read_source(source_of(entry, self.absolute_ids), settings or self.read_settings())
 
     def load_data(  # type: ignore[override]
         self,

@@ -78,10 +78,11 @@ def expand(
             yield Source(label=str(item), key=path.as_posix(), path=path)
         else:
             for walked in walk_path(item, policy, tally):
-                yield _source(walked, absolute_keys) if isinstance(walked, WalkedFile) else walked
+                yield source_of(walked, absolute_keys) if isinstance(walked, WalkedFile) else walked
 
 
-def _source(walked: WalkedFile, absolute_keys: bool) -> Source:
+def source_of(walked: WalkedFile, absolute_keys: bool) -> Source:
+    """The source a walked file is read as, keyed by its relative path (or absolute, ``absolute_keys``)."""
     path = walked.path
     key = str(path) if absolute_keys else walked.rel
     return Source(label=str(path), key=key, path=path, siblings=walked.siblings)

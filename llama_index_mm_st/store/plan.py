@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
-from llama_index.core.schema import BaseNode, Document, ImageNode, NodeRelationship, TextNode
+from llama_index.core.schema import BaseNode, ImageNode, TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 from llama_index.core.vector_stores.utils import metadata_dict_to_node
 from qdrant_client import models
@@ -29,8 +29,7 @@ from llama_index_mm_st.store.schema import (
     SPARSE_VECTOR_NAME,
 )
 from llama_index_mm_st.ids import point_id
-from llama_index_mm_st.inputs import QUERY_MODALITIES, NodeParts, QueryModality, node_field, read_node, to_image_node
-from llama_index_mm_st.media_refs import media_resource_of, to_media_node
+from llama_index_mm_st.inputs import QUERY_MODALITIES, NodeParts, QueryModality, node_field, read_node, storable
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES, Modality, SparseVector
 
 SparseEncoder = Callable[[str], SparseVector]
@@ -184,27 +183,6 @@ def check_node(parts: NodeParts, dim: int, names: Sequence[str] = DENSE_VECTOR_N
     return dense
 
 
-def storable(node: BaseNode) -> BaseNode:
-    """The node as the store keeps it. An ``ImageDocument`` (or any 0.14 node holding an
-    ``image_resource``) becomes the equivalent ``ImageNode``: LlamaIndex reads unknown node types back
-    as ``TextNode`` and loses the image. A document stored as itself is its own source document."""
-    is_document = isinstance(node, Document)
-    has_media = media_resource_of(node) is not None
-    keeps_type = (isinstance(node, ImageNode) or node_field(node, "image_resource") is None) and not has_media
-    if keeps_type and not is_document:
-        return node  # the common case: a TextNode or ImageNode, stored as it is
-    relationships = dict(node.relationships)
-    if is_document and NodeRelationship.SOURCE not in relationships:
-        relationships[NodeRelationship.SOURCE] = node.as_related_node_info()
-    if keeps_type:
-        if relationships == node.relationships:
-            return node
-        return node.model_copy(update={"relationships": relationships})
-    if has_media and node_field(node, "image_resource") is None:
-        return to_media_node(node, relationships)
-    return to_image_node(node, relationships)
-
-
 def point_multivector(node: BaseNode, dim: int, late: bool) -> Optional[Any]:
     """The node's multivector, checked, in a late-interaction collection; None in a single-vector one.
     A node of the other kind is refused by name: the two kinds can't share a collection."""
@@ -227,8 +205,16 @@ def node_to_point(node: BaseNode, dim: int, encode: SparseEncoder, bm25_keys: Se
                   names: Sequence[str] = DENSE_VECTOR_NAMES, late: bool = False) -> PointSpec:
     """One node -> one point, checked by ``check_node`` (so a bad node raises before anything is written).
     The multivector is read from the node as given: ``storable`` may build a new node object."""
+    stored = storable(node)
+    return parts_to_point(read_node(stored) if stored is not node else None, node, dim, encode, bm25_keys, names, late)
+
+
+def parts_to_point(parts: Optional[NodeParts], node: BaseNode, dim: int, encode: SparseEncoder,
+                   bm25_keys: Sequence[str], names: Sequence[str] = DENSE_VECTOR_NAMES, late: bool = False) -> PointSpec:
+    """``node_to_point`` for a node already read (``parts``, of a node in its stored form): the
+    ingestion job reads each node once and hands the reading on."""
     multivector = point_multivector(node, dim, late)
-    parts = read_node(storable(node))
+    parts = parts if parts is not None else read_node(node)
     dense = check_node(parts, dim, names)
     indexed = bm25_text(parts, bm25_keys)
     sparse = encode(indexed) if indexed else None

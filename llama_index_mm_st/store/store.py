@@ -30,7 +30,7 @@ from llama_index_mm_st.defaults import DEFAULT_RRF_K
 from llama_index_mm_st.docs import document_parameters
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.fast_private import fast_private_attributes
-from llama_index_mm_st.inputs import read_node
+from llama_index_mm_st.inputs import NodeParts, read_node
 from llama_index_mm_st.multivector import attach_multivector, node_multivector
 from llama_index_mm_st.store import plan as P
 from llama_index_mm_st.store.backends import Backend
@@ -53,6 +53,7 @@ from llama_index_mm_st.store.schema import (
     VectorDatatype,
     check_schema,
     infer_index_kind,
+    kind_mismatch,
 )
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES, Modality, SparseVector
 
@@ -268,17 +269,20 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         """Whether this store asks for multivectors: as set, else ``default`` (the collection's, or the first nodes')."""
         return default if self.late_interaction is None else self.late_interaction
 
-    def _wanted(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False) -> StoreSchema:
-        """The schema this store asks for: options not given are taken from ``base`` when there is one."""
+    def _wanted(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False,
+                dense: Optional[Sequence[str]] = None) -> StoreSchema:
+        """The schema this store asks for: options not given are taken from ``base`` when there is one;
+        ``dense`` (checked by ``chosen_dense``) overrides the store's ``dense_vectors``."""
         given = self._options_given()
         options = {o: getattr(base if base is not None and o not in given else self, o) for o in STORAGE_OPTIONS}
         multivector = MULTIVECTOR_NAME if late else None
-        dense = chosen_dense(self.dense_vectors) or (base.dense if base is not None else DENSE_VECTOR_NAMES)
+        dense = dense or chosen_dense(self.dense_vectors) or (base.dense if base is not None else DENSE_VECTOR_NAMES)
         return StoreSchema(dim=dim, dense=dense, bm25_language=self.bm25_language,
                            multivector=multivector, **options)
 
-    def _create(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False) -> StoreSchema:
-        schema = self._wanted(dim, base, late)
+    def _create(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False,
+                dense: Optional[Sequence[str]] = None) -> StoreSchema:
+        schema = self._wanted(dim, base, late, dense)
         self._backend.create(schema)
         self._schema = schema
         self._indexed = {}
@@ -319,20 +323,27 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         the store's size, metadata that a payload can hold) before the first point is written, so a
         bad node leaves the store exactly as it was and the error names it.
         """
-        nodes = list(nodes)
+        return self._add(list(nodes), None, add_kwargs)
+
+    def add_parts(self, parts: Sequence[NodeParts], **add_kwargs: Any) -> List[str]:
+        """``add`` for nodes already read (``inputs.read_node`` of each node in its stored form,
+        ``inputs.storable``): the ingestion job reads a node once and hands the reading on."""
+        return self._add([p.node for p in parts], list(parts), add_kwargs)
+
+    def _add(self, nodes: List[BaseNode], parts: Optional[List[NodeParts]], add_kwargs: Dict[str, Any]) -> List[str]:
         if not nodes:
             return []
         schema = self._schema
         if schema is not None:
             dim, late = schema.dim, schema.late_interaction
         else:
-            first = P.dense_vectors(read_node(nodes[0]))
+            first = P.dense_vectors(parts[0] if parts else read_node(nodes[0]))
             dim = self.dim or len(next(iter(first.values()), []))
             late = self._late_wanted(node_multivector(nodes[0]) is not None)
         # Every node is checked against the schema it will be written under: the collection's, or the
         # one this call is about to create (its dense_vectors), before anything exists or is written.
         planned = schema if schema is not None else self._wanted(dim, late=late)
-        points = self.plan_points(nodes, planned)
+        points = self.plan_points(nodes, planned, parts)
         if schema is None:
             self._create(dim, late=late)
         if self.auto_index:
@@ -347,14 +358,40 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             self._backend.upsert(points, size, on_batch=bar.update)
         return [n.node_id for n in nodes]
 
-    def plan_points(self, nodes: Sequence[BaseNode], schema: Optional[StoreSchema] = None) -> List[P.PointSpec]:
+    def plan_points(self, nodes: Sequence[BaseNode], schema: Optional[StoreSchema] = None,
+                    parts: Optional[Sequence[NodeParts]] = None) -> List[P.PointSpec]:
         """The points ``add`` would write for these nodes (checked, as ``add`` checks them), without
-        writing anything: the store's plan, to inspect. ``schema``: the collection's by default."""
+        writing anything: the store's plan, to inspect. ``schema``: the collection's by default;
+        ``parts``: the nodes' readings when the caller has them (``add_parts``)."""
         schema = schema or self._schema
         if schema is None:
             raise ValueError("the collection does not exist yet: pass the schema to plan against, or add nodes first")
         encode, keys = self._bm25.document, self.bm25_metadata_keys
-        return [P.node_to_point(node, schema.dim, encode, keys, schema.dense, schema.late_interaction) for node in nodes]
+        dim, names, late = schema.dim, schema.dense, schema.late_interaction
+        if parts is not None:
+            return [P.parts_to_point(p, p.node, dim, encode, keys, names, late) for p in parts]
+        return [P.node_to_point(node, dim, encode, keys, names, late) for node in nodes]
+
+    def ensure_collection(self, dim: int, *, dense_vectors: Optional[Sequence[str]] = None,
+                          late_interaction: bool = False) -> StoreSchema:
+        """The collection, made now when it does not exist yet: ``dim``-sized vectors, a dense vector
+        for each of ``dense_vectors`` (None: the store's ``dense_vectors`` setting) and multivectors when
+        ``late_interaction``. An existing collection keeps the vectors it has, but its dimension and
+        kind must match (``SchemaMismatchError`` otherwise): what a runner calls once its model is known."""
+        schema = self._schema
+        if schema is None:
+            return self._create(dim, late=late_interaction, dense=chosen_dense(dense_vectors))
+        if schema.dim != dim or schema.late_interaction != late_interaction:
+            problems = [f"dimension {schema.dim} != {dim}"] if schema.dim != dim else []
+            if schema.late_interaction != late_interaction:
+                problems.append(kind_mismatch(schema.late_interaction, late_interaction, "are wanted"))
+            raise SchemaMismatchError(f"{self._backend.where} does not match: " + "; ".join(problems))
+        return schema
+
+    def payload_values(self, keys: Sequence[str], filters: Optional[MetadataFilters] = None) -> List[Dict[str, Any]]:
+        """The named payload keys of every point matching ``filters``, nothing else: no node is rebuilt
+        and no vector read, so a resume check over a large store reads only what it needs."""
+        return [dict(h.payload) for h in self._backend.scroll(self._selection(None, filters), payload=list(keys))]
 
     def sparse_query_vector(self, text: str) -> SparseVector:
         """The BM25 vector this store searches ``text`` with; no indices when it has no searchable

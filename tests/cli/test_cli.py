@@ -76,14 +76,14 @@ def _point_ids(store: Path) -> list[str]:
 
 
 def test_interrupted_index_resumes_without_duplicates_or_gaps(run_cli, corpus, tmp_path, tiny_clip_dir, monkeypatch):
-    from llama_index_mm_st.cli import index_job
+    from llama_index_mm_st.ingest import indexer
     from tests.fixtures.interrupt import interrupt_add_at
 
     reference = tmp_path / "reference"
     assert _index(run_cli, corpus, reference, tiny_clip_dir)[0] == 0
     expected = _point_ids(reference)
 
-    monkeypatch.setattr(index_job, "NODES_PER_WRITE", 2)
+    monkeypatch.setattr(indexer, "NODES_PER_WRITE", 2)
     restore_add = interrupt_add_at(monkeypatch, 2)
     store = tmp_path / "resumed"
     code, _, err = _index(run_cli, corpus, store, tiny_clip_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llama_index_mm_st.cli.manifest import write_manifest
+from llama_index_mm_st.ingest import write_manifest
 from llama_index_mm_st.store import MultimodalQdrantStore
 from tests.cli.conftest import RARE_TEXT
 

@@ -54,7 +54,7 @@ def test_default_model_without_network_fails_fast_in_one_line(setting, corpus, t
 
 
 def test_failed_model_load_leaves_the_store_open_and_unrecorded(run_cli, corpus, tmp_path):
-    from llama_index_mm_st.cli.manifest import read_manifest
+    from llama_index_mm_st.ingest import read_manifest
     from llama_index_mm_st.store import MultimodalQdrantStore
 
     store = tmp_path / "index"
@@ -152,8 +152,8 @@ def test_refused_server_connection_is_one_line_naming_the_url(run_cli):
 def test_progress_is_one_line_per_stage_with_one_rate(run_cli, corpus, tmp_path, tiny_clip_dir):
     code, _, err = run_cli("index", str(corpus), "--store", str(tmp_path / "index"), "--model", str(tiny_clip_dir))
     assert code == 0
-    stages = [line for line in err.splitlines() if line.startswith(("Loading model:", "Checking:", "Embedding:"))]
-    assert [s.split(":")[0] for s in stages] == ["Loading model", "Checking", "Embedding"]
+    stages = [line for line in err.splitlines() if line.startswith(("Loading model:", "Reading:", "Embedding:"))]
+    assert [s.split(":")[0] for s in stages] == ["Loading model", "Reading", "Embedding"]
     embedding = stages[-1]
     assert embedding.count("/s") == 1 and "100%" not in err
 

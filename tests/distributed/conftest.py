@@ -46,3 +46,31 @@ def ray_corpus(fixture_root: Path, broken_images: dict[str, Path]) -> Path:
     for number in range(4):
         (folder / f"guide_{number}.md").write_text(f"# Guide {number}\n\n" + "Circles are round. " * (20 + 40 * number))
     return folder
+
+
+@pytest.fixture(scope="session")
+def mixed_corpus(fixture_root: Path, image_files: dict[str, Path], broken_images: dict[str, Path],
+                 media_files: dict[str, Path], broken_media: dict[str, Path]) -> Path:
+    """A small mixed folder: images (one captioned), a two-page PDF, text (one long enough for two
+    chunks), a WAV with a subtitle sidecar, an MP4, a file of an ignored type, and a corrupt file of
+    each kind (image, PDF, audio, video). Deterministic; tests that change files work on a copy."""
+    folder = fixture_root / "mixed_corpus"
+    if folder.exists():
+        return folder
+    (folder / "pictures").mkdir(parents=True)
+    for kind in ("jpeg", "png", "webp"):
+        shutil.copy(image_files[kind], folder / "pictures" / image_files[kind].name)
+    (folder / "pictures" / (image_files["png"].name + ".txt")).write_text("A caption: a striped square.\n")
+    shutil.copy(broken_images["truncated"], folder / "pictures" / "broken.jpg")
+    write_pdf(folder / "report.pdf", ["Quarterly revenue grew in the third quarter.", None])
+    (folder / "broken.pdf").write_bytes((folder / "report.pdf").read_bytes()[:300])
+    (folder / "notes.txt").write_text(RARE_TEXT + "\n")
+    (folder / "guide.md").write_text("# Guide\n\n" + "Circles are round and squares are not. " * 120)
+    (folder / "media").mkdir()
+    shutil.copy(media_files["tone"], folder / "media" / "tone.wav")
+    (folder / "media" / "tone.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\na steady humming tone\n")
+    shutil.copy(broken_media["audio_garbage"], folder / "media" / "broken.wav")
+    shutil.copy(media_files["clip_mp4"], folder / "media" / "clip.mp4")
+    shutil.copy(broken_media["video_truncated"], folder / "media" / "broken.mp4")
+    (folder / "draft.docx").write_bytes(b"not indexed")
+    return folder

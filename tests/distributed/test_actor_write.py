@@ -8,14 +8,25 @@ from pathlib import Path
 import numpy as np
 from qdrant_client import QdrantClient
 
+import pickle
+
 from llama_index_mm_st import ImageReader, MultimodalEmbedding, MultimodalQdrantStore
 from llama_index_mm_st.distributed.embed import EmbedWorker
-from llama_index_mm_st.distributed.job import read_config
-from llama_index_mm_st.distributed.listing import list_files
-from llama_index_mm_st.distributed.read import read_batch
+from llama_index_mm_st.distributed.read import ReadConfig, read_batch
 from llama_index_mm_st.distributed.resume import ServerCounts, SnapshotCounts
+from llama_index_mm_st.ingest import IngestPlan, StoredDocuments, list_inputs, readers_for
 
 from .test_ray_index import points, same_points
+
+
+def read_config(reader: ImageReader, embedding: MultimodalEmbedding) -> ReadConfig:
+    return ReadConfig(readers_for(reader), IngestPlan.for_model(embedding), embedding.decode_options,
+                      embedding.fetch_options)
+
+
+def file_batch(paths: list[str], reader: ImageReader, pick=lambda files: files) -> dict:  # type: ignore[no-untyped-def]
+    files = pick(list_inputs(paths, reader).files)
+    return {"file": np.array([pickle.dumps(item) for item in files], dtype=object)}
 
 
 class LocalSpec:
@@ -33,10 +44,9 @@ def test_the_same_batch_written_twice_gives_the_same_points(ray_corpus: Path, ti
     store = MultimodalQdrantStore("mmst", client=QdrantClient(path=str(tmp_path / "local")), dim=embedding.dimension)
     reader = ImageReader()
     config = read_config(reader, embedding)
-    rows = list_files([str(ray_corpus)], reader).rows
-    files = rows[:6] + rows[-6:]  # images (JPEG folder, with the broken one), PNGs, the PDF, text
-    batch = {column: np.array([row[column] for row in files], dtype=object) for column in files[0]}
-    read = read_batch(batch, config, SnapshotCounts(store))
+    # images (JPEG folder, with the broken one), PNGs, the PDF, text
+    batch = file_batch([str(ray_corpus)], reader, lambda files: files[:6] + files[-6:])
+    read = read_batch(batch, config, SnapshotCounts(StoredDocuments()))
     node_rows = int((read["kind"] == "node").sum())
     assert node_rows >= 8
 
@@ -78,9 +88,7 @@ def test_with_actor_writes_a_changed_file_is_deleted_in_the_read_task_before_its
     config = read_config(reader, embedding)
 
     def read() -> dict:  # type: ignore[type-arg]
-        rows = list_files([str(folder)], reader).rows
-        batch = {column: np.array([row[column] for row in rows], dtype=object) for column in rows[0]}
-        return read_batch(batch, config, LocalServerCounts(store))
+        return read_batch(file_batch([str(folder)], reader), config, LocalServerCounts(store))
 
     worker = EmbedWorker(embedding, store=LocalSpec(store))  # type: ignore[arg-type]
     worker(read())

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
-from llama_index_mm_st import ImageReader, MultimodalEmbedding, MultimodalQdrantStore
-from llama_index_mm_st.cli.collect import collect
-from llama_index_mm_st.cli.index_job import run_index
+from llama_index_mm_st import MultimodalEmbedding, MultimodalQdrantStore
 from tests.fixtures.interrupt import interrupt_add_at
 
 from .conftest import RARE_TEXT
@@ -43,69 +41,73 @@ def embedding(tiny_clip_dir: Path) -> MultimodalEmbedding:
     return MultimodalEmbedding(str(tiny_clip_dir), precision="fp32")
 
 
-@pytest.fixture(scope="module")
-def reference(ray_corpus: Path, embedding: MultimodalEmbedding, tmp_path_factory) -> dict:  # type: ignore[no-untyped-def]
-    """The in-process job's points (what ``mmst index`` writes), into an Edge store."""
-    with MultimodalQdrantStore("mmst", path=str(tmp_path_factory.mktemp("reference") / "store")) as store:
-        summary = run_index(collect([str(ray_corpus)], ImageReader()), store, embedding, progress=False)
-        assert summary.skipped and sum(summary.added.values()) > 95
-        return points(store)
-
-
-def test_ray_driver_write_equals_the_in_process_job(ray_instance, ray_corpus, embedding, reference, tmp_path):
-    """Driver-write into a qdrant-client local-mode store: same ids, payloads and vectors; the
-    corrupt file is named and the job goes on."""
-    from llama_index_mm_st.distributed import RayOptions, ray_index
-
-    store = MultimodalQdrantStore("mmst", client=QdrantClient(path=str(tmp_path / "local")))
-    summary = ray_index([str(ray_corpus)], store, embedding, RayOptions(files_per_task=8, rows_per_actor_call=16))
-    assert [item for item, _ in summary.skipped] == [str(ray_corpus / "jpeg" / "broken.jpg")]
-    assert "truncated" in summary.skipped[0][1]
-    assert sum(summary.added.values()) == len(reference)
-    same_points(points(store), reference)
-    store.close()
-
-
 def _cli_index(corpus: Path, store: Path, model: Path, *extra: str) -> int:
     from llama_index_mm_st.cli import main
 
-    return main(["index", str(corpus), "--store", str(store), "--model", str(model), "--no-progress", "--ray", *extra])
+    return main(["index", str(corpus), "--store", str(store), "--model", str(model), "--no-progress", *extra])
 
 
-def test_cli_ray_killed_midway_then_rerun_ends_with_the_reference_set(
-        ray_instance, ray_corpus, tiny_clip_dir, reference, tmp_path, monkeypatch, capsys):
-    """``mmst index --ray`` interrupted at its second write, then run again: exactly the reference points."""
-    restore_add = interrupt_add_at(monkeypatch, 2)
-    store = tmp_path / "index"
-    assert _cli_index(ray_corpus, store, tiny_clip_dir) == 130
-    assert "interrupted" in capsys.readouterr().err
-    restore_add()
+def _stored(store: Path) -> dict:
     with MultimodalQdrantStore("mmst", path=str(store)) as opened:
-        assert 0 < opened.count() < len(reference)
+        return points(opened)
 
-    assert _cli_index(ray_corpus, store, tiny_clip_dir) == 0
+
+@pytest.mark.parametrize("model", ["clip", "clap"])
+def test_ray_and_in_process_index_give_the_same_store_and_the_same_summary(
+        model, ray_instance, mixed_corpus, tiny_clip_dir, tiny_clap_dir, tmp_path, capsys):
+    """One mixed folder (text, images, a PDF, audio, video, a corrupt file of each kind, an ignored
+    type) through ``mmst index`` and ``mmst index --ray``: the same ids, payloads and vectors, and the
+    same summary lines, with an image-only model (videos as frames, audio not readable) and with a
+    text+audio model (images, PDFs and videos not readable)."""
+    model_dir = tiny_clip_dir if model == "clip" else tiny_clap_dir
+    assert _cli_index(mixed_corpus, tmp_path / "plain", model_dir) == 0
+    plain = capsys.readouterr()
+    assert _cli_index(mixed_corpus, tmp_path / "ray", model_dir, "--ray") == 0
+    ray = capsys.readouterr()
+    assert ray.out == plain.out and ray.err == plain.err
+    reference = _stored(tmp_path / "plain")
+    same_points(_stored(tmp_path / "ray"), reference)
+    for corrupt in ("broken.jpg", "broken.pdf", "broken.wav", "broken.mp4"):
+        assert corrupt in plain.err
+    assert "ignored (type not indexed): 1 .docx" in plain.out
+    if model == "clip":
+        assert "videos as frames" in plain.out and "1 file of audio" in plain.out
+        assert any(payload.get("frame_time_s") is not None for _, payload in reference.values())
+    else:
+        assert "of image" in plain.out and "of video" in plain.out and "audio" not in plain.out.split("\n")[-2]
+        assert {payload["modality"] for _, payload in reference.values()} == {"text", "audio"}
+
+
+def test_cli_ray_killed_midway_resumes_to_the_reference_then_replaces_a_changed_file(
+        ray_instance, mixed_corpus, tiny_clip_dir, tmp_path, monkeypatch, capsys):
+    """``mmst index --ray`` interrupted at its second write, then run again: exactly the in-process
+    reference points; then a changed file is replaced (once: "replaced", not also "added")."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(mixed_corpus, corpus)
+    assert _cli_index(corpus, tmp_path / "reference", tiny_clip_dir) == 0
+    reference = _stored(tmp_path / "reference")
+    capsys.readouterr()
+    from llama_index_mm_st.distributed import RayOptions, ray_index
+
+    store = tmp_path / "index"
+    restore_add = interrupt_add_at(monkeypatch, 2)
+    with MultimodalQdrantStore("mmst", path=str(store)) as opened, pytest.raises(KeyboardInterrupt):
+        ray_index([str(corpus)], opened, MultimodalEmbedding(str(tiny_clip_dir)), RayOptions(files_per_task=2, files_per_block=2, rows_per_actor_call=4),
+                  model_name=str(tiny_clip_dir))
+    restore_add()
+    assert 0 < len(_stored(store)) < len(reference)
+
+    assert _cli_index(corpus, store, tiny_clip_dir, "--ray") == 0
     captured = capsys.readouterr()
     assert "unchanged (already indexed): 0 files" not in captured.out and "broken.jpg" in captured.err
-    with MultimodalQdrantStore("mmst", path=str(store)) as opened:
-        same_points(points(opened), reference)
+    same_points(_stored(store), reference)
 
-
-def test_cli_ray_replaces_a_changed_file(ray_instance, ray_corpus, tiny_clip_dir, tmp_path, capsys):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(ray_corpus / "notes.txt", corpus / "notes.txt")
-    shutil.copy(ray_corpus / "report.pdf", corpus / "report.pdf")
-    store = tmp_path / "index"
-    assert _cli_index(corpus, store, tiny_clip_dir) == 0
-    with MultimodalQdrantStore("mmst", path=str(store)) as opened:
-        before = sorted(points(opened))
     (corpus / "notes.txt").write_text("Completely new words about a zebra crossing.\n")
-    assert _cli_index(corpus, store, tiny_clip_dir) == 0
+    assert _cli_index(corpus, store, tiny_clip_dir, "--ray") == 0
     out = capsys.readouterr().out
-    assert "replaced (changed): 1 file: notes.txt" in out and "added: 1 text" in out
-    assert "unchanged (already indexed): 1 file" in out  # the PDF, both of its pages
+    assert "replaced (changed): 1 file: notes.txt" in out and "added: nothing new" in out
     with MultimodalQdrantStore("mmst", path=str(store)) as opened:
-        assert sorted(points(opened)) == before
+        assert sorted(points(opened)) == sorted(reference)
         texts = [node.text for node in opened.get_nodes() if node.metadata.get("file_name") == "notes.txt"]
     assert len(texts) == 1 and "zebra" in texts[0] and RARE_TEXT not in texts[0]
 
@@ -121,7 +123,7 @@ def test_cli_ray_with_a_late_interaction_model_keeps_the_multivectors(ray_instan
     shutil.copy(ray_corpus / "notes.txt", corpus / "notes.txt")
     shutil.copy(ray_corpus / "report.pdf", corpus / "report.pdf")
     store = tmp_path / "index"
-    assert _cli_index(corpus, store, tiny_colqwen2_dir) == 0
+    assert _cli_index(corpus, store, tiny_colqwen2_dir, "--ray") == 0
     embedding = MultimodalEmbedding(str(tiny_colqwen2_dir))  # as the CLI loads it
     query = embedding.get_query_embedding("quarterly revenue")
     with MultimodalQdrantStore("mmst", path=str(store)) as opened:

@@ -176,6 +176,9 @@ class EdgeBackend(BackendCore):
         self._tmp = tempfile.TemporaryDirectory(prefix="mmst-edge-") if path is None else None
         root = Path(self._tmp.name if self._tmp else path)  # type: ignore[arg-type]
         self._dir = root / collection_name
+        # The folders this open makes: a store that is opened but never gets a collection (a run that
+        # failed before its first write) leaves nothing behind when it closes.
+        self._made = [p for p in (self._dir, *self._dir.parents) if not p.exists()][::-1]
         self._dir.mkdir(parents=True, exist_ok=True)
         self._lock = filelock.FileLock(str(self._dir / LOCK_FILE))
         try:
@@ -354,6 +357,14 @@ class EdgeBackend(BackendCore):
             self._shard = None
         if self._lock.is_locked:
             self._lock.release()
+        if self._made and not (self._dir / SCHEMA_FILE).exists() and not (self._dir / SHARD_DIR).exists():
+            (self._dir / LOCK_FILE).unlink(missing_ok=True)
+            for folder in reversed(self._made):
+                try:
+                    folder.rmdir()  # only while empty: anything else put there stays
+                except OSError:
+                    break
+            self._made = []
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -1,4 +1,5 @@
-"""What a store was built with: the model id and the vector size, checked before every index or search."""
+"""What a store was built with: the model id and the vector size, recorded with the collection when its
+first point is written, and checked before every index or search (by the CLI, Ray and the server)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,96 @@
+"""``mmst index``: a thin runner on the library's ingestion job (``ingest.Indexer``, or the Ray
+runner with ``--ray``).
+
+The store is opened first, once: an embedded store's lock is taken before any file is walked or any
+model loaded, so a second writer is refused at once. Then the recorded model is checked, the model
+loaded, and the job run; the summary is printed by the same lines for both runners.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..defaults import DEFAULT_MODEL
+from .models import CLIError, load_embedding, model_name, resolve_model
+from .progress import BarProgress, Stage, quiet_libraries
+from .stores import open_store
+
+STRICT_EXIT = 3
+
+
+def add_index_arguments(index: argparse.ArgumentParser) -> None:
+    index.add_argument("paths", nargs="+", help="files or folders (images, PDFs, .txt, .md, audio, video)")
+    index.add_argument("--model", default=None,
+                       help=f"hub model id or local model directory (default {DEFAULT_MODEL}); offline, use a "
+                            "local directory or HF_HUB_OFFLINE=1 with a filled cache")
+    index.add_argument("--no-progress", action="store_true", help="no progress bars (model loading included)")
+    index.add_argument("--strict", action="store_true",
+                       help=f"exit with status {STRICT_EXIT} when any file was skipped (unreadable or broken)")
+    index.add_argument("--ray", action="store_true", help="run on Ray: local, or the cluster at RAY_ADDRESS ([ray] extra)")
+    index.add_argument("--ray-actors", type=int, default=1, help="with --ray: model actors (one model each)")
+    index.add_argument("--ray-gpus-per-actor", type=float, default=None, help="with --ray: GPUs per actor (default: 1 if any)")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not args.ray and (args.ray_actors != 1 or args.ray_gpus_per_actor is not None):
+        raise CLIError("--ray-actors and --ray-gpus-per-actor need --ray")
+    if args.ray_actors < 1:
+        raise CLIError("--ray-actors must be at least 1")
+    if args.ray_gpus_per_actor is not None and args.ray_gpus_per_actor < 0:
+        raise CLIError("--ray-gpus-per-actor must be 0 or more")
+    missing = [path for path in args.paths if not os.path.exists(path)]
+    if missing:
+        raise CLIError(f"no such file or folder: {', '.join(missing)}")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from ..ingest import Indexer, check_model, read_manifest
+
+    _check_args(args)
+    ray = None
+    if args.ray:
+        from ..distributed._ray import require_ray
+
+        ray = require_ray()  # a missing extra is named before the store or a model is touched
+    progress = not args.no_progress
+    with open_store(args, must_exist=False) as store:
+        manifest = read_manifest(store)
+        requested = model_name(args.model) if args.model else None
+        check_model(manifest, requested)
+        source = resolve_model(requested or (manifest.model if manifest else DEFAULT_MODEL))  # fails fast offline
+        with quiet_libraries(), Stage("Loading model", enabled=progress):
+            embedding = load_embedding(source)
+        if ray is None:
+            summary = Indexer(store, embedding, model_name=source.name, progress=BarProgress(progress)).index(args.paths)
+        else:
+            summary = _index_on_ray(ray, args, store, embedding, source.name, progress)
+        if summary.changed:
+            store.optimize()
+    return report_index(summary, args.strict)
+
+
+def _index_on_ray(ray: object, args: argparse.Namespace, store: object, embedding: object, name: str,
+                  progress: bool) -> object:
+    from ..distributed import RayOptions, ray_index
+    from ..distributed._ray import ensure_ray
+
+    options = RayOptions(actors=args.ray_actors, gpus_per_actor=args.ray_gpus_per_actor, progress=progress)
+    started = ensure_ray()
+    try:
+        return ray_index(args.paths, store, embedding, options, model_name=name)  # type: ignore[arg-type]
+    finally:
+        if started:
+            ray.shutdown()  # type: ignore[attr-defined]
+
+
+def report_index(summary: object, strict: bool) -> int:
+    """Print a job's summary (stdout) and its problems (stderr); the exit status."""
+    from ..ingest import format_problems, format_summary
+
+    print("\n".join(format_summary(summary)))  # type: ignore[arg-type]
+    problems = format_problems(summary)  # type: ignore[arg-type]
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+    return STRICT_EXIT if strict and summary.skipped else 0  # type: ignore[attr-defined]

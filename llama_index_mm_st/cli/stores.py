@@ -1,0 +1,38 @@
+"""The store named by ``--store``/``--url``/``--collection``: how every command opens it."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..defaults import DEFAULT_STORE_DIR
+from .models import CLIError
+
+if TYPE_CHECKING:
+    from ..store import MultimodalQdrantStore
+
+DEFAULT_STORE = DEFAULT_STORE_DIR
+
+
+def store_exists(args: argparse.Namespace) -> bool:
+    return bool(args.url) or Path(args.store or DEFAULT_STORE).exists()
+
+
+def open_store(args: argparse.Namespace, must_exist: bool) -> "MultimodalQdrantStore":
+    """The store named by --store/--url (an Edge store is locked for this process from here on).
+    ``must_exist``: a missing embedded store is an error instead of a new one."""
+    from ..store import MultimodalQdrantStore
+
+    if args.url:
+        with warnings.catch_warnings(record=True) as caught:  # qdrant-client warns before failing to connect
+            warnings.simplefilter("always")
+            store = MultimodalQdrantStore(args.collection, url=args.url)
+        for warning in caught:  # connected: pass its warnings on
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return store
+    path = args.store or DEFAULT_STORE
+    if must_exist and not Path(path).exists():
+        raise CLIError(f"no index at {path}: create one with 'mmst index PATH --store {path}'")
+    return MultimodalQdrantStore(args.collection, path=path)
