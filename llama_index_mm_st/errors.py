@@ -26,7 +26,7 @@ when a batch runs with ``on_error="skip"``, so nothing is dropped without a repo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 
 class MMSTError(Exception):
@@ -129,3 +129,20 @@ def check_on_error(on_error: str) -> None:
     """Reject an unknown ``on_error`` value early, listing the valid ones."""
     if on_error not in ON_ERROR_VALUES:
         raise ValueError(f"on_error must be one of {ON_ERROR_VALUES}, got {on_error!r}")
+
+
+def refuse_unknown(what: str, given: "Iterable[str]", valid: "Iterable[str]") -> None:
+    """A misspelt keyword is an error, never a silently ignored setting: raise ``TypeError`` naming each
+    unknown argument, the closest valid name when there is one, and every valid name."""
+    import difflib
+
+    valid = sorted(valid)
+    unknown = sorted(set(given) - set(valid))
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+        hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    raise TypeError(f"{what} got unexpected argument{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+                    f"valid: {', '.join(valid)}")

@@ -23,12 +23,15 @@ from llama_index.core.vector_stores.types import (
 )
 
 from .embedding import MultimodalEmbedding
+from .errors import refuse_unknown
 from .inputs import MediaQueryBundle, QueryParts, read_query
 from .types import Modality
 
 __all__ = ["MediaQueryBundle", "MultimodalRetriever", "SearchMode", "build_pipeline"]
 
 SearchMode = Literal["dense", "sparse", "hybrid"]
+_RETRIEVER_BASE_ARGUMENTS = ("callback_manager", "object_map", "objects", "verbose")
+"""What LlamaIndex's ``BaseRetriever.__init__`` takes besides ours."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class MultimodalRetriever(BaseRetriever):
         filters: Optional[MetadataFilters] = None,
         **kwargs: Any,
     ) -> None:
+        refuse_unknown(type(self).__name__, kwargs, _RETRIEVER_BASE_ARGUMENTS)
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {list(_MODES)}, got {mode!r}")
         if top_k < 1:

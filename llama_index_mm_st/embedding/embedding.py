@@ -23,7 +23,7 @@ from sentence_transformers import SentenceTransformer
 
 from ..concurrency import DynamicBatcher
 from ..docs import document_parameters
-from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error
+from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error, refuse_unknown
 from ..fetch import FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
 from ..inputs import (
@@ -137,6 +137,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
         if model_name is None:
             config = backbone_config(model) if model is not None else None
             model_name = getattr(config, "_name_or_path", None) or ("custom" if model is not None else DEFAULT_MODEL)
+        refuse_unknown(type(self).__name__, kwargs, set(type(self).model_fields) | {"model"})
         model_name = native_checkpoint(model_name)
         super().__init__(model_name=model_name, **kwargs)
         # What pickling sends instead of the loaded model; None when the model came as an object.

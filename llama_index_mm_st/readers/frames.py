@@ -19,6 +19,7 @@ from llama_index.core.bridge.pydantic import Field
 from llama_index.core.schema import BaseNode, ImageNode, NodeRelationship, TransformComponent
 
 from ..docs import document_parameters
+from ..strict import RefusesUnknownFields
 from ..ids import frame_id
 from ..media import MediaInfo, frame_times
 from ..media_refs import FRAME_TIME_KEY, node_media_ref
@@ -63,7 +64,7 @@ def _none() -> Any:
 
 
 @document_parameters()
-class VideoFrameSampler(TransformComponent):
+class VideoFrameSampler(RefusesUnknownFields, TransformComponent):
     """An ingestion transformation: video documents become timestamped frame nodes; other nodes pass.
 
     Use it before an image-only embedding (CLIP, SigLIP) so videos are searchable by their frames.

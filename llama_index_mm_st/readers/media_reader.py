@@ -22,6 +22,7 @@ from llama_index.core.schema import Document, MediaResource
 
 from ..defaults import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS
 from ..docs import document_parameters
+from ..strict import RefusesUnknownFields
 from ..errors import ItemFailure, MediaLoadError, PathError, SkippedItemsWarning
 from ..ids import media_document_id
 from ..media import AUDIO_SUFFIXES, VIDEO_SUFFIXES, MediaInfo, MediaLimits, load_audio, load_video, probe
@@ -86,7 +87,7 @@ def media_kind(path: Union[str, Path]) -> Optional[str]:
 
 
 @document_parameters()
-class MediaReader(BasePydanticReader):
+class MediaReader(RefusesUnknownFields, BasePydanticReader):
     """Read audio (.wav .flac .mp3 .ogg .m4a ...) and video (.mp4 .webm .mov .mkv ...) files and folders.
 
     ``load_data(sources)`` takes files, folders (walked with the reader's one walker) or a list of them.

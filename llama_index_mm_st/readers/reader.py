@@ -23,6 +23,7 @@ from llama_index.core.readers.base import BasePydanticReader, BaseReader
 from llama_index.core.schema import ImageDocument
 
 from ..docs import document_parameters
+from ..strict import RefusesUnknownFields
 from ..errors import ItemFailure, MMSTError, SkippedItemsWarning
 from ..fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, default_workers
@@ -44,7 +45,7 @@ WINDOW_PER_WORKER = 4
 
 
 @document_parameters()
-class ImageReader(BasePydanticReader):
+class ImageReader(RefusesUnknownFields, BasePydanticReader):
     """Read images and PDF pages into ``ImageDocument``s that point at their files.
 
     ``load_data(sources)`` takes a file, a folder (walked recursively), an http(s) URL (with

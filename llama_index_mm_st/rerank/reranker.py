@@ -28,6 +28,7 @@ from ..errors import (
     UnscoredNodesWarning,
     UnsupportedModalityError,
     check_on_error,
+    refuse_unknown,
 )
 from ..fetch import FetchOptions
 from ..inputs import Parts
@@ -130,6 +131,8 @@ class MultimodalReranker(BaseNodePostprocessor):
         processor_kwargs: Optional[Dict[str, Any]] = None,
         **kwargs: Any,
     ) -> None:
+        refuse_unknown(type(self).__name__, kwargs,
+                       {*type(self).model_fields, "trust_remote_code", "model_kwargs", "processor_kwargs"})
         check_on_error(on_error)
         if on_unsupported not in ON_UNSUPPORTED_VALUES:
             raise ValueError(f"on_unsupported must be one of {ON_UNSUPPORTED_VALUES}, got {on_unsupported!r}")

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from llama_index_mm_st.concurrency import DynamicBatcher
 from llama_index_mm_st.defaults import DEFAULT_RRF_K
 from llama_index_mm_st.docs import document_parameters
-from llama_index_mm_st.errors import SchemaMismatchError
+from llama_index_mm_st.errors import SchemaMismatchError, refuse_unknown
 from llama_index_mm_st.fast_private import fast_private_attributes
 from llama_index_mm_st.inputs import NodeParts, read_node
 from llama_index_mm_st.multivector import attach_multivector, node_multivector
@@ -172,9 +172,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         client_kwargs: Optional[Dict[str, Any]] = None,
         **fields: Any,
     ) -> None:
-        unknown = set(fields) - set(type(self).model_fields)
-        if unknown:
-            raise TypeError(f"unexpected arguments {sorted(unknown)}; valid: {sorted(type(self).model_fields)}")
+        refuse_unknown(type(self).__name__, fields, {*type(self).model_fields, "api_key", "client", "client_kwargs"})
         super().__init__(collection_name=collection_name, path=None if path is None else str(path), url=url, **fields)
         check_weights(self.rrf_weights)
         chosen_dense(self.dense_vectors)  # a bad choice fails here, before anything is opened

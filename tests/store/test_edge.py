@@ -131,7 +131,7 @@ def test_backend_arguments_are_checked(tmp_path: Path) -> None:
         MultimodalQdrantStore(path=str(tmp_path), url="http://localhost:6333")
     with pytest.raises(ValueError, match="apply to a Qdrant server"):
         MultimodalQdrantStore(path=str(tmp_path), shard_number=2)
-    with pytest.raises(TypeError, match="unexpected arguments \\['hybird'\\]"):
+    with pytest.raises(TypeError, match="unexpected argument 'hybird' \\(did you mean 'hybrid'\\?\\)"):
         MultimodalQdrantStore(path=str(tmp_path), hybird=True)
     with pytest.raises(ValueError, match="rrf_weights keys"):
         MultimodalQdrantStore(path=str(tmp_path), rrf_weights={"dense": 2.0})
