@@ -157,7 +157,7 @@ class ImageReader(RefusesUnknownFields, BasePydanticReader):
         report = report if report is not None else ReadReport()
         self._last_report = report
         tally = WalkTally(report.ignored_types)
-        walk = expand(items, policy, self.absolute_ids, tally, local=settings.fs is None)
+        walk = expand(items, policy, self.absolute_ids, tally, local=settings.fs is None, allow_urls=self.allow_urls)
         return self._documents(walk, settings, report)
 
     def read_settings(self, extra_info: Optional[dict[str, Any]] = None, fs: Any = None) -> ReadSettings:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Iterator, Sequence, Union
 
-from ..errors import PathError
+from ..errors import ImageLoadError, PathError
 from ..fetch import is_file_url, is_url
 from .report import IgnoredPath
 from .walk import WalkedFile, WalkPolicy, WalkTally, walk_path
@@ -36,26 +36,29 @@ class Source:
     """Names in the file's folder when a walk listed it (shared by the folder's sources), for caption lookups."""
 
 
-WalkItem = Union[Source, IgnoredPath, PathError]
+WalkItem = Union[Source, IgnoredPath, PathError, ImageLoadError]
 
 
 def check_sources(items: object, allow_urls: bool) -> list[SourceItem]:
-    """Validate the caller's input before any work: a list of known types; URLs only when allowed."""
+    """Validate the caller's input before any work: a list of known types (a wrong type is a bug in
+    the caller: ``TypeError``). A source that is refused by policy (a ``file://`` URL, a URL while URL
+    reading is off) is not an error here: ``expand`` reports it by name and the other sources are read."""
     listed = list(items) if isinstance(items, (list, tuple)) else [items]
     for position, item in enumerate(listed):
-        if isinstance(item, (bytes, bytearray, memoryview, PurePath)):
-            continue
-        if not isinstance(item, str):
+        if not isinstance(item, (bytes, bytearray, memoryview, PurePath, str)):
             raise TypeError(
                 f"source at position {position} has type {type(item).__name__}; accepted: {SOURCE_TYPES_HELP}"
             )
-        if is_file_url(item):
-            raise ValueError(f"source at position {position} is a file:// URL ({item}); pass the file's path instead")
-        if is_url(item) and not allow_urls:
-            raise ValueError(
-                f"source at position {position} is a URL ({item}); URL reading is off: ImageReader(allow_urls=True)"
-            )
     return listed  # type: ignore[return-value]
+
+
+def refusal(item: str, allow_urls: bool) -> ImageLoadError | None:
+    """Why a string source is refused by policy, naming it; None when it may be read."""
+    if is_file_url(item):
+        return ImageLoadError(item, "a file:// URL is refused; pass the file's path instead")
+    if is_url(item) and not allow_urls:
+        return ImageLoadError(item, "URL reading is off: ImageReader(allow_urls=True) reads http(s) URLs")
+    return None
 
 
 def expand(
@@ -64,12 +67,17 @@ def expand(
     absolute_keys: bool = False,
     tally: WalkTally | None = None,
     local: bool = True,
+    allow_urls: bool = True,
 ) -> Iterator[WalkItem]:
     """Sources in input order, folders expanded in sorted order. A file found in a folder is keyed by its
     path relative to that folder, or by its absolute path with ``absolute_keys``. With ``local=False``
-    (a path on another fsspec file system, from ``SimpleDirectoryReader``) paths are taken as files as given."""
+    (a path on another fsspec file system, from ``SimpleDirectoryReader``) paths are taken as files as given.
+    A refused source (``refusal``) comes out as its ``ImageLoadError``, in its place."""
     for position, item in enumerate(items):
-        if isinstance(item, (bytes, bytearray, memoryview)):
+        refused = refusal(item, allow_urls) if isinstance(item, str) else None
+        if refused is not None:
+            yield refused
+        elif isinstance(item, (bytes, bytearray, memoryview)):
             yield Source(label=f"bytes at position {position}", key=None, data=bytes(item))
         elif isinstance(item, str) and is_url(item):
             yield Source(label=item, key=item, url=item)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from llama_index_mm_st.errors import ImageLoadError, SkippedItemsWarning
 from llama_index_mm_st.readers import ImageReader
 
 
@@ -104,13 +105,30 @@ def test_a_list_mixes_files_folders_and_bytes_in_order(make_reader, tmp_path: Pa
     assert ids[3].startswith("sha256:")
 
 
-def test_wrong_source_types_and_urls_without_opt_in_are_refused_before_reading(make_reader) -> None:
+def test_wrong_source_types_are_refused_before_reading(make_reader) -> None:
     with pytest.raises(TypeError, match="accepted"):
         make_reader().load_data([42])
-    with pytest.raises(ValueError, match="allow_urls=True"):
-        make_reader().load_data("https://example.com/cat.jpg")
     with pytest.raises(TypeError, match="exactly one"):
         make_reader().load_data()
+
+
+def test_a_list_with_refused_and_missing_sources_names_each_and_reads_the_rest(make_reader, tmp_path: Path,
+                                                                               image_files) -> None:
+    """In batch work a bad item is named and the rest go through: a file:// URL, a URL while URL
+    reading is off and a path that does not exist are each reported; the good files are read."""
+    sources = [image_files["jpeg"], f"file://{image_files['png']}", "https://example.com/cat.jpg",
+               str(tmp_path / "missing.png"), image_files["gif"]]
+    reader = make_reader()
+    with pytest.warns(SkippedItemsWarning) as caught:
+        docs = reader.load_data(sources)
+    assert [Path(d.metadata["file_path"]).name for d in docs] == [image_files["jpeg"].name, image_files["gif"].name]
+    failures = {f.item: str(f.error) for f in reader.last_report.failures}
+    assert set(failures) == {f"file://{image_files['png']}", "https://example.com/cat.jpg", str(tmp_path / "missing.png")}
+    assert "file://" in failures[f"file://{image_files['png']}"] and "path" in failures[f"file://{image_files['png']}"]
+    assert "allow_urls=True" in failures["https://example.com/cat.jpg"]
+    assert len(caught[0].message.failures) == 3
+    with pytest.raises(ImageLoadError, match="allow_urls=True"):
+        make_reader(on_error="raise").load_data(["https://example.com/cat.jpg"])
 
 
 def test_sidecar_captions_in_priority_order(make_reader, tmp_path: Path, image_files) -> None:
