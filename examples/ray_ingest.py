@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 
 from llama_index_mm_st import MultimodalEmbedding, MultimodalQdrantStore
-from llama_index_mm_st.cli.index_job import format_summary
-from llama_index_mm_st.cli.manifest import write_manifest
 from llama_index_mm_st.distributed import RayOptions, ray_index
+from llama_index_mm_st.ingest import format_problems, format_summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="+", help="files or folders (images, PDFs, .txt, .md)")
+    parser.add_argument("paths", nargs="+", help="files or folders (images, PDFs, .txt, .md, audio, video)")
     parser.add_argument("--model", default="openai/clip-vit-base-patch32")
     parser.add_argument("--store", default="./ray_index", help="embedded store directory (the driver writes)")
     parser.add_argument("--url", default=None, help="Qdrant server or cluster (the actors write); key: QDRANT_API_KEY")
@@ -36,12 +35,14 @@ def main() -> None:
     where = {"url": args.url} if args.url else {"path": args.store}
     options = RayOptions(actors=args.actors, gpus_per_actor=args.gpus_per_actor, files_per_task=args.files_per_task,
                          rows_per_actor_call=args.rows_per_call, progress=True)
-    with MultimodalQdrantStore(args.collection, dim=embedding.dimension, **where) as store:
-        write_manifest(store, args.model, embedding.dimension)  # so `mmst search --store/--url` can open it
-        summary = ray_index(args.paths, store, embedding, options)
-        if summary.added and not args.url:
+    with MultimodalQdrantStore(args.collection, **where) as store:
+        # The job makes the collection with the model's vectors and records the model with the first
+        # point, so `mmst search --store/--url` can open the index.
+        summary = ray_index(args.paths, store, embedding, options, model_name=args.model)
+        if summary.changed and not args.url:
             store.optimize()
     print("\n".join(format_summary(summary)))
+    print("\n".join(format_problems(summary)))
 
 
 if __name__ == "__main__":

@@ -74,13 +74,16 @@ def needs(modality: str) -> str:
     return "image" if modality == "text+image" else modality
 
 
-def nodes_of(document: Document, splitter: SentenceSplitter, frames: bool = False) -> list:
+def nodes_of(document: Document, splitter: SentenceSplitter, frames: bool = False,
+             modality: Optional[str] = None) -> list:
     """Image, audio and video documents become one node (a video with ``frames``: one per sampled
     frame); text documents are split. Node ids derive from the document id; nodes are in the form the
-    store keeps them (an ``ImageDocument`` becomes an ``ImageNode``)."""
+    store keeps them (an ``ImageDocument`` becomes an ``ImageNode``). ``modality``: the document's, when
+    the caller has read it already."""
     if frames:
         return frame_nodes(document)
-    if isinstance(document, ImageDocument) or read_node(document).has_media:  # kept as one node
+    modality = modality or read_node(document).modality
+    if isinstance(document, ImageDocument) or modality in ("audio", "video"):  # kept as one node
         source = {NodeRelationship.SOURCE: document.as_related_node_info()}
         return [storable(document.model_copy(update={"id_": chunk_id(document.id_, 0), "relationships": source}))]
     nodes = splitter.get_nodes_from_documents([document])
@@ -102,7 +105,7 @@ def plan_document(document: Document, plan: IngestPlan, stored: StoredCount,
     frames = modality == "video" and "video" not in plan.model_reads and "image" in plan.model_reads
     if not frames and needs(modality) not in plan.model_reads:
         return DocumentWork(document.id_, file, "unreadable", needs=needs(modality))
-    nodes = nodes_of(document, splitter or plan.splitter(), frames)
+    nodes = nodes_of(document, splitter or plan.splitter(), frames, modality)
     if not nodes:
         return DocumentWork(document.id_, file, "empty", framed=frames)
     action = resume_action(document, len(nodes), stored)

@@ -8,7 +8,8 @@ applied by the engine (``Modifier.IDF``), so a document's vector holds term freq
 
 from __future__ import annotations
 
-from typing import Protocol
+from functools import cached_property
+from typing import Any, Protocol
 
 from llama_index_mm_st.types import SparseVector
 
@@ -31,9 +32,32 @@ class QdrantBm25:
         self._bm25 = qdrant_edge.Bm25(qdrant_edge.Bm25Config(language=language))
 
     def document(self, text: str) -> SparseVector:
-        vector = self._bm25.embed_document(text)
-        return SparseVector(vector.indices, vector.values)
+        return EngineSparseVector(self._bm25.embed_document(text))  # type: ignore[return-value]
 
     def query(self, text: str) -> SparseVector:
         vector = self._bm25.embed_query(text)
         return SparseVector(vector.indices, vector.values)
+
+
+class EngineSparseVector:
+    """A ``SparseVector`` that keeps the engine's own object (``qdrant_edge.SparseVector``): the Edge
+    backend writes that object as it is, and ``values`` becomes a Python list only when something
+    reads it (a server backend). Reading both lists from the engine object costs as much as the
+    tokenising, per point of a bulk write."""
+
+    __slots__ = ("engine", "indices", "__dict__")
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.indices = engine.indices  # read at once: an empty vector (only stop words) is dropped by its length
+
+    @cached_property
+    def values(self) -> list[float]:
+        return self.engine.values
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, (SparseVector, EngineSparseVector))
+                and list(self.indices) == list(other.indices) and list(self.values) == list(other.values))
+
+    def __repr__(self) -> str:
+        return f"SparseVector(indices={list(self.indices)}, values={list(self.values)})"

@@ -155,6 +155,9 @@ def _vector(value: Any) -> Any:
         return value
     if isinstance(value, tuple):
         return list(value)
+    engine = getattr(value, "engine", None)  # BM25 from qdrant_edge: the engine's own vector, written as is
+    if engine is not None:
+        return engine
     return q.SparseVector(list(value.indices), list(value.values))
 
 
