@@ -15,7 +15,7 @@ import sys
 from ..defaults import DEFAULT_MODEL
 from .models import CLIError, load_embedding, model_name, resolve_model
 from .progress import BarProgress, Stage, quiet_libraries
-from .stores import open_store
+from .stores import open_store, store_exists
 
 STRICT_EXIT = 3
 
@@ -55,11 +55,15 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         ray = require_ray()  # a missing extra is named before the store or a model is touched
     progress = not args.no_progress
+    requested = model_name(args.model) if args.model else None
+    # A model that can't be had fails in one line before the store is touched (fast offline); the
+    # recorded model of an existing store is known only once it is open (and locked).
+    early = resolve_model(requested or DEFAULT_MODEL) if requested or not store_exists(args) else None
     with open_store(args, must_exist=False) as store:
         manifest = read_manifest(store)
-        requested = model_name(args.model) if args.model else None
         check_model(manifest, requested)
-        source = resolve_model(requested or (manifest.model if manifest else DEFAULT_MODEL))  # fails fast offline
+        source = early if early is not None and (requested or manifest is None) else \
+            resolve_model(manifest.model if manifest else DEFAULT_MODEL)
         with quiet_libraries(), Stage("Loading model", enabled=progress):
             embedding = load_embedding(source)
         if ray is None:

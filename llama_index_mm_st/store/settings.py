@@ -12,13 +12,7 @@ from llama_index_mm_st.store.plan import SearchSettings
 from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES
 
-DEFAULT_OVERSAMPLING: Dict[str, Optional[float]] = {"int8": 2.0, "binary": 4.0}
-"""Candidates drawn by the compressed vectors per result before rescoring. It also widens the graph
-search: at 100k points recall@10 was 0.953 (int8, 1x) and 0.896 (binary, 3x), the float32 graph alone 0.962."""
-
-DEFAULT_HNSW_EF = 128
-"""Measured at 100k clustered 512-d points (docs/store.md): the engine's own width gives recall@10
-0.962 (float32 and int8 alike); 128 gives 0.981 and 0.979, for under 1 ms more at p50."""
+from llama_index_mm_st.defaults import DEFAULT_HNSW_EF, DEFAULT_OVERSAMPLING  # noqa: E402,F401 - the one set of defaults
 
 
 def search_settings(quantization: Optional[str], hnsw_ef: Optional[int], rescore: bool,

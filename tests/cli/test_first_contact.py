@@ -49,7 +49,7 @@ def test_default_model_without_network_fails_fast_in_one_line(setting, corpus, t
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     assert DEFAULT_MODEL in lines[0] and "--model /path/to/a/local/model" in lines[0]
     assert ("could not be reached" if setting == "unreachable" else "HF_HUB_OFFLINE") in lines[0]
-    assert elapsed < 8, elapsed  # includes interpreter start; the retrying loader took over a minute
+    assert elapsed < 20, elapsed  # includes interpreter start on a shared CPU; the retrying loader took over a minute
     assert not store.exists()  # nothing created, so no lock and no model recorded
 
 
