@@ -127,13 +127,14 @@ def _check_words(text: str, store: "MultimodalQdrantStore") -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    _check_query(args)  # before any heavy import: a refused query fails in a fraction of a second
+
+    from ..hits import score_kind, search_hits
     from ..ingest import check_model, read_manifest
     from ..pipeline import build_pipeline
     from .progress import quiet_libraries
-    from ..hits import score_kind, search_hits
     from .search_view import to_json, to_table
 
-    _check_query(args)
     with open_store(args, must_exist=True) as store:
         manifest = read_manifest(store)
         if manifest is None:
