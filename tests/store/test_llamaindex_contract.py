@@ -107,6 +107,18 @@ def test_delete_removes_a_document_from_results(simple: MultimodalQdrantStore) -
     assert query_ids(simple, top_k=2) == [WEIGHT_3_RANK_C, WEIGHT_1_RANK_A]
 
 
+def test_is_empty_on_a_key_no_node_has_matches_every_node(simple: MultimodalQdrantStore) -> None:
+    flt = MetadataFilters(filters=[MetadataFilter(key="not_existed_key", operator=FilterOperator.IS_EMPTY, value=None)])
+    assert len(query_ids(simple, flt)) == 3
+
+
+def test_delete_nodes_and_clear(simple: MultimodalQdrantStore) -> None:
+    simple.delete_nodes([WEIGHT_1_RANK_A, WEIGHT_2_RANK_C])
+    assert query_ids(simple) == [WEIGHT_3_RANK_C]
+    simple.clear()
+    assert query_ids(simple) == []
+
+
 # ------------------------------------------------------------ doc_ids and node_ids (test_simple_doc_ids.py)
 
 
