@@ -168,10 +168,8 @@ class NodeParts:
         in ``embedding`` and, when it has words, their vector in ``text_embedding``; an audio or video
         node keeps its media vector in ``embedding``; any other node its text vector."""
         if self.has_media:
-            return {self.media.kind: "embedding"}  # type: ignore[union-attr]
-        if self.has_pixels:
-            return {"image": "embedding", "text": "text_embedding"}
-        return {"text": "embedding"}
+            return _MEDIA_FIELDS[self.media.kind]  # type: ignore[union-attr]
+        return _PIXEL_FIELDS if self.has_pixels else _TEXT_FIELDS
 
     def text_parts(self) -> Parts | None:
         """The embed text of a node with pixels and words, which the store keeps as its text vector.
@@ -182,6 +180,9 @@ class NodeParts:
 
 EmbeddingField = Literal["embedding", "text_embedding"]
 """The node fields vectors live in (``BaseNode.embedding``; ``ImageNode.text_embedding``)."""
+_PIXEL_FIELDS: dict[str, EmbeddingField] = {"image": "embedding", "text": "text_embedding"}
+_TEXT_FIELDS: dict[str, EmbeddingField] = {"text": "embedding"}
+_MEDIA_FIELDS: dict[str, dict[str, EmbeddingField]] = {"audio": {"audio": "embedding"}, "video": {"video": "embedding"}}
 
 
 def node_field(node: BaseNode, name: str) -> Any:

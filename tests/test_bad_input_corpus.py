@@ -266,9 +266,13 @@ def test_the_embedding_fetches_urls_only_when_allowed_and_never_reads_file_urls(
     assert allowed.embed([url, file_url], "image", on_error="skip").embeddings[0] is not None
 
 
-def test_the_reader_refuses_file_urls_before_reading(tmp_path: Path, image_files) -> None:
+def test_the_reader_refuses_file_urls_by_name_without_reading_them(tmp_path: Path, image_files) -> None:
+    reader = ImageReader(cache_dir=tmp_path / "cache")
+    with pytest.warns(SkippedItemsWarning, match="file:// URL"):
+        assert reader.load_data(f"file://{image_files['png']}") == []
+    assert [f.item for f in reader.last_report.failures] == [f"file://{image_files['png']}"]
     with pytest.raises(ValueError, match="file:// URL"):
-        ImageReader(cache_dir=tmp_path / "cache").load_data(f"file://{image_files['png']}")
+        ImageReader(cache_dir=tmp_path / "cache", on_error="raise").load_data(f"file://{image_files['png']}")
 
 
 def test_the_text_node_path_unchanged_for_plain_nodes() -> None:

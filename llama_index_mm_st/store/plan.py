@@ -52,11 +52,14 @@ class PointSpec:
 
 def bm25_text(parts: NodeParts, metadata_keys: Sequence[str]) -> str:
     """The words BM25 indexes: the node's words plus caption-like metadata (alt text, OCR) when present."""
-    texts = [parts.words]
+    words = parts.words
     metadata = parts.node.metadata
-    for key in metadata_keys:
-        value = metadata.get(key)
-        if isinstance(value, str) and value not in texts:
+    extra = [value for key in metadata_keys if isinstance(value := metadata.get(key), str)]
+    if not extra:  # the common case: the node's own words only
+        return words if words and not words.isspace() else ""
+    texts = [words]
+    for value in extra:
+        if value not in texts:
             texts.append(value)
     return "\n".join(t for t in texts if t and t.strip())
 
@@ -64,9 +67,8 @@ def bm25_text(parts: NodeParts, metadata_keys: Sequence[str]) -> str:
 def dense_vectors(parts: NodeParts) -> dict[str, Sequence[float]]:
     """The node's named dense vectors, read from the fields ``NodeParts.vector_fields`` names (the one
     rule: a node with pixels keeps its image vector in ``embedding`` and its words' in ``text_embedding``)."""
-    node = parts.node
-    vectors = {name: node_field(node, fieldname) for name, fieldname in parts.vector_fields.items()}
-    return {name: vec for name, vec in vectors.items() if vec is not None}
+    fields = parts.node.__dict__  # ``node_field``: pydantic fields without the slow attribute fallback
+    return {name: vec for name, fieldname in parts.vector_fields.items() if (vec := fields.get(fieldname)) is not None}
 
 
 def with_vectors(node: BaseNode, vectors: Mapping[str, Sequence[float]]) -> BaseNode:
@@ -160,11 +162,11 @@ def check_node(parts: NodeParts, dim: int, names: Sequence[str] = DENSE_VECTOR_N
     payload can't hold is refused by name before anything is written."""
     node = parts.node
     dense = dense_vectors(parts)
-    missing = sorted(set(dense) - set(names))
-    if missing:
+    if not dense.keys() <= set(names):
+        missing = sorted(set(dense) - set(names))[0]
         raise ValueError(
-            f"node {node.node_id}: this store has no {missing[0]!r} vector (it holds {list(names)}: it was made "
-            f"before {missing[0]} support, or with dense_vectors leaving {missing[0]} out); put {missing[0]} in a new store"
+            f"node {node.node_id}: this store has no {missing!r} vector (it holds {list(names)}: it was made "
+            f"before {missing} support, or with dense_vectors leaving {missing} out); put {missing} in a new store"
         )
     if not dense:
         raise ValueError(
@@ -174,13 +176,30 @@ def check_node(parts: NodeParts, dim: int, names: Sequence[str] = DENSE_VECTOR_N
     for name, vec in dense.items():
         if len(vec) != dim:
             raise ValueError(f"node {node.node_id}: {name} vector has {len(vec)} dimensions, the store has {dim}")
-        check_vector(vec, f"node {node.node_id}: {name} vector")
-    clash = RESERVED_PAYLOAD_KEYS.intersection(node.metadata)
-    if clash:
-        raise ValueError(f"node {node.node_id}: metadata keys {sorted(clash)} are reserved by the store")
-    for key, value in node.metadata.items():
-        check_payload_value(value, f"node {node.node_id}: metadata {key!r}")
+        if not math.isfinite(sum(vec)):  # the C-speed check; ``check_vector`` finds the entry when it fails
+            check_vector(vec, f"node {node.node_id}: {name} vector")
+    metadata = node.metadata
+    if metadata:
+        clash = RESERVED_PAYLOAD_KEYS.intersection(metadata)
+        if clash:
+            raise ValueError(f"node {node.node_id}: metadata keys {sorted(clash)} are reserved by the store")
+        for key, value in metadata.items():
+            if not _plainly_fits(value):  # the full check names what does not fit
+                check_payload_value(value, f"node {node.node_id}: metadata {key!r}")
     return dense
+
+
+def _plainly_fits(value: object) -> bool:
+    """The common payload values that certainly fit, told apart cheaply: ASCII text, a bool, a 64-bit
+    int, a finite float. Anything else gets ``check_payload_value`` (which accepts much more)."""
+    kind = value.__class__
+    if kind is str:
+        return value.isascii()  # type: ignore[attr-defined]
+    if kind is float:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    if kind is bool:
+        return True
+    return kind is int and JSON_INT_RANGE[0] <= value <= JSON_INT_RANGE[1]  # type: ignore[operator]
 
 
 def point_multivector(node: BaseNode, dim: int, late: bool) -> Optional[Any]:
