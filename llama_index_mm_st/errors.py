@@ -16,6 +16,11 @@
   - ``UnsupportedModalityError`` (also a ``ValueError``): the model cannot encode or score this modality.
   - ``SchemaMismatchError``: an existing collection or index does not match what we were asked to open.
   - ``StoreLockedError``: another process holds the embedded store.
+  - ``UnfinishedStoreError``: an embedded store's files are not a whole store and can't be finished
+    safely (a shard that holds points but has lost its schema record); the message says what to do.
+  - ``DiskFullError`` (also an ``OSError``): the disk holding an embedded store has too little free
+    space for the next write; refused before the engine writes (it writes through memory maps, so
+    a full disk would kill the process with SIGBUS instead of raising).
   - ``MissingDependencyError`` (also an ``ImportError``): an optional extra is needed.
 
 ``ItemFailure`` records one failed item of a batch; ``SkippedItemsWarning`` carries the list of them
@@ -25,6 +30,7 @@ when a batch runs with ``on_error="skip"``, so nothing is dropped without a repo
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -88,6 +94,37 @@ class SchemaMismatchError(MMSTError):
 
 class StoreLockedError(MMSTError):
     """The embedded store is held by another process."""
+
+
+class UnfinishedStoreError(MMSTError):
+    """An embedded store's files are not a whole store, and finishing or cleaning it could lose points."""
+
+
+class DiskFullError(MMSTError, OSError):
+    """The disk holding a store has less free space than the next write needs; nothing was written.
+
+    ``free`` and ``needed`` are in bytes; the message is the one line a command-line user acts on.
+    """
+
+    def __init__(self, store: str, free: int, needed: int) -> None:
+        super().__init__(
+            f"the disk holding {store} has {format_bytes(free)} free, about {format_bytes(needed)} is needed "
+            "to go on; free space and run the same command again"
+        )
+        self.store, self.free, self.needed = store, free, needed
+        self.errno = errno.ENOSPC  # what callers that test an OSError's errno expect of a full disk
+
+    def __str__(self) -> str:  # OSError's own __str__ would print its errno fields instead
+        return str(self.args[0])
+
+
+def format_bytes(size: int) -> str:
+    """A size as people read it: ``812 KB``, ``64.0 MB``, ``1.25 GB`` (decimal units, as ``df -H``)."""
+    if size < 1_000_000:
+        return f"{max(0, size) / 1000:.0f} KB"
+    if size < 1_000_000_000:
+        return f"{size / 1e6:.1f} MB"
+    return f"{size / 1e9:.2f} GB"
 
 
 class MissingDependencyError(MMSTError, ImportError):

@@ -216,6 +216,13 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         return self._backend.local_path
 
     @property
+    def unfinished(self) -> Optional[str]:
+        """Why this store is not a whole store yet, or None: its creation was interrupted (a kill or a
+        crash between its steps). Such a store holds no points, opens as one without a collection, and
+        the next write that creates the collection (``add``, ``copy_to``, ``dim=``) finishes it."""
+        return self._backend.unfinished
+
+    @property
     def client(self) -> Any:
         """The engine object: a ``qdrant_edge.EdgeShard`` or a ``QdrantClient``."""
         return self._backend.raw
