@@ -34,7 +34,9 @@ from llama_index_mm_st.errors import StoreLockedError, UnfinishedStoreError, Uns
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, hit
 from llama_index_mm_st.store.backends.disk import DiskGuard, batch_bytes
 from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
-from llama_index_mm_st.store.schema import INDEX_KINDS, KEYWORD_INDEXED_KEYS, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
+from llama_index_mm_st.store.schema import (
+    INDEX_KINDS, KEYWORD_INDEXED_KEYS, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind, StoreSchema,
+)
 
 SCHEMA_FILE = "mmst_schema.json"
 METADATA_FILE = "mmst_metadata.json"
@@ -161,7 +163,23 @@ def to_edge_filter(flt: Optional[models.Filter]) -> Optional[Any]:
     )
 
 
-# ------------------------------------------------ files
+# ------------------------------------------------ files: the steps of creating a shard
+
+
+def _build_shard(path: Path, config: Any) -> None:
+    """A new, closed shard at ``path`` with the store's own payload indexes, so a store that exists
+    always has them (the store asks for them again after creating; the engine ignores a repeat).
+    Closed, because the engine keeps its path: it is reopened after the rename."""
+    engine = q.EdgeShard.create(str(path), config)
+    for key in KEYWORD_INDEXED_KEYS:
+        engine.update(q.UpdateOperation.create_field_index(key, _INDEX_PARAMS["keyword"](enable_hnsw=False)))
+    engine.close()
+
+
+def _move_into_place(building: Path, shard: Path) -> None:
+    """The last step of creating: the rename that makes the store whole, made durable."""
+    os.replace(building, shard)
+    _sync_directory(shard.parent)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -317,13 +335,9 @@ class EdgeBackend(BackendCore):
         self._clear_unfinished()
         building, shard = self._dir / NEW_SHARD_DIR, self._dir / SHARD_DIR
         config = self._config(schema)
-        engine = q.EdgeShard.create(str(building), config)
-        for key in KEYWORD_INDEXED_KEYS:  # the store's own keys (it asks for them again; the engine no-ops that),
-            engine.update(q.UpdateOperation.create_field_index(key, _INDEX_PARAMS["keyword"](enable_hnsw=False)))
-        engine.close()  # so a whole store always has them; the engine keeps its path, so reopen after the rename
+        _build_shard(building, config)
         _write_atomically(self._dir / SCHEMA_FILE, json.dumps(schema.to_dict(), indent=1))
-        os.replace(building, shard)
-        _sync_directory(self._dir)
+        _move_into_place(building, shard)
         self._shard = q.EdgeShard.load(str(shard), config)
         self._schema = schema
         self._unfinished = None
