@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 from llama_index_mm_st.concurrency import DynamicBatcher
 from llama_index_mm_st.defaults import DEFAULT_RRF_K
 from llama_index_mm_st.docs import document_parameters
-from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.fast_private import fast_private_attributes
 from llama_index_mm_st.inputs import read_node
 from llama_index_mm_st.multivector import attach_multivector, node_multivector
@@ -186,18 +185,21 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         }
         self._batcher = DynamicBatcher(self._query_batch, max_batch_size=self.query_batch_size)
         self._backend = open_backend(collection_name, self.path, url, api_key, client, client_kwargs, cluster, self.wal)
+        try:
+            self._open_or_create()
+        except BaseException:  # a mismatch, a full disk, an engine error: re-raised as it is
+            self._backend.close()  # release an Edge store's lock: this object will not exist
+            raise
+
+    def _open_or_create(self) -> None:
         existing = self._backend.existing_schema()
         if existing is not None:
-            try:
-                # An existing store keeps the dense vectors it was made with (one made before audio and
-                # video has only "text" and "image"); adding a node of a modality it lacks is refused.
-                wanted = self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction))
-                if self.dense_vectors is None:  # left out: the collection's own (one made before audio has two)
-                    wanted = replace(wanted, dense=known_dense(existing.dense))
-                check_schema(self._backend.where, existing, wanted, self.dim is not None, self._options_given())
-            except SchemaMismatchError:
-                self._backend.close()  # release an Edge store's lock: this object will not exist
-                raise
+            # An existing store keeps the dense vectors it was made with (one made before audio and
+            # video has only "text" and "image"); adding a node of a modality it lacks is refused.
+            wanted = self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction))
+            if self.dense_vectors is None:  # left out: the collection's own (one made before audio has two)
+                wanted = replace(wanted, dense=known_dense(existing.dense))
+            check_schema(self._backend.where, existing, wanted, self.dim is not None, self._options_given())
             self._backend.open(existing)
             self._schema = existing
             self._indexed = self._backend.indexed_fields()
