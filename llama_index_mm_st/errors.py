@@ -6,8 +6,9 @@
       the pixel or byte limit).
     - ``MediaLoadError``: an audio or video item could not be read, decoded or was refused (missing,
       corrupt, truncated, zero-length, over the duration or byte limit, an array that is not a waveform).
-    - ``CaptionFileError``: a ``captions.json``/``captions.csv`` could not be read; images in its
-      folder load without captions.
+    - ``CaptionFileError``: a caption or transcript file could not be read (a malformed
+      ``captions.json``/``captions.csv``, a sidecar ``.srt``/``.vtt``/``.txt`` that is not text); the
+      images or media it describes still load, without those words.
     - ``EncodeError``: the model (or its processor) could not take this one item.
     - ``PathError``: a path a folder walk met cannot be read as a file at all (a link loop, a broken
       link, a FIFO or other special file, a name that is not valid UTF-8, an unreadable file).
@@ -63,7 +64,7 @@ class MediaLoadError(ItemError):
 
 
 class CaptionFileError(ItemError):
-    """A caption file could not be read; the images it describes still load, without captions."""
+    """A caption or transcript file could not be read; what it describes still loads, without its words."""
 
     what = "read caption file"
 
