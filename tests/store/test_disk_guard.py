@@ -137,6 +137,18 @@ def test_opening_a_store_on_a_full_disk_fails_with_one_line_and_keeps_nothing_lo
         assert store.count() == 10
 
 
+def test_closing_on_a_full_disk_leaves_the_flush_to_the_wal_and_lets_go(tmp_path, monkeypatch):
+    store = MultimodalQdrantStore(path=str(tmp_path / "idx"), dim=DIM)
+    store.add(nodes(50))
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 0)
+    with pytest.raises(DiskFullError):
+        store.flush()  # an explicit checkpoint is refused with the line
+    store.close()  # no flush (on a real full disk it fails half-way: the tmpfs test), the lock let go
+    monkeypatch.setattr(disk, "free_bytes", lambda path: 10**12)
+    with MultimodalQdrantStore(path=str(tmp_path / "idx")) as reopened:
+        assert reopened.count() == 50  # every write was in the WAL
+
+
 @pytest.mark.parametrize("command", [("info",), ("search", "note 3")])
 def test_mmst_info_and_search_on_a_full_disk_print_one_line(full_index, run_cli, command):  # noqa: F811
     code, out, err = run_cli(*command, "--store", str(full_index))
@@ -183,9 +195,17 @@ FILLER = textwrap.dedent(
             store.add(batch(start))
     except DiskFullError as exc:
         print("refused", store.count(), exc, flush=True)
+        with open(sys.argv[2], "wb") as filler:  # now something else fills the disk to the last block
+            try:
+                while True:
+                    filler.write(bytes(1 << 20))
+                    filler.flush()
+            except OSError:
+                pass
     else:
         print("done", store.count(), flush=True)
-    store.close()
+    store.close()  # on a full disk too: the flush is left to the WAL, never a half-written one
+    print("closed", flush=True)
     """
 )
 
@@ -209,24 +229,20 @@ def test_a_real_full_tmpfs_stops_mmst_with_one_line_and_a_rerun_resumes(tmp_path
         pytest.skip("mounting a tmpfs needs root and mount(8) (the stubbed tests above cover the guard)")
     try:
         store = mount / "store"
-        first = _child(FILLER, str(store))
+        first = _child(FILLER, str(store), str(mount / "filler"))
         assert first.returncode == 0, first.stderr  # not -7: SIGBUS
-        assert first.stdout.startswith("refused "), first.stdout
+        assert first.stdout.startswith("refused ") and first.stdout.endswith("closed\n"), first.stdout
         written = int(first.stdout.split()[1])
         assert 0 < written < 4096 and written % 512 == 0
-        with open(mount / "filler", "wb") as filler:  # now fill the disk to the last block
-            try:
-                while True:
-                    filler.write(b"\0" * (1 << 20))
-                    filler.flush()
-            except OSError:
-                pass
+        assert os.statvfs(mount).f_bavail < 256  # the disk is full to (almost) the last block
         info = _child("from llama_index_mm_st.cli import main; raise SystemExit(main(['info', '--store', "
                       f"{str(store)!r}]))")
         assert info.returncode == 1 and info.stdout == "", info.stderr
         assert info.stderr.endswith("free space and run the same command again\n") and info.stderr.count("\n") == 1
         (mount / "filler").unlink()
         assert subprocess.run(["mount", "-o", "remount,size=256m", str(mount)]).returncode == 0  # space freed
+        with MultimodalQdrantStore(path=str(store)) as reopened:  # kept through a close on a full disk
+            assert reopened.count() == written
         second = _child(FILLER, str(store))
         assert second.returncode == 0 and second.stdout.split()[:2] == ["done", "4096"], second.stdout + second.stderr
     finally:

@@ -116,6 +116,10 @@ class DiskGuard:
         if free < wanted:
             raise DiskFullError(self.store, free, wanted)
 
+    def has_room(self) -> bool:
+        """Whether the floor is free (what a step with no estimate of its own needs)."""
+        return free_bytes(self.directory) >= FLOOR_BYTES
+
     def ensure_optimize(self, segments: Path) -> None:
         """Room for ``optimize()``: new segments beside the old ones."""
         self.ensure(int(OPTIMIZE_FACTOR * allocated_bytes(segments)) if segments.exists() else 0)

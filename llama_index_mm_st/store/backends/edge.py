@@ -243,7 +243,7 @@ class EdgeBackend(BackendCore):
             ) from None
         self._shard: Optional[Any] = None
         self._schema: Optional[StoreSchema] = None
-        self._disk = DiskGuard(str(root if path is not None else self._dir), self._dir)
+        self._disk = DiskGuard(str(path) if path is not None else str(self._dir), self._dir)
         self._batch_bytes = 0  # the disk estimate of one point of the upsert under way (see upsert)
         try:
             self._unfinished = self._interrupted_creation()
@@ -475,15 +475,22 @@ class EdgeBackend(BackendCore):
 
     def flush(self) -> None:
         if self._shard is not None:
+            self._disk.ensure()
             self._shard.flush()
 
     def close(self) -> None:
-        if self._shard is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
-        if self._lock.is_locked:
-            self._lock.release()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        """Flush, close the engine and let go of the lock; the last two whatever the flush does. On a
+        disk below the floor a store with a WAL skips the flush: the WAL already holds every write
+        (a flush only checkpoints it, and on a full disk fails half-way), so the store opens whole."""
+        shard, self._shard = self._shard, None
+        try:
+            if shard is not None and not (self._schema is not None and self._schema.wal and not self._disk.has_room()):
+                shard.flush()
+        finally:
+            if shard is not None:
+                shard.close()
+            if self._lock.is_locked:
+                self._lock.release()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
