@@ -120,6 +120,20 @@ def test_a_kill_after_the_rename_leaves_a_whole_store_with_its_own_indexes(monke
         assert store.count() == 3
 
 
+def test_a_record_without_its_shard_is_unfinished_and_a_stray_half_shard_beside_a_whole_store_is_ignored(tmp_path):
+    lone = collection(tmp_path / "lone")
+    lone.mkdir(parents=True)
+    (lone / SCHEMA_FILE).write_text(json.dumps(StoreSchema(dim=DIM).to_dict()))  # what a kill mid-cleanup leaves
+    with MultimodalQdrantStore(path=str(tmp_path / "lone")) as store:
+        assert "a schema record without its shard" in store.unfinished and store.schema is None
+        store.add(nodes(2))
+    with MultimodalQdrantStore(path=str(tmp_path / "whole")) as store:
+        store.add(nodes(4))
+    (collection(tmp_path / "whole") / NEW_SHARD_DIR).mkdir()
+    with MultimodalQdrantStore(path=str(tmp_path / "whole")) as store:
+        assert store.unfinished is None and store.count() == 4
+
+
 def test_info_names_an_unfinished_store_and_index_finishes_it(monkeypatch, tmp_path, run_cli, corpus, tiny_clip_dir):  # noqa: F811
     index = tmp_path / "index"
     kill_during_creation(monkeypatch, index, "_write_atomically")  # the shard exists, its record does not

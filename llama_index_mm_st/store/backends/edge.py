@@ -275,15 +275,19 @@ class EdgeBackend(BackendCore):
 
     def _interrupted_creation(self) -> Optional[str]:
         shard, record, building = (self._dir / SHARD_DIR), (self._dir / SCHEMA_FILE), (self._dir / NEW_SHARD_DIR)
-        if building.exists() or (record.exists() and not shard.exists()):
-            left = "a half-built shard" if building.exists() else "a schema record without its shard"
-        elif shard.exists() and not record.exists():
+        if shard.exists() and record.exists():
+            return None  # a whole store (a stray shard.creating beside it is never read)
+        if shard.exists():
             if self._shard_holds_points(shard):
                 raise UnfinishedStoreError(
                     f"the store at {self._dir} holds points but has lost its schema record ({SCHEMA_FILE}); "
                     "put the record back from a copy of the store, or move the folder away to start a new store"
                 )
             left = "an empty shard without its schema record"
+        elif building.exists():
+            left = "a half-built shard"
+        elif record.exists():
+            left = "a schema record without its shard"
         else:
             return None
         return (f"the store at {self._dir} was not finished: it was being created when its process stopped "
