@@ -24,6 +24,7 @@ store allocates per point against ``point_bytes``, and the growth of ``optimize(
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -52,9 +53,9 @@ _ITEM_BYTES = {"float32": 4, "float16": 2}
 
 
 def free_bytes(path: str | os.PathLike[str]) -> int:
-    """Bytes an unprivileged writer may still use on the file system holding ``path``."""
-    stats = os.statvfs(path)
-    return stats.f_bavail * stats.f_frsize
+    """Bytes an unprivileged writer may still use on the file system holding ``path`` (POSIX
+    ``statvfs`` f_bavail, root's reserve left out; Windows' free space for the user)."""
+    return shutil.disk_usage(path).free
 
 
 def allocated_bytes(path: str | os.PathLike[str]) -> int:
