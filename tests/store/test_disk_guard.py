@@ -177,22 +177,26 @@ def test_mmst_index_on_a_full_disk_stops_with_one_line_and_the_rerun_finishes(tm
 
 # ---------------------------------------------------------------- a real full disk (tmpfs)
 
+TMPFS_POINTS, TMPFS_BATCH = 4096, 512
+
+
+def tmpfs_batch(start: int) -> list[TextNode]:
+    """The points the tmpfs test writes, batch by batch: 512-d, so 4096 of them overflow the tmpfs."""
+    vectors = np.random.default_rng(start).standard_normal((TMPFS_BATCH, 512)).astype(np.float32)
+    return [TextNode(id_=f"{i:08d}-0000-4000-8000-000000000000", text=f"note {i}", embedding=vectors[i - start].tolist())
+            for i in range(start, start + TMPFS_BATCH)]
+
+
 FILLER = textwrap.dedent(
     """
     import sys
-    import numpy as np
-    from llama_index.core.schema import TextNode
     from llama_index_mm_st.errors import DiskFullError
     from llama_index_mm_st.store import MultimodalQdrantStore
-    rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((4096, 512)).astype(np.float32)
-    def batch(start):
-        return [TextNode(id_=f"{i:08d}-0000-4000-8000-000000000000", text=f"note {i}",
-                         embedding=vectors[i].tolist()) for i in range(start, start + 512)]
+    from tests.store.test_disk_guard import TMPFS_BATCH, TMPFS_POINTS, tmpfs_batch
     store = MultimodalQdrantStore(path=sys.argv[1], dim=512, dense_vectors=["text", "image"])
     try:
-        for start in range(0, 4096, 512):
-            store.add(batch(start))
+        for start in range(0, TMPFS_POINTS, TMPFS_BATCH):
+            store.add(tmpfs_batch(start))
     except DiskFullError as exc:
         print("refused", store.count(), exc, flush=True)
         with open(sys.argv[2], "wb") as filler:  # now something else fills the disk to the last block
@@ -233,7 +237,7 @@ def test_a_real_full_tmpfs_stops_mmst_with_one_line_and_a_rerun_resumes(tmp_path
         assert first.returncode == 0, first.stderr  # not -7: SIGBUS
         assert first.stdout.startswith("refused ") and first.stdout.endswith("closed\n"), first.stdout
         written = int(first.stdout.split()[1])
-        assert 0 < written < 4096 and written % 512 == 0
+        assert 0 < written < TMPFS_POINTS and written % TMPFS_BATCH == 0
         assert os.statvfs(mount).f_bavail < 256  # the disk is full to (almost) the last block
         info = _child("from llama_index_mm_st.cli import main; raise SystemExit(main(['info', '--store', "
                       f"{str(store)!r}]))")
@@ -241,9 +245,13 @@ def test_a_real_full_tmpfs_stops_mmst_with_one_line_and_a_rerun_resumes(tmp_path
         assert info.stderr.endswith("free space and run the same command again\n") and info.stderr.count("\n") == 1
         (mount / "filler").unlink()
         assert subprocess.run(["mount", "-o", "remount,size=256m", str(mount)]).returncode == 0  # space freed
-        with MultimodalQdrantStore(path=str(store)) as reopened:  # kept through a close on a full disk
-            assert reopened.count() == written
-        second = _child(FILLER, str(store))
-        assert second.returncode == 0 and second.stdout.split()[:2] == ["done", "4096"], second.stdout + second.stderr
+        # Space freed: the same writes again, here (the disk has room now, so no signal can come).
+        with MultimodalQdrantStore(path=str(store)) as resumed:
+            assert resumed.count() == written  # kept through a close on a full disk
+            for start in range(0, TMPFS_POINTS, TMPFS_BATCH):
+                resumed.add(tmpfs_batch(start))
+            assert resumed.count() == TMPFS_POINTS
+            assert {n.node_id for n in resumed.get_nodes()} == {n.node_id for start in range(0, TMPFS_POINTS, TMPFS_BATCH)
+                                                                 for n in tmpfs_batch(start)}
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
