@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CaptionFileError,
+    DiskFullError,
     EncodeError,
     ImageLoadError,
     ItemError,
@@ -22,6 +23,7 @@ from .errors import (
     SchemaMismatchError,
     SkippedItemsWarning,
     StoreLockedError,
+    UnfinishedStoreError,
     UnscoredNodesWarning,
     UnsupportedFilterError,
     UnsupportedModalityError,
@@ -59,6 +61,7 @@ __all__ = sorted(
     [
         *_LAZY,
         "CaptionFileError",
+        "DiskFullError",
         "EncodeError",
         "ImageLoadError",
         "ItemError",
@@ -70,6 +73,7 @@ __all__ = sorted(
         "SchemaMismatchError",
         "SkippedItemsWarning",
         "StoreLockedError",
+        "UnfinishedStoreError",
         "UnscoredNodesWarning",
         "UnsupportedFilterError",
         "UnsupportedModalityError",

@@ -28,6 +28,11 @@ DEFAULT_MAX_MEDIA_SECONDS = 3600.0
 DEFAULT_MAX_MEDIA_BYTES = 2 * 1024**3
 """Largest audio or video file accepted."""
 
+DEFAULT_MAX_VIDEO_DECODED_BYTES = 4 * 1024**3
+"""Most bytes of RGB frames one video load decodes (checked from the header before decoding, and
+again frame by frame): 690 frames of 1080p, 172 of 4K. Frames the model doesn't sample are decoded
+but never kept, so this bounds what a video model's frame sampler can ask for."""
+
 DEFAULT_URL_TIMEOUT_S = 10.0
 """Seconds a whole download may take (connect, redirects and body), when URLs are allowed."""
 

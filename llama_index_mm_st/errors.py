@@ -6,8 +6,9 @@
       the pixel or byte limit).
     - ``MediaLoadError``: an audio or video item could not be read, decoded or was refused (missing,
       corrupt, truncated, zero-length, over the duration or byte limit, an array that is not a waveform).
-    - ``CaptionFileError``: a ``captions.json``/``captions.csv`` could not be read; images in its
-      folder load without captions.
+    - ``CaptionFileError``: a caption or transcript file could not be read (a malformed
+      ``captions.json``/``captions.csv``, a sidecar ``.srt``/``.vtt``/``.txt`` that is not text); the
+      images or media it describes still load, without those words.
     - ``EncodeError``: the model (or its processor) could not take this one item.
     - ``PathError``: a path a folder walk met cannot be read as a file at all (a link loop, a broken
       link, a FIFO or other special file, a name that is not valid UTF-8, an unreadable file).
@@ -16,6 +17,11 @@
   - ``UnsupportedModalityError`` (also a ``ValueError``): the model cannot encode or score this modality.
   - ``SchemaMismatchError``: an existing collection or index does not match what we were asked to open.
   - ``StoreLockedError``: another process holds the embedded store.
+  - ``UnfinishedStoreError``: an embedded store's files are not a whole store and can't be finished
+    safely (a shard that holds points but has lost its schema record); the message says what to do.
+  - ``DiskFullError`` (also an ``OSError``): the disk holding an embedded store has too little free
+    space for the next write; refused before the engine writes (it writes through memory maps, so
+    a full disk would kill the process with SIGBUS instead of raising).
   - ``MissingDependencyError`` (also an ``ImportError``): an optional extra is needed.
 
 ``ItemFailure`` records one failed item of a batch; ``SkippedItemsWarning`` carries the list of them
@@ -25,6 +31,7 @@ when a batch runs with ``on_error="skip"``, so nothing is dropped without a repo
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -57,7 +64,7 @@ class MediaLoadError(ItemError):
 
 
 class CaptionFileError(ItemError):
-    """A caption file could not be read; the images it describes still load, without captions."""
+    """A caption or transcript file could not be read; what it describes still loads, without its words."""
 
     what = "read caption file"
 
@@ -88,6 +95,37 @@ class SchemaMismatchError(MMSTError):
 
 class StoreLockedError(MMSTError):
     """The embedded store is held by another process."""
+
+
+class UnfinishedStoreError(MMSTError):
+    """An embedded store's files are not a whole store, and finishing or cleaning it could lose points."""
+
+
+class DiskFullError(MMSTError, OSError):
+    """The disk holding a store has less free space than the next write needs; nothing was written.
+
+    ``free`` and ``needed`` are in bytes; the message is the one line a command-line user acts on.
+    """
+
+    def __init__(self, store: str, free: int, needed: int) -> None:
+        super().__init__(
+            f"the disk holding {store} has {format_bytes(free)} free, about {format_bytes(needed)} is needed "
+            "to go on; free space and run the same command again"
+        )
+        self.store, self.free, self.needed = store, free, needed
+        self.errno = errno.ENOSPC  # what callers that test an OSError's errno expect of a full disk
+
+    def __str__(self) -> str:  # OSError's own __str__ would print its errno fields instead
+        return str(self.args[0])
+
+
+def format_bytes(size: int) -> str:
+    """A size as people read it: ``812 KB``, ``64.0 MB``, ``1.25 GB`` (decimal units, as ``df -H``)."""
+    if size < 1_000_000:
+        return f"{max(0, size) / 1000:.0f} KB"
+    if size < 1_000_000_000:
+        return f"{size / 1e6:.1f} MB"
+    return f"{size / 1e9:.2f} GB"
 
 
 class MissingDependencyError(MMSTError, ImportError):

@@ -9,7 +9,12 @@ make of it. Both are optional extras (``[audio]``, ``[video]``); a missing one i
 
 Why our own checks: a zero-length, truncated or non-media file, a stream longer than the duration
 limit or a file over the byte limit fails one item with a ``MediaLoadError`` naming it, before any
-large allocation (duration and frame size are read from the container header first).
+large allocation (duration and frame size are read from the container header first). Media are
+checked against their own content, as images are: a WAV or AIFF whose header declares more data
+than the file holds is named as truncated (``pcm``: FFmpeg only counts the bytes present), content
+that is not audio (or not video, a still image) is refused whatever the file is called, and video
+has a frame-size limit (pixels per frame, read from the stream header before any frame is decoded)
+and a bound on the bytes of the frames one load decodes.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
-from .defaults import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS
+from .defaults import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_VIDEO_DECODED_BYTES
 from .errors import MediaLoadError, MissingDependencyError
 from .files import file_error_reason, regular_file_size
+from .pcm import declared_data
 
 MediaSource = Union[str, Path, bytes]
 """A local path or the bytes of a whole file (URLs are fetched before they get here)."""
@@ -36,17 +42,24 @@ PROBE_BYTES = 65_536
 WAV cost 31 ms, four times decoding it; 64 KiB costs 6 ms (bench/media.py's files), and every container we
 read (WAV, FLAC, MP3, Ogg, MP4/MOV, WebM/MKV) declares its streams in its header."""
 TRUNCATED_FRACTION = 0.9
-"""Audio that decodes to less than this share of the duration its header declares is truncated."""
+"""Audio that decodes to (or a PCM file that holds) less than this share of the duration its header
+declares is truncated."""
+STILL_IMAGE_FORMATS = ("image2", "image2pipe")
+"""FFmpeg's demuxers of still images, with every ``*_pipe`` one (``jpeg_pipe``, ``png_pipe``...)."""
 MAX_CHANNELS = 16
 """A 2-D array with an axis at most this long is (channels, samples) or (samples, channels) audio."""
 
 
 @dataclass(frozen=True)
 class MediaLimits:
-    """What a media item may cost: seconds of media and bytes of file (None: no limit)."""
+    """What a media item may cost (None: no limit): seconds of media, bytes of file, pixels of one
+    video frame (the image limit by default: a frame is an image) and bytes of the RGB frames one
+    video load decodes."""
 
     max_duration_s: float | None = DEFAULT_MAX_MEDIA_SECONDS
     max_bytes: int | None = DEFAULT_MAX_MEDIA_BYTES
+    max_frame_pixels: int | None = DEFAULT_MAX_PIXELS
+    max_decoded_bytes: int | None = DEFAULT_MAX_VIDEO_DECODED_BYTES
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,21 @@ class MediaInfo:
     fps: float | None = None
     frames: int | None = None
     has_audio: bool = False
+    container: str = ""  # FFmpeg's name of the format it found in the bytes ("wav", "matroska,webm", "jpeg_pipe")
+
+    @property
+    def still_image(self) -> bool:
+        """A picture, not a video: what FFmpeg's image demuxers read (one frame, no duration)."""
+        name = self.container
+        return name in STILL_IMAGE_FORMATS or name.endswith("_pipe") or (name == "gif" and (self.frames or 0) <= 1)
+
+    def content(self) -> str:
+        """What the bytes hold, in words, for an error that refuses them."""
+        if self.still_image:
+            return f"a still image ({self.container.removesuffix('_pipe')})"
+        if self.kind == "audio":
+            return f"audio only ({self.container})"
+        return f"a video {'with' if self.has_audio else 'without'} sound ({self.container})"
 
 
 def _av() -> Any:
@@ -124,6 +152,7 @@ def _info(container: Any, label: str) -> MediaInfo:
     if video is None and audio is None:
         raise MediaLoadError(label, "the file has no audio or video stream")
     duration = _duration(container, video or audio)
+    name = str(container.format.name)
     if video is not None:
         rate = video.average_rate or video.guessed_rate
         fps = float(rate) if rate else None
@@ -131,8 +160,51 @@ def _info(container: Any, label: str) -> MediaInfo:
         return MediaInfo("video", duration, width=video.codec_context.width, height=video.codec_context.height,
                          fps=fps, frames=frames, has_audio=audio is not None,
                          sample_rate=audio.rate if audio is not None else None,
-                         channels=audio.channels if audio is not None else None)
-    return MediaInfo("audio", duration, sample_rate=int(audio.rate), channels=int(audio.channels))
+                         channels=audio.channels if audio is not None else None, container=name)
+    return MediaInfo("audio", duration, sample_rate=int(audio.rate), channels=int(audio.channels), container=name)
+
+
+def _header(container: Any, source: MediaSource, label: str, limits: MediaLimits) -> MediaInfo:
+    """The header, checked: duration limit, and a PCM file's declared data against what it holds."""
+    info = _info(container, label)
+    _check_duration(info, label, limits)
+    if info.kind == "audio":
+        _check_declared(source, label)
+    return info
+
+
+def _check_declared(source: MediaSource, label: str) -> None:
+    """A WAV/AIFF whose header declares more samples than the file holds: cut short, or a header that lies."""
+    declared = declared_data(source)
+    if declared is None or declared.present_bytes >= declared.declared_bytes:
+        return
+    if declared.present_s < TRUNCATED_FRACTION * declared.declared_s - 0.05:
+        raise MediaLoadError(label, f"truncated: its {declared.container} header declares {_seconds(declared.declared_s)} "
+                                    f"of audio, the file holds {_seconds(declared.present_s)} "
+                                    f"({declared.present_bytes} of {declared.declared_bytes} data bytes)")
+
+
+def _seconds(value: float) -> str:
+    if value < 600:
+        return f"{value:.2f} s"
+    return f"{value:.0f} s ({value / 60:.0f} min)" if value < 7200 else f"{value:.0f} s ({value / 3600:.1f} h)"
+
+
+def require_kind(info: MediaInfo, kind: str, label: str) -> None:
+    """Refuse content that is not ``kind`` ("audio": a sound stream; "video": moving pictures),
+    whatever the file is called: a JPEG named ``x.wav`` is a still image, not 0 s of audio."""
+    if kind == "audio" and info.kind != "audio" and not info.has_audio:
+        raise MediaLoadError(label, f"not audio: the file holds {info.content()}")
+    if kind == "video" and (info.kind != "video" or info.still_image):
+        raise MediaLoadError(label, f"not a video: the file holds {info.content()}")
+
+
+def _check_frame_size(info: MediaInfo, label: str, limits: MediaLimits) -> None:
+    """The frame-size limit, from the stream header: a frame is an image, with the image limit."""
+    pixels = (info.width or 0) * (info.height or 0)
+    if limits.max_frame_pixels is not None and pixels > limits.max_frame_pixels:
+        raise MediaLoadError(label, f"{info.width}x{info.height} frames ({pixels} pixels) are over the limit of "
+                                    f"{limits.max_frame_pixels} pixels per frame")
 
 
 def _duration(container: Any, stream: Any) -> float:
@@ -149,10 +221,12 @@ def _check_duration(info: MediaInfo, label: str, limits: MediaLimits) -> None:
 
 
 def probe(source: MediaSource, label: str, limits: MediaLimits = MediaLimits()) -> MediaInfo:
-    """Read the header and check it: kind, duration, rates, size; no samples or frames decoded."""
+    """Read the header and check it: kind, duration, rates, size, a PCM file's declared data, the
+    frame size; no samples or frames decoded."""
     with _open(source, label, limits) as container:
-        info = _info(container, label)
-    _check_duration(info, label, limits)
+        info = _header(container, source, label, limits)
+    if info.kind == "video" and not info.still_image:
+        _check_frame_size(info, label, limits)
     return info
 
 
@@ -162,10 +236,8 @@ def probe(source: MediaSource, label: str, limits: MediaLimits = MediaLimits()) 
 def load_audio(source: MediaSource, label: str, sampling_rate: int, limits: MediaLimits = MediaLimits()) -> np.ndarray:
     """Decode the first audio stream to mono float32 at ``sampling_rate`` (downmix, then resample)."""
     with _open(source, label, limits) as container:
-        info = _info(container, label)
-        _check_duration(info, label, limits)
-        if not container.streams.audio:
-            raise MediaLoadError(label, "the file has no audio stream")
+        info = _header(container, source, label, limits)
+        require_kind(info, "audio", label)
         stream = container.streams.audio[0]
         source_rate = int(stream.rate)
         chunks = []
@@ -260,16 +332,17 @@ def load_video(source: MediaSource, label: str, choose: IndexChooser | None = No
     per-frame cost. The frame count of a stream that does not declare one comes from its duration.
     """
     with _open(source, label, limits) as container:
-        info = _info(container, label)
-        _check_duration(info, label, limits)
-        if not container.streams.video:
-            raise MediaLoadError(label, "the file has no video stream")
+        info = _header(container, source, label, limits)
+        require_kind(info, "video", label)
+        _check_frame_size(info, label, limits)
         wanted = sorted({int(i) for i in choose(info)}) if choose is not None else None
         if wanted is not None and not wanted:
             raise MediaLoadError(label, "no frames to sample (zero-length video)")
         if wanted is None and info.frames is not None and info.frames > max_frames:
             raise MediaLoadError(label, f"{info.frames} frames is over the limit of {max_frames}")
-        frames, indices = _decode_frames(container, label, wanted, max_frames)
+        _check_decoded_bytes(info, len(wanted) if wanted is not None else min(info.frames or 1, max_frames),
+                             label, limits)
+        frames, indices = _decode_frames(container, label, wanted, max_frames, limits)
     if not frames:
         raise MediaLoadError(label, "no decodable video frames (empty or truncated stream)")
     if wanted is not None and len(frames) < len(wanted):
@@ -280,12 +353,21 @@ def load_video(source: MediaSource, label: str, choose: IndexChooser | None = No
     return VideoFrames(np.stack(frames), indices, info)
 
 
-def _decode_frames(container: Any, label: str, wanted: list[int] | None, max_frames: int
-                   ) -> tuple[list[np.ndarray], list[int]]:
+def _check_decoded_bytes(info: MediaInfo, count: int, label: str, limits: MediaLimits) -> None:
+    """The bound on decoded frames, before decoding: ``count`` RGB frames of the header's size."""
+    needed = count * (info.width or 0) * (info.height or 0) * 3
+    if limits.max_decoded_bytes is not None and needed > limits.max_decoded_bytes:
+        raise MediaLoadError(label, f"{count} frames of {info.width}x{info.height} would decode to {needed} bytes, "
+                                    f"over the limit of {limits.max_decoded_bytes}")
+
+
+def _decode_frames(container: Any, label: str, wanted: list[int] | None, max_frames: int,
+                   limits: MediaLimits) -> tuple[list[np.ndarray], list[int]]:
     keep = set(wanted) if wanted is not None else None
     last = wanted[-1] if wanted is not None else None
     frames: list[np.ndarray] = []
     indices: list[int] = []
+    decoded = 0
     try:
         for index, frame in enumerate(container.decode(video=0)):
             if last is not None and index > last:
@@ -293,8 +375,18 @@ def _decode_frames(container: Any, label: str, wanted: list[int] | None, max_fra
             if keep is None or index in keep:
                 if len(frames) >= max_frames:
                     raise MediaLoadError(label, f"more than {max_frames} frames")
+                # A stream may change size after its header: each frame is checked before its RGB copy.
+                pixels = frame.width * frame.height
+                decoded += 3 * pixels
+                if limits.max_frame_pixels is not None and pixels > limits.max_frame_pixels:
+                    raise MediaLoadError(label, f"frame {index} is {frame.width}x{frame.height}, over the limit of "
+                                                f"{limits.max_frame_pixels} pixels per frame")
+                if limits.max_decoded_bytes is not None and decoded > limits.max_decoded_bytes:
+                    raise MediaLoadError(label, f"its frames decode to more than {limits.max_decoded_bytes} bytes")
                 frames.append(frame.to_ndarray(format="rgb24"))
                 indices.append(index)
+    except MediaLoadError:
+        raise  # a limit, not damage (it is a ValueError too)
     except damaged_errors() as exc:
         if not frames:
             raise MediaLoadError(label, f"damaged or truncated video ({_reason(exc)})") from None

@@ -29,6 +29,8 @@ EXPECTED = {
     "SchemaMismatchError",
     "SkippedItemsWarning",
     "StoreLockedError",
+    "DiskFullError",
+    "UnfinishedStoreError",
     "UnscoredNodesWarning",
     "UnsupportedModalityError",
     "__version__",

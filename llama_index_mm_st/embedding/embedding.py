@@ -37,7 +37,14 @@ from .encoder import EncodeSettings, Encoder
 from .late import LateEncoder
 from .profiles import backbone_config, checkpoint_kind, image_target_size, profile_for
 
-from ..defaults import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS, DEFAULT_MODEL, DEFAULT_URL_TIMEOUT_S
+from ..defaults import (
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    DEFAULT_MAX_MEDIA_BYTES,
+    DEFAULT_MAX_MEDIA_SECONDS,
+    DEFAULT_MAX_VIDEO_DECODED_BYTES,
+    DEFAULT_MODEL,
+    DEFAULT_URL_TIMEOUT_S,
+)
 
 _INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = {
     "text": text_input,
@@ -90,7 +97,9 @@ class MultimodalEmbedding(MultiModalEmbedding):
     trust_remote_code: bool = Field(default=False, description="Run model code from the hub (only for models you trust).")
     model_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the model's from_pretrained.")
     processor_kwargs: Dict[str, Any] = Field(default_factory=dict, description="Passed to the processor.")
-    max_pixels: Optional[int] = Field(default=DEFAULT_MAX_PIXELS, description="Refuse larger images before decoding.")
+    max_pixels: Optional[int] = Field(
+        default=DEFAULT_MAX_PIXELS, description="Refuse larger images (and video frames) before decoding."
+    )
     fast_decode: Optional[bool] = Field(
         default=None, description="Decode JPEGs at reduced DCT scale toward the model's input size. None: on unless fp32."
     )
@@ -111,6 +120,10 @@ class MultimodalEmbedding(MultiModalEmbedding):
         default=DEFAULT_MAX_MEDIA_SECONDS, gt=0, description="Refuse audio or video longer than this (read from the header first)."
     )
     max_media_bytes: Optional[int] = Field(default=DEFAULT_MAX_MEDIA_BYTES, gt=0, description="Refuse larger audio or video files.")
+    max_video_decoded_bytes: Optional[int] = Field(
+        default=DEFAULT_MAX_VIDEO_DECODED_BYTES, gt=0,
+        description="Refuse a video whose sampled frames would decode to more bytes (RGB), checked from its header.",
+    )
     devices: Optional[List[str]] = Field(
         default=None, description="Several devices (e.g. ['cuda:0', 'cuda:1']) spread large groups over processes."
     )
@@ -172,7 +185,8 @@ class MultimodalEmbedding(MultiModalEmbedding):
                 allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls,
             ),
             devices=tuple(self.devices) if self.devices else None, bucket_batches=self.bucket_batches,
-            media=MediaLimits(max_duration_s=self.max_media_seconds, max_bytes=self.max_media_bytes),
+            media=MediaLimits(max_duration_s=self.max_media_seconds, max_bytes=self.max_media_bytes,
+                              max_frame_pixels=self.max_pixels, max_decoded_bytes=self.max_video_decoded_bytes),
         )
         workers = self.decode_workers if self.decode_workers is not None else max(1, default_workers() - 1)
         prompts: Dict[Role, Optional[str]] = {"query": self.query_prompt_name, "document": self.document_prompt_name}

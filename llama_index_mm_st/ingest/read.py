@@ -21,7 +21,7 @@ from llama_index.core.schema import Document
 from ..errors import MissingDependencyError, MMSTError
 from ..files import file_error_reason
 from ..ids import text_part_id
-from ..readers import BOOKKEEPING_KEYS, LLM_NOISE_KEYS, ImageReader, MediaReader
+from ..readers import BOOKKEEPING_KEYS, LLM_NOISE_KEYS, ImageReader, MediaReader, ReadReport
 from ..readers.cache import RenderCache, default_cache_dir
 from ..readers.read_source import ReadSettings
 from .listing import FileItem
@@ -80,10 +80,12 @@ def read_file(item: FileItem, readers: Readers) -> FileRead:
     if item.kind == "media":
         if readers.media is None:
             return FileRead(failures=[(str(item.path), readers.media_missing or "audio and video can't be read")])
+        report = ReadReport()
         try:
-            return FileRead(documents=[readers.media.read_file(item.walked)])
+            document = readers.media.read_file(item.walked, report)
         except MMSTError as exc:
             return FileRead(failures=[_failure(exc, str(item.path))])
+        return FileRead([document], [_failure(f.error, f.item) for f in report.failures])
     try:
         outcome = readers.images.read_file(item.walked, readers.settings)
     except MMSTError as exc:

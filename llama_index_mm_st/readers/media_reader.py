@@ -4,11 +4,14 @@ A document never holds samples or frames: ``audio_resource``/``video_resource`` 
 metadata carries what the header says (duration, sample rate, channels; width, height, fps, frames),
 the file's size and sha256. A transcript or subtitles beside the file (``talk.txt``, ``talk.mp3.txt``,
 ``talk.srt``, ``talk.vtt``) become the document's words, so BM25 finds what was said. Bad, truncated,
-zero-length or over-limit files are listed in the ``ReadReport`` and never stop a read.
+zero-length or over-limit files, and content that is not what its name says (a JPEG called ``x.wav``),
+are listed in the ``ReadReport`` and never stop a read; so is a sidecar that can't be read as text
+(the media file is still read, without those words).
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -20,12 +23,21 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document, MediaResource
 
-from ..defaults import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS
+from ..defaults import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS, DEFAULT_MAX_PIXELS
 from ..docs import document_parameters
-from ..strict import RefusesUnknownFields
-from ..errors import ItemFailure, MediaLoadError, PathError, SkippedItemsWarning
+from ..errors import CaptionFileError, ItemFailure, MediaLoadError, PathError, SkippedItemsWarning
 from ..ids import media_document_id
-from ..media import AUDIO_SUFFIXES, VIDEO_SUFFIXES, MediaInfo, MediaLimits, load_audio, load_video, probe
+from ..media import (
+    AUDIO_SUFFIXES,
+    VIDEO_SUFFIXES,
+    MediaInfo,
+    MediaLimits,
+    load_audio,
+    load_video,
+    probe,
+    require_kind,
+)
+from ..strict import RefusesUnknownFields
 from ..types import OnError
 from .metadata import BOOKKEEPING_KEYS, LLM_NOISE_KEYS
 from .report import IgnoredPath, ReadReport
@@ -39,6 +51,8 @@ MEDIA_BOOKKEEPING_KEYS = ("media_kind", "duration_s", "sample_rate", "channels",
 HASH_BLOCK = 1 << 20
 Verify = Literal["header", "decode"]
 
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+"""Byte-order marks a subtitle editor may write; text without one is read as UTF-8 (WebVTT's only encoding)."""
 _CUE_TIMING = re.compile(r"^\s*(\d+:)?\d{1,2}:\d{2}[.,]\d{3}\s*-->\s*")
 _TAG = re.compile(r"<[^>]+>")
 
@@ -59,6 +73,16 @@ def subtitle_words(text: str) -> str:
             continue
         words.append(_TAG.sub("", stripped))
     return "\n".join(words)
+
+
+def read_transcript(path: Path) -> str:
+    """A sidecar's text: UTF-8, or UTF-16/UTF-8 marked by a byte-order mark. ``UnicodeDecodeError``
+    for anything else (and ``OSError`` for a file that can't be read)."""
+    data = path.read_bytes()
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding)
+    return data.decode("utf-8")
 
 
 def find_transcript(path: Path, siblings: Optional[frozenset[str]] = None) -> Optional[Path]:
@@ -100,6 +124,10 @@ class MediaReader(RefusesUnknownFields, BasePydanticReader):
     follow_external_links: bool = Field(default=False, description="Follow links that lead outside the folder.")
     max_duration_s: Optional[float] = Field(default=DEFAULT_MAX_MEDIA_SECONDS, gt=0, description="Refuse longer media (from the header).")
     max_bytes: Optional[int] = Field(default=DEFAULT_MAX_MEDIA_BYTES, gt=0, description="Refuse larger files.")
+    max_frame_pixels: Optional[int] = Field(
+        default=DEFAULT_MAX_PIXELS, gt=0,
+        description="Refuse video whose frames are larger (from the stream header, before any frame is decoded).",
+    )
     verify: Verify = Field(
         default="decode",
         description='"decode" decodes all audio samples (catches truncation) and a video\'s first frame; '
@@ -124,7 +152,8 @@ class MediaReader(RefusesUnknownFields, BasePydanticReader):
                           exclude_hidden=self.exclude_hidden, follow_external_links=self.follow_external_links)
 
     def _limits(self) -> MediaLimits:
-        return MediaLimits(max_duration_s=self.max_duration_s, max_bytes=self.max_bytes)
+        return MediaLimits(max_duration_s=self.max_duration_s, max_bytes=self.max_bytes,
+                           max_frame_pixels=self.max_frame_pixels)
 
     def load_data(self, sources: Union[str, Path, Iterable[Union[str, Path]]], report: Optional[ReadReport] = None,
                   **_: Any) -> list[Document]:
@@ -165,15 +194,17 @@ class MediaReader(RefusesUnknownFields, BasePydanticReader):
 
     def _read(self, entry: WalkedFile, root: Path, report: ReadReport) -> Optional[Document]:
         try:
-            return self.read_file(entry)
+            return self.read_file(entry, report)
         except MediaLoadError as exc:
             self._fail(report, exc)
             return None
 
-    def read_file(self, entry: WalkedFile) -> Document:
+    def read_file(self, entry: WalkedFile, report: Optional[ReadReport] = None) -> Document:
         """One file the walker found, as its document; ``MediaLoadError`` naming it when it can't be
-        read. The per-file step of ``load_data``, public for runners that walk once and read the
+        read. A transcript sidecar that can't be read goes to ``report`` (the file is read without its
+        words). The per-file step of ``load_data``, public for runners that walk once and read the
         files themselves (the ingestion job, its Ray read tasks)."""
+        report = report if report is not None else ReadReport()
         kind = media_kind(entry.path)
         label = str(entry.path)
         if kind is None:
@@ -182,7 +213,7 @@ class MediaReader(RefusesUnknownFields, BasePydanticReader):
         try:
             info = self._check(entry.path, label, kind)
             digest, size = _sha256(entry.path)
-            words, transcript = self._words(entry)
+            words, transcript = self._words(entry, report)
         except OSError as exc:
             raise MediaLoadError(label, str(exc.strerror or exc)) from None
         key = str(entry.path) if self.absolute_ids or entry.named_directly else entry.rel
@@ -198,27 +229,32 @@ class MediaReader(RefusesUnknownFields, BasePydanticReader):
     def _check(self, path: Path, label: str, kind: str) -> MediaInfo:
         limits = self._limits()
         info = probe(path, label, limits)
-        if kind == "video" and info.kind != "video":
-            raise MediaLoadError(label, "the file has no video stream")
+        require_kind(info, kind, label)  # the content, whatever the suffix says
         if self.verify == "decode":
-            if info.kind == "audio":
+            if kind == "audio":
                 load_audio(path, label, info.sample_rate or 16000, limits)
             else:
                 load_video(path, label, lambda _: [0], limits)
         return info
 
-    def _words(self, entry: WalkedFile) -> tuple[str, Optional[str]]:
+    def _words(self, entry: WalkedFile, report: ReadReport) -> tuple[str, Optional[str]]:
         if not self.transcripts:
             return "", None
         sidecar = find_transcript(entry.path, entry.siblings)
         if sidecar is None:
             return "", None
         try:
-            text = sidecar.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return "", None  # an unreadable transcript leaves the media readable, without words
-        words = text if sidecar.suffix.lower() == ".txt" else subtitle_words(text)
-        return words.strip(), str(sidecar)
+            text = read_transcript(sidecar)
+        except UnicodeDecodeError as exc:
+            reason = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        except OSError as exc:
+            reason = str(exc.strerror or exc)
+        else:
+            words = text if sidecar.suffix.lower() == ".txt" else subtitle_words(text)
+            return words.strip(), str(sidecar)
+        # The media file is still read, without these words; the report says why they are missing.
+        self._fail(report, CaptionFileError(str(sidecar), f"{reason}; {entry.path.name} is read without its words"))
+        return "", None
 
 
 def _sha256(path: Path) -> tuple[str, int]:

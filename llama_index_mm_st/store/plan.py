@@ -29,7 +29,7 @@ from llama_index_mm_st.store.schema import (
     SPARSE_VECTOR_NAME,
 )
 from llama_index_mm_st.ids import point_id
-from llama_index_mm_st.inputs import QUERY_MODALITIES, NodeParts, QueryModality, node_field, read_node, storable
+from llama_index_mm_st.inputs import QUERY_MODALITIES, NodeParts, QueryModality, read_node, storable
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES, Modality, SparseVector
 
 SparseEncoder = Callable[[str], SparseVector]

@@ -194,25 +194,31 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         self._connect(open_backend(collection_name, self.path, url, api_key, client, client_kwargs, cluster, self.wal))
 
     def _connect(self, backend: Optional[Backend] = None) -> Backend:
-        """Open the collection (or the unpickled store's, on first use) and check its schema."""
+        """Open the collection (or the unpickled store's, on first use) and check its schema; any
+        failure (a mismatch, a full disk, an engine error) releases an Edge store's lock at once."""
         if backend is None:
             args = self._reopen
             cluster = {name: getattr(self, name) for name in ("shard_number", "replication_factor",
                                                                 "write_consistency_factor")}
             backend = open_backend(args.collection_name, args.path, args.url, args.api_key, None,
                                    args.client_kwargs or None, cluster, self.wal)
+        try:
+            self._open_or_create(backend)
+        except BaseException:  # re-raised as it is: this object will not hold the store
+            self.__pydantic_private__["_live"] = None
+            backend.close()
+            raise
+        return backend
+
+    def _open_or_create(self, backend: Backend) -> None:
         existing = backend.existing_schema()
         if existing is not None:
-            try:
-                # An existing store keeps the dense vectors it was made with (one made before audio and
-                # video has only "text" and "image"); adding a node of a modality it lacks is refused.
-                wanted = self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction))
-                if self.dense_vectors is None:  # left out: the collection's own (one made before audio has two)
-                    wanted = replace(wanted, dense=known_dense(existing.dense))
-                check_schema(backend.where, existing, wanted, self.dim is not None, self._options_given())
-            except SchemaMismatchError:
-                backend.close()  # release an Edge store's lock: this object will not exist
-                raise
+            # An existing store keeps the dense vectors it was made with (one made before audio and
+            # video has only "text" and "image"); adding a node of a modality it lacks is refused.
+            wanted = self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction))
+            if self.dense_vectors is None:  # left out: the collection's own (one made before audio has two)
+                wanted = replace(wanted, dense=known_dense(existing.dense))
+            check_schema(backend.where, existing, wanted, self.dim is not None, self._options_given())
             backend.open(existing)
         self.__pydantic_private__["_live"] = backend
         if existing is not None:
@@ -221,7 +227,6 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             self._ensure_indexes(dict(self.payload_indexes))
         elif self.dim is not None:
             self._create(self.dim, late=bool(self.late_interaction))
-        return backend
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle how to open the store, never its engine: the copy opens the same collection on first
@@ -246,6 +251,13 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         """The directory of an embedded (Edge) collection, a temporary one when ``path`` was None;
         None for a collection on a Qdrant server."""
         return self._backend.local_path
+
+    @property
+    def unfinished(self) -> Optional[str]:
+        """Why this store is not a whole store yet, or None: its creation was interrupted (a kill or a
+        crash between its steps). Such a store holds no points, opens as one without a collection, and
+        the next write that creates the collection (``add``, ``copy_to``, ``dim=``) finishes it."""
+        return self._backend.unfinished
 
     @property
     def client(self) -> Any:

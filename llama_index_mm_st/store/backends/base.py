@@ -36,8 +36,13 @@ class Backend(Protocol):
     def where(self) -> str:
         """A human-readable name of the collection, for error messages."""
 
+    @property
+    def unfinished(self) -> Optional[str]:
+        """Why the collection is not whole yet (its creation was interrupted; it holds no points and
+        the next ``create`` finishes it), or None."""
+
     def existing_schema(self) -> Optional[StoreSchema]:
-        """The schema of the collection if it already exists, else None."""
+        """The schema of the collection if it already exists, else None (also while ``unfinished``)."""
 
     def open(self, schema: StoreSchema) -> None:
         """Open the existing collection, once its schema has been checked."""

@@ -87,6 +87,8 @@ def _vector(value: Any) -> Any:
 class ClientBackend(BackendCore):
     """One collection on a Qdrant server (or qdrant-client's local mode)."""
 
+    unfinished: Optional[str] = None  # the server creates a collection in one request: whole or absent
+
     def __init__(
         self,
         client: QdrantClient,

@@ -3,13 +3,25 @@
 Layout of ``<path>/<collection_name>/``: ``shard/`` (the engine's files), ``mmst_schema.json``
 (our schema record, read on open to refuse a mismatching store before the engine loads it) and
 ``mmst.lock`` (held while open, so a second process gets ``StoreLockedError`` instead of the
-engine's WAL error).
+engine's WAL error). The lock is taken first, before anything is read or loaded.
+
+Creating is atomic: the shard is built as ``shard.creating/``, the record is written, and only then
+is the shard renamed to ``shard/``. A store exists when both are there; whatever a kill leaves at any
+moment of creating (a ``shard.creating/``, a record without a shard, or, from versions that wrote the
+shard first, an empty shard without a record) holds no points, is reported by ``unfinished``, and is
+cleared by the next ``create``. A shard that holds points but has lost its record is never touched:
+opening it raises ``UnfinishedStoreError`` saying what to do.
+
+Every write is checked against the free disk space first (``disk.DiskGuard``): the engine writes
+through memory maps, so a full disk would kill the process with SIGBUS instead of raising.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -18,15 +30,20 @@ import filelock
 import qdrant_edge as q
 from qdrant_client import models
 
-from llama_index_mm_st.errors import StoreLockedError, UnsupportedFilterError
+from llama_index_mm_st.errors import StoreLockedError, UnfinishedStoreError, UnsupportedFilterError
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit
+from llama_index_mm_st.store.backends.disk import DiskGuard, batch_bytes
 from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
-from llama_index_mm_st.store.schema import INDEX_KINDS, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
+from llama_index_mm_st.store.schema import (
+    INDEX_KINDS, KEYWORD_INDEXED_KEYS, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind, StoreSchema,
+)
 
 SCHEMA_FILE = "mmst_schema.json"
 METADATA_FILE = "mmst_metadata.json"
 LOCK_FILE = "mmst.lock"
 SHARD_DIR = "shard"
+NEW_SHARD_DIR = "shard.creating"
+"""Where a new shard is built; renamed to ``SHARD_DIR`` once the schema record is written."""
 
 # qdrant_edge names index types and their parameter classes after our kinds: Keyword, KeywordIndexParams...
 _INDEX_TYPES: dict[str, Any] = {kind: getattr(q.PayloadSchemaType, kind.capitalize()) for kind in INDEX_KINDS}
@@ -146,6 +163,46 @@ def to_edge_filter(flt: Optional[models.Filter]) -> Optional[Any]:
     )
 
 
+# ------------------------------------------------ files: the steps of creating a shard
+
+
+def _build_shard(path: Path, config: Any) -> None:
+    """A new, closed shard at ``path`` with the store's own payload indexes, so a store that exists
+    always has them (the store asks for them again after creating; the engine ignores a repeat).
+    Closed, because the engine keeps its path: it is reopened after the rename."""
+    engine = q.EdgeShard.create(str(path), config)
+    for key in KEYWORD_INDEXED_KEYS:
+        engine.update(q.UpdateOperation.create_field_index(key, _INDEX_PARAMS["keyword"](enable_hnsw=False)))
+    engine.close()
+
+
+def _move_into_place(building: Path, shard: Path) -> None:
+    """The last step of creating: the rename that makes the store whole, made durable."""
+    os.replace(building, shard)
+    _sync_directory(shard.parent)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write a record so that a crash leaves the old one or the new one, never half of either."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (POSIX; Windows has no directory handles to sync)."""
+    if os.name != "posix":
+        return
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 # ------------------------------------------------ the backend
 
 
@@ -191,6 +248,14 @@ class EdgeBackend(BackendCore):
                 f"the store at {self._dir} is already open (another process or store object holds it); close it there first"
             ) from None
         self._shard: Optional[Any] = None
+        self._schema: Optional[StoreSchema] = None
+        self._disk = DiskGuard(str(path) if path is not None else str(self._dir), self._dir)
+        self._batch_bytes = 0  # the disk estimate of one point of the upsert under way (see upsert)
+        try:
+            self._unfinished = self._interrupted_creation()
+        except BaseException:
+            self.close()  # the lock and a temporary directory: this object will not exist
+            raise
 
     @property
     def raw(self) -> Any:
@@ -208,15 +273,52 @@ class EdgeBackend(BackendCore):
     def exists(self) -> bool:
         return self._shard is not None
 
+    @property
+    def unfinished(self) -> Optional[str]:
+        """Why this store is not a whole store yet (its creation was interrupted), or None. Such a
+        store holds no points; the next ``create`` clears what is left and builds it again."""
+        return self._unfinished
+
+    def _interrupted_creation(self) -> Optional[str]:
+        shard, record, building = (self._dir / SHARD_DIR), (self._dir / SCHEMA_FILE), (self._dir / NEW_SHARD_DIR)
+        if shard.exists() and record.exists():
+            return None  # a whole store (a stray shard.creating beside it is never read)
+        if shard.exists():
+            if self._shard_holds_points(shard):
+                raise UnfinishedStoreError(
+                    f"the store at {self._dir} holds points but has lost its schema record ({SCHEMA_FILE}); "
+                    "put the record back from a copy of the store, or move the folder away to start a new store"
+                )
+            left = "an empty shard without its schema record"
+        elif building.exists():
+            left = "a half-built shard"
+        elif record.exists():
+            left = "a schema record without its shard"
+        else:
+            return None
+        return (f"the store at {self._dir} was not finished: it was being created when its process stopped "
+                f"({left} is left, no points); the next write to it (run the same 'mmst index' or 'mmst copy' "
+                "again) finishes it, or delete the folder")
+
+    def _shard_holds_points(self, shard: Path) -> bool:
+        self._disk.ensure()  # the engine writes on load
+        engine = q.EdgeShard.load(str(shard))
+        try:
+            return bool(engine.count(q.CountRequest(exact=True)))
+        finally:
+            engine.close()
+
     def existing_schema(self) -> Optional[StoreSchema]:
         record = self._dir / SCHEMA_FILE
-        if not record.exists():
+        if self._unfinished is not None or not record.exists():
             return None
         return StoreSchema.from_dict(json.loads(record.read_text()))
 
     def open(self, schema: StoreSchema) -> None:
         if self._shard is None:
+            self._disk.ensure()  # loading replays the WAL and rewrites the config: a full disk would be SIGBUS
             self._shard = q.EdgeShard.load(str(self._dir / SHARD_DIR), self._config(schema))
+            self._schema = schema
 
     def _config(self, schema: StoreSchema) -> Any:
         def params() -> Any:
@@ -237,8 +339,28 @@ class EdgeBackend(BackendCore):
         )
 
     def create(self, schema: StoreSchema) -> None:
-        self._shard = q.EdgeShard.create(str(self._dir / SHARD_DIR), self._config(schema))
-        (self._dir / SCHEMA_FILE).write_text(json.dumps(schema.to_dict(), indent=1))
+        """Build the shard beside its final name, write the record, then rename the shard into place:
+        a kill at any moment leaves no store or an unfinished one (``unfinished``), never a stuck one."""
+        self._disk.ensure()
+        self._clear_unfinished()
+        building, shard = self._dir / NEW_SHARD_DIR, self._dir / SHARD_DIR
+        config = self._config(schema)
+        _build_shard(building, config)
+        _write_atomically(self._dir / SCHEMA_FILE, json.dumps(schema.to_dict(), indent=1))
+        _move_into_place(building, shard)
+        self._shard = q.EdgeShard.load(str(shard), config)
+        self._schema = schema
+        self._unfinished = None
+
+    def _clear_unfinished(self) -> None:
+        """Remove what an interrupted creation left: it holds no points (``_interrupted_creation``
+        refuses a shard that does). A whole store is never cleared."""
+        if self._unfinished is None and (self._dir / SHARD_DIR).exists():
+            raise RuntimeError(f"{self.where} already has a collection")
+        for leftover in (self._dir / NEW_SHARD_DIR, self._dir / SHARD_DIR):
+            if leftover.exists():
+                shutil.rmtree(leftover)
+        (self._dir / SCHEMA_FILE).unlink(missing_ok=True)
 
     def read_metadata(self) -> dict[str, Any]:
         record = self._dir / METADATA_FILE
@@ -246,9 +368,8 @@ class EdgeBackend(BackendCore):
 
     def write_metadata(self, metadata: Mapping[str, Any]) -> None:
         self._require()
-        temporary = self._dir / (METADATA_FILE + ".tmp")
-        temporary.write_text(json.dumps(dict(metadata), indent=1))
-        temporary.replace(self._dir / METADATA_FILE)  # atomic: a crash never leaves half a record
+        self._disk.ensure()
+        _write_atomically(self._dir / METADATA_FILE, json.dumps(dict(metadata), indent=1))
 
     def _require(self) -> Any:
         if self._shard is None:
@@ -263,7 +384,9 @@ class EdgeBackend(BackendCore):
 
     def create_index(self, key: str, kind: IndexKind, hnsw: bool) -> None:
         params = _INDEX_PARAMS[kind](enable_hnsw=hnsw)
-        self._require().update(q.UpdateOperation.create_field_index(key, params))
+        shard = self._require()
+        self._disk.ensure()
+        shard.update(q.UpdateOperation.create_field_index(key, params))
 
     # ------------------------------------------------ engine adapters (the shared logic is in BackendCore)
 
@@ -278,8 +401,18 @@ class EdgeBackend(BackendCore):
             vectors[MULTIVECTOR_NAME] = _rows(point.multivector)
         return q.Point(point.id, vectors, point.payload)
 
+    def upsert(self, points: Sequence[PointSpec], batch_size: int,
+               on_batch: Optional[Callable[[int], None]] = None) -> None:
+        """``BackendCore.upsert``, each batch checked against the free disk space before it is written
+        (by ``_write``, from the average disk estimate of these points)."""
+        if points and self._schema is not None:
+            self._batch_bytes = -(-batch_bytes(points, self._schema) // len(points))
+        super().upsert(points, batch_size, on_batch)
+
     def _write(self, engine_points: list[Any]) -> None:
-        self._require().update(q.UpdateOperation.upsert_points(engine_points))
+        shard = self._require()
+        self._disk.ensure(self._batch_bytes * len(engine_points))
+        shard.update(q.UpdateOperation.upsert_points(engine_points))
 
     def _engine_search(self, search: SearchSettings) -> Any:
         quantization = q.QuantizationSearchParams(rescore=search.rescore, oversampling=search.oversampling)
@@ -339,27 +472,45 @@ class EdgeBackend(BackendCore):
 
     def delete(self, flt: models.Filter) -> None:
         if self._shard is not None:
+            self._disk.ensure()
             self._shard.update(q.UpdateOperation.delete_points_by_filter(to_edge_filter(flt)))
 
     def clear(self) -> None:
         if self._shard is not None:
+            self._disk.ensure()
             self._shard.update(q.UpdateOperation.delete_points_by_filter(q.Filter()))
 
     def optimize(self) -> None:
         if self._shard is not None:
+            self._disk.ensure_optimize(self._dir / SHARD_DIR / "segments")
             self._shard.optimize()
 
     def flush(self) -> None:
         if self._shard is not None:
+            self._disk.ensure()
             self._shard.flush()
 
     def close(self) -> None:
-        if self._shard is not None:
-            self._shard.flush()
-            self._shard.close()
-            self._shard = None
-        if self._lock.is_locked:
-            self._lock.release()
+        """Flush, close the engine and let go of the lock; the last two whatever the flush does. On a
+        disk below the floor a store with a WAL skips the flush: the WAL already holds every write
+        (a flush only checkpoints it, and on a full disk fails half-way), so the store opens whole."""
+        shard, self._shard = self._shard, None
+        try:
+            if shard is not None and not (self._schema is not None and self._schema.wal and not self._disk.has_room()):
+                shard.flush()
+        finally:
+            if shard is not None:
+                shard.close()
+            if self._lock.is_locked:
+                self._lock.release()
+            self._forget_unused_folders()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
+
+    def _forget_unused_folders(self) -> None:
+        """The folders this open made, when no collection was ever made in them (a run that failed
+        before its first write): removed while empty, so a failed run leaves nothing behind."""
         if self._made and not (self._dir / SCHEMA_FILE).exists() and not (self._dir / SHARD_DIR).exists():
             (self._dir / LOCK_FILE).unlink(missing_ok=True)
             for folder in reversed(self._made):
@@ -368,6 +519,3 @@ class EdgeBackend(BackendCore):
                 except OSError:
                     break
             self._made = []
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
