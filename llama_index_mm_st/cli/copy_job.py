@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from ..ingest.manifest import Manifest, read_manifest
 from .models import CLIError
+
+if TYPE_CHECKING:  # the parser is built for every command: importing the ingestion core here costs seconds
+    from ..ingest.manifest import Manifest
 
 
 def add_copy_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
@@ -38,7 +40,7 @@ def _where(store: str | None, url: str | None, collection: str) -> str:
     return f"{url or os.path.abspath(store or '')} (collection {collection})"
 
 
-def _check_same_model(source: Optional[Manifest], target: Optional[Manifest]) -> None:
+def _check_same_model(source: Optional["Manifest"], target: Optional["Manifest"]) -> None:
     """Vectors of two models never mix in one index, even at the same dimension."""
     if source is not None and target is not None and source.model != target.model:
         raise CLIError(f"the target index was built with model {target.model!r}, this one with {source.model!r}; "
@@ -46,6 +48,7 @@ def _check_same_model(source: Optional[Manifest], target: Optional[Manifest]) ->
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    from ..ingest.manifest import read_manifest
     from ..store import MultimodalQdrantStore
     from .stores import DEFAULT_STORE, open_store
 

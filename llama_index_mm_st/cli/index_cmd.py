@@ -15,7 +15,7 @@ import sys
 from ..defaults import DEFAULT_MODEL
 from .models import CLIError, load_embedding, model_name, resolve_model
 from .progress import BarProgress, Stage, quiet_libraries
-from .stores import open_store, store_exists
+from .stores import DEFAULT_STORE, open_store, store_exists
 
 STRICT_EXIT = 3
 
@@ -46,6 +46,17 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.url:
+        return _index(args)
+    from ..locks import reserve
+
+    # The embedded store's lock first, before the engine is imported, a file walked or a model loaded:
+    # a second writer is refused at once; the store opened below takes this lock over.
+    with reserve(os.path.join(args.store or DEFAULT_STORE, args.collection)):
+        return _index(args)
+
+
+def _index(args: argparse.Namespace) -> int:
     from ..ingest import Indexer, check_model, read_manifest
 
     _check_args(args)
@@ -70,7 +81,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             summary = Indexer(store, embedding, model_name=source.name, progress=BarProgress(progress)).index(args.paths)
         else:
             summary = _index_on_ray(ray, args, store, embedding, source.name, progress)
-        if summary.changed:
+        if store.schema is not None:  # also after a run that wrote nothing: an earlier one may have stopped before it
             store.optimize()
     return report_index(summary, args.strict)
 

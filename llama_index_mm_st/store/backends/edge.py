@@ -26,11 +26,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-import filelock
 import qdrant_edge as q
 from qdrant_client import models
 
-from llama_index_mm_st.errors import StoreLockedError, UnfinishedStoreError, UnsupportedFilterError
+from llama_index_mm_st import locks
+from llama_index_mm_st.errors import UnfinishedStoreError, UnsupportedFilterError
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit
 from llama_index_mm_st.store.backends.disk import DiskGuard, batch_bytes
 from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
@@ -40,7 +40,7 @@ from llama_index_mm_st.store.schema import (
 
 SCHEMA_FILE = "mmst_schema.json"
 METADATA_FILE = "mmst_metadata.json"
-LOCK_FILE = "mmst.lock"
+LOCK_FILE = locks.LOCK_FILE
 SHARD_DIR = "shard"
 NEW_SHARD_DIR = "shard.creating"
 """Where a new shard is built; renamed to ``SHARD_DIR`` once the schema record is written."""
@@ -240,13 +240,7 @@ class EdgeBackend(BackendCore):
         # failed before its first write) leaves nothing behind when it closes.
         self._made = [p for p in (self._dir, *self._dir.parents) if not p.exists()][::-1]
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._lock = filelock.FileLock(str(self._dir / LOCK_FILE))
-        try:
-            self._lock.acquire(timeout=0)
-        except filelock.Timeout:
-            raise StoreLockedError(
-                f"the store at {self._dir} is already open (another process or store object holds it); close it there first"
-            ) from None
+        self._lock = locks.take(self._dir)  # a runner's reserved lock (``locks.reserve``), or a new one
         self._shard: Optional[Any] = None
         self._schema: Optional[StoreSchema] = None
         self._disk = DiskGuard(str(path) if path is not None else str(self._dir), self._dir)
