@@ -73,8 +73,12 @@ async def test_an_engine_failure_in_a_batch_stays_with_its_query(
     make_store: Make, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The engine refuses a whole batch when one query fails; each query is then rerun on its own."""
+    from llama_index_mm_st.store.backends.client import ClientBackend
+    from llama_index_mm_st.store.backends.edge import EdgeBackend
+
     store = filled(make_store, rng)
-    run = type(store._backend)._run
+    engine = EdgeBackend if store.local_path is not None else ClientBackend
+    run = engine._run
 
     def refuse_batch(self: BackendCore, requests: list[Any]) -> list[list[Any]]:
         raise RuntimeError("the engine refused the batch")
@@ -84,8 +88,8 @@ async def test_an_engine_failure_in_a_batch_stays_with_its_query(
             raise RuntimeError("the engine refused this query")
         return run(self, request)
 
-    monkeypatch.setattr(type(store._backend), "_run_batch", refuse_batch)
-    monkeypatch.setattr(type(store._backend), "_run", run_one)
+    monkeypatch.setattr(engine, "_run_batch", refuse_batch)
+    monkeypatch.setattr(engine, "_run", run_one)
     good = VectorStoreQuery(query_embedding=unit(rng.normal(size=DIM)), similarity_top_k=2)
     poisoned = VectorStoreQuery(query_embedding=good.query_embedding, similarity_top_k=7)
     results = await asyncio.gather(store.aquery(good), store.aquery(poisoned), return_exceptions=True)

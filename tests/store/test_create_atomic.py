@@ -115,7 +115,7 @@ def test_a_kill_after_the_rename_leaves_a_whole_store_with_its_own_indexes(monke
     assert not (collection(tmp_path) / NEW_SHARD_DIR).exists()
     with MultimodalQdrantStore(path=str(tmp_path)) as store:
         assert store.unfinished is None and store.schema == StoreSchema(dim=DIM)
-        assert set(KEYWORD_INDEXED_KEYS) <= set(store._backend.indexed_fields())  # built before the rename
+        assert set(KEYWORD_INDEXED_KEYS) <= set(store.indexed_keys)  # built before the rename
         store.add(nodes(3))
         assert store.count() == 3
 
@@ -179,9 +179,14 @@ def test_a_shard_with_points_but_no_record_is_never_cleared(run_cli, corpus, sou
     record.write_text(saved)  # what the message asks for: the store is as it was
     with MultimodalQdrantStore(path=str(index)) as store:
         assert store.count() == POINTS and store.unfinished is None
-    with pytest.raises(RuntimeError, match="already has a collection"):  # a whole store is never cleared
-        with MultimodalQdrantStore(path=str(index)) as store:
-            store._backend.create(store.schema)
+    from llama_index_mm_st.store.backends.edge import EdgeBackend
+
+    backend = EdgeBackend(str(index), "mmst")  # the engine's backend itself: a whole store is never cleared
+    try:
+        with pytest.raises(RuntimeError, match="already has a collection"):
+            backend.create(backend.existing_schema())
+    finally:
+        backend.close()
 
 
 KILLED_COPY = textwrap.dedent(

@@ -72,7 +72,7 @@ def estimate(store: MultimodalQdrantStore, batch: list[TextNode]) -> int:
 def contents(store: MultimodalQdrantStore) -> tuple[dict[str, str], dict[str, tuple[float, ...]]]:
     """Every node's text by id, and every point's stored vector by point id."""
     texts = {n.node_id: n.get_content() for n in store.get_nodes()}
-    vectors = {p.id: tuple(np.round(p.dense["text"], 6)) for batch in store._backend.export(256) for p in batch}
+    vectors = {p.id: tuple(np.round(p.dense["text"], 6)) for batch in store.export_points(256) for p in batch}
     return texts, vectors
 
 
