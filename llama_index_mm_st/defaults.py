@@ -33,3 +33,7 @@ DEFAULT_URL_TIMEOUT_S = 10.0
 
 DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 """Largest download accepted, declared and actual."""
+
+RERANK_CANDIDATES_PER_RESULT = 3
+"""With a reranker, a search retrieves this many candidates per result it returns, so the reranker has a
+real choice to make (``mmst search --rerank`` and the server's ``/v1/search`` with ``rerank``)."""

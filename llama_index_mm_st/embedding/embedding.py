@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -30,7 +29,7 @@ from ..inputs import NodeParts, Parts, audio_input, image_input, pair_input, rea
 from ..media import MediaLimits
 from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..runtime import resolve_device, resolve_precision, torch_dtype
-from ..types import Embedding, Modality, OnError, Precision, Role
+from ..types import Embedding, EmbeddingResult, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder
 from .late import LateEncoder
 from .profiles import backbone_config, checkpoint_kind, image_target_size, profile_for
@@ -47,18 +46,6 @@ _INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = {
 
 Outcome = Union[Embedding, Exception]
 """One item's result in the shared routine: its vector, or the error that stopped it."""
-
-
-@dataclass
-class EmbeddingResult:
-    """``embeddings[i]`` belongs to input ``i``; it is ``None`` exactly for the items in ``failures``."""
-
-    embeddings: List[Optional[Embedding]]
-    failures: List[ItemFailure]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
 
 
 @document_parameters(model="A loaded SentenceTransformer to use instead of loading model_name.")
