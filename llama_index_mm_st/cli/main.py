@@ -95,8 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     _store_options(info)
 
     from .copy_job import add_copy_parser
+    from .serve_cmd import add_serve_parser
 
     _store_options(add_copy_parser(commands))
+    _store_options(add_serve_parser(commands))
     return parser
 
 
@@ -303,7 +305,13 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return run_copy(args)
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve_cmd import cmd_serve as run_serve
+
+    return run_serve(args)
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy, "serve": cmd_serve}
 
 
 def _server_errors() -> tuple[type[BaseException], ...]:
