@@ -17,6 +17,8 @@
   - ``SchemaMismatchError``: an existing collection or index does not match what we were asked to open.
   - ``StoreLockedError``: another process holds the embedded store.
   - ``MissingDependencyError`` (also an ``ImportError``): an optional extra is needed.
+  - ``RemoteServerError``: a server the remote clients use could not be reached or refused a request
+    (not for one item's reason: a bad item is its ``ItemError``, as in-process).
 
 ``ItemFailure`` records one failed item of a batch; ``SkippedItemsWarning`` carries the list of them
 when a batch runs with ``on_error="skip"``, so nothing is dropped without a report.
@@ -129,3 +131,12 @@ def check_on_error(on_error: str) -> None:
     """Reject an unknown ``on_error`` value early, listing the valid ones."""
     if on_error not in ON_ERROR_VALUES:
         raise ValueError(f"on_error must be one of {ON_ERROR_VALUES}, got {on_error!r}")
+
+
+class RemoteServerError(MMSTError):
+    """A server the remote clients (``RemoteMultimodalEmbedding``, ``RemoteReranker``) talk to could not be
+    reached, or refused a request for a reason that is not one item's (its message names the server)."""
+
+    def __init__(self, url: str, message: str, status: int | None = None) -> None:
+        self.url, self.status = url, status
+        super().__init__(f"the server at {url} {message}")

@@ -25,7 +25,7 @@ from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error
 from ..fetch import FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
-from ..inputs import NodeParts, Parts, audio_input, image_input, pair_input, read_node, text_input, video_input
+from ..inputs import INPUT_READERS, NodeParts, Parts, read_node
 from ..media import MediaLimits
 from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..runtime import resolve_device, resolve_precision, torch_dtype
@@ -36,13 +36,7 @@ from .profiles import backbone_config, checkpoint_kind, image_target_size, profi
 
 from ..defaults import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS, DEFAULT_MODEL, DEFAULT_URL_TIMEOUT_S
 
-_INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = {
-    "text": text_input,
-    "image": image_input,
-    "text+image": pair_input,
-    "audio": audio_input,
-    "video": video_input,
-}
+_INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = INPUT_READERS  # type: ignore[assignment]
 
 Outcome = Union[Embedding, Exception]
 """One item's result in the shared routine: its vector, or the error that stopped it."""

@@ -10,13 +10,17 @@ as it does in-process. One rerank request is one job in the reranker's lane (its
 from __future__ import annotations
 
 import asyncio
+from io import BytesIO
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Union
 
 from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextNode
 
+from ..errors import ItemError
+from ..images import DecodeOptions, decode
+
 from .errors import APIError, bad_item
-from .items import MediaRules, data_uri_payload, media_bytes, check_header
+from .items import MediaRules, check_header, data_uri_payload, media_bytes
 from .lanes import Job, Lane, Outcome, first_error
 from .metrics import Metrics
 from .settings import ServeSettings
@@ -26,8 +30,12 @@ Side = Union[str, dict]
 
 @dataclass(frozen=True)
 class Scored:
+    """A document's place in the ranking; ``score`` is None for one no loaded scorer reads (kept at its
+    retrieval position, as ``MultimodalReranker(on_unsupported="keep")`` keeps it), with the reason."""
+
     index: int
-    score: float
+    score: Optional[float]
+    reason: Optional[str] = None
 
 
 class RerankService:
@@ -56,8 +64,9 @@ class RerankService:
         text, image = await asyncio.to_thread(self._parts, query, "query")
         return QueryBundle(query_str=text or "", image_path=None if image is None else f"data:image/*;base64,{image}")
 
-    async def rerank(self, query: QueryBundle, nodes: List[NodeWithScore]) -> List[Scored]:
-        """Every document's score, best first; a document no scorer could read is a 400 naming it."""
+    async def rerank(self, query: QueryBundle, nodes: List[NodeWithScore], keep_unscored: bool = False) -> List[Scored]:
+        """Every document in ranked order. One no scorer reads is a 400 naming it (code ``unscored``), or,
+        with ``keep_unscored``, stays at its position unscored."""
         (outcome,) = await self.lane.run([Job("rerank", (query, nodes))])
         self.metrics.items.labels("rerank").inc(len(nodes))
         failed = first_error([outcome])
@@ -66,12 +75,13 @@ class RerankService:
             if isinstance(error, APIError):
                 raise error
             raise APIError(400, str(error), code="invalid_item")
-        scored = []
-        for reranked in outcome:
-            position = reranked.retrieval_rank
-            if reranked.score is None:
-                raise bad_item(f"documents[{position}]", reranked.skipped_reason or "it could not be scored")
-            scored.append(Scored(position, float(reranked.score)))
+        scored = [Scored(r.retrieval_rank, None if r.score is None else float(r.score), r.skipped_reason)
+                  for r in outcome]
+        unscored = next((entry for entry in scored if entry.score is None), None)
+        if unscored is not None and not keep_unscored:
+            raise APIError(400, f"documents[{unscored.index}]: {unscored.reason or 'it could not be scored'} (add a "
+                                "reranker that reads it, or send \"unscored\": \"keep\")", code="unscored",
+                           param=f"documents[{unscored.index}]")
         return scored
 
     def _run_group(self, key: Any, payloads: List[Any]) -> List[Outcome]:
@@ -96,6 +106,10 @@ class RerankService:
             return text, None
         data = media_bytes(image, param, self.rules)
         check_header(data, "image", param, self.rules)
+        try:  # decoded once here, so a truncated image is a 400 naming it rather than a hole in the ranking
+            decode(BytesIO(data), param, DecodeOptions(max_pixels=self.rules.max_pixels)).close()
+        except ItemError as exc:
+            raise bad_item(param, exc.reason) from None
         return text, data_uri_payload(image, data)
 
     def _node(self, document: Side, param: str) -> NodeWithScore:

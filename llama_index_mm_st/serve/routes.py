@@ -123,10 +123,12 @@ async def rerank(request: Request) -> Response:
     service = services.rerank
     query = await service.query(body.query)  # type: ignore[union-attr]
     nodes = await service.nodes(body.documents)  # type: ignore[union-attr]
-    scored = await service.rerank(query, nodes)  # type: ignore[union-attr]
+    scored = await service.rerank(query, nodes, keep_unscored=body.unscored == "keep")  # type: ignore[union-attr]
     results = []
     for entry in scored[: body.top_n or len(scored)]:
         result: dict[str, Any] = {"index": entry.index, "relevance_score": entry.score}
+        if entry.score is None:
+            result["unscored"] = entry.reason
         if body.return_documents:
             document = body.documents[entry.index]
             result["document"] = {"text": document} if isinstance(document, str) else document

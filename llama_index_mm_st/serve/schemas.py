@@ -54,6 +54,9 @@ class RerankRequest(_Body):
     top_n: Optional[int] = Field(default=None, ge=1)
     return_documents: bool = False
     model: Optional[str] = None
+    unscored: Literal["error", "keep"] = "error"
+    """A document no loaded reranker reads (an image, with a text cross-encoder only): a 400 naming it, or
+    ``keep``: left at its position with ``relevance_score: null`` (what ``RemoteReranker`` asks for)."""
 
 
 class TEIRerankRequest(_Body):
