@@ -71,14 +71,17 @@ def bad_item(param: str, reason: str) -> APIError:
 def validation_error(errors: list[dict[str, Any]]) -> APIError:
     """A 422 naming the first field that does not fit the schema (``input[2]``, ``documents``), or a 400 for
     a body that is not JSON at all."""
-    first = errors[0] if errors else {}
-    if first.get("type") == "json_invalid":
+    # A union (a string or a list of strings) reports one error per member: the deepest names the item.
+    first = max(errors, key=lambda error: len(error.get("loc", ()))) if errors else {}
+    if any(error.get("type") == "json_invalid" for error in errors):
+        first = next(error for error in errors if error.get("type") == "json_invalid")
         return APIError(400, f"the body is not valid JSON ({first.get('msg')})", code="invalid_json")
     where = _location(first.get("loc", ()))
     message = first.get("msg", "invalid request")
     if first.get("type") == "extra_forbidden":
         message = "unknown field (misspelt?)"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    members = {tuple(str(p) for p in error.get("loc", ())[:2]) for error in errors}
+    more = f" (and {len(members) - 1} more)" if len(members) > 1 else ""
     return APIError(422, f"{where}: {message}{more}" if where else message + more, code="validation_error",
                     param=where or None)
 

@@ -63,7 +63,6 @@ def _served_rerankers(services: Services, state: ServerState) -> list[str]:
 def _check_items(count: int, state: ServerState, what: str) -> None:
     limit = state.settings.limits.max_request_items
     if count > limit:
-        state.metrics.rejections.labels("too_many_items").inc()
         raise APIError(413, f"{count} {what} in one request; at most {limit}", code="too_many_items")
     if count == 0:
         raise APIError(400, f"no {what} given", code="invalid_request")
