@@ -19,7 +19,7 @@ MiB = 1024 * 1024
 class Limits:
     """Bounds on the queue, each batch and each request (see the README's deployment section)."""
 
-    max_queue: int = 512
+    max_queue: int = 4096
     """Items (texts, images, clips; a rerank or search request counts as one) waiting per model. A request
     that does not fit is answered 429 with ``Retry-After``; an empty queue admits any request."""
     max_queue_wait_s: float = 30.0
