@@ -1,0 +1,304 @@
+"""Serving throughput and latency: ``mmst serve`` vs Infinity 0.0.78 vs our in-process embedding, same run.
+
+Setup (issue 22): the full-size ViT-B/32 CLIP with random weights (``bench/embed.py``'s checkpoint), served
+by each server in turn on this machine's cores, driven by an asyncio httpx client in this process:
+
+- single texts: ``--text-requests`` requests of one caption each, from 1, 8 and 64 concurrent clients;
+- batched images: ``--image-requests`` requests of 8 JPEGs (640x480) as data URIs, from 1 and 8 clients;
+- the in-process rows embed the same captions and the same JPEG bytes with ``MultimodalEmbedding``;
+- memory: ``--memory-seconds`` of 64 concurrent text clients against our server after warm-up; the
+  growth of the server's resident memory (``/proc/PID/status`` VmRSS) is printed.
+
+Every row prints requests/s (or images/s), p50 and p99 latency, and the ratios the issue sets as
+targets: ours >= Infinity on both rows, ours >= 0.9x in-process for batched images, 64 concurrent single
+texts >= 3x the same requests one after another.
+
+Infinity installs only in a virtual environment of its own (it pins numpy < 2, sentence-transformers < 4
+and transformers 4.47), never in ours, and its code is not part of this repository::
+
+    python -m venv /work/infinity-venv
+    /work/infinity-venv/bin/pip install "torch==2.14.1" "infinity-emb[server,vision]==0.0.78" aiohttp
+
+Its transformers 4.47 reads the older checkpoint layout, so the bench gives it a copy of the checkpoint
+whose ``processor_config.json`` is replaced by its ``image_processor`` section saved as
+``preprocessor_config.json``, and starts ``infinity_emb v2 --model-id DIR --device cpu --engine torch``.
+Or start Infinity yourself and pass ``--infinity-url``.
+
+    python bench/serve.py [--infinity-bin /work/infinity-venv/bin/infinity_emb | --infinity-url URL]
+                          [--text-requests 128] [--image-requests 16] [--memory-seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CACHE, header, machine_record  # noqa: E402
+from embed import build_clip_b32, make_jpegs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES_PER_REQUEST = 8
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured configuration: items per second and request latencies."""
+
+    name: str
+    items: int
+    seconds: float
+    latencies: Sequence[float]
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds
+
+    def line(self, unit: str) -> str:
+        lat = sorted(self.latencies)
+        p50 = statistics.median(lat) * 1e3 if lat else float("nan")
+        p99 = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))] * 1e3 if lat else float("nan")
+        return f"| {self.name} | {self.rate:.1f} {unit}/s | {p50:.0f} ms | {p99:.0f} ms |"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def infinity_checkpoint(model_dir: Path) -> Path:
+    """A copy in the layout transformers 4.47 reads: the image processor as ``preprocessor_config.json``."""
+    target = model_dir.parent / (model_dir.name + "-infinity")
+    if (target / "preprocessor_config.json").exists():
+        return target
+    shutil.copytree(model_dir, target, dirs_exist_ok=True)
+    processor = target / "processor_config.json"
+    if processor.exists():
+        sections = json.loads(processor.read_text())
+        (target / "preprocessor_config.json").write_text(json.dumps(sections["image_processor"], indent=2))
+        processor.unlink()
+    return target
+
+
+def wait_ready(base: str, process: Optional[subprocess.Popen], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server at {base} exited with {process.returncode}")
+        try:
+            if httpx.get(base + "/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the server at {base} was not ready after {timeout:.0f} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def drive(base: str, model: str, bodies: Sequence[dict[str, Any]], clients: int) -> tuple[float, list[float]]:
+    """Send ``bodies`` from ``clients`` concurrent clients; wall time and each request's latency."""
+    latencies: list[float] = []
+    queue = list(bodies)
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=clients + 4)) as client:
+        async def worker() -> None:
+            while queue:
+                body = queue.pop()
+                start = time.perf_counter()
+                response = await client.post(base + "/embeddings", json={**body, "model": model,
+                                                                         "encoding_format": "base64"})
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return time.perf_counter() - start, latencies
+
+
+def served_model(base: str) -> str:
+    return str(httpx.get(base + "/models", timeout=10).json()["data"][0]["id"])
+
+
+def measure_server(label: str, base: str, texts: list[str], image_uris: list[str], repeats: int) -> dict[str, Row]:
+    model = served_model(base)
+    text_bodies = [{"input": [text]} for text in texts]
+    image_bodies = [{"input": image_uris[i: i + IMAGES_PER_REQUEST], "modality": "image"}
+                    for i in range(0, len(image_uris), IMAGES_PER_REQUEST)]
+    asyncio.run(drive(base, model, text_bodies[:16] + image_bodies[:2], 4))  # warm-up
+    rows: dict[str, Row] = {}
+    for clients in (1, 8, 64):
+        best = min((asyncio.run(drive(base, model, text_bodies, clients)) for _ in range(repeats)), key=lambda r: r[0])
+        rows[f"text x{clients}"] = Row(f"{label}, single texts, {clients} client(s)", len(texts), *best)
+    for clients in (1, 8):
+        best = min((asyncio.run(drive(base, model, image_bodies, clients)) for _ in range(repeats)), key=lambda r: r[0])
+        rows[f"image x{clients}"] = Row(f"{label}, {IMAGES_PER_REQUEST} images per request, {clients} client(s)",
+                                        len(image_uris), *best)
+    return rows
+
+
+def measure_in_process(model_dir: Path, texts: list[str], image_bytes: list[bytes], repeats: int) -> dict[str, Row]:
+    from llama_index_mm_st import MultimodalEmbedding
+
+    embedding = MultimodalEmbedding(str(model_dir), device="cpu")
+    embedding.embed(image_bytes[:8], "image")
+    embedding.get_text_embedding_batch(texts[:8])
+
+    def timed(fn: Any) -> tuple[float, list[float]]:
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
+        return best, []
+
+    async def concurrent_texts() -> None:
+        await asyncio.gather(*(embedding.aget_query_embedding(text) for text in texts))
+
+    rows = {
+        "text x1": Row("in-process, single texts one after another", len(texts),
+                       *timed(lambda: [embedding.get_query_embedding(text) for text in texts])),
+        "text x64": Row("in-process, single texts all at once (aget_query_embedding)", len(texts),
+                        *timed(lambda: asyncio.run(concurrent_texts()))),
+        "image batch": Row("in-process, the same JPEG bytes in one embed call", len(image_bytes),
+                           *timed(lambda: embedding.embed(image_bytes, "image"))),
+        "image x8": Row(f"in-process, the same JPEG bytes {IMAGES_PER_REQUEST} per call", len(image_bytes),
+                        *timed(lambda: [embedding.embed(image_bytes[i: i + IMAGES_PER_REQUEST], "image")
+                                        for i in range(0, len(image_bytes), IMAGES_PER_REQUEST)])),
+    }
+    return rows
+
+
+def memory_run(base: str, pid: int, texts: list[str], seconds: float) -> str:
+    """64 concurrent single-text clients for ``seconds``; the server's RSS before and after."""
+    model = served_model(base)
+    asyncio.run(drive(base, model, [{"input": [t]} for t in texts] * 2, 64))  # past warm-up
+    before = rss_mb(pid)
+    deadline = time.monotonic() + seconds
+    sent = 0
+    while time.monotonic() < deadline:
+        elapsed, _ = asyncio.run(drive(base, model, [{"input": [t]} for t in texts], 64))
+        sent += len(texts)
+    after = rss_mb(pid)
+    return (f"memory: {sent} requests from 64 clients in {seconds:.0f} s; server RSS {before:.0f} MB -> {after:.0f} MB "
+            f"(growth {after - before:+.0f} MB; target < 100 MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--text-requests", type=int, default=128)
+    parser.add_argument("--image-requests", type=int, default=16, help=f"requests of {IMAGES_PER_REQUEST} images")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--memory-seconds", type=float, default=60.0, help="0 skips the memory run")
+    parser.add_argument("--infinity-bin", default="/work/infinity-venv/bin/infinity_emb")
+    parser.add_argument("--infinity-url", default=None, help="an Infinity already running (serving the checkpoint)")
+    parser.add_argument("--skip-infinity", action="store_true")
+    args = parser.parse_args()
+
+    print(header("serve", "cpu", "auto (fp32 on this CPU unless it has native bf16)"))
+    print(machine_record())
+    flags = subprocess.run(["sh", "-c", "grep -m1 -o -w -E 'avx2|avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | "
+                                        "sort -u | tr '\\n' ' '"], capture_output=True, text=True).stdout
+    print(f"CPU flags: {flags.strip() or 'none of avx2/avx512f/avx512_bf16/amx_bf16'}; load at start: "
+          f"{os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+
+    model_dir = build_clip_b32(CACHE / "clip-vit-b32-random")
+    jpegs = make_jpegs(CACHE / "jpegs-640x480", args.image_requests * IMAGES_PER_REQUEST)
+    image_bytes = [path.read_bytes() for path in jpegs]
+    image_uris = [f"data:image/jpeg;base64,{base64.b64encode(data).decode()}" for data in image_bytes]
+    rng = random.Random(1)
+    vocab = "a photo of the red blue car dog cat street chart slide revenue river night tree person".split()
+    texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(4, 16))) for _ in range(args.text_requests)]
+
+    in_process = measure_in_process(model_dir, texts, image_bytes, args.repeats)
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ours_process = subprocess.Popen([sys.executable, "-m", "llama_index_mm_st.cli", "serve", "--model", str(model_dir),
+                                     "--port", str(port), "--device", "cpu", "--log-level", "warning"],
+                                    cwd=str(CACHE), env=env)
+    ours_base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(ours_base, ours_process)
+        ours = measure_server("mmst serve", ours_base, texts, image_uris, args.repeats)
+        memory = memory_run(ours_base, ours_process.pid, texts, args.memory_seconds) if args.memory_seconds else ""
+    finally:
+        stop(ours_process)
+
+    infinity: dict[str, Row] = {}
+    if not args.skip_infinity:
+        process = None
+        base = args.infinity_url
+        if base is None:
+            port = free_port()
+            checkpoint = infinity_checkpoint(model_dir)
+            process = subprocess.Popen([args.infinity_bin, "v2", "--model-id", str(checkpoint), "--device", "cpu",
+                                        "--engine", "torch", "--port", str(port)],
+                                       env={**os.environ, "INFINITY_ANONYMOUS_USAGE_STATS": "0", "HF_HUB_OFFLINE": "1",
+                                            "DO_NOT_TRACK": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(base.rstrip("/"), process)
+            infinity = measure_server("Infinity 0.0.78", base.rstrip("/"), texts, image_uris, args.repeats)
+        finally:
+            if process is not None:
+                stop(process)
+
+    print(f"\n{args.text_requests} single-text requests; {args.image_requests} requests of {IMAGES_PER_REQUEST} "
+          f"JPEGs 640x480 as data URIs; best of {args.repeats}; load at end: {os.getloadavg()[0]:.2f}\n")
+    print("| configuration | rate | p50 | p99 |\n|---|---|---|---|")
+    for key in ("text x1", "text x8", "text x64", "image x1", "image x8"):
+        for rows in (ours, infinity):
+            if key in rows:
+                print(rows[key].line("images" if key.startswith("image") else "requests"))
+    for row in in_process.values():
+        print(f"| {row.name} | {row.rate:.1f} {'images' if 'JPEG' in row.name else 'texts'}/s | - | - |")
+
+    print("\nratios (same run):")
+    best_images = max(ours["image x1"].rate, ours["image x8"].rate)
+    print(f"- 64 concurrent single texts vs one after another, ours: "
+          f"{ours['text x64'].rate / ours['text x1'].rate:.2f}x (target >= 3x)")
+    print(f"- batched images, ours (best of 1 and 8 clients) vs in-process one call: "
+          f"{best_images / in_process['image batch'].rate:.2f}x (target >= 0.9x); vs in-process {IMAGES_PER_REQUEST} "
+          f"per call: {best_images / in_process['image x8'].rate:.2f}x")
+    if infinity:
+        for key in ("text x1", "text x8", "text x64", "image x1", "image x8"):
+            print(f"- {key}: ours / Infinity = {ours[key].rate / infinity[key].rate:.2f}x (target >= 1x)")
+        print(f"- Infinity, 64 concurrent single texts vs one after another: "
+              f"{infinity['text x64'].rate / infinity['text x1'].rate:.2f}x")
+    if memory:
+        print(f"\n{memory}")
+
+
+if __name__ == "__main__":
+    main()
