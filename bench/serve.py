@@ -3,9 +3,10 @@
 Setup (issue 22): the full-size ViT-B/32 CLIP with random weights (``bench/embed.py``'s checkpoint), served
 by each server in turn on this machine's cores, driven by an asyncio httpx client in this process:
 
-- single texts: ``--text-requests`` requests of one caption each, from 1, 8 and 64 concurrent clients;
-- batched images: ``--image-requests`` requests of 8 JPEGs (640x480) as data URIs, from 1 and 8 clients;
-- the in-process rows embed the same captions and the same JPEG bytes with ``MultimodalEmbedding``;
+- single texts: ``--text-requests`` (64) requests of one caption each, from 1, 8 and 64 concurrent clients;
+- batched images: ``--image-requests`` (8) requests of 8 JPEGs (640x480) as data URIs, from 1 and 8 clients;
+- the in-process rows embed the same captions and the same JPEG bytes with ``MultimodalEmbedding``, in a
+  worker thread (as the servers run their models);
 - memory: ``--memory-seconds`` of 64 concurrent text clients against our server after warm-up; the
   growth of the server's resident memory (``/proc/PID/status`` VmRSS) is printed.
 
@@ -25,7 +26,7 @@ whose ``processor_config.json`` is replaced by its ``image_processor`` section s
 Or start Infinity yourself and pass ``--infinity-url``.
 
     python bench/serve.py [--infinity-bin /work/infinity-venv/bin/infinity_emb | --infinity-url URL]
-                          [--text-requests 128] [--image-requests 16] [--memory-seconds 60]
+                          [--text-requests 64] [--image-requests 8] [--memory-seconds 60]
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +129,10 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def drive(base: str, model: str, bodies: Sequence[dict[str, Any]], clients: int) -> tuple[float, list[float]]:
-    """Send ``bodies`` from ``clients`` concurrent clients; wall time and each request's latency."""
+async def drive(base: str, model: str, bodies: Sequence[dict[str, Any]], clients: int,
+                errors: Optional[list[str]] = None) -> tuple[float, list[float]]:
+    """Send ``bodies`` from ``clients`` concurrent clients; wall time and each request's latency. With
+    ``errors`` a failed request is recorded there instead of raised (the memory run keeps going)."""
     latencies: list[float] = []
     queue = list(bodies)
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=clients + 4)) as client:
@@ -136,9 +140,15 @@ async def drive(base: str, model: str, bodies: Sequence[dict[str, Any]], clients
             while queue:
                 body = queue.pop()
                 start = time.perf_counter()
-                response = await client.post(base + "/embeddings", json={**body, "model": model,
-                                                                         "encoding_format": "base64"})
-                response.raise_for_status()
+                try:
+                    response = await client.post(base + "/embeddings", json={**body, "model": model,
+                                                                             "encoding_format": "base64"})
+                    response.raise_for_status()
+                except httpx.HTTPError as exc:
+                    if errors is None:
+                        raise
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
                 latencies.append(time.perf_counter() - start)
 
         start = time.perf_counter()
@@ -160,10 +170,12 @@ def measure_server(label: str, base: str, texts: list[str], image_uris: list[str
     for clients in (1, 8, 64):
         best = min((asyncio.run(drive(base, model, text_bodies, clients)) for _ in range(repeats)), key=lambda r: r[0])
         rows[f"text x{clients}"] = Row(f"{label}, single texts, {clients} client(s)", len(texts), *best)
+        print(rows[f"text x{clients}"].line("requests"), flush=True)
     for clients in (1, 8):
         best = min((asyncio.run(drive(base, model, image_bodies, clients)) for _ in range(repeats)), key=lambda r: r[0])
         rows[f"image x{clients}"] = Row(f"{label}, {IMAGES_PER_REQUEST} images per request, {clients} client(s)",
                                         len(image_uris), *best)
+        print(rows[f"image x{clients}"].line("images"), flush=True)
     return rows
 
 
@@ -196,28 +208,37 @@ def measure_in_process(model_dir: Path, texts: list[str], image_bytes: list[byte
                         *timed(lambda: [embedding.embed(image_bytes[i: i + IMAGES_PER_REQUEST], "image")
                                         for i in range(0, len(image_bytes), IMAGES_PER_REQUEST)])),
     }
+    for row in rows.values():
+        print(f"| {row.name} | {row.rate:.1f} {'images' if 'JPEG' in row.name else 'texts'}/s | - | - |", flush=True)
     return rows
 
 
 def memory_run(base: str, pid: int, texts: list[str], seconds: float) -> str:
-    """64 concurrent single-text clients for ``seconds``; the server's RSS before and after."""
+    """64 concurrent single-text clients for ``seconds``; the server's RSS before and after (and every 10 s)."""
     model = served_model(base)
-    asyncio.run(drive(base, model, [{"input": [t]} for t in texts] * 2, 64))  # past warm-up
+    bodies = [{"input": [t]} for t in texts]
+    asyncio.run(drive(base, model, bodies * 2, 64))  # past warm-up
     before = rss_mb(pid)
-    deadline = time.monotonic() + seconds
+    samples = [before]
+    errors: list[str] = []
+    start = time.monotonic()
     sent = 0
-    while time.monotonic() < deadline:
-        elapsed, _ = asyncio.run(drive(base, model, [{"input": [t]} for t in texts], 64))
-        sent += len(texts)
+    while time.monotonic() - start < seconds:
+        asyncio.run(drive(base, model, bodies, 64, errors))
+        sent += len(bodies)
+        if time.monotonic() - start >= 10 * len(samples):
+            samples.append(rss_mb(pid))
     after = rss_mb(pid)
-    return (f"memory: {sent} requests from 64 clients in {seconds:.0f} s; server RSS {before:.0f} MB -> {after:.0f} MB "
-            f"(growth {after - before:+.0f} MB; target < 100 MB)")
+    trail = " ".join(f"{mb:.0f}" for mb in samples + [after])
+    failed = f"; {len(errors)} failed requests (first: {errors[0]})" if errors else "; no failed requests"
+    return (f"memory: {sent} requests from 64 clients in {time.monotonic() - start:.0f} s; server RSS {before:.0f} MB "
+            f"-> {after:.0f} MB (growth {after - before:+.0f} MB; target < 100 MB); every 10 s: {trail} MB{failed}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--text-requests", type=int, default=128)
-    parser.add_argument("--image-requests", type=int, default=16, help=f"requests of {IMAGES_PER_REQUEST} images")
+    parser.add_argument("--text-requests", type=int, default=64)
+    parser.add_argument("--image-requests", type=int, default=8, help=f"requests of {IMAGES_PER_REQUEST} images")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--memory-seconds", type=float, default=60.0, help="0 skips the memory run")
     parser.add_argument("--infinity-bin", default="/work/infinity-venv/bin/infinity_emb")
@@ -240,7 +261,15 @@ def main() -> None:
     vocab = "a photo of the red blue car dog cat street chart slide revenue river night tree person".split()
     texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(4, 16))) for _ in range(args.text_requests)]
 
-    in_process = measure_in_process(model_dir, texts, image_bytes, args.repeats)
+    print("| configuration | rate | p50 | p99 |\n|---|---|---|---|", flush=True)
+    # In a worker thread, as both servers drive their models: on a loaded machine the main thread's
+    # OpenMP team measured 2-4x slower than a worker thread's on the same calls, which would flatter the servers.
+    measured: dict[str, dict[str, Row]] = {}
+    worker = threading.Thread(target=lambda: measured.update(rows=measure_in_process(model_dir, texts, image_bytes,
+                                                                                      args.repeats)))
+    worker.start()
+    worker.join()
+    in_process = measured["rows"]
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -252,6 +281,7 @@ def main() -> None:
         wait_ready(ours_base, ours_process)
         ours = measure_server("mmst serve", ours_base, texts, image_uris, args.repeats)
         memory = memory_run(ours_base, ours_process.pid, texts, args.memory_seconds) if args.memory_seconds else ""
+        print(memory, flush=True)
     finally:
         stop(ours_process)
 

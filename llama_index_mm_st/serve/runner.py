@@ -19,6 +19,9 @@ from ..errors import MissingDependencyError
 from .lifecycle import ServerState
 
 log = logging.getLogger("llama_index_mm_st.serve")
+KEEP_ALIVE_S = 75
+"""Idle keep-alive connections stay open this long: longer than a load balancer's usual idle timeout (60 s),
+so the balancer closes an idle connection first and never sends a request on one the server just closed."""
 
 
 def make_server(app: Any, host: str, port: int, *, drain_s: float = 0.0, max_drain_s: float = 600.0,
@@ -54,7 +57,8 @@ def make_server(app: Any, host: str, port: int, *, drain_s: float = 0.0, max_dra
             return bool(await super().on_tick(counter))
 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=max(1, int(max_drain_s)), lifespan="on")
+                            timeout_graceful_shutdown=max(1, int(max_drain_s)), lifespan="on",
+                            timeout_keep_alive=KEEP_ALIVE_S)
     return DrainingServer(config)
 
 
