@@ -43,7 +43,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,56 +159,110 @@ def served_model(base: str) -> str:
     return str(httpx.get(base + "/models", timeout=10).json()["data"][0]["id"])
 
 
-def measure_server(label: str, base: str, texts: list[str], image_uris: list[str], repeats: int) -> dict[str, Row]:
-    model = served_model(base)
-    text_bodies = [{"input": [text]} for text in texts]
-    image_bodies = [{"input": image_uris[i: i + IMAGES_PER_REQUEST], "modality": "image"}
-                    for i in range(0, len(image_uris), IMAGES_PER_REQUEST)]
-    asyncio.run(drive(base, model, text_bodies[:16] + image_bodies[:2], 4))  # warm-up
-    rows: dict[str, Row] = {}
-    for clients in (1, 8, 64):
-        best = min((asyncio.run(drive(base, model, text_bodies, clients)) for _ in range(repeats)), key=lambda r: r[0])
-        rows[f"text x{clients}"] = Row(f"{label}, single texts, {clients} client(s)", len(texts), *best)
-        print(rows[f"text x{clients}"].line("requests"), flush=True)
-    for clients in (1, 8):
-        best = min((asyncio.run(drive(base, model, image_bodies, clients)) for _ in range(repeats)), key=lambda r: r[0])
-        rows[f"image x{clients}"] = Row(f"{label}, {IMAGES_PER_REQUEST} images per request, {clients} client(s)",
-                                        len(image_uris), *best)
-        print(rows[f"image x{clients}"].line("images"), flush=True)
-    return rows
+def batch_stats(base: str) -> tuple[float, float]:
+    """(batches, items) our server has run so far, from its /metrics."""
+    totals = {"count": 0.0, "sum": 0.0}
+    for line in httpx.get(base + "/metrics", timeout=10).text.splitlines():
+        for key in totals:
+            if line.startswith(f'mmst_batch_size_{key}{{model="embedding"}}'):
+                totals[key] = float(line.split()[-1])
+    return totals["count"], totals["sum"]
 
 
-def measure_in_process(model_dir: Path, texts: list[str], image_bytes: list[bytes], repeats: int) -> dict[str, Row]:
-    from llama_index_mm_st import MultimodalEmbedding
+class Server:
+    """One server under test: its base URL, served model id, and the workloads as request bodies."""
 
-    embedding = MultimodalEmbedding(str(model_dir), device="cpu")
-    embedding.embed(image_bytes[:8], "image")
-    embedding.get_text_embedding_batch(texts[:8])
+    def __init__(self, label: str, base: str, texts: list[str], image_uris: list[str], ours: bool) -> None:
+        self.label, self.base, self.ours = label, base, ours
+        self.model = served_model(base)
+        self.bodies = {
+            "text": [{"input": [text]} for text in texts],
+            "image": [{"input": image_uris[i: i + IMAGES_PER_REQUEST], "modality": "image"}
+                      for i in range(0, len(image_uris), IMAGES_PER_REQUEST)],
+        }
+        asyncio.run(drive(base, self.model, self.bodies["text"][:16] + self.bodies["image"][:2], 4))  # warm-up
 
-    def timed(fn: Any) -> tuple[float, list[float]]:
-        best = float("inf")
+    def run(self, kind: str, clients: int) -> tuple[float, list[float], str]:
+        before = batch_stats(self.base) if self.ours else None
+        seconds, latencies = asyncio.run(drive(self.base, self.model, self.bodies[kind], clients))
+        note = ""
+        if before is not None:
+            after = batch_stats(self.base)
+            batches, items = after[0] - before[0], after[1] - before[1]
+            note = f" ({items / max(batches, 1):.1f} items per batch)"
+        return seconds, latencies, note
+
+
+class InProcess:
+    """Our embedding in this process, run in one worker thread (as the servers run their models)."""
+
+    def __init__(self, model_dir: Path, texts: list[str], image_bytes: list[bytes]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from llama_index_mm_st import MultimodalEmbedding
+
+        self.pool = ThreadPoolExecutor(1)
+        self.texts, self.images = texts, image_bytes
+        self.embedding = self.pool.submit(MultimodalEmbedding, str(model_dir), device="cpu").result()
+        self.pool.submit(self.embedding.embed, image_bytes[:8], "image").result()
+        self.pool.submit(self.embedding.get_text_embedding_batch, texts[:8]).result()
+
+    def _concurrent_texts(self) -> None:
+        async def all_at_once() -> None:
+            await asyncio.gather(*(self.embedding.aget_query_embedding(text) for text in self.texts))
+
+        asyncio.run(all_at_once())
+
+    def run(self, kind: str) -> float:
+        work = {
+            "text x1": lambda: [self.embedding.get_query_embedding(text) for text in self.texts],
+            "text x64": self._concurrent_texts,
+            "image batch": lambda: self.embedding.embed(self.images, "image"),
+            "image x8": lambda: [self.embedding.embed(self.images[i: i + IMAGES_PER_REQUEST], "image")
+                                 for i in range(0, len(self.images), IMAGES_PER_REQUEST)],
+        }[kind]
+        start = time.perf_counter()
+        self.pool.submit(work).result()
+        return time.perf_counter() - start
+
+
+IN_PROCESS_NAMES = {
+    "text x1": "in-process, single texts one after another",
+    "text x64": "in-process, single texts all at once (aget_query_embedding)",
+    "image batch": "in-process, the same JPEG bytes in one embed call",
+    "image x8": f"in-process, the same JPEG bytes {IMAGES_PER_REQUEST} per call",
+}
+SERVER_ROWS = [("text", 1), ("text", 8), ("text", 64), ("image", 1), ("image", 8)]
+PAIRED = {("text", 1): ["text x1"], ("text", 64): ["text x64"], ("image", 1): ["image batch", "image x8"]}
+"""In-process rows measured in the same rounds as a server row, so each pair sees the same background load."""
+
+
+def measure(servers: list[Server], in_process: InProcess, counts: dict[str, int], repeats: int) -> dict[str, dict[str, Row]]:
+    """Every row, ``repeats`` rounds each, the sides interleaved within a round; the best round of each side."""
+    rows: dict[str, dict[str, Row]] = {server.label: {} for server in servers}
+    rows["in-process"] = {}
+    for kind, clients in SERVER_ROWS:
+        key = f"{kind} x{clients}"
+        best: dict[str, Any] = {}
         for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - start)
-        return best, []
-
-    async def concurrent_texts() -> None:
-        await asyncio.gather(*(embedding.aget_query_embedding(text) for text in texts))
-
-    rows = {
-        "text x1": Row("in-process, single texts one after another", len(texts),
-                       *timed(lambda: [embedding.get_query_embedding(text) for text in texts])),
-        "text x64": Row("in-process, single texts all at once (aget_query_embedding)", len(texts),
-                        *timed(lambda: asyncio.run(concurrent_texts()))),
-        "image batch": Row("in-process, the same JPEG bytes in one embed call", len(image_bytes),
-                           *timed(lambda: embedding.embed(image_bytes, "image"))),
-        "image x8": Row(f"in-process, the same JPEG bytes {IMAGES_PER_REQUEST} per call", len(image_bytes),
-                        *timed(lambda: [embedding.embed(image_bytes[i: i + IMAGES_PER_REQUEST], "image")
-                                        for i in range(0, len(image_bytes), IMAGES_PER_REQUEST)])),
-    }
-    for row in rows.values():
-        print(f"| {row.name} | {row.rate:.1f} {'images' if 'JPEG' in row.name else 'texts'}/s | - | - |", flush=True)
+            for server in servers:
+                seconds, latencies, note = server.run(kind, clients)
+                if server.label not in best or seconds < best[server.label][0]:
+                    best[server.label] = (seconds, latencies, note)
+            for name in PAIRED.get((kind, clients), []):
+                seconds = in_process.run(name)
+                if name not in best or seconds < best[name]:
+                    best[name] = seconds
+        what = "single texts" if kind == "text" else f"{IMAGES_PER_REQUEST} images per request"
+        for server in servers:
+            seconds, latencies, note = best[server.label]
+            row = Row(f"{server.label}, {what}, {clients} client(s){note}", counts[kind], seconds, latencies)
+            rows[server.label][key] = row
+            print(row.line("images" if kind == "image" else "requests"), flush=True)
+        for name in PAIRED.get((kind, clients), []):
+            row = Row(IN_PROCESS_NAMES[name], counts[kind], best[name], [])
+            rows["in-process"][name] = row
+            print(f"| {row.name} | {row.rate:.1f} {'images' if kind == 'image' else 'texts'}/s | - | - |", flush=True)
     return rows
 
 
@@ -262,47 +315,38 @@ def main() -> None:
     texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(4, 16))) for _ in range(args.text_requests)]
 
     print("| configuration | rate | p50 | p99 |\n|---|---|---|---|", flush=True)
-    # In a worker thread, as both servers drive their models: on a loaded machine the main thread's
-    # OpenMP team measured 2-4x slower than a worker thread's on the same calls, which would flatter the servers.
-    measured: dict[str, dict[str, Row]] = {}
-    worker = threading.Thread(target=lambda: measured.update(rows=measure_in_process(model_dir, texts, image_bytes,
-                                                                                      args.repeats)))
-    worker.start()
-    worker.join()
-    in_process = measured["rows"]
-
-    port = free_port()
+    in_process = InProcess(model_dir, texts, image_bytes)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ours_process = subprocess.Popen([sys.executable, "-m", "llama_index_mm_st.cli", "serve", "--model", str(model_dir),
-                                     "--port", str(port), "--device", "cpu", "--log-level", "warning"],
-                                    cwd=str(CACHE), env=env)
-    ours_base = f"http://127.0.0.1:{port}"
+    ours_port = free_port()
+    processes = [subprocess.Popen([sys.executable, "-m", "llama_index_mm_st.cli", "serve", "--model", str(model_dir),
+                                   "--port", str(ours_port), "--device", "cpu", "--log-level", "warning"],
+                                  cwd=str(CACHE), env=env)]
+    ours_base = f"http://127.0.0.1:{ours_port}"
+    infinity_base = args.infinity_url.rstrip("/") if args.infinity_url else None
+    if not args.skip_infinity and infinity_base is None:
+        port = free_port()
+        processes.append(subprocess.Popen(
+            [args.infinity_bin, "v2", "--model-id", str(infinity_checkpoint(model_dir)), "--device", "cpu",
+             "--engine", "torch", "--port", str(port)],
+            env={**os.environ, "INFINITY_ANONYMOUS_USAGE_STATS": "0", "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        infinity_base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(ours_base, ours_process)
-        ours = measure_server("mmst serve", ours_base, texts, image_uris, args.repeats)
-        memory = memory_run(ours_base, ours_process.pid, texts, args.memory_seconds) if args.memory_seconds else ""
+        wait_ready(ours_base, processes[0])
+        servers = [Server("mmst serve", ours_base, texts, image_uris, ours=True)]
+        if infinity_base is not None and not args.skip_infinity:
+            wait_ready(infinity_base, processes[1] if len(processes) > 1 else None)
+            servers.append(Server("Infinity 0.0.78", infinity_base, texts, image_uris, ours=False))
+        rows = measure(servers, in_process, {"text": len(texts), "image": len(image_uris)}, args.repeats)
+        for process in processes[1:]:
+            stop(process)  # the memory run has the machine to itself
+        memory = memory_run(ours_base, processes[0].pid, texts, args.memory_seconds) if args.memory_seconds else ""
         print(memory, flush=True)
     finally:
-        stop(ours_process)
-
-    infinity: dict[str, Row] = {}
-    if not args.skip_infinity:
-        process = None
-        base = args.infinity_url
-        if base is None:
-            port = free_port()
-            checkpoint = infinity_checkpoint(model_dir)
-            process = subprocess.Popen([args.infinity_bin, "v2", "--model-id", str(checkpoint), "--device", "cpu",
-                                        "--engine", "torch", "--port", str(port)],
-                                       env={**os.environ, "INFINITY_ANONYMOUS_USAGE_STATS": "0", "HF_HUB_OFFLINE": "1",
-                                            "DO_NOT_TRACK": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(base.rstrip("/"), process)
-            infinity = measure_server("Infinity 0.0.78", base.rstrip("/"), texts, image_uris, args.repeats)
-        finally:
-            if process is not None:
+        for process in processes:
+            if process.poll() is None:
                 stop(process)
+    ours, infinity, in_process_rows = rows["mmst serve"], rows.get("Infinity 0.0.78", {}), rows["in-process"]
 
     print(f"\n{args.text_requests} single-text requests; {args.image_requests} requests of {IMAGES_PER_REQUEST} "
           f"JPEGs 640x480 as data URIs; best of {args.repeats}; load at end: {os.getloadavg()[0]:.2f}\n")
@@ -311,7 +355,7 @@ def main() -> None:
         for rows in (ours, infinity):
             if key in rows:
                 print(rows[key].line("images" if key.startswith("image") else "requests"))
-    for row in in_process.values():
+    for row in in_process_rows.values():
         print(f"| {row.name} | {row.rate:.1f} {'images' if 'JPEG' in row.name else 'texts'}/s | - | - |")
 
     print("\nratios (same run):")
@@ -319,8 +363,8 @@ def main() -> None:
     print(f"- 64 concurrent single texts vs one after another, ours: "
           f"{ours['text x64'].rate / ours['text x1'].rate:.2f}x (target >= 3x)")
     print(f"- batched images, ours (best of 1 and 8 clients) vs in-process one call: "
-          f"{best_images / in_process['image batch'].rate:.2f}x (target >= 0.9x); vs in-process {IMAGES_PER_REQUEST} "
-          f"per call: {best_images / in_process['image x8'].rate:.2f}x")
+          f"{best_images / in_process_rows['image batch'].rate:.2f}x (target >= 0.9x); vs in-process {IMAGES_PER_REQUEST} "
+          f"per call: {best_images / in_process_rows['image x8'].rate:.2f}x")
     if infinity:
         for key in ("text x1", "text x8", "text x64", "image x1", "image x8"):
             print(f"- {key}: ours / Infinity = {ours[key].rate / infinity[key].rate:.2f}x (target >= 1x)")
