@@ -71,23 +71,30 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     return serve
 
 
+LIMIT_FLAGS = {
+    "max_queue": "--max-queue", "max_queue_wait_s": "--max-queue-wait", "max_batch_items": "--max-batch-items",
+    "max_batch_tokens": "--max-batch-tokens", "max_batch_pixels": "--max-batch-pixels",
+    "max_batch_media_seconds": "--max-batch-media-seconds", "max_request_items": "--max-request-items",
+    "max_body_bytes": "--max-body-mb", "batch_timeout_s": "--batch-timeout",
+}
+
+
 def _limits(args: argparse.Namespace) -> Any:
-    from ..serve.settings import Limits
+    from ..serve.settings import LimitError, Limits
 
     try:
         return Limits(max_queue=args.max_queue, max_queue_wait_s=args.max_queue_wait, max_batch_items=args.max_batch_items,
                       max_batch_tokens=args.max_batch_tokens, max_batch_pixels=args.max_batch_pixels,
                       max_batch_media_seconds=args.max_batch_media_seconds, max_request_items=args.max_request_items,
                       max_body_bytes=max(1, int(args.max_body_mb * 2**20)), batch_timeout_s=args.batch_timeout)
-    except ValueError as exc:
-        flag = str(exc).split(" ")[0].replace("Limits.", "--").replace("_", "-")
-        raise CLIError(f"{flag}: {exc}") from None
+    except LimitError as exc:
+        raise CLIError(f"{LIMIT_FLAGS.get(exc.field, exc.field)}: {exc}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..fetch import FetchOptions
     from ..serve import Components, ServeSettings, create_app, run
-    from .main import open_store, read_index
+    from .main import open_store, read_index, store_exists
     from .manifest import check_model
     from .models import DEFAULT_MODEL, load_embedding, load_reranker, model_name, resolve_model
 
@@ -96,6 +103,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = _limits(args)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     serves_index = bool(args.url or args.store or Path(DEFAULT_STORE_DIR).exists())
+    if serves_index and not store_exists(args):
+        raise CLIError(f"no index at {args.store}: create one with 'mmst index PATH --store {args.store}', or serve "
+                       "without --store")
     manifest = read_index(args)[0] if serves_index else None
     if serves_index and manifest is None:
         raise CLIError("this index is empty: add files with 'mmst index PATH' first, or serve without --store")

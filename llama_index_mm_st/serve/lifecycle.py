@@ -105,7 +105,12 @@ class ServerState:
 
     def close(self) -> None:
         services = self.services
-        if services is not None and services.components.close_store and services.components.store is not None:
+        if services is None:
+            return
+        services.embed.lane.close()
+        if services.rerank is not None:
+            services.rerank.lane.close()
+        if services.components.close_store and services.components.store is not None:
             services.components.store.close()
 
     # ---- per request

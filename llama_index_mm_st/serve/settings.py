@@ -15,6 +15,14 @@ from ..fetch import FetchOptions
 MiB = 1024 * 1024
 
 
+class LimitError(ValueError):
+    """A limit out of range; ``field`` names it (the CLI names its flag)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"Limits.{field} {message}")
+        self.field = field
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on the queue, each batch and each request (see the README's deployment section)."""
@@ -49,10 +57,10 @@ class Limits:
                      "max_body_bytes", "max_top_k"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Limits.{name} must be a whole number >= 1, got {value!r}")
+                raise LimitError(name, f"must be a whole number >= 1, got {value!r}")
         for name in ("max_queue_wait_s", "max_batch_media_seconds", "batch_timeout_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"Limits.{name} must be > 0, got {getattr(self, name)!r}")
+                raise LimitError(name, f"must be > 0, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

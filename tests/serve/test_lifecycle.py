@@ -1,5 +1,6 @@
-"""``mmst serve`` as a process: it binds, answers 503 while loading, serves, and on SIGTERM finishes the
-requests in flight while new ones get 503, then exits 0."""
+"""``mmst serve`` as a process over an index ``mmst index`` built: it serves the index's own model, its
+``/v1/search`` answers the rows ``mmst search --json`` prints, and on SIGTERM it finishes the requests in
+flight while new ones get 503, then exits 0."""
 
 from __future__ import annotations
 
@@ -35,19 +36,42 @@ def _status(url: str) -> int:
         return 0
 
 
-def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(tiny_clip_dir: Path, tmp_path: Path) -> None:
+def _index_and_search(tiny_clip_dir: Path, image_files: dict, tmp_path: Path, capsys) -> tuple[Path, list]:  # type: ignore[no-untyped-def]
+    import json
+    import shutil
+
+    from llama_index_mm_st.cli import main
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name in ("png", "jpeg"):
+        shutil.copy(image_files[name], folder / image_files[name].name)
+    (folder / "notes.txt").write_text("Part QX-7731 is the replacement valve.\n")
+    (folder / "guide.md").write_text("Circles are round and squares have four sides.\n")
+    store = tmp_path / "index"
+    assert main(["index", str(folder), "--store", str(store), "--model", str(tiny_clip_dir), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["search", "round circles", "--store", str(store), "--json", "--top-k", "4"]) == 0
+    return store, json.loads(capsys.readouterr().out)
+
+
+def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(tiny_clip_dir: Path, image_files: dict,
+                                                                 tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    store, printed = _index_and_search(tiny_clip_dir, image_files, tmp_path, capsys)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "MMST_API_KEY": "lifecycle-key"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_index_mm_st.cli", "serve", "--model", str(tiny_clip_dir), "--port", str(port),
-         "--device", "cpu", "--precision", "fp32", "--drain-seconds", "1.5", "--log-level", "warning"],
+        [sys.executable, "-m", "llama_index_mm_st.cli", "serve", "--store", str(store), "--port", str(port),
+         "--device", "cpu", "--drain-seconds", "1.5", "--log-level", "warning"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     headers = {"Authorization": "Bearer lifecycle-key"}
     try:
         assert _wait_for(lambda: _status(base + "/health") in (200, 503), 120), "the port never opened"
         assert _wait_for(lambda: _status(base + "/health") == 200, 120), "the server never became ready"
+        served = httpx.post(base + "/v1/search", headers=headers, json={"query": "round circles", "top_k": 4}).json()
+        assert served["results"] == printed  # the rows mmst search --json prints, score for score
 
         async def scenario():  # type: ignore[no-untyped-def]
             async with httpx.AsyncClient(timeout=120) as client:
