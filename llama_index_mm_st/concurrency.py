@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from concurrent.futures import Executor
 from typing import Callable, Generic, Iterator, Optional, Sequence, TypeVar, Union
 
 T = TypeVar("T")
@@ -93,8 +92,7 @@ class DynamicBatcher(Generic[T, R]):
     """Coalesces concurrent ``submit`` calls into batches for ``run_batch``; one per event loop."""
 
     def __init__(self, run_batch: BatchFn, max_batch_size: int = 64, *,
-                 cost: Optional[Callable[[T], float]] = None, max_batch_cost: Optional[float] = None,
-                 executor: Optional[Executor] = None) -> None:
+                 cost: Optional[Callable[[T], float]] = None, max_batch_cost: Optional[float] = None) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if (cost is None) != (max_batch_cost is None):
@@ -105,9 +103,6 @@ class DynamicBatcher(Generic[T, R]):
         self._max_batch_size = max_batch_size
         self._cost = cost
         self._max_batch_cost = max_batch_cost
-        self._executor = executor
-        """Where batches run (None: ``asyncio.to_thread``'s pool). A server gives each model one thread of
-        its own, so the model's compute threads (one OpenMP team per calling thread) are made once."""
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,10 +138,7 @@ class DynamicBatcher(Generic[T, R]):
             del self._pending[:size]
             items = [item for item, _ in batch]
             try:
-                if self._executor is None:
-                    results = await asyncio.to_thread(self._run_batch, items)
-                else:
-                    results = await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, items)
+                results = await asyncio.to_thread(self._run_batch, items)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
                 for _, future in batch:
                     if not future.done():

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, List, Optional, Sequence, Union
 
@@ -67,11 +66,11 @@ class Lane:
         self._run_group = run_group
         self._limits = limits
         self._metrics = metrics
-        # One thread per model, as a GPU server has one stream per model: its compute threads are made once.
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mmst-{name}")
+        # Batches run in asyncio's worker threads, one batch at a time per model. A thread of its own per model
+        # measured 3-7x slower on the loaded 2-core CPU (bench/results/serve-20261201-dedicated-thread.txt).
         self._batcher: DynamicBatcher[Job, Outcome] = DynamicBatcher(
             self._run_batch, max_batch_size=max_batch_items or limits.max_batch_items,
-            cost=lambda job: job.cost, max_batch_cost=1.0, executor=self._thread)
+            cost=lambda job: job.cost, max_batch_cost=1.0)
         self._lock = threading.Lock()
         self._queued = 0
         self._items_per_s: Optional[float] = None
@@ -79,10 +78,6 @@ class Lane:
         self.failure: Optional[BaseException] = None
         metrics.worker_alive.labels(name).set(1)
         metrics.queue_depth.labels(name).set(0)
-
-    def close(self) -> None:
-        """Let the worker thread go once its batch (if any) is done."""
-        self._thread.shutdown(wait=False, cancel_futures=True)
 
     @property
     def queued(self) -> int:

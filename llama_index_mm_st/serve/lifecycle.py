@@ -107,9 +107,6 @@ class ServerState:
         services = self.services
         if services is None:
             return
-        services.embed.lane.close()
-        if services.rerank is not None:
-            services.rerank.lane.close()
         if services.components.close_store and services.components.store is not None:
             services.components.store.close()
 
