@@ -1,6 +1,6 @@
 """llama-index-mm-st: multimodal retrieval for LlamaIndex.
 
-Public API: the four components, the pipeline helper, their result and config types, the
+Public API: the four components, their remote clients (a model server's), the pipeline helper, their result and config types, the
 late-interaction carrier (a node's multivector, a query vector that carries one), and the errors. Components are imported on first use, so ``from llama_index_mm_st import
 MultimodalQdrantStore`` does not load torch.
 """
@@ -20,6 +20,7 @@ from .errors import (
     MediaLoadError,
     MissingDependencyError,
     MMSTError,
+    RemoteServerError,
     SchemaMismatchError,
     SkippedItemsWarning,
     StoreLockedError,
@@ -31,17 +32,19 @@ from .errors import (
 from .types import Modality
 
 if TYPE_CHECKING:
-    from .embedding import EmbeddingResult, MultimodalEmbedding
+    from .embedding import MultimodalEmbedding
     from .multivector import PooledVector, attach_multivector, node_multivector
     from .pipeline import MultimodalRetriever, build_pipeline
     from .readers import ImageReader, MediaReader, ReadReport, VideoFrameSampler
+    from .remote import RemoteMultimodalEmbedding, RemoteReranker
     from .rerank import MultimodalReranker, RerankedNode
     from .store import MultimodalQdrantStore
+    from .types import EmbeddingResult
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "EmbeddingResult": ".embedding",
+    "EmbeddingResult": ".types",
     "MultimodalEmbedding": ".embedding",
     "ImageReader": ".readers",
     "MediaReader": ".readers",
@@ -50,6 +53,8 @@ _LAZY = {
     "MultimodalQdrantStore": ".store",
     "MultimodalReranker": ".rerank",
     "RerankedNode": ".rerank",
+    "RemoteMultimodalEmbedding": ".remote",
+    "RemoteReranker": ".remote",
     "MultimodalRetriever": ".pipeline",
     "build_pipeline": ".pipeline",
     "PooledVector": ".multivector",
@@ -70,6 +75,7 @@ __all__ = sorted(
         "MediaLoadError",
         "MissingDependencyError",
         "Modality",
+        "RemoteServerError",
         "SchemaMismatchError",
         "SkippedItemsWarning",
         "StoreLockedError",

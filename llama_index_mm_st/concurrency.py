@@ -11,7 +11,11 @@ submit one item. While one batch runs, new items queue up; when it is done the b
 everything queued (up to ``max_batch_size``) as the next batch. So 64 concurrent queries cost one or
 two batched calls instead of 64, and a lone call still runs at once with no timer to wait for. The
 batch runs in a worker thread, so the event loop never blocks. The embedding batches model forward
-passes with it, the store batches engine queries (``EdgeShard.query_batch``).
+passes with it, the store batches engine queries (``EdgeShard.query_batch``), the server batches
+requests from many clients. A batch may also be bounded by a budget (``cost`` per item, at most
+``max_batch_cost`` per batch: tokens, pixels), not only by its item count: 64 queued images of 12
+megapixels are not the same load as 64 short texts. An item over the budget on its own still runs,
+alone.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from typing import Callable, Generic, Iterator, Sequence, TypeVar, Union
+from typing import Callable, Generic, Iterator, Optional, Sequence, TypeVar, Union
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -87,11 +91,18 @@ BatchFn = Callable[[Sequence[T]], Sequence[Union[R, BaseException]]]
 class DynamicBatcher(Generic[T, R]):
     """Coalesces concurrent ``submit`` calls into batches for ``run_batch``; one per event loop."""
 
-    def __init__(self, run_batch: BatchFn, max_batch_size: int = 64) -> None:
+    def __init__(self, run_batch: BatchFn, max_batch_size: int = 64, *,
+                 cost: Optional[Callable[[T], float]] = None, max_batch_cost: Optional[float] = None) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if (cost is None) != (max_batch_cost is None):
+            raise ValueError("cost and max_batch_cost go together: give both or neither")
+        if max_batch_cost is not None and not max_batch_cost > 0:
+            raise ValueError(f"max_batch_cost must be > 0, got {max_batch_cost}")
         self._run_batch = run_batch
         self._max_batch_size = max_batch_size
+        self._cost = cost
+        self._max_batch_cost = max_batch_cost
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -107,10 +118,24 @@ class DynamicBatcher(Generic[T, R]):
             self._worker = loop.create_task(self._drain())
         return await future
 
+    def _next_batch_size(self) -> int:
+        """How many of the queued items the next batch takes: all, up to the item count and the budget
+        (the first item always, so an item over the budget alone still runs)."""
+        limit = min(len(self._pending), self._max_batch_size)
+        if self._cost is None:
+            return limit
+        total = 0.0
+        for count, (item, _) in enumerate(self._pending[:limit]):
+            total += self._cost(item)
+            if count and total > self._max_batch_cost:  # type: ignore[operator]
+                return count
+        return limit
+
     async def _drain(self) -> None:
         while self._pending:
-            batch = self._pending[: self._max_batch_size]
-            del self._pending[: self._max_batch_size]
+            size = self._next_batch_size()
+            batch = self._pending[:size]
+            del self._pending[:size]
             items = [item for item, _ in batch]
             try:
                 results = await asyncio.to_thread(self._run_batch, items)

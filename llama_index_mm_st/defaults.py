@@ -48,3 +48,7 @@ DEFAULT_HNSW_EF = 128
 """The store's graph search width per dense branch. Measured at 100k clustered 512-d points
 (docs/store.md): the engine's own width gives recall@10 0.962 (float32 and int8 alike); 128 gives 0.981
 and 0.979, for under 1 ms more at p50."""
+
+RERANK_CANDIDATES_PER_RESULT = 3
+"""With a reranker, a search retrieves this many candidates per result it returns, so the reranker has a
+real choice to make (``mmst search --rerank`` and the server's ``/v1/search`` with ``rerank``)."""

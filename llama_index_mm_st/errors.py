@@ -23,6 +23,8 @@
     space for the next write; refused before the engine writes (it writes through memory maps, so
     a full disk would kill the process with SIGBUS instead of raising).
   - ``MissingDependencyError`` (also an ``ImportError``): an optional extra is needed.
+  - ``RemoteServerError``: a server the remote clients use could not be reached or refused a request
+    (not for one item's reason: a bad item is its ``ItemError``, as in-process).
 
 ``ItemFailure`` records one failed item of a batch; ``SkippedItemsWarning`` carries the list of them
 when a batch runs with ``on_error="skip"``, so nothing is dropped without a report.
@@ -184,3 +186,12 @@ def refuse_unknown(what: str, given: "Iterable[str]", valid: "Iterable[str]") ->
         hints.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
     raise TypeError(f"{what} got unexpected argument{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
                     f"valid: {', '.join(valid)}")
+
+
+class RemoteServerError(MMSTError):
+    """A server the remote clients (``RemoteMultimodalEmbedding``, ``RemoteReranker``) talk to could not be
+    reached, or refused a request for a reason that is not one item's (its message names the server)."""
+
+    def __init__(self, url: str, message: str, status: int | None = None) -> None:
+        self.url, self.status = url, status
+        super().__init__(f"the server at {url} {message}")

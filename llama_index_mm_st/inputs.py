@@ -360,6 +360,16 @@ def pair_input(item: Any, position: int) -> Parts:
     raise TypeError(f"text+image input at position {position} has type {type(item).__name__}; accepted: {PAIR_HELP}")
 
 
+INPUT_READERS = {
+    "text": text_input,
+    "image": image_input,
+    "text+image": pair_input,
+    "audio": audio_input,
+    "video": video_input,
+}
+"""How a caller's input of each modality is read into ``Parts`` (by the in-process and the remote embedding)."""
+
+
 # ---------------------------------------------------------------- helpers
 
 

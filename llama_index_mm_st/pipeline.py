@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Generator, List, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Generator, List, Literal, Optional, Union
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -22,12 +22,14 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
 )
 
-from .embedding import MultimodalEmbedding
 from .errors import refuse_unknown
 from .inputs import MediaQueryBundle, QueryParts, read_query
 from .types import Modality
 
 __all__ = ["MediaQueryBundle", "MultimodalRetriever", "SearchMode", "build_pipeline"]
+
+if TYPE_CHECKING:  # a RemoteMultimodalEmbedding works as well: a CPU app server need not import torch
+    from .embedding import MultimodalEmbedding
 
 SearchMode = Literal["dense", "sparse", "hybrid"]
 _RETRIEVER_BASE_ARGUMENTS = ("callback_manager", "object_map", "objects", "verbose")

@@ -1,9 +1,12 @@
-"""Types shared by every component: the modality names, input aliases and a sparse vector."""
+"""Types shared by every component: the modality names, input aliases, a sparse vector, and the result of
+an embedding batch (the in-process embedding and the remote one return the same ``EmbeddingResult``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Sequence, get_args
+from typing import List, Literal, Optional, Sequence, get_args
+
+from .errors import ItemFailure
 
 Modality = Literal["text", "image", "text+image", "audio", "video"]
 """What an item carries. The store names its dense vectors after the single ones (not "text+image")."""
@@ -35,3 +38,15 @@ class SparseVector:
 
     indices: Sequence[int] = field(default_factory=tuple)
     values: Sequence[float] = field(default_factory=tuple)
+
+
+@dataclass
+class EmbeddingResult:
+    """``embeddings[i]`` belongs to input ``i``; it is ``None`` exactly for the items in ``failures``."""
+
+    embeddings: List[Optional[Embedding]]
+    failures: List[ItemFailure]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures

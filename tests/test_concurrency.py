@@ -65,3 +65,52 @@ def test_breaking_out_stops_the_producer() -> None:
 def test_depth_must_be_positive() -> None:
     with pytest.raises(ValueError, match="depth must be >= 1"):
         Prefetched(iter(()), depth=0)
+
+
+# ---- DynamicBatcher: batches bounded by a cost budget as well as a count
+
+
+async def _batches_of(costs: list[float], max_batch_size: int, max_batch_cost: float | None) -> list[list[float]]:
+    import asyncio
+
+    from llama_index_mm_st.concurrency import DynamicBatcher
+
+    seen: list[list[float]] = []
+    gate = threading.Event()
+
+    def run(batch):  # type: ignore[no-untyped-def]
+        gate.wait(5)  # the first batch holds until everything is queued
+        seen.append(list(batch))
+        return [c * 2 for c in batch]
+
+    options = {} if max_batch_cost is None else {"cost": float, "max_batch_cost": max_batch_cost}
+    batcher = DynamicBatcher(run, max_batch_size=max_batch_size, **options)
+    tasks = [asyncio.create_task(batcher.submit(c)) for c in costs]
+    await asyncio.sleep(0.05)
+    gate.set()
+    results = await asyncio.gather(*tasks)
+    assert results == [c * 2 for c in costs]
+    return seen
+
+
+async def test_batches_stay_within_the_cost_budget() -> None:
+    costs = [1.0, 4.0, 4.0, 3.0, 9.0, 1.0, 1.0, 20.0, 2.0]
+    seen = await _batches_of(costs, max_batch_size=64, max_batch_cost=8.0)
+    assert [c for batch in seen for c in batch] == costs  # FIFO, nothing lost
+    for batch in seen:
+        assert len(batch) == 1 or sum(batch) <= 8.0  # an item over the budget runs alone
+    assert [20.0] in seen and [9.0] in seen
+
+
+async def test_without_a_budget_only_the_count_bounds_a_batch() -> None:
+    seen = await _batches_of([5.0] * 7, max_batch_size=3, max_batch_cost=None)
+    assert [len(batch) for batch in seen] == [3, 3, 1]
+
+
+def test_cost_and_budget_go_together() -> None:
+    from llama_index_mm_st.concurrency import DynamicBatcher
+
+    with pytest.raises(ValueError, match="give both or neither"):
+        DynamicBatcher(lambda batch: batch, cost=float)
+    with pytest.raises(ValueError, match="max_batch_cost must be > 0"):
+        DynamicBatcher(lambda batch: batch, cost=float, max_batch_cost=0)

@@ -37,6 +37,9 @@ EXPECTED = {
     "PooledVector",
     "attach_multivector",
     "node_multivector",
+    "RemoteMultimodalEmbedding",
+    "RemoteReranker",
+    "RemoteServerError",
 }
 
 
@@ -54,6 +57,8 @@ def test_public_classes_follow_llama_index_conventions():
     assert m.ImageReader.class_name()
     assert m.MediaReader.class_name() == "MediaReader"
     assert m.VideoFrameSampler.class_name() == "VideoFrameSampler"
+    assert m.RemoteMultimodalEmbedding.class_name() == "RemoteMultimodalEmbedding"
+    assert m.RemoteReranker.class_name() == "RemoteReranker"
 
 
 def test_store_import_does_not_load_torch():
@@ -61,6 +66,17 @@ def test_store_import_does_not_load_torch():
     import sys
 
     code = "import sys; from llama_index_mm_st import MultimodalQdrantStore; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_remote_clients_and_the_pipeline_do_not_load_torch():
+    """A CPU app server that calls a GPU box builds its pipeline without torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from llama_index_mm_st import RemoteMultimodalEmbedding, RemoteReranker, build_pipeline, "
+            "MultimodalQdrantStore; RemoteMultimodalEmbedding('http://127.0.0.1:9'); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

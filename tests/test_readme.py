@@ -35,7 +35,7 @@ def test_readme_has_python_examples():
 
 
 def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip: Path, clap: Path | None = None,
-              colqwen2: Path | None = None) -> str:
+              colqwen2: Path | None = None, server: str | None = None) -> str:
     """README block ``index`` with fixture models, a temporary index and a recording chat LLM for OpenAI."""
     code = PYTHON_BLOCKS[index]
     replacements = {
@@ -47,18 +47,35 @@ def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip:
         '"./index"': repr(str(tmp_path / "index")),
         "from llama_index.llms.openai import OpenAI": "from tests.test_answer import RecordingChatLLM as OpenAI",
         'OpenAI(model="gpt-4o-mini")': "OpenAI()",
+        "http://gpu-box:7997": str(server),  # the serving blocks: a real server on 127.0.0.1
     }
     for real, fixture in replacements.items():
         code = code.replace(real, fixture)
     return code
 
 
+@pytest.fixture(scope="module")
+def readme_server(tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir):  # type: ignore[no-untyped-def]
+    """What the README's serving section starts with ``mmst serve --rerank ... --rerank ...``, on 127.0.0.1."""
+    pytest.importorskip("fastapi")
+    from llama_index_mm_st import MultimodalEmbedding, MultimodalReranker
+    from llama_index_mm_st.serve import Components, create_app
+    from tests.serve.conftest import running_server
+
+    embedding = MultimodalEmbedding(str(tiny_clip_dir), device="cpu", precision="fp32")
+    reranker = MultimodalReranker([str(tiny_bert_cross_encoder_dir), str(tiny_blip_itm_dir)], device="cpu",
+                                  precision="fp32", on_unsupported="keep")
+    with running_server(create_app(Components(embedding, reranker))) as base:
+        yield base
+
+
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
 def test_readme_python_block_runs(index, tmp_path, monkeypatch, tiny_clip_dir, tiny_bert_cross_encoder_dir,
                                   tiny_blip_itm_dir, tiny_clap_dir, request):
     colqwen2 = request.getfixturevalue("tiny_colqwen2_dir") if "vidore/" in PYTHON_BLOCKS[index] else None
+    server = request.getfixturevalue("readme_server") if "http://gpu-box:7997" in PYTHON_BLOCKS[index] else None
     code = _runnable(index, tmp_path, tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir, tiny_clap_dir,
-                     colqwen2)
+                     colqwen2, server)
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("MMST_CACHE_DIR", str(tmp_path / "cache"))
     exec(compile(code, f"README block {index}", "exec"), {"__name__": "__readme__"})

@@ -20,7 +20,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from ..defaults import DEFAULT_COLLECTION
+from ..defaults import DEFAULT_COLLECTION, RERANK_CANDIDATES_PER_RESULT
 from ..errors import MMSTError, UnsupportedModalityError
 from .index_cmd import STRICT_EXIT, add_index_arguments, cmd_index
 from .models import CLIError, load_embedding, load_reranker, model_name, resolve_model
@@ -28,8 +28,6 @@ from .stores import DEFAULT_STORE, open_store
 
 if TYPE_CHECKING:
     from ..store import MultimodalQdrantStore
-RERANK_CANDIDATES_PER_RESULT = 3
-"""With a reranker, retrieve this many candidates per result shown, so it has a real choice to make."""
 
 __all__ = ["CLIError", "DEFAULT_COLLECTION", "DEFAULT_STORE", "STRICT_EXIT", "build_parser", "main"]
 
@@ -81,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     _store_options(info)
 
     from .copy_job import add_copy_parser
+    from .serve_cmd import add_serve_parser
 
     _store_options(add_copy_parser(commands))
+    _store_options(add_serve_parser(commands))
     return parser
 
 
@@ -198,7 +198,13 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return run_copy(args)
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve_cmd import cmd_serve as run_serve
+
+    return run_serve(args)
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy, "serve": cmd_serve}
 
 
 def _server_errors() -> tuple[type[BaseException], ...]:

@@ -137,12 +137,13 @@ def load_embedding(source: ModelSource, **options: Any) -> "MultimodalEmbedding"
     return _load("model", source, lambda: MultimodalEmbedding(source.load_from, **options))
 
 
-def load_reranker(models: Sequence[str], top_n: int, on_unsupported: str) -> "MultimodalReranker":
+def load_reranker(models: Sequence[str], top_n: int, on_unsupported: str, **options: Any) -> "MultimodalReranker":
     """Several models: each node goes to the first that reads it; ``on_unsupported`` is always explicit,
-    so a node no scorer reads behaves as the user asked whatever the library default is."""
+    so a node no scorer reads behaves as the user asked whatever the library default is. ``options`` are
+    other ``MultimodalReranker`` arguments (device, precision)."""
     from ..rerank import MultimodalReranker
 
     sources = [resolve_model(model) for model in models]
     names = ", ".join(source.name for source in sources)
     return _load("reranker", ModelSource(names, names), lambda: MultimodalReranker(
-        [source.load_from for source in sources], top_n=top_n, on_unsupported=on_unsupported))
+        [source.load_from for source in sources], top_n=top_n, on_unsupported=on_unsupported, **options))

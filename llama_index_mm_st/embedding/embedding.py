@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -26,13 +25,11 @@ from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error, refuse_unknown
 from ..fetch import FetchOptions
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
-from ..inputs import (
-    NodeParts, Parts, audio_input, data_uri_modality, image_input, pair_input, read_node, text_input, video_input,
-)
+from ..inputs import INPUT_READERS, NodeParts, Parts, data_uri_modality, read_node
 from ..media import MediaLimits
 from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..runtime import resolve_device, resolve_precision, torch_dtype
-from ..types import Embedding, Modality, OnError, Precision, Role
+from ..types import Embedding, EmbeddingResult, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder
 from .late import LateEncoder
 from .profiles import backbone_config, checkpoint_kind, image_target_size, profile_for
@@ -46,28 +43,10 @@ from ..defaults import (
     DEFAULT_URL_TIMEOUT_S,
 )
 
-_INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = {
-    "text": text_input,
-    "image": image_input,
-    "text+image": pair_input,
-    "audio": audio_input,
-    "video": video_input,
-}
+_INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = INPUT_READERS  # type: ignore[assignment]
 
 Outcome = Union[Embedding, Exception]
 """One item's result in the shared routine: its vector, or the error that stopped it."""
-
-
-@dataclass
-class EmbeddingResult:
-    """``embeddings[i]`` belongs to input ``i``; it is ``None`` exactly for the items in ``failures``."""
-
-    embeddings: List[Optional[Embedding]]
-    failures: List[ItemFailure]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
 
 
 @document_parameters(model="A loaded SentenceTransformer to use instead of loading model_name.")
