@@ -37,7 +37,15 @@ from llama_index_mm_st.store.backends import Backend
 from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  # noqa: F401 - API_KEY_ENV kept importable here
 from llama_index_mm_st.store.bm25 import QdrantBm25, SparseTextEncoder
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
+from llama_index_mm_st.store import recall as R
 from llama_index_mm_st.store.late import DEFAULT_PREFETCH_LIMIT, late_stage
+from llama_index_mm_st.store.learned_sparse import (
+    LearnedSparseEncoder,
+    learned_encoder,
+    sparse_layout,
+    with_learned_sparse,
+)
+from llama_index_mm_st.store.stages import Fusion
 from llama_index_mm_st.store.reopen import _DEFER_OPEN, ReopenArgs, connected_reader, reopened
 from llama_index_mm_st.store.settings import DEFAULT_HNSW_EF, check_weights, chosen_dense, known_dense, search_settings
 from llama_index_mm_st.store.schema import (
@@ -58,7 +66,8 @@ from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES, Modality, Sp
 
 logger = logging.getLogger(__name__)
 
-_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality", "query_multivector")
+_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality", "query_multivector", "fusion", "mmr_threshold",
+                 "mmr_candidates", "max_per_document", "document_key")
 QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
 
 
@@ -151,6 +160,39 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         default=None, description='Late interaction: "int8" or "binary" compressed multivectors in RAM; MaxSim '
         "on them picks oversampling x the limit, exact MaxSim over the originals ranks those.",
     )
+    fusion: Fusion = Field(
+        default="rrf", description='How the ranked lists are fused: "rrf" (by rank; rrf_k, rrf_weights) or "dbsf" '
+        "(each list's scores normalised by its mean and 3 standard deviations, then summed; no weights).",
+    )
+    mmr_candidates: Optional[int] = Field(
+        default=None, gt=0, description="MMR (mode MMR, or mmr_threshold=): fused hits it chooses from; None: 5 x "
+        "the hits returned.",
+    )
+    max_per_document: Optional[int] = Field(
+        default=None, gt=0, description="At most this many hits per document (ref_doc_id, or document_key), the "
+        "rest filled from further down the ranking; None: no cap.",
+    )
+    document_key: Optional[str] = Field(
+        default=None, description="max_per_document: the metadata key naming a hit's document (e.g. file_path, so "
+        "a PDF's pages are one document); None or absent on a node: its ref_doc_id, else the node itself.",
+    )
+    sparse_model: Optional[str] = Field(
+        default=None, description="A sentence-transformers SparseEncoder (hub id or folder; SPLADE or an "
+        "inference-free model) whose vectors of the node words sit beside BM25 (or replace it: bm25=False) and are "
+        "fused like the other lists. Recorded in the schema: a reopen without it loads the collection's.",
+    )
+    bm25: bool = Field(
+        default=True, description="Keep the BM25 vector; False (with sparse_model=) makes the learned one the only "
+        "sparse vector. Recorded in the schema.",
+    )
+    sparse_model_kwargs: Dict[str, Any] = Field(
+        default_factory=dict, description="Passed to SparseEncoder(...) (device, trust_remote_code, ...).",
+    )
+    target_recall: Optional[float] = Field(
+        default=None, gt=0.0, le=1.0, description="Choose hnsw_ef to reach this recall@10 on this store (e.g. 0.95): "
+        "measured against exact search by optimize() (and at open when the recorded target differs), recorded "
+        "in the schema (see docs/store.md: recall against p50).",
+    )
 
     _live: Optional[Backend] = PrivateAttr(default=None)
     _reopen: Optional["ReopenArgs"] = PrivateAttr(default=None)
@@ -159,6 +201,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     _schema: Optional[StoreSchema] = PrivateAttr(default=None)
     _indexed: Dict[str, IndexKind] = PrivateAttr(default_factory=dict)
     _held_dense: Optional[frozenset] = PrivateAttr(default=None)
+    _learned: Optional[LearnedSparseEncoder] = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -177,6 +220,11 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         super().__init__(collection_name=collection_name, path=None if path is None else str(path), url=url, **fields)
         check_weights(self.rrf_weights)
         chosen_dense(self.dense_vectors)  # a bad choice fails here, before anything is opened
+        if not self.bm25 and not self.sparse_model:
+            raise ValueError("bm25=False replaces BM25 by a learned sparse model: give sparse_model= too")
+        if self.target_recall is not None and "hnsw_ef" in self.model_fields_set:
+            raise ValueError("give target_recall= (the store measures the search width that reaches it) or hnsw_ef= "
+                             "(you choose the width), not both")
         for key in self.payload_indexes:
             if key in RESERVED_PAYLOAD_KEYS:
                 raise ValueError(f"payload index {key!r}: the store already indexes its own keys")
@@ -210,6 +258,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
                 wanted = self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction))
                 if self.dense_vectors is None:  # left out: the collection's own (one made before audio has two)
                     wanted = replace(wanted, dense=known_dense(existing.dense))
+                wanted = replace(wanted, **self._sparse_layout(existing))
                 check_schema(backend.where, existing, wanted, self.dim is not None, self._options_given())
             except SchemaMismatchError:
                 backend.close()  # release an Edge store's lock: this object will not exist
@@ -222,6 +271,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             self._ensure_indexes(dict(self.payload_indexes))
         elif self.dim is not None:
             self._create(self.dim, late=bool(self.late_interaction))
+        if existing is not None and self.target_recall is not None and existing.target_recall != self.target_recall \
+                and backend.count(None):
+            self.tune_hnsw_ef()  # a new target for a filled store: measure now, as optimize() would
         return backend
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -275,7 +327,16 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         multivector = MULTIVECTOR_NAME if late else None
         dense = chosen_dense(self.dense_vectors) or (base.dense if base is not None else DENSE_VECTOR_NAMES)
         return StoreSchema(dim=dim, dense=dense, bm25_language=self.bm25_language,
-                           multivector=multivector, **options)
+                           multivector=multivector, **options, **self._sparse_layout(base))
+
+    def _sparse_layout(self, base: Optional[StoreSchema]) -> Dict[str, Any]:
+        """The sparse vectors asked for: as given, else (left out) ``base``'s, the collection's."""
+        return sparse_layout(base, self.model_fields_set, self.bm25, self.sparse_model)
+
+    def _learned_for(self, schema: Optional[StoreSchema]) -> Optional[LearnedSparseEncoder]:
+        """The learned sparse model of a collection laid out as ``schema`` (loaded on first encode)."""
+        self._learned = learned_encoder(schema, self._learned, self.sparse_model_kwargs)
+        return self._learned
 
     def _create(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False) -> StoreSchema:
         schema = self._wanted(dim, base, late)
@@ -353,8 +414,25 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         schema = schema or self._schema
         if schema is None:
             raise ValueError("the collection does not exist yet: pass the schema to plan against, or add nodes first")
-        encode, keys = self._bm25.document, self.bm25_metadata_keys
-        return [P.node_to_point(node, schema.dim, encode, keys, schema.dense, schema.late_interaction) for node in nodes]
+        encode, keys = (self._bm25.document if schema.sparse else None), self.bm25_metadata_keys
+        points = [P.node_to_point(node, schema.dim, encode, keys, schema.dense, schema.late_interaction) for node in nodes]
+        learned = self._learned_for(schema)
+        return points if learned is None else with_learned_sparse(points, nodes, learned, keys)
+
+    def sparse_vectors(self, node_ids: Sequence[str], vector: Optional[str] = None) -> List[tuple[List[int], List[float]]]:
+        """The stored sparse vectors of these nodes, in the order asked, as ``(indices, values)`` pairs:
+        the learned sparse model's by default (BM25's when there is none; ``vector="bm25"`` asks for it);
+        ``([], [])`` for a node without words. For tests and debugging."""
+        schema = self._schema
+        names = schema.sparse_vectors if schema is not None else ()
+        name = vector or (schema.learned_sparse or schema.sparse if schema is not None else None)
+        if name not in names:
+            raise ValueError(f"this store has no sparse vector {name!r}; it holds {list(names)}")
+        found = self._backend.sparse_vectors([P.point_id(i) for i in node_ids], name)
+        missing = [i for i in node_ids if P.point_id(i) not in found]
+        if missing:
+            raise ValueError(f"no node with id {missing[0]!r} in the store ({len(missing)} of those asked are missing)")
+        return [found[P.point_id(i)] for i in node_ids]
 
     def sparse_query_vector(self, text: str) -> SparseVector:
         """The BM25 vector this store searches ``text`` with; no indices when it has no searchable
@@ -415,8 +493,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         options, except those this store was given (and its own WAL choice); an existing one must
         match it. ``indexes`` are payload indexes to make first. Returns the number of points written."""
         existing = self._schema
-        if existing is None:
-            self._create(schema.dim, base=dataclasses.replace(schema, wal=self.wal), late=schema.late_interaction)
+        if existing is None:  # a new graph: the source's tuned search width does not carry over
+            base = dataclasses.replace(schema, wal=self.wal, hnsw_ef=None, target_recall=None)
+            self._create(schema.dim, base=base, late=schema.late_interaction)
         else:
             check_schema(self._backend.where, existing, schema, dim_given=True, options_given=())
         self._ensure_indexes(dict(indexes or {}))
@@ -449,8 +528,47 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         self._backend.flush()
 
     def optimize(self) -> None:
-        """Build the HNSW and payload indexes now (Edge); call after a bulk load for full query speed."""
+        """Build the HNSW and payload indexes now (Edge); call after a bulk load for full query speed.
+        With ``target_recall`` set, the search width that reaches it is then measured and recorded."""
         self._backend.optimize()
+        if self.target_recall is not None and self._schema is not None and self._backend.count(None):
+            self.tune_hnsw_ef()
+
+    # ------------------------------------------------------------ recall
+
+    def recall_report(self, sample: int = R.DEFAULT_SAMPLE, top_k: int = R.DEFAULT_TOP_K,
+                      queries: R.ProbeQueries = None, hnsw_ef: Optional[int] = None) -> R.RecallReport:
+        """recall@``top_k`` of this store's dense search against exact search, per dense vector: ``sample``
+        stored points (each left out of its own results) or the caller's ``queries`` (vectors searched in
+        every dense vector, or a dict naming the vector for each list), searched as queries are (graph
+        width, quantization, oversampling, rescoring; ``hnsw_ef=`` another width) and exactly."""
+        ef = hnsw_ef if hnsw_ef is not None else self._hnsw_ef()
+        return R.estimate(self._backend, self._searched_dense(), self._search_settings(), ef, sample, top_k, queries)
+
+    def estimate_recall(self, sample: int = R.DEFAULT_SAMPLE, top_k: int = R.DEFAULT_TOP_K,
+                        queries: R.ProbeQueries = None) -> float:
+        """recall@``top_k`` of this store's search over every probe query (``recall_report`` has it per vector)."""
+        return self.recall_report(sample, top_k, queries).recall
+
+    def tune_hnsw_ef(self, target: Optional[float] = None, sample: int = R.DEFAULT_SAMPLE,
+                     top_k: int = R.DEFAULT_TOP_K) -> int:
+        """Measure the narrowest search width whose recall@``top_k`` reaches ``target`` (default: the
+        store's ``target_recall``) on every dense vector, record it in the schema and use it; returns it.
+        Run it again when the collection has changed much (``optimize()`` does, with ``target_recall`` set)."""
+        target = target if target is not None else self.target_recall
+        if self._schema is None:
+            raise ValueError("the collection does not exist yet: add nodes first")
+        ef = R.tune(self._backend, self._searched_dense(), self._search_settings(), target, sample, top_k)
+        self._schema = replace(self._schema, hnsw_ef=ef, target_recall=target)
+        self._backend.record_schema(self._schema)
+        return ef
+
+    def _hnsw_ef(self) -> Optional[int]:
+        """The search width queries use: ``hnsw_ef`` when given, else the width ``target_recall`` recorded, else the default."""
+        schema = self._schema
+        if "hnsw_ef" in self.model_fields_set or schema is None or schema.hnsw_ef is None:
+            return self.hnsw_ef
+        return schema.hnsw_ef
 
     async def aoptimize(self) -> None:
         await asyncio.to_thread(self.optimize)
@@ -533,6 +651,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         check_weights(weights)
         query, late = late_stage(self._schema, query, kwargs.get("query_multivector"), self.prefetch_limit,
                                  self.oversampling)
+        schema = self._schema
+        learned = self._learned_for(schema)
         opts = P.QueryOptions(
             dense=self._searched_dense(),
             hybrid=self.hybrid,
@@ -542,9 +662,15 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             query_modality=kwargs.get("query_modality", "text"),
             search=self._search_settings(),
             late=late,
-            with_multivector=self.return_multivectors and self._schema is not None and self._schema.late_interaction,
+            with_multivector=self.return_multivectors and schema is not None and schema.late_interaction,
+            bm25=schema is None or schema.sparse is not None,
+            fusion=kwargs.get("fusion", self.fusion),
+            mmr=kwargs.get("mmr_threshold"),
+            mmr_candidates=kwargs.get("mmr_candidates", self.mmr_candidates),
+            max_per_document=kwargs.get("max_per_document", self.max_per_document),
+            document_key=kwargs.get("document_key", self.document_key),
         )
-        return P.plan_query(query, opts, self.sparse_query_vector)
+        return P.plan_query(query, opts, self.sparse_query_vector, learned.query if learned is not None else None)
 
     def _searched_dense(self) -> tuple[str, ...]:
         """The dense vectors a query searches. On a single-writer backend (Edge) only those some
@@ -562,7 +688,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
 
     def _search_settings(self) -> Optional[P.SearchSettings]:
         quantization = self._schema.quantization if self._schema is not None else None
-        return search_settings(quantization, self.hnsw_ef, self.rescore, self.oversampling)
+        return search_settings(quantization, self._hnsw_ef(), self.rescore, self.oversampling)
 
     @classmethod
     def _result(cls, hits: Sequence[Any]) -> VectorStoreQueryResult:
