@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--ray", action="store_true", help="run on Ray: local, or the cluster at RAY_ADDRESS ([ray] extra)")
     index.add_argument("--ray-actors", type=int, default=1, help="with --ray: model actors (one model each)")
     index.add_argument("--ray-gpus-per-actor", type=float, default=None, help="with --ray: GPUs per actor (default: 1 if any)")
+    index.add_argument("--sparse-model", default=None, metavar="MODEL",
+                       help="a new index: also store a learned sparse vector of the words (a sentence-transformers "
+                            "SparseEncoder id or folder, e.g. a SPLADE model), searched beside BM25")
+    index.add_argument("--no-bm25", action="store_true", help="with --sparse-model: the learned vector replaces BM25")
     _store_options(index)
 
     search = commands.add_parser("search", help="search by text or by image", epilog=QUERY_EPILOG)
@@ -89,14 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid", help=MODE_HELP)
     search.add_argument("--model", default=None, help="model id (must match the one the index was built with)")
     search.add_argument("--json", action="store_true", help="print JSON (each row has its score_kind)")
+    from .retrieval_flags import add_retrieval_flags
+
+    add_retrieval_flags(search)
     _store_options(search)
 
     info = commands.add_parser("info", help="what an index holds")
+    info.add_argument("--recall", action="store_true",
+                      help="also estimate recall@10 of the approximate search against exact search, per vector")
     _store_options(info)
 
     from .copy_job import add_copy_parser
+    from .eval_cmd import add_eval_parser
 
     _store_options(add_copy_parser(commands))
+    _store_options(add_eval_parser(commands))
     return parser
 
 
@@ -106,17 +117,18 @@ def store_exists(args: argparse.Namespace) -> bool:
 
 def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = None,
                late_interaction: Optional[bool] = None,
-               dense_vectors: Optional[Sequence[str]] = None) -> "MultimodalQdrantStore":
+               dense_vectors: Optional[Sequence[str]] = None, **sparse: object) -> "MultimodalQdrantStore":
     """The store named by --store/--url; ``dim`` creates its collection if it has none yet, with
     multivectors when ``late_interaction`` (the model is a ColPali-family retriever) and a dense
-    vector for each of ``dense_vectors`` (None: all four; see ``new_index_vectors``)."""
+    vector for each of ``dense_vectors`` (None: all four; see ``new_index_vectors``). ``sparse``: the
+    store's ``sparse_model``/``bm25`` (given only when set: a reopen takes the collection's)."""
     from ..store import MultimodalQdrantStore
 
     if args.url:
         with warnings.catch_warnings(record=True) as caught:  # qdrant-client warns before failing to connect
             warnings.simplefilter("always")
             store = MultimodalQdrantStore(args.collection, url=args.url, dim=dim, late_interaction=late_interaction,
-                                          dense_vectors=dense_vectors)
+                                          dense_vectors=dense_vectors, **sparse)
         for warning in caught:  # connected: pass its warnings on
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return store
@@ -124,7 +136,7 @@ def open_store(args: argparse.Namespace, must_exist: bool, dim: Optional[int] = 
     if must_exist and not Path(path).exists():
         raise CLIError(f"no index at {path}: create one with 'mmst index PATH --store {path}'")
     return MultimodalQdrantStore(args.collection, path=path, dim=dim, late_interaction=late_interaction,
-                                 dense_vectors=dense_vectors)
+                                 dense_vectors=dense_vectors, **sparse)
 
 
 def read_index(args: argparse.Namespace) -> tuple[Optional["Manifest"], bool]:
@@ -173,7 +185,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     with quiet_libraries(), Stage("Loading model", enabled=progress):
         embedding = load_embedding(source)
     with open_store(args, must_exist=False, dim=embedding.dimension, late_interaction=embedding.late_interaction,
-                    dense_vectors=new_index_vectors(embedding, built)) as store:
+                    dense_vectors=new_index_vectors(embedding, built), **sparse_options(args)) as store:
         summary = run_index(
             collected, store, embedding, progress=progress,
             before_first_add=lambda: write_manifest(store, source.name, embedding.dimension),
@@ -181,6 +193,18 @@ def cmd_index(args: argparse.Namespace) -> int:
         if summary.added or summary.replaced:
             store.optimize()
     return report_index(summary, args.strict)
+
+
+def sparse_options(args: argparse.Namespace) -> dict[str, object]:
+    """The store's learned-sparse options from ``--sparse-model``/``--no-bm25`` (none given: the index's own)."""
+    if args.no_bm25 and not args.sparse_model:
+        raise CLIError("--no-bm25 replaces BM25 by a learned sparse model: give --sparse-model MODEL too")
+    options: dict[str, object] = {}
+    if args.sparse_model:
+        options["sparse_model"] = model_name(args.sparse_model)
+    if args.no_bm25:
+        options["bm25"] = False
+    return options
 
 
 def report_index(summary: "IndexSummary", strict: bool) -> int:
@@ -239,15 +263,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     from .manifest import check_model, read_manifest
     from .progress import quiet_libraries
     from ..hits import score_kind, search_hits
+    from .retrieval_flags import retrieval_options
     from .search_view import to_json, to_table
 
     _check_query(args)
+    quality = retrieval_options(args)
     with open_store(args, must_exist=True) as store:
         manifest = read_manifest(store)
         if manifest is None:
             raise CLIError("this index is empty: add files with 'mmst index PATH' first")
         check_model(manifest, model_name(args.model) if args.model else None)
-        if args.mode == "sparse":
+        if args.mode == "sparse" and store.schema is not None and store.schema.learned_sparse is None:
             _check_words(args.text, store)
         reranker = None
         with quiet_libraries():  # the answer goes to stdout; no loading bars on stderr for a search
@@ -257,7 +283,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported)
         candidates = RERANK_CANDIDATES_PER_RESULT * args.top_k if reranker else args.top_k
         retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,
-                                   modality=args.modality)
+                                   modality=args.modality, **quality)
         flag, example = _example(args)
         if example is not None and flag != "image" and not embedding.supports(flag):
             raise CLIError(f"--{flag}: the index's model ({manifest.model}) cannot read {flag}; it reads "
@@ -268,8 +294,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise CLIError("--rerank-unsupported raise: some results are of a kind no --rerank model reads (an image "
                            "with only a text cross-encoder, say); add a --rerank model that reads them, or use "
                            "--rerank-unsupported keep (--debug names the results)") from exc
-    late = store.schema is not None and store.schema.late_interaction
-    kind = score_kind(args.mode, len(args.rerank or ()), late)
+    schema = store.schema
+    late = schema is not None and schema.late_interaction
+    kind = score_kind(args.mode, len(args.rerank or ()), late, fusion=quality.get("fusion", "rrf"),
+                      mmr="mmr" in quality, sparse=schema.sparse_vectors if schema is not None else ("bm25",))
     rows = [hit.to_dict() for hit in search_hits(results, kind)]
     print(to_json(rows) if args.json else to_table(rows, kind, args.mode, late))
     return 0
@@ -293,6 +321,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"points: {store.count()} ("
             + ", ".join(f"{n} {m}" for m, n in counts.items() if n or m not in ("audio", "video")) + ")",
         ]
+        from .info_view import quality_lines
+
+        lines += quality_lines(store, args.recall)
     print("\n".join(lines))
     return 0
 
@@ -303,7 +334,13 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return run_copy(args)
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy}
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .eval_cmd import cmd_eval as run_eval
+
+    return run_eval(args)
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy, "eval": cmd_eval}
 
 
 def _server_errors() -> tuple[type[BaseException], ...]:

@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 from ..hits import explain
 
-COLUMN_TITLES: dict[str, str] = {"rrf": "RRF", "bm25": "BM25", "maxsim": "MaxSim", "reranker": "rerank",
-                                 "reranker_rrf": "rerankRRF"}
+COLUMN_TITLES: dict[str, str] = {"rrf": "RRF", "dbsf": "DBSF", "bm25": "BM25", "learned_sparse": "sparse",
+                                 "maxsim": "MaxSim", "mmr": "MMR cos", "reranker": "rerank", "reranker_rrf": "rerankRRF"}
 
 
 def _clock(seconds: float) -> str:
