@@ -42,15 +42,23 @@ def score_kind(mode: str, rerankers: int, late: bool = False, fusion: str = "rrf
     return "dbsf" if fusion == "dbsf" else "rrf"
 
 
-def explain(kind: str, mode: str, late: bool = False) -> str:
-    """One line saying what a score of this kind is."""
+def _word_lists(sparse: Sequence[str]) -> str:
+    names = {"bm25": "BM25", "learned": "learned sparse"}
+    named = [names.get(name, name) for name in sparse]
+    return f"the {' and '.join(named)} word ranking" + ("s" if len(named) > 1 else "")
+
+
+def explain(kind: str, mode: str, late: bool = False, sparse: Sequence[str] = ("bm25",)) -> str:
+    """One line saying what a score of this kind is (``sparse``: the index's word vectors)."""
     if kind == "maxsim":
         return ("score: exact MaxSim (late interaction: each query token's best match among the page's token "
                 "vectors, summed; higher is better)")
     if kind in ("rrf", "dbsf"):
         dense = "MaxSim ranking (late interaction)" if late else "dense text and image rankings"
-        lists = ("word rankings (BM25 and the learned sparse model)" if mode == "sparse"
-                 else dense + (" and the word rankings" if mode == "hybrid" else ""))
+        if mode == "sparse":
+            lists = _word_lists(sparse)[len("the "):]
+        else:
+            lists = dense + (f" and {_word_lists(sparse)}" if mode == "hybrid" else "")
         if kind == "dbsf":
             return (f"score: DBSF fusion of the {lists} (each list's scores normalised by its mean and 3 standard "
                     "deviations, then summed; higher is better)")

@@ -296,10 +296,11 @@ def cmd_search(args: argparse.Namespace) -> int:
                            "--rerank-unsupported keep (--debug names the results)") from exc
     schema = store.schema
     late = schema is not None and schema.late_interaction
+    sparse = schema.sparse_vectors if schema is not None else ("bm25",)
     kind = score_kind(args.mode, len(args.rerank or ()), late, fusion=quality.get("fusion", "rrf"),
-                      mmr="mmr" in quality, sparse=schema.sparse_vectors if schema is not None else ("bm25",))
+                      mmr="mmr" in quality, sparse=sparse)
     rows = [hit.to_dict() for hit in search_hits(results, kind)]
-    print(to_json(rows) if args.json else to_table(rows, kind, args.mode, late))
+    print(to_json(rows) if args.json else to_table(rows, kind, args.mode, late, sparse))
     return 0
 
 
