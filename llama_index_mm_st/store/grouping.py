@@ -4,9 +4,10 @@ The fused list is read deep enough and cut greedily: going down the ranking, a h
 already has N hits is passed over, so later hits fill the top k. Round one reads the plain query's
 own fused list completely (every candidate its branches found, with the plain query's scores: when
 no document is over its cap, the answer is the plain query's); each further round reads every branch
-twice as deep (from ``4 x`` the hits asked for up to ``MAX_GROUP_DEPTH``) until the top k is full or
-the branches run dry. A deeper read can change RRF scores (a hit may gain a term from a branch that
-ranks it far down), so the answer is the greedy cut of the list at the first depth that fills it.
+deeper (``next_depth``: at least twice as deep, more when documents were capped fast, up to
+``MAX_GROUP_DEPTH``) until the top k is full or the branches run dry. A deeper read can change RRF
+scores (a hit may gain a term from a branch that ranks it far down), so the answer is the greedy cut
+of the list at the first depth of that sequence that fills it.
 
 Qdrant's server-side group-by is not used: it refills groups with further queries that exclude the
 hits and documents found so far, which re-ranks every branch, so its RRF scores are of another list
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Hashable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Optional, Sequence
 
 from llama_index_mm_st.store.schema import REF_DOC_ID_KEY
 from llama_index_mm_st.store.stages import GroupStage
@@ -72,27 +73,25 @@ def deepened(plan: "QueryPlan", depth: Optional[int]) -> "QueryPlan":
     return replace(plan, branches=branches, limit=sum(b.limit for b in branches) if plan.fused else branches[0].limit)
 
 
-def depths(plan: "QueryPlan") -> Iterator[Optional[int]]:
-    """Branch depths to try in turn: the plan's own (None), then doubling from ``4 x`` its limit."""
-    yield None
-    depth = max(4 * plan.limit, 2 * max(b.limit for b in plan.branches))
-    while True:
-        yield min(depth, MAX_GROUP_DEPTH)
-        if depth >= MAX_GROUP_DEPTH:
-            return
-        depth *= 2
+def next_depth(read: int, hits: int, kept: int, limit: int) -> int:
+    """How deep to read next, after a round read every branch ``read`` deep and its ``hits`` gave ``kept``
+    of the ``limit`` hits wanted: deep enough, at the rate the documents were capped so far, to find the
+    rest with room to spare, and at least twice as deep (a power of two, at most ``MAX_GROUP_DEPTH``)."""
+    wanted = max(2 * read, 4 * limit, -(-3 * max(read, hits) * limit // (2 * max(kept, 1))))
+    return min(1 << (wanted - 1).bit_length(), MAX_GROUP_DEPTH)
 
 
 def grouped(plan: "QueryPlan", fetch: Any) -> list[Any]:
     """Run ``plan``'s group stage with ``fetch(plan) -> hits``, reading deeper until the top k is full."""
     stage = plan.group or GroupStage(per_document=plan.limit)
-    kept: list[Any] = []
-    for depth in depths(plan):
+    depth: Optional[int] = None  # round one: the plain query's own branches
+    while True:
         deep = deepened(plan, depth)
         hits = fetch(deep)
         kept = group_hits(hits, stage, plan.limit)
+        read = max(b.limit for b in deep.branches)
         # Full, or every branch ran dry (the fused list holds fewer hits than the shortest branch was
-        # allowed): reading deeper would find nothing more.
-        if len(kept) >= plan.limit or len(hits) < min(b.limit for b in deep.branches):
-            break
-    return kept
+        # allowed), or as deep as we read: reading deeper would find nothing more.
+        if len(kept) >= plan.limit or len(hits) < min(b.limit for b in deep.branches) or read >= MAX_GROUP_DEPTH:
+            return kept
+        depth = next_depth(read, len(hits), len(kept), plan.limit)
