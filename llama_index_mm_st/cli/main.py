@@ -1,9 +1,12 @@
 """``mmst``: index a folder, then search it by text or by example (an image, an audio or a video clip).
 
     mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR] [--strict]
+               [--sparse-model ID_OR_DIR [--no-bm25]]
     mmst search "TEXT" | --image PATH | --audio PATH | --video PATH [--top-k N] [--rerank MODEL]...
                 [--rerank-unsupported keep|raise] [--modality image|text|audio|video] [--mode dense|sparse|hybrid] [--json]
-    mmst info
+                [--mmr [LAMBDA]] [--max-per-document N] [--fusion rrf|dbsf] [--rrf-k K] [--weight text=1,image=2]
+    mmst info [--recall]
+    mmst eval QRELS [--mode dense sparse hybrid] [--rerank MODEL]... [--k K] [--json]
     mmst copy --to-store DIR | --to-url URL [--to-collection NAME] [--quantization int8|binary] [--on-disk]
 
 Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
