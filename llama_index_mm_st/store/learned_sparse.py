@@ -99,7 +99,7 @@ def sparse_layout(base: Optional[StoreSchema], given: Set[str], bm25: bool, spar
     names them (or there is no ``base``), else ``base``'s (a reopen that leaves them out keeps the collection's)."""
     keep_bm25 = base is not None and "bm25" not in given
     layout: Dict[str, Any] = {"sparse": base.sparse if keep_bm25 else (SPARSE_VECTOR_NAME if bm25 else None)}  # type: ignore[union-attr]
-    if base is not None and "sparse_model" not in given:
+    if base is not None and ("sparse_model" not in given or sparse_model is None):  # None: the collection's
         layout.update(learned_sparse=base.learned_sparse, sparse_model=base.sparse_model)
     else:
         layout.update(learned_sparse=LEARNED_SPARSE_NAME if sparse_model else None,

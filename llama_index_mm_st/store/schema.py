@@ -135,7 +135,9 @@ def check_schema(where: str, existing: StoreSchema, wanted: StoreSchema, dim_giv
         problems.append(f"sparse vector {existing.sparse!r} != {wanted.sparse!r}"
                         + (" (a learned sparse model replaced BM25 here)" if existing.sparse is None else ""))
     if existing.learned_sparse != wanted.learned_sparse:
-        problems.append(f"learned sparse vector {existing.learned_sparse!r} != {wanted.learned_sparse!r}")
+        problems.append("the collection has no learned sparse vector (it was made without sparse_model=)"
+                        if existing.learned_sparse is None else
+                        f"the collection has a learned sparse vector ({existing.sparse_model!r}) that was not requested")
     elif existing.sparse_model is not None and existing.sparse_model != wanted.sparse_model:
         problems.append(f"sparse model {existing.sparse_model!r} != requested {wanted.sparse_model!r} (its vectors "
                         "would not match another model's queries)")

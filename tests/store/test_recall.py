@@ -44,10 +44,11 @@ def small_graph(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def hard_set(seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """64 clusters with noise 0.6 per dimension (the issue's hard set, at 64-d), and held-out queries
-    drawn from the same clusters: in-distribution queries near stored points."""
+    """64 unit-length cluster centres with noise 0.6 per dimension (the issue's hard set, at 64-d), and
+    held-out queries drawn from the same clusters: fresh queries from the stored points' distribution."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(64, HARD_DIM))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     points = centres[rng.integers(0, 64, POINTS + QUERIES)] + 0.6 * rng.normal(size=(POINTS + QUERIES, HARD_DIM))
     points /= np.linalg.norm(points, axis=1, keepdims=True)
     return points[:POINTS].astype(np.float32), points[POINTS:].astype(np.float32)
