@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .main import new_index_vectors, open_store, read_index, report_index, sparse_options
+from .main import new_index_vectors, open_store, read_index, report_index
 from .manifest import check_model, write_manifest
 from .models import DEFAULT_MODEL, CLIError, load_embedding, model_name, resolve_model
 from .progress import Stage, quiet_libraries
@@ -36,8 +36,7 @@ def cmd_index_ray(args: argparse.Namespace) -> int:
     started = ensure_ray()
     try:
         with open_store(args, must_exist=False, dim=embedding.dimension,
-                        late_interaction=embedding.late_interaction, dense_vectors=new_index_vectors(embedding, built),
-                        **sparse_options(args)) as store:
+                        late_interaction=embedding.late_interaction, dense_vectors=new_index_vectors(embedding, built)) as store:
             write_manifest(store, source.name, embedding.dimension)
             summary = ray_index(args.paths, store, embedding, options)
             if summary.added or summary.replaced:
