@@ -16,7 +16,10 @@ def quality_lines(store: "MultimodalQdrantStore", recall: bool) -> list[str]:
     sparse = " + ".join(
         ("BM25" if name == schema.sparse else f"learned ({schema.sparse_model})") for name in schema.sparse_vectors)
     lines = [f"word vectors: {sparse or 'none'}"]
-    if schema.hnsw_ef is not None:
+    if schema.exact_search:
+        lines.append(f"search: exact (no graph width up to {schema.hnsw_ef} reached recall {schema.target_recall:.2f}, "
+                     "and exact search was no slower)")
+    elif schema.hnsw_ef is not None:
         lines.append(f"search width: hnsw_ef={schema.hnsw_ef} (chosen for recall {schema.target_recall:.2f})")
     if recall and store.count():
         report = store.recall_report()

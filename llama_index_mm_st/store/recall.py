@@ -15,6 +15,7 @@ on it).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
@@ -54,6 +55,10 @@ class Probe:
     queries: Dict[str, list[tuple[Optional[str], list[float]]]]
     top_k: int
     truth: Dict[str, list[list[str]]] = field(default_factory=dict)
+    exact_seconds: float = 0.0
+    """Time the exact searches took (every query, every vector), to weigh against an approximate run."""
+    last_seconds: float = 0.0
+    """Time the last approximate run of ``measure`` took, over the same queries."""
 
 
 def sample_probe(backend: Any, names: Sequence[str], sample: int, top_k: int,
@@ -97,10 +102,15 @@ def _without(point: Optional[str]) -> Optional[models.Filter]:
 def measure(backend: Any, probe: Probe, search: Optional[SearchSettings]) -> Dict[str, float]:
     """Recall per vector name of ``search`` against exact search, on the probe's queries."""
     recalls = {}
+    probe.last_seconds = 0.0
     for name, items in probe.queries.items():
         if name not in probe.truth:
+            start = time.perf_counter()
             probe.truth[name] = _lists(backend, name, items, probe.top_k, SearchSettings(exact=True))
+            probe.exact_seconds += time.perf_counter() - start
+        start = time.perf_counter()
         found = _lists(backend, name, items, probe.top_k, search)
+        probe.last_seconds += time.perf_counter() - start
         scores = [len(set(a) & set(t)) / len(t) for a, t in zip(found, probe.truth[name]) if t]
         recalls[name] = float(np.mean(scores)) if scores else 1.0
     return recalls
@@ -154,16 +164,39 @@ def estimate(backend: Any, names: Sequence[str], settings: Optional[SearchSettin
     return report(measure(backend, probe, search), probe, hnsw_ef, backend.searches_exactly)
 
 
+EXACT_ALLOWANCE = 1.5
+"""Exact search is chosen over the widest width that still misses the target when it takes at most
+this many times as long: recall 1 for about the same cost."""
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """What ``tune`` chose: a graph width, or exact search where no width reaches the target and
+    exact search costs at most ``EXACT_ALLOWANCE`` times the widest width tried."""
+
+    hnsw_ef: int
+    exact: bool
+    recalls: Dict[str, float]
+
+
 def tune(backend: Any, names: Sequence[str], settings: Optional[SearchSettings], target: Optional[float],
-         sample: int, top_k: int) -> int:
-    """The narrowest width reaching ``target`` on every dense vector of a store searching ``names``."""
+         sample: int, top_k: int) -> Tuned:
+    """The narrowest width reaching ``target`` on every dense vector of a store searching ``names``;
+    exact search when none does and it costs about as much as the widest (data a graph can't search
+    well, such as nearly uniform vectors, gain nothing from one)."""
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < target <= 1.0:
         raise ValueError(f"a target recall must be in (0, 1] (target_recall= on the store, or tune_hnsw_ef(target)), "
                          f"got {target!r}")
     probe = _probe(backend, names, sample, top_k, None)
     ef, recalls = choose_ef(lambda width: measure(backend, probe, with_width(settings, width)), float(target))
-    if any(value < target for value in recalls.values()):
-        logger.warning("no search width up to %d reaches recall %.3f here (%s); using %d", ef, target, recalls, ef)
-    else:
+    if all(value >= target for value in recalls.values()):
         logger.info("hnsw_ef=%d reaches recall@%d %s (target %.3f)", ef, top_k, recalls, target)
-    return ef
+        return Tuned(ef, False, recalls)
+    if probe.exact_seconds <= EXACT_ALLOWANCE * probe.last_seconds:
+        logger.warning("no search width up to %d reaches recall %.3f here (%s, in %.1f s); exact search takes "
+                       "%.1f s for the same queries: searching exactly", ef, target, recalls, probe.last_seconds,
+                       probe.exact_seconds)
+        return Tuned(ef, True, {name: 1.0 for name in recalls})
+    logger.warning("no search width up to %d reaches recall %.3f here (%s); using %d (exact search would take "
+                   "%.1f s against %.1f s)", ef, target, recalls, ef, probe.exact_seconds, probe.last_seconds)
+    return Tuned(ef, False, recalls)

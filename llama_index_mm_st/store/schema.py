@@ -75,6 +75,7 @@ class StoreSchema:
     sparse_model: Optional[str] = None  # the SparseEncoder (hub id or folder) that fills it
     hnsw_ef: Optional[int] = None  # the search width ``target_recall`` chose, measured on this collection
     target_recall: Optional[float] = None  # the target that width was measured for
+    exact_search: bool = False  # tuning found no width reaching the target, and exact search no slower
 
     @property
     def sparse_vectors(self) -> tuple[str, ...]:
@@ -113,6 +114,7 @@ class StoreSchema:
             sparse_model=data.get("sparse_model"),
             hnsw_ef=None if data.get("hnsw_ef") is None else int(data["hnsw_ef"]),
             target_recall=None if data.get("target_recall") is None else float(data["target_recall"]),
+            exact_search=bool(data.get("exact_search", False)),
         )
 
 

@@ -554,14 +554,16 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
                      top_k: int = R.DEFAULT_TOP_K) -> int:
         """Measure the narrowest search width whose recall@``top_k`` reaches ``target`` (default: the
         store's ``target_recall``) on every dense vector, record it in the schema and use it; returns it.
-        Run it again when the collection has changed much (``optimize()`` does, with ``target_recall`` set)."""
+        When no width up to 4,096 reaches it and exact search costs no more than the widest, queries
+        search exactly (``schema.exact_search``). Run it again when the collection has changed much
+        (``optimize()`` does, with ``target_recall`` set)."""
         target = target if target is not None else self.target_recall
         if self._schema is None:
             raise ValueError("the collection does not exist yet: add nodes first")
-        ef = R.tune(self._backend, self._searched_dense(), self._search_settings(), target, sample, top_k)
-        self._schema = replace(self._schema, hnsw_ef=ef, target_recall=target)
+        tuned = R.tune(self._backend, self._searched_dense(), self._search_settings(), target, sample, top_k)
+        self._schema = replace(self._schema, hnsw_ef=tuned.hnsw_ef, target_recall=target, exact_search=tuned.exact)
         self._backend.record_schema(self._schema)
-        return ef
+        return tuned.hnsw_ef
 
     def _hnsw_ef(self) -> Optional[int]:
         """The search width queries use: ``hnsw_ef`` when given, else the width ``target_recall`` recorded, else the default."""
@@ -687,8 +689,12 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         return tuple(name for name in names if name in self._held_dense)
 
     def _search_settings(self) -> Optional[P.SearchSettings]:
-        quantization = self._schema.quantization if self._schema is not None else None
-        return search_settings(quantization, self._hnsw_ef(), self.rescore, self.oversampling)
+        schema = self._schema
+        quantization = schema.quantization if schema is not None else None
+        settings = search_settings(quantization, self._hnsw_ef(), self.rescore, self.oversampling)
+        if schema is not None and schema.exact_search and "hnsw_ef" not in self.model_fields_set:
+            return P.SearchSettings(exact=True)  # what target_recall chose: no graph width reached it
+        return settings
 
     @classmethod
     def _result(cls, hits: Sequence[Any]) -> VectorStoreQueryResult:
@@ -708,6 +714,10 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         In a late-interaction collection the dense branches prefetch ``prefetch_limit`` candidates and
         exact MaxSim ranks them, with the query's token vectors from its ``PooledVector`` (or a 2-D
         ``query_embedding``, or ``query_multivector=``); see ``store.late``.
+
+        Search quality, per query (the store fields of the same names are the defaults): ``fusion=``
+        ("rrf" or "dbsf"); ``mmr_threshold=`` (MMR's lambda; the MMR mode alone uses 0.5) and
+        ``mmr_candidates=``; ``max_per_document=`` and ``document_key=``. See docs/store.md, "Search quality".
         """
         return self._result(self._backend.query(self._plan(query, kwargs)))
 

@@ -111,3 +111,27 @@ def test_target_recall_and_hnsw_ef_conflict(make_store: Make) -> None:
         make_store(target_recall=0.9, hnsw_ef=64)
     with pytest.raises(ValueError):
         make_store(target_recall=1.5)
+
+
+def test_a_target_no_graph_width_reaches_falls_back_to_exact_search(small_graph: None, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the widest width still misses the target and exact search costs no more, queries search
+    exactly, recorded in the schema. Here the ladder is one width past the collection's size: the sparse
+    graph still misses some neighbours (it is not fully connected), and walking it costs more than a scan."""
+    from llama_index_mm_st.store import recall
+
+    monkeypatch.setattr(recall, "EF_LADDER", (4096,))
+    stored, queries = hard_set()
+    store = MultimodalQdrantStore(path=str(tmp_path), dense_vectors=["text"], target_recall=1.0, show_progress=False)
+    store.add([TextNode(id_=str(i), text="", embedding=v.tolist()) for i, v in enumerate(stored)])
+    store.optimize()
+    assert store.schema.exact_search and store.schema.hnsw_ef == 4096
+    assert store.plan(VectorStoreQuery(query_embedding=queries[0].tolist())).branches[0].search.exact
+    truth = np.argsort(-(queries[:50] @ stored.T), axis=1)[:, :10]
+    for q, t in zip(queries[:50], truth):
+        assert [int(i) for i in store.query(VectorStoreQuery(query_embedding=q.tolist(), similarity_top_k=10)).ids] \
+            == t.tolist()
+    store.close()
+    reopened = MultimodalQdrantStore(path=str(tmp_path))
+    assert reopened.schema.exact_search and reopened.recall_report(sample=50).recall == 1.0
+    reopened.close()

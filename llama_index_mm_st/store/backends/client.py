@@ -30,7 +30,8 @@ _META_LANGUAGE = "mmst_bm25_language"
 _META_SPARSE_MODEL = "mmst_sparse_model"
 _META_HNSW_EF = "mmst_hnsw_ef"
 _META_TARGET_RECALL = "mmst_target_recall"
-_SCHEMA_KEYS = (_META_LANGUAGE, _META_SPARSE_MODEL, _META_HNSW_EF, _META_TARGET_RECALL)
+_META_EXACT = "mmst_exact_search"
+_SCHEMA_KEYS = (_META_LANGUAGE, _META_SPARSE_MODEL, _META_HNSW_EF, _META_TARGET_RECALL, _META_EXACT)
 """Collection metadata keys that hold our schema record (a server's config can't say these)."""
 
 # As on Edge: the compressed copy in RAM (always_ram) even when the originals are on disk.
@@ -89,7 +90,8 @@ def _multivector_options(late: Mapping[str, models.VectorParams]) -> dict[str, A
 def _schema_metadata(schema: StoreSchema) -> dict[str, Any]:
     """What a collection's metadata records of our schema (the language always, the rest when set)."""
     recorded = {_META_LANGUAGE: schema.bm25_language, _META_SPARSE_MODEL: schema.sparse_model,
-                _META_HNSW_EF: schema.hnsw_ef, _META_TARGET_RECALL: schema.target_recall}
+                _META_HNSW_EF: schema.hnsw_ef, _META_TARGET_RECALL: schema.target_recall,
+                _META_EXACT: schema.exact_search}
     return {key: value for key, value in recorded.items() if value is not None or key == _META_LANGUAGE}
 
 
@@ -171,6 +173,7 @@ class ClientBackend(BackendCore):
             sparse_model=metadata.get(_META_SPARSE_MODEL),
             hnsw_ef=metadata.get(_META_HNSW_EF),
             target_recall=metadata.get(_META_TARGET_RECALL),
+            exact_search=bool(metadata.get(_META_EXACT, False)),
         )
 
     def open(self, schema: StoreSchema) -> None:
