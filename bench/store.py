@@ -12,13 +12,17 @@ Ratios are printed against the peer. Local-mode queries are brute force (about a
 Sections (``--sections``): ``peers`` (the table above), ``write`` (per-point cost split and
 ``store.add`` against the engine's own id-only upsert), ``query`` (store p50 against the time inside
 the engine), ``batch`` (64 concurrent ``aquery`` against one after another, and the engine's own
-``query_batch`` gain), ``recall`` (recall@10 against exact search, size and speed per storage option,
-at ``--recall-size``), ``scale`` (build/optimize time, p50/p95, disk and RSS for the default and for
-int8 with originals on disk: ``--sizes 1000000``).
+``query_batch`` gain), ``recall`` (recall@10 and p50 against the search width ``hnsw_ef`` on an easy and
+a hard set, the store's own estimate beside it, what ``target_recall=0.95`` picks, and the cost of MMR
+and ``max_per_document``, at ``--recall-size``; ``bench/_store_recall.py``), ``storage`` (recall@10
+against exact search, size and speed per storage option, at ``--recall-size``), ``scale``
+(build/optimize time, p50/p95, disk and RSS for the default and for int8 with originals on disk:
+``--sizes 1000000``).
 
     python bench/store.py                     # 10k and 100k points
     python bench/store.py --sizes 10000       # quicker
     python bench/store.py --sizes 1000000 --sections scale
+    python bench/store.py --sections recall --recall-size 100000
 """
 
 from __future__ import annotations
@@ -211,7 +215,9 @@ def report(size: int, results: list[Result]) -> None:
         print("(ratios vs llamaindex-local: 'upsert x' = points/s ratio, 'p50 x' = how many times faster)")
 
 
-SECTIONS = ("peers", "write", "query", "batch", "recall", "scale")
+SECTIONS = ("peers", "write", "query", "batch", "recall", "storage", "scale")
+STANDALONE = {"scale", "recall", "storage"}
+"""Sections that build their own data (at --recall-size or streaming): no nodes at --sizes needed."""
 
 
 def edge_store(nodes: list[Any]) -> Any:
@@ -232,8 +238,10 @@ def run_sections(size: int, args: argparse.Namespace) -> None:
         for name in args.scale_options:
             S.scale_run(size, args.queries, S.SCALE_OPTIONS[name], name, args.tmp, keep=args.keep,
                         memory_caps_mb=args.memory_cap_mb)
-        if set(args.sections) <= {"scale", "recall"}:
+        if set(args.sections) <= STANDALONE:
             return
+    if set(args.sections) <= STANDALONE:
+        return
     nodes = make_nodes(size)
     queries = make_queries(args.queries)
     if "peers" in args.sections:
@@ -269,8 +277,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--sections", nargs="+", default=["peers", "write", "query", "batch"], choices=SECTIONS)
-    parser.add_argument("--recall-size", type=int, default=100_000, help="points for the recall section")
-    parser.add_argument("--options", nargs="+", default=None, help="storage options for the recall section "
+    parser.add_argument("--recall-size", type=int, default=100_000, help="points for the recall and storage sections")
+    parser.add_argument("--recall-sets", nargs="+", default=["easy", "hard"], choices=["easy", "hard"],
+                        help="recall section: the synthetic sets")
+    parser.add_argument("--recall-queries", type=int, default=200, help="recall section: held-out queries per set")
+    parser.add_argument("--recall-precisions", nargs="+", default=["float32", "int8"], choices=["float32", "int8"],
+                        help="recall section: float32 and/or int8 (scalar quantization)")
+    parser.add_argument("--options", nargs="+", default=None, help="storage options for the storage section "
                         "(names as printed; default: all)")
     parser.add_argument("--scale-options", nargs="+", default=["default (float32, RAM)", "int8, originals on disk"],
                         help="storage options for the scale section (names as printed)")
@@ -304,6 +317,11 @@ def main() -> None:
     for size in args.sizes:
         run_sections(size, args)
     if "recall" in args.sections:
+        import _store_recall as Q
+
+        Q.recall_section(args.recall_size, args.recall_queries, args.recall_sets,
+                         [None if p == "float32" else p for p in args.recall_precisions])
+    if "storage" in args.sections:
         import _store_scale as S
 
         S.recall_table(args.recall_size, args.options or list(S.RECALL_OPTIONS))

@@ -1,6 +1,7 @@
 """llama-index-mm-st: multimodal retrieval for LlamaIndex.
 
-Public API: the four components, their remote clients (a model server's), the pipeline helper, their result and config types, the
+Public API: the four components, their remote clients (a model server's), the pipeline helper and its evaluation on a qrels
+file, their result and config types, the
 late-interaction carrier (a node's multivector, a query vector that carries one), and the errors. Components are imported on first use, so ``from llama_index_mm_st import
 MultimodalQdrantStore`` does not load torch.
 """
@@ -33,6 +34,7 @@ from .types import Modality
 
 if TYPE_CHECKING:
     from .embedding import MultimodalEmbedding
+    from .evaluation import evaluate, load_qrels
     from .multivector import PooledVector, attach_multivector, node_multivector
     from .pipeline import MultimodalRetriever, build_pipeline
     from .readers import ImageReader, MediaReader, ReadReport, VideoFrameSampler
@@ -57,6 +59,8 @@ _LAZY = {
     "RemoteReranker": ".remote",
     "MultimodalRetriever": ".pipeline",
     "build_pipeline": ".pipeline",
+    "evaluate": ".evaluation",
+    "load_qrels": ".evaluation",
     "PooledVector": ".multivector",
     "attach_multivector": ".multivector",
     "node_multivector": ".multivector",

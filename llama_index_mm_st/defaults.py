@@ -52,3 +52,8 @@ and 0.979, for under 1 ms more at p50."""
 RERANK_CANDIDATES_PER_RESULT = 3
 """With a reranker, a search retrieves this many candidates per result it returns, so the reranker has a
 real choice to make (``mmst search --rerank`` and the server's ``/v1/search`` with ``rerank``)."""
+
+DEFAULT_DOCUMENT_KEY = "file_path"
+"""What "one document" means to ``max_per_document`` in ``mmst search``, ``mmst eval`` and the server's
+``/v1/search``: a source file (a PDF's pages, a video's frames and a text file's chunks are one document
+each); a node without a file falls back to its ``ref_doc_id``."""

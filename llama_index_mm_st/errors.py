@@ -171,13 +171,14 @@ def check_on_error(on_error: str) -> None:
         raise ValueError(f"on_error must be one of {ON_ERROR_VALUES}, got {on_error!r}")
 
 
-def refuse_unknown(what: str, given: "Iterable[str]", valid: "Iterable[str]") -> None:
+def refuse_unknown(what: str, given: "Iterable[str]", valid: "Iterable[str]", named: "Iterable[str]" = ()) -> None:
     """A misspelt keyword is an error, never a silently ignored setting: raise ``TypeError`` naming each
-    unknown argument, the closest valid name when there is one, and every valid name."""
+    unknown argument, the closest valid name when there is one, and every valid name. ``named``: the
+    caller's own named parameters, never in ``given`` but offered as hints."""
     import difflib
 
-    valid = sorted(valid)
     unknown = sorted(set(given) - set(valid))
+    valid = sorted({*valid, *named})
     if not unknown:
         return
     hints = []

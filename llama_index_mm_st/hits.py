@@ -15,31 +15,61 @@ from llama_index.core.schema import NodeWithScore
 from .inputs import read_node
 from .media_refs import FRAME_TIME_KEY
 
-ScoreKind = Literal["rrf", "bm25", "maxsim", "reranker", "reranker_rrf"]
-SCORE_KINDS: tuple[ScoreKind, ...] = ("rrf", "bm25", "maxsim", "reranker", "reranker_rrf")
+ScoreKind = Literal["rrf", "dbsf", "bm25", "learned_sparse", "maxsim", "mmr", "reranker", "reranker_rrf"]
+SCORE_KINDS: tuple[ScoreKind, ...] = ("rrf", "dbsf", "bm25", "learned_sparse", "maxsim", "mmr", "reranker",
+                                      "reranker_rrf")
 
 
-def score_kind(mode: str, rerankers: int, late: bool = False) -> ScoreKind:
-    """What the final scores are: the rerankers' when there are any, else the store's for this mode
-    (a dense search of a late-interaction index reports each page's exact MaxSim)."""
+def score_kind(mode: str, rerankers: int, late: bool = False, fusion: str = "rrf", mmr: bool = False,
+               sparse: Sequence[str] = ("bm25",)) -> ScoreKind:
+    """What the final scores are: the rerankers' when there are any, else the store's for this mode.
+
+    ``fusion`` is the store's ("rrf" or "dbsf"); ``mmr``: an MMR stage picked the hits (its scores are
+    each hit's cosine to the query); ``sparse``: the index's sparse vectors (``StoreSchema.sparse_vectors``:
+    "bm25", "learned" or both), which say what a sparse search's score is (one list: its own score;
+    two: their fusion). A dense search of a late-interaction index reports each page's exact MaxSim.
+    """
     if rerankers:
         return "reranker" if rerankers == 1 else "reranker_rrf"
+    if mmr and mode != "sparse":
+        return "mmr"
     if mode == "sparse":
-        return "bm25"
-    return "maxsim" if late and mode == "dense" else "rrf"
+        if len(sparse) > 1:
+            return "dbsf" if fusion == "dbsf" else "rrf"
+        return "learned_sparse" if tuple(sparse) == ("learned",) else "bm25"
+    if late and mode == "dense":
+        return "maxsim"
+    return "dbsf" if fusion == "dbsf" else "rrf"
 
 
-def explain(kind: str, mode: str, late: bool = False) -> str:
-    """One line saying what a score of this kind is."""
+def _word_lists(sparse: Sequence[str]) -> str:
+    names = {"bm25": "BM25", "learned": "learned sparse"}
+    named = [names.get(name, name) for name in sparse]
+    return f"the {' and '.join(named)} word ranking" + ("s" if len(named) > 1 else "")
+
+
+def explain(kind: str, mode: str, late: bool = False, sparse: Sequence[str] = ("bm25",)) -> str:
+    """One line saying what a score of this kind is (``sparse``: the index's word vectors)."""
     if kind == "maxsim":
         return ("score: exact MaxSim (late interaction: each query token's best match among the page's token "
                 "vectors, summed; higher is better)")
-    if kind == "rrf":
+    if kind in ("rrf", "dbsf"):
         dense = "MaxSim ranking (late interaction)" if late else "dense text and image rankings"
-        lists = dense + (" and the BM25 word ranking" if mode == "hybrid" else "")
+        if mode == "sparse":
+            lists = _word_lists(sparse)[len("the "):]
+        else:
+            lists = dense + (f" and {_word_lists(sparse)}" if mode == "hybrid" else "")
+        if kind == "dbsf":
+            return (f"score: DBSF fusion of the {lists} (each list's scores normalised by its mean and 3 standard "
+                    "deviations, then summed; higher is better)")
         return f"score: RRF fusion of the {lists} (rank-based, higher is better; not a similarity)"
     if kind == "bm25":
         return "score: BM25 word-match score (higher is better)"
+    if kind == "learned_sparse":
+        return "score: the learned sparse model's word-match score (dot product of its term weights; higher is better)"
+    if kind == "mmr":
+        return ("score: cosine similarity to the query; the order is MMR's (relevance traded against diversity), "
+                "so scores need not fall down the list")
     if kind == "reranker":
         return "score: the reranker model's own relevance score (higher is better)"
     return "score: RRF fusion of the rerankers' rankings (their own scales don't compare; higher is better)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generator, List, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Generator, List, Literal, Optional, Union
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -55,6 +55,7 @@ class _Rerank:
 
 Step = Union[_Embed, _Query, _Rerank]
 """One I/O step of a retrieval; ``MultimodalRetriever._steps`` yields them, a driver runs them."""
+_STORE_OPTIONS = ("mmr", "mmr_candidates", "max_per_document", "document_key", "fusion", "rrf_k", "rrf_weights")
 _MODES = {"dense": VectorStoreQueryMode.DEFAULT, "sparse": VectorStoreQueryMode.SPARSE,
           "hybrid": VectorStoreQueryMode.HYBRID}
 
@@ -62,7 +63,8 @@ _MODES = {"dense": VectorStoreQueryMode.DEFAULT, "sparse": VectorStoreQueryMode.
 class MultimodalRetriever(BaseRetriever):
     """Store query (dense per modality + BM25, fused by RRF in Qdrant) followed by an optional reranker.
 
-    ``top_k`` candidates are retrieved; the reranker (if any) keeps its own ``top_n``.
+    ``top_k`` candidates are retrieved; the reranker (if any) keeps its own ``top_n``. The search-quality
+    options go to the store with every query (see ``build_pipeline``); None leaves the store's own.
     """
 
     def __init__(
@@ -75,16 +77,29 @@ class MultimodalRetriever(BaseRetriever):
         mode: SearchMode = "hybrid",
         modality: Optional[Modality] = None,
         filters: Optional[MetadataFilters] = None,
+        mmr: Optional[float] = None,
+        mmr_candidates: Optional[int] = None,
+        max_per_document: Optional[int] = None,
+        document_key: Optional[str] = None,
+        fusion: Optional[str] = None,
+        rrf_k: Optional[int] = None,
+        rrf_weights: Optional[Dict[str, float]] = None,
         **kwargs: Any,
     ) -> None:
-        refuse_unknown(type(self).__name__, kwargs, _RETRIEVER_BASE_ARGUMENTS)
+        refuse_unknown(type(self).__name__, kwargs, _RETRIEVER_BASE_ARGUMENTS,
+                       named=("top_k", "mode", "modality", "filters", *_STORE_OPTIONS))
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {list(_MODES)}, got {mode!r}")
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if mmr is not None and mode == "sparse":
+            raise ValueError("mmr compares the hits' dense vectors: use mode 'dense' or 'hybrid' with it, not 'sparse'")
         super().__init__(**kwargs)
         self.store, self.embedding, self.reranker = store, embedding, reranker
         self.top_k, self.mode, self.modality, self.filters = top_k, mode, modality, filters
+        given = {"mmr_threshold": mmr, "mmr_candidates": mmr_candidates, "max_per_document": max_per_document,
+                 "document_key": document_key, "fusion": fusion, "rrf_k": rrf_k, "rrf_weights": rrf_weights}
+        self.store_options: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
 
     def _plan(self, query: QueryParts, embedding: Optional[List[float]]) -> VectorStoreQuery:
         text = query.text
@@ -94,7 +109,7 @@ class MultimodalRetriever(BaseRetriever):
         )
 
     def _query_kwargs(self, query: QueryParts) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"query_modality": query.modality}
+        kwargs: dict[str, Any] = {"query_modality": query.modality, **self.store_options}
         if self.modality:
             kwargs["modality"] = self.modality
         return kwargs
@@ -220,6 +235,14 @@ def build_pipeline(
         Only return nodes of this modality ("image" includes captioned images and PDF pages).
     filters : MetadataFilters | None, default None
         LlamaIndex metadata filters applied inside the store query.
+    mmr : float | None, default None
+        Diversity: MMR's lambda (LlamaIndex's ``mmr_threshold``; 1 = relevance only, 0.5 a balance) as the
+        last stage over the fused candidates, in dense or hybrid mode; ``mmr_candidates`` of them (default 5 x top_k).
+    max_per_document : int | None, default None
+        At most this many hits per document (``ref_doc_id``, or the metadata key ``document_key``, e.g.
+        ``"file_path"`` so a PDF's pages count as one), the rest filled from further down.
+    fusion : "rrf" | "dbsf" | None, default None (the store's: rrf)
+        How the ranked lists are fused; ``rrf_k`` and ``rrf_weights`` (e.g. ``{"image": 2, "bm25": 0.5}``) tune RRF.
 
     ``search(text, image=...)`` queries by text, image or both: the image drives the dense search, the
     text drives BM25 and the reranker. ``as_query_engine(llm=..., multimodal=True)`` answers with images.

@@ -129,6 +129,13 @@ def broken_media(fixture_root: Path, media_files: dict[str, Path]) -> dict[str, 
 
 
 @pytest.fixture(scope="session")
+def tiny_splade_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import sparse_models
+
+    return _cached(fixture_root, "splade", sparse_models.build_tiny_splade)
+
+
+@pytest.fixture(scope="session")
 def tiny_colqwen2_dir(fixture_root: Path) -> Path:
     from tests.fixtures import late_models
 

@@ -17,6 +17,8 @@ EXPECTED = {
     "RerankedNode",
     "UnsupportedFilterError",
     "build_pipeline",
+    "evaluate",
+    "load_qrels",
     "CaptionFileError",
     "EncodeError",
     "ImageLoadError",

@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytest
 
-from tests.fixtures import audio_models, late_models, models, qwen_vl, rerank_models
+from tests.fixtures import audio_models, late_models, models, qwen_vl, rerank_models, sparse_models
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "clip": models.build_tiny_clip,
@@ -24,6 +24,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "qwen_vl_reranker": qwen_vl.build_tiny_qwen_vl_reranker,
     "colqwen2": late_models.build_tiny_colqwen2,
     "colpali": late_models.build_tiny_colpali,
+    "splade": sparse_models.build_tiny_splade,
 }
 
 

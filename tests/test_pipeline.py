@@ -7,6 +7,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.schema import ImageNode, QueryBundle, TextNode
 
 from llama_index_mm_st import MultimodalEmbedding, MultimodalQdrantStore, MultimodalReranker, build_pipeline
+from tests.fixtures.ranking import assert_same_ranking
 
 RARE = "Part QX-7731 is the replacement valve."
 
@@ -86,3 +87,29 @@ def test_search_by_audio_example_ranks_the_same_clip_first(tmp_path, tiny_clap_d
     with pytest.raises(ValueError, match="one example at a time"):
         search.search(audio=media_files["tone"], image="x.png")
     store.close()
+
+
+def test_search_quality_options_reach_the_store(indexed):
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    store, embedding, nodes = indexed
+    vector = embedding.get_query_embedding("round circles")
+    for options, store_kwargs in [
+        ({"mmr": 0.3}, {"mmr_threshold": 0.3}),
+        ({"max_per_document": 1, "fusion": "dbsf"}, {"max_per_document": 1, "fusion": "dbsf"}),
+        ({"rrf_k": 5, "rrf_weights": {"image": 3.0}}, {"rrf_k": 5, "rrf_weights": {"image": 3.0}}),
+    ]:
+        got = build_pipeline(store, embedding, top_k=4, mode="dense", **options).search("round circles")
+        want = store.query(VectorStoreQuery(query_embedding=vector, query_str="round circles", similarity_top_k=4),
+                           query_modality="text", **store_kwargs)
+        assert_same_ranking([h.node.node_id for h in got], [h.score for h in got], want.ids, want.similarities)
+
+
+def test_unknown_and_conflicting_pipeline_options_are_refused(indexed):
+    store, embedding, _ = indexed
+    with pytest.raises(TypeError, match=r"unexpected argument 'mmr_lambda'; valid: .*mmr"):
+        build_pipeline(store, embedding, mmr_lambda=0.5)
+    with pytest.raises(ValueError, match="mmr compares the hits' dense vectors"):
+        build_pipeline(store, embedding, mode="sparse", mmr=0.5)
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        build_pipeline(store, embedding, fusion="borda").search("x")

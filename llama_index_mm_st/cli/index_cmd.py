@@ -31,6 +31,10 @@ def add_index_arguments(index: argparse.ArgumentParser) -> None:
     index.add_argument("--ray", action="store_true", help="run on Ray: local, or the cluster at RAY_ADDRESS ([ray] extra)")
     index.add_argument("--ray-actors", type=int, default=1, help="with --ray: model actors (one model each)")
     index.add_argument("--ray-gpus-per-actor", type=float, default=None, help="with --ray: GPUs per actor (default: 1 if any)")
+    index.add_argument("--sparse-model", default=None, metavar="MODEL",
+                       help="a new index: also store a learned sparse vector of the words (a sentence-transformers "
+                            "SparseEncoder id or folder, e.g. a SPLADE model), searched beside BM25")
+    index.add_argument("--no-bm25", action="store_true", help="with --sparse-model: the learned vector replaces BM25")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -40,9 +44,21 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("--ray-actors must be at least 1")
     if args.ray_gpus_per_actor is not None and args.ray_gpus_per_actor < 0:
         raise CLIError("--ray-gpus-per-actor must be 0 or more")
+    if args.no_bm25 and not args.sparse_model:
+        raise CLIError("--no-bm25 replaces BM25 by a learned sparse model: give --sparse-model MODEL too")
     missing = [path for path in args.paths if not os.path.exists(path)]
     if missing:
         raise CLIError(f"no such file or folder: {', '.join(missing)}")
+
+
+def sparse_options(args: argparse.Namespace) -> dict[str, object]:
+    """The store's learned-sparse options from ``--sparse-model``/``--no-bm25`` (none given: the index's own)."""
+    options: dict[str, object] = {}
+    if args.sparse_model:
+        options["sparse_model"] = model_name(args.sparse_model)
+    if args.no_bm25:
+        options["bm25"] = False
+    return options
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -70,7 +86,7 @@ def _index(args: argparse.Namespace) -> int:
     # A model that can't be had fails in one line before the store is touched (fast offline); the
     # recorded model of an existing store is known only once it is open (and locked).
     early = resolve_model(requested or DEFAULT_MODEL) if requested or not store_exists(args) else None
-    with open_store(args, must_exist=False) as store:
+    with open_store(args, must_exist=False, **sparse_options(args)) as store:
         manifest = read_manifest(store)
         check_model(manifest, requested)
         source = early if early is not None and (requested or manifest is None) else \

@@ -1,9 +1,12 @@
 """``mmst``: index a folder, then search it by text or by example (an image, an audio or a video clip).
 
     mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR] [--strict]
+               [--sparse-model ID_OR_DIR [--no-bm25]]
     mmst search "TEXT" | --image PATH | --audio PATH | --video PATH [--top-k N] [--rerank MODEL]...
                 [--rerank-unsupported keep|raise] [--modality image|text|audio|video] [--mode dense|sparse|hybrid] [--json]
-    mmst info
+                [--mmr [LAMBDA]] [--max-per-document N] [--fusion rrf|dbsf] [--rrf-k K] [--weight text=1,image=2]
+    mmst info [--recall]
+    mmst eval QRELS [--mode dense sparse hybrid] [--rerank MODEL]... [--k K] [--json]
     mmst copy --to-store DIR | --to-url URL [--to-collection NAME] [--quantization int8|binary] [--on-disk]
 
 Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
@@ -73,16 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid", help=MODE_HELP)
     search.add_argument("--model", default=None, help="model id (must match the one the index was built with)")
     search.add_argument("--json", action="store_true", help="print JSON (each row has its score_kind)")
+    from .retrieval_flags import add_retrieval_flags
+
+    add_retrieval_flags(search)
     _store_options(search)
 
     info = commands.add_parser("info", help="what an index holds")
+    info.add_argument("--recall", action="store_true",
+                      help="also estimate recall@10 of the approximate search against exact search, per vector")
     _store_options(info)
 
     from .copy_job import add_copy_parser
+    from .eval_cmd import add_eval_parser
     from .serve_cmd import add_serve_parser
 
     _store_options(add_copy_parser(commands))
     _store_options(add_serve_parser(commands))
+    _store_options(add_eval_parser(commands))
     return parser
 
 
@@ -133,14 +143,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     from ..ingest import check_model, read_manifest
     from ..pipeline import build_pipeline
     from .progress import quiet_libraries
+    from .retrieval_flags import retrieval_options
     from .search_view import to_json, to_table
 
+    quality = retrieval_options(args)
     with open_store(args, must_exist=True) as store:
         manifest = read_manifest(store)
         if manifest is None:
             raise CLIError("this index is empty: add files with 'mmst index PATH' first")
         check_model(manifest, model_name(args.model) if args.model else None)
-        if args.mode == "sparse":
+        if args.mode == "sparse" and store.schema is not None and store.schema.learned_sparse is None:
             _check_words(args.text, store)
         reranker = None
         with quiet_libraries():  # the answer goes to stdout; no loading bars on stderr for a search
@@ -150,7 +162,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported)
         candidates = RERANK_CANDIDATES_PER_RESULT * args.top_k if reranker else args.top_k
         retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,
-                                   modality=args.modality)
+                                   modality=args.modality, **quality)
         flag, example = _example(args)
         if example is not None and flag != "image" and not embedding.supports(flag):
             raise CLIError(f"--{flag}: the index's model ({manifest.model}) cannot read {flag}; it reads "
@@ -161,10 +173,13 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise CLIError("--rerank-unsupported raise: some results are of a kind no --rerank model reads (an image "
                            "with only a text cross-encoder, say); add a --rerank model that reads them, or use "
                            "--rerank-unsupported keep (--debug names the results)") from exc
-    late = store.schema is not None and store.schema.late_interaction
-    kind = score_kind(args.mode, len(args.rerank or ()), late)
+    schema = store.schema
+    late = schema is not None and schema.late_interaction
+    sparse = schema.sparse_vectors if schema is not None else ("bm25",)
+    kind = score_kind(args.mode, len(args.rerank or ()), late, fusion=quality.get("fusion", "rrf"),
+                      mmr="mmr" in quality, sparse=sparse)
     rows = [hit.to_dict() for hit in search_hits(results, kind)]
-    print(to_json(rows) if args.json else to_table(rows, kind, args.mode, late))
+    print(to_json(rows) if args.json else to_table(rows, kind, args.mode, late, sparse))
     return 0
 
 
@@ -188,6 +203,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"points: {store.count()} ("
             + ", ".join(f"{n} {m}" for m, n in counts.items() if n or m not in ("audio", "video")) + ")",
         ]
+        from .info_view import quality_lines
+
+        lines += quality_lines(store, args.recall)
     print("\n".join(lines))
     return 0
 
@@ -204,7 +222,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy, "serve": cmd_serve}
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .eval_cmd import cmd_eval as run_eval
+
+    return run_eval(args)
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy, "serve": cmd_serve,
+            "eval": cmd_eval}
 
 
 def _server_errors() -> tuple[type[BaseException], ...]:

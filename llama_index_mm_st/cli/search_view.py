@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 from ..hits import explain
 
-COLUMN_TITLES: dict[str, str] = {"rrf": "RRF", "bm25": "BM25", "maxsim": "MaxSim", "reranker": "rerank",
-                                 "reranker_rrf": "rerankRRF"}
+COLUMN_TITLES: dict[str, str] = {"rrf": "RRF", "dbsf": "DBSF", "bm25": "BM25", "learned_sparse": "sparse",
+                                 "maxsim": "MaxSim", "mmr": "MMR cos", "reranker": "rerank", "reranker_rrf": "rerankRRF"}
 
 
 def _clock(seconds: float) -> str:
@@ -26,7 +26,8 @@ def to_json(rows: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(rows), indent=2, ensure_ascii=False)
 
 
-def to_table(rows: Sequence[dict[str, Any]], kind: str, mode: str, late: bool = False) -> str:
+def to_table(rows: Sequence[dict[str, Any]], kind: str, mode: str, late: bool = False,
+             sparse: Sequence[str] = ("bm25",)) -> str:
     """Rank, score (titled by its kind), modality, source (and page), snippet; fitted to the terminal width."""
     if not rows:
         return "no results"
@@ -44,5 +45,5 @@ def to_table(rows: Sequence[dict[str, Any]], kind: str, mode: str, late: bool = 
         if snippet:
             room = max(20, width - 31)
             lines.append(f"{'':>29}{snippet[:room] + ('...' if len(snippet) > room else '')}")
-    lines.append(explain(kind, mode, late))
+    lines.append(explain(kind, mode, late, sparse))
     return "\n".join(lines)

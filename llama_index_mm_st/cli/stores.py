@@ -20,19 +20,20 @@ def store_exists(args: argparse.Namespace) -> bool:
     return bool(args.url) or Path(args.store or DEFAULT_STORE).exists()
 
 
-def open_store(args: argparse.Namespace, must_exist: bool) -> "MultimodalQdrantStore":
+def open_store(args: argparse.Namespace, must_exist: bool, **options: object) -> "MultimodalQdrantStore":
     """The store named by --store/--url (an Edge store is locked for this process from here on).
-    ``must_exist``: a missing embedded store is an error instead of a new one."""
+    ``must_exist``: a missing embedded store is an error instead of a new one. ``options``: store fields
+    given on the command line (``mmst index --sparse-model``); left out, a store keeps its own."""
     from ..store import MultimodalQdrantStore
 
     if args.url:
         with warnings.catch_warnings(record=True) as caught:  # qdrant-client warns before failing to connect
             warnings.simplefilter("always")
-            store = MultimodalQdrantStore(args.collection, url=args.url)
+            store = MultimodalQdrantStore(args.collection, url=args.url, **options)
         for warning in caught:  # connected: pass its warnings on
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return store
     path = args.store or DEFAULT_STORE
     if must_exist and not Path(path).exists():
         raise CLIError(f"no index at {path}: create one with 'mmst index PATH --store {path}'")
-    return MultimodalQdrantStore(args.collection, path=path)
+    return MultimodalQdrantStore(args.collection, path=path, **options)

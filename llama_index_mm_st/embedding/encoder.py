@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -115,6 +115,7 @@ class Encoder:
         self._text_padding = None if self._text_kwargs else right_padding(model)
         self._sampling_rate = audio_sampling_rate(model)
         self._choose_frames = video_frame_chooser(model)
+        self._half = _half_dtype(model)
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mmst-decode")
 
     def supports(self, modality: Modality) -> bool:
@@ -259,6 +260,8 @@ class Encoder:
             if self._text_padding is not None and features.get("modality") == "text":
                 features = pad_text_columns(features, *self._text_padding)
         features = batch_to_device(features, self.model.device)
+        if self._half is not None:
+            features = cast_floating(features, self._half)
         embeddings = self.model(features, task=role)["sentence_embedding"]
         if rows:
             embeddings = embeddings[:rows]
@@ -304,3 +307,19 @@ def _label(item: Parts) -> str:
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def _half_dtype(model: Any) -> Optional[torch.dtype]:
+    """The model's dtype when it runs in bf16 or fp16, else None (fp32 inputs are passed as they are)."""
+    parameter = next(iter(model.parameters()), None)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    return dtype if dtype in (torch.bfloat16, torch.float16) else None
+
+
+def cast_floating(features: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
+    """Float inputs (pixels, audio features) in the model's half precision. Processors hand out fp32,
+    and some towers never cast them (CLAP's audio batch norm fails on a bf16 model: "mixed dtype");
+    sentence-transformers' own ``encode`` fails the same way. Integer inputs (ids, masks) stay."""
+    return {key: value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point()
+            and value.dtype != dtype else value for key, value in features.items()}
+

@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..defaults import DEFAULT_DOCUMENT_KEY
+
 ServedModality = Literal["text", "image", "audio", "video"]
 InputType = Literal["query", "document"]
 
@@ -81,3 +83,10 @@ class SearchRequest(_Body):
     modality: Optional[ServedModality] = None
     filters: Optional[Dict[str, Any]] = None
     rerank: bool = False
+    # The search-quality options of ``build_pipeline`` (``mmst search --mmr/--max-per-document/--fusion/...``).
+    mmr: Optional[float] = Field(default=None, ge=0.0, le=1.0)
+    max_per_document: Optional[int] = Field(default=None, ge=1)
+    document_key: str = DEFAULT_DOCUMENT_KEY
+    fusion: Optional[Literal["rrf", "dbsf"]] = None
+    rrf_k: Optional[int] = Field(default=None, ge=1)
+    rrf_weights: Optional[Dict[str, float]] = None

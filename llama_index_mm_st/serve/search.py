@@ -21,6 +21,7 @@ from ..defaults import RERANK_CANDIDATES_PER_RESULT
 from ..errors import ItemError, UnsupportedFilterError
 from ..hits import score_kind, search_hits
 from ..pipeline import MediaQueryBundle, build_pipeline
+from ..store.settings import check_weights
 from .embed import EmbedService
 from .errors import APIError, Overloaded, bad_item
 from .items import check_header, data_uri_payload, media_bytes
@@ -56,8 +57,12 @@ class SearchService:
                            param="rerank")
         reranker = self.rerank.reranker if request.rerank and self.rerank is not None else None
         candidates = request.top_k * RERANK_CANDIDATES_PER_RESULT if reranker is not None else request.top_k
-        retriever = build_pipeline(self.store, self.embed.embedding, reranker, top_k=candidates, mode=request.mode,
-                                   modality=request.modality, filters=filters)
+        options = _quality_options(request)
+        try:
+            retriever = build_pipeline(self.store, self.embed.embedding, reranker, top_k=candidates,
+                                       mode=request.mode, modality=request.modality, filters=filters, **options)
+        except ValueError as exc:  # an option this search can't take (MMR in sparse mode, say)
+            raise APIError(400, str(exc), code="invalid_request", param=_first_option(options)) from None
         self._admit()
         start = time.monotonic()
         try:
@@ -69,7 +74,10 @@ class SearchService:
         finally:
             self._release(time.monotonic() - start)
         self.metrics.items.labels("search").inc()
-        kind = score_kind(request.mode, len(reranker.scorers) if reranker is not None else 0, self.late)
+        schema = self.store.schema
+        kind = score_kind(request.mode, len(reranker.scorers) if reranker is not None else 0, self.late,
+                          fusion=request.fusion or "rrf", mmr=request.mmr is not None,
+                          sparse=schema.sparse_vectors if schema is not None else ("bm25",))
         return {"object": "list", "results": [hit.to_dict() for hit in search_hits(results, kind)],
                 "score_kind": kind, "model": self.embed.embedding.model_name}
 
@@ -121,6 +129,29 @@ class SearchService:
         data = media_bytes(value, kind, self.embed.rules)
         check_header(data, kind, kind, self.embed.rules)
         return data
+
+
+QUALITY_OPTIONS = ("mmr", "max_per_document", "fusion", "rrf_k", "rrf_weights")
+"""The body's search-quality fields, passed to ``build_pipeline`` under the same names when given."""
+
+
+def _quality_options(request: Any) -> dict[str, Any]:
+    options = {name: getattr(request, name) for name in QUALITY_OPTIONS if getattr(request, name) is not None}
+    if "max_per_document" in options:
+        options["document_key"] = request.document_key
+    if "rrf_weights" in options:
+        if request.fusion == "dbsf":
+            raise APIError(400, "rrf_weights apply to RRF; DBSF normalises each list's scores and takes no weights",
+                           code="invalid_request", param="rrf_weights")
+        try:
+            check_weights(options["rrf_weights"])
+        except ValueError as exc:
+            raise APIError(400, str(exc), code="invalid_request", param="rrf_weights") from None
+    return options
+
+
+def _first_option(options: dict[str, Any]) -> Optional[str]:
+    return next(iter(options), None)
 
 
 def _example_param(request: Any) -> Optional[str]:

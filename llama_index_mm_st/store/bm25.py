@@ -9,15 +9,18 @@ applied by the engine (``Modifier.IDF``), so a document's vector holds term freq
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from llama_index_mm_st.types import SparseVector
 
 
 class SparseTextEncoder(Protocol):
-    """Text -> sparse term weights, with separate document and query weighting."""
+    """Text -> sparse term weights, with separate document and query weighting (``documents``: many at
+    once, which a model encodes in batches). BM25 here; a learned model in ``store.learned_sparse``."""
 
     def document(self, text: str) -> SparseVector: ...
+
+    def documents(self, texts: Sequence[str]) -> list[SparseVector]: ...
 
     def query(self, text: str) -> SparseVector: ...
 
@@ -33,6 +36,9 @@ class QdrantBm25:
 
     def document(self, text: str) -> SparseVector:
         return EngineSparseVector(self._bm25.embed_document(text))  # type: ignore[return-value]
+
+    def documents(self, texts: Sequence[str]) -> list[SparseVector]:
+        return [self.document(text) for text in texts]
 
     def query(self, text: str) -> SparseVector:
         vector = self._bm25.embed_query(text)

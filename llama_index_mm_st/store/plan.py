@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 from llama_index.core.schema import BaseNode, ImageNode, TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
@@ -20,11 +20,13 @@ from llama_index_mm_st.defaults import DEFAULT_RRF_K
 from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.multivector import check_multivector, node_multivector
 from llama_index_mm_st.store import filters as F
+from llama_index_mm_st.store.stages import FUSIONS, Fusion, GroupStage, MmrStage, group_stage, mmr_lambda, mmr_stage
 from llama_index_mm_st.store.schema import (
     MODALITY_KEY,
     NODE_CONTENT_KEY,
     NODE_TYPE_KEY,
     REF_DOC_ID_KEY,
+    LEARNED_SPARSE_NAME,
     RESERVED_PAYLOAD_KEYS,
     SPARSE_VECTOR_NAME,
 )
@@ -48,6 +50,8 @@ class PointSpec:
     node_id: str = ""
     multivector: Optional[Any] = None
     """A late-interaction collection's (tokens, dim) float32 matrix, scored by MaxSim."""
+    learned_sparse: Optional[SparseVector] = None
+    """The learned sparse model's vector of the node's words (``StoreSchema.learned_sparse``)."""
 
 
 def bm25_text(parts: NodeParts, metadata_keys: Sequence[str]) -> str:
@@ -220,15 +224,16 @@ def point_multivector(node: BaseNode, dim: int, late: bool) -> Optional[Any]:
     return None if matrix is None else check_multivector(matrix, dim, f"node {node.node_id}")
 
 
-def node_to_point(node: BaseNode, dim: int, encode: SparseEncoder, bm25_keys: Sequence[str],
+def node_to_point(node: BaseNode, dim: int, encode: Optional[SparseEncoder], bm25_keys: Sequence[str],
                   names: Sequence[str] = DENSE_VECTOR_NAMES, late: bool = False) -> PointSpec:
     """One node -> one point, checked by ``check_node`` (so a bad node raises before anything is written).
-    The multivector is read from the node as given: ``storable`` may build a new node object."""
+    The multivector is read from the node as given: ``storable`` may build a new node object.
+    ``encode`` None: the collection has no BM25 vector (a learned sparse model replaced it)."""
     stored = storable(node)
     return parts_to_point(read_node(stored) if stored is not node else None, node, dim, encode, bm25_keys, names, late)
 
 
-def parts_to_point(parts: Optional[NodeParts], node: BaseNode, dim: int, encode: SparseEncoder,
+def parts_to_point(parts: Optional[NodeParts], node: BaseNode, dim: int, encode: Optional[SparseEncoder],
                    bm25_keys: Sequence[str], names: Sequence[str] = DENSE_VECTOR_NAMES, late: bool = False) -> PointSpec:
     """``node_to_point`` for a node already read (``parts``, of a node in its stored form): the
     ingestion job reads each node once and hands the reading on."""
@@ -236,7 +241,7 @@ def parts_to_point(parts: Optional[NodeParts], node: BaseNode, dim: int, encode:
     parts = parts if parts is not None else read_node(node)
     dense = check_node(parts, dim, names)
     indexed = bm25_text(parts, bm25_keys)
-    sparse = encode(indexed) if indexed else None
+    sparse = encode(indexed) if indexed and encode is not None else None
     if sparse is not None and not len(sparse.indices):
         sparse = None
     payload = node_payload(parts)
@@ -275,6 +280,8 @@ class SearchSettings:
     quantized: bool = False
     rescore: bool = True
     oversampling: Optional[float] = None
+    exact: bool = False
+    """Compare every vector by its original (no graph, no compressed copy): a recall estimate's ground truth."""
 
 
 @dataclass(frozen=True)
@@ -303,9 +310,11 @@ class LateStage:
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """Branches fused by RRF inside the engine (one branch: searched directly), all under ``filter``
-    (metadata filters, ids and the modality tag), which a backend translates once. With ``late``,
-    the dense branches are prefetches of one MaxSim-ranked list, which is fused with the others."""
+    """Branches fused inside the engine (RRF or DBSF; one branch: searched directly), all under
+    ``filter`` (metadata filters, ids and the modality tag), which a backend translates once. With
+    ``late``, the dense branches are prefetches of one MaxSim-ranked list, which is fused with the
+    others. ``mmr`` and ``group`` are last stages over the fused list; ``limit`` is always the number
+    of hits returned."""
 
     branches: list[Branch]
     limit: int
@@ -316,9 +325,14 @@ class QueryPlan:
     with_multivector: bool = False
     """Return each hit's multivector (late interaction: so a MaxSim reranker needs no re-encoding)."""
     fused: bool = True
-    """Rank by RRF over the branches, however many there are (a dense or hybrid query), so a score
+    """Rank by fusion over the branches, however many there are (a dense or hybrid query), so a score
     means the same whichever vectors the collection holds and whichever backend runs it. False: the
-    one branch ranks by its own score (a BM25-only query)."""
+    one branch ranks by its own score (a single sparse branch)."""
+    fusion: Fusion = "rrf"
+    mmr: Optional[MmrStage] = None
+    group: Optional[GroupStage] = None
+    with_dense: tuple[str, ...] = ()
+    """Dense vectors each hit comes back with (what our own MMR compares)."""
 
 
 @dataclass(frozen=True)
@@ -336,8 +350,20 @@ class QueryOptions:
     late: Optional[LateStage] = None
     """A late-interaction collection's MaxSim stage (None: rank by the dense vectors themselves)."""
     with_multivector: bool = False
+    bm25: bool = True
+    """Whether the collection has the BM25 vector (a learned sparse model may have replaced it)."""
+    fusion: Fusion = "rrf"
+    mmr: Optional[float] = None
+    """MMR's lambda (LlamaIndex's ``mmr_threshold``: 1 = relevance only, 0 = diversity only); None: no MMR
+    unless the query asks for it (``stages.mmr_lambda``)."""
+    mmr_candidates: Optional[int] = None
+    """Fused hits MMR chooses from; None: ``stages.DEFAULT_MMR_CANDIDATES_PER_HIT`` x the hits returned."""
+    max_per_document: Optional[int] = None
+    document_key: Optional[str] = None
 
 
+SPARSE_BRANCHES = (SPARSE_VECTOR_NAME, LEARNED_SPARSE_NAME)
+"""The word-level (sparse) branches: BM25 and the learned sparse model."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -355,7 +381,7 @@ def dense_restriction(using: str, query_modality: QueryModality) -> Optional[mod
     return models.Filter(must_not=[models.HasVectorCondition(has_vector=query_modality)])
 
 
-_DENSE_MODES = (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.HYBRID)
+_DENSE_MODES = (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.HYBRID, VectorStoreQueryMode.MMR)
 _SPARSE_MODES = (VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.TEXT_SEARCH)
 
 
@@ -386,8 +412,11 @@ def query_filter(query: VectorStoreQuery, modality: Optional[Modality]) -> Optio
     )
 
 
-def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: SparseEncoder) -> QueryPlan:
-    """Dense: one branch per named vector. Hybrid (mode, or store option): plus bm25 on the query text."""
+def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: SparseEncoder,
+               encode_learned: Optional[SparseEncoder] = None) -> QueryPlan:
+    """Dense: one branch per named vector. Hybrid (mode, or store option): plus the sparse branches on
+    the query text (BM25, and the learned sparse model's when the collection has one). MMR (mode, or
+    a lambda in ``opts.mmr``) and ``max_per_document`` add their last stages."""
     mode = VectorStoreQueryMode(query.mode)
     if mode not in _DENSE_MODES + _SPARSE_MODES:
         raise ValueError(
@@ -396,10 +425,14 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         )
     if opts.query_modality not in QUERY_MODALITIES:
         raise ValueError(f"query_modality must be one of {QUERY_MODALITIES}, got {opts.query_modality!r}")
+    if opts.fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {opts.fusion!r}")
+    lambda_ = mmr_lambda(mode == VectorStoreQueryMode.MMR, opts.mmr, query.mmr_threshold)
     top_k = query.similarity_top_k
     sparse_k = query.sparse_top_k or top_k
     common = query_filter(query, opts.modality)
     branches: list[Branch] = []
+    vector: Optional[list[float]] = None
     if mode in _DENSE_MODES:
         if query.query_embedding is None:
             raise ValueError(f"a {mode.value} query needs query_embedding")
@@ -414,9 +447,11 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         ]
     wants_sparse = mode in _SPARSE_MODES or mode == VectorStoreQueryMode.HYBRID or opts.hybrid
     if wants_sparse and query.query_str:
-        sparse = encode_query(query.query_str)
-        if len(sparse.indices):
-            branches.append(Branch(SPARSE_VECTOR_NAME, sparse, sparse_k))
+        encoders = [(SPARSE_VECTOR_NAME, encode_query if opts.bm25 else None), (LEARNED_SPARSE_NAME, encode_learned)]
+        for name, encode in encoders:
+            sparse = encode(query.query_str) if encode is not None else None
+            if sparse is not None and len(sparse.indices):
+                branches.append(Branch(name, sparse, sparse_k))
     elif mode in _SPARSE_MODES:
         raise ValueError(f"a {mode.value} query needs query_str")
     if mode in _SPARSE_MODES:
@@ -430,20 +465,39 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         weights = _late_weights(branches, opts.weights, query.alpha)
     else:
         weights = _weights(branches, opts.weights, query.alpha, opts.query_modality)
+    if opts.fusion == "dbsf":
+        if query.alpha is not None or opts.weights:
+            raise ValueError("weights (rrf_weights, alpha) apply to RRF fusion; DBSF normalises each list's scores "
+                             "and takes none: leave them out, or use fusion='rrf'")
+        weights = None
+    group = group_stage(opts.max_per_document, opts.document_key)
+    mmr = None
+    if lambda_ is not None:
+        if vector is None:
+            raise ValueError("MMR needs a dense query (it compares the candidates' dense vectors); use a dense, "
+                             "hybrid or mmr query, not a sparse one")
+        if late is not None:
+            raise ValueError("MMR compares single dense vectors and can't follow a MaxSim (late interaction) "
+                             "ranking; leave MMR out, or query by the pooled vector alone")
+        mmr = mmr_stage(vector, lambda_, opts.dense, opts.query_modality, opts.mmr_candidates, limit, group)
+        branches = [replace(b, limit=max(b.limit, mmr.candidates)) for b in branches]
+    fused = mode not in _SPARSE_MODES or len(branches) > 1
     return QueryPlan(branches=branches, limit=limit, filter=common, rrf_k=opts.rrf_k, weights=weights, late=late,
-                     with_multivector=opts.with_multivector, fused=mode not in _SPARSE_MODES or len(branches) > 1)
+                     with_multivector=opts.with_multivector, fused=fused, fusion=opts.fusion, mmr=mmr, group=group,
+                     with_dense=() if mmr is None or mmr.using is not None else mmr.order)
 
 
 def _late_weights(branches: Sequence[Branch], weights: Mapping[str, float], alpha: Optional[float]) -> Optional[list[float]]:
     """RRF weights of a late-interaction plan: the MaxSim list, then BM25 when present."""
-    if not any(b.using == SPARSE_VECTOR_NAME for b in branches):
+    sparse = [b.using for b in branches if b.using in SPARSE_BRANCHES]
+    if not sparse:
         return None
     if alpha is not None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        return [alpha, 1.0 - alpha]
-    chosen = [1.0, float(weights.get(SPARSE_VECTOR_NAME, 1.0))]
-    return None if chosen == [1.0, 1.0] else chosen
+        return [alpha] + [1.0 - alpha] * len(sparse)
+    chosen = [1.0] + [float(weights.get(name, 1.0)) for name in sparse]
+    return None if all(w == 1.0 for w in chosen) else chosen
 
 
 CROSS_MODAL_TIE_BREAK = 0.999
@@ -458,7 +512,7 @@ def _weights(branches: Sequence[Branch], weights: Mapping[str, float], alpha: Op
     if alpha is not None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        return [1.0 - alpha if b.using == SPARSE_VECTOR_NAME else alpha for b in branches]
+        return [1.0 - alpha if b.using in SPARSE_BRANCHES else alpha for b in branches]
     cross_modal = {name for name in QUERY_MODALITIES if name != query_modality}
     chosen = [float(weights.get(b.using, CROSS_MODAL_TIE_BREAK if b.using in cross_modal else 1.0)) for b in branches]
     return None if all(w == 1.0 for w in chosen) else chosen

@@ -13,6 +13,9 @@ from llama_index_mm_st.errors import SchemaMismatchError
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES
 
 SPARSE_VECTOR_NAME = "bm25"
+LEARNED_SPARSE_NAME = "learned"
+"""The named sparse vector of a learned sparse model (a sentence-transformers ``SparseEncoder``,
+e.g. SPLADE), beside BM25 or instead of it: its weights are final, so the engine adds no IDF."""
 LEGACY_DENSE_VECTOR_NAMES = ("text", "image")
 """The dense vectors of a store created before audio and video: such a store keeps opening with them."""
 MULTIVECTOR_NAME = "late"
@@ -44,7 +47,8 @@ INDEX_KINDS: tuple[IndexKind, ...] = ("keyword", "integer", "float", "bool", "da
 
 @dataclass(frozen=True)
 class StoreSchema:
-    """What a collection holds: one cosine dense vector per modality, one BM25 sparse vector with IDF.
+    """What a collection holds: one cosine dense vector per modality, one BM25 sparse vector with IDF,
+    and optionally a learned sparse vector (``sparse_model``) beside BM25 or instead of it.
 
     ``bm25_language`` is part of the schema because another language tokenises and stems
     differently, so stored sparse vectors would no longer match query vectors.
@@ -56,7 +60,7 @@ class StoreSchema:
 
     dim: int
     dense: tuple[str, ...] = DENSE_VECTOR_NAMES
-    sparse: str = SPARSE_VECTOR_NAME
+    sparse: Optional[str] = SPARSE_VECTOR_NAME  # None: a learned sparse model replaced BM25
     distance: str = "cosine"
     idf: bool = True
     bm25_language: Optional[str] = "english"
@@ -67,6 +71,16 @@ class StoreSchema:
     multivector: Optional[str] = None  # MULTIVECTOR_NAME in a late-interaction collection, else None
     multivector_datatype: str = "float32"
     multivector_quantization: Optional[str] = None
+    learned_sparse: Optional[str] = None  # LEARNED_SPARSE_NAME when a learned sparse model fills a vector
+    sparse_model: Optional[str] = None  # the SparseEncoder (hub id or folder) that fills it
+    hnsw_ef: Optional[int] = None  # the search width ``target_recall`` chose, measured on this collection
+    target_recall: Optional[float] = None  # the target that width was measured for
+    exact_search: bool = False  # tuning found no width reaching the target, and exact search no slower
+
+    @property
+    def sparse_vectors(self) -> tuple[str, ...]:
+        """The named sparse vectors points carry: BM25 unless a learned model replaced it, then the learned one."""
+        return tuple(name for name in (self.sparse, self.learned_sparse) if name)
 
     @property
     def late_interaction(self) -> bool:
@@ -83,7 +97,7 @@ class StoreSchema:
         return cls(
             dim=int(data["dim"]),
             dense=tuple(data.get("dense", LEGACY_DENSE_VECTOR_NAMES)),
-            sparse=str(data.get("sparse", SPARSE_VECTOR_NAME)),
+            sparse=None if data.get("sparse", SPARSE_VECTOR_NAME) is None else str(data.get("sparse", SPARSE_VECTOR_NAME)),
             distance=str(data.get("distance", "cosine")).lower(),
             idf=bool(data.get("idf", True)),
             bm25_language=data.get("bm25_language"),
@@ -95,6 +109,12 @@ class StoreSchema:
             multivector=data.get("multivector"),
             multivector_datatype=data.get("multivector_datatype", "float32"),
             multivector_quantization=data.get("multivector_quantization"),
+            # A record from before learned sparse vectors and recall tuning has BM25 alone and no tuned width.
+            learned_sparse=data.get("learned_sparse"),
+            sparse_model=data.get("sparse_model"),
+            hnsw_ef=None if data.get("hnsw_ef") is None else int(data["hnsw_ef"]),
+            target_recall=None if data.get("target_recall") is None else float(data["target_recall"]),
+            exact_search=bool(data.get("exact_search", False)),
         )
 
 
@@ -114,10 +134,18 @@ def check_schema(where: str, existing: StoreSchema, wanted: StoreSchema, dim_giv
     if existing.multivector != wanted.multivector:
         problems.append(kind_mismatch(existing.late_interaction, wanted.late_interaction))
     if existing.sparse != wanted.sparse:
-        problems.append(f"sparse vector {existing.sparse!r} != {wanted.sparse!r}")
+        problems.append(f"sparse vector {existing.sparse!r} != {wanted.sparse!r}"
+                        + (" (a learned sparse model replaced BM25 here)" if existing.sparse is None else ""))
+    if existing.learned_sparse != wanted.learned_sparse:
+        problems.append("the collection has no learned sparse vector (it was made without sparse_model=)"
+                        if existing.learned_sparse is None else
+                        f"the collection has a learned sparse vector ({existing.sparse_model!r}) that was not requested")
+    elif existing.sparse_model is not None and existing.sparse_model != wanted.sparse_model:
+        problems.append(f"sparse model {existing.sparse_model!r} != requested {wanted.sparse_model!r} (its vectors "
+                        "would not match another model's queries)")
     if existing.distance != wanted.distance:
         problems.append(f"distance {existing.distance!r} != {wanted.distance!r}")
-    if existing.idf != wanted.idf:
+    if existing.sparse is not None and existing.idf != wanted.idf:
         problems.append("sparse vector has no IDF modifier")
     if existing.bm25_language is not None and existing.bm25_language != wanted.bm25_language:
         problems.append(f"bm25 language {existing.bm25_language!r} != {wanted.bm25_language!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence
 
 from llama_index_mm_st.store.plan import SearchSettings
-from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME
+from llama_index_mm_st.store.schema import LEARNED_SPARSE_NAME, SPARSE_VECTOR_NAME
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES
 
 from llama_index_mm_st.defaults import DEFAULT_HNSW_EF, DEFAULT_OVERSAMPLING  # noqa: E402,F401 - the one set of defaults
@@ -26,8 +26,10 @@ def search_settings(quantization: Optional[str], hnsw_ef: Optional[int], rescore
 
 
 def check_weights(weights: Dict[str, float]) -> None:
-    """RRF weights name branches the store has: its dense vectors and BM25."""
-    branches = (*DENSE_VECTOR_NAMES, SPARSE_VECTOR_NAME)
+    """RRF weights name branches the store has: its dense vectors, BM25 and the learned sparse vector."""
+    branches = (*DENSE_VECTOR_NAMES, SPARSE_VECTOR_NAME, LEARNED_SPARSE_NAME)
+    if not isinstance(weights, dict):
+        raise ValueError(f"rrf_weights must be a dict of branch name -> weight, got {type(weights).__name__}")
     unknown = set(weights) - set(branches)
     if unknown:
         raise ValueError(f"rrf_weights keys must be among {list(branches)}, got {sorted(unknown)}")

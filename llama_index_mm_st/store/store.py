@@ -30,14 +30,22 @@ from llama_index_mm_st.defaults import DEFAULT_RRF_K
 from llama_index_mm_st.docs import document_parameters
 from llama_index_mm_st.errors import SchemaMismatchError, refuse_unknown
 from llama_index_mm_st.fast_private import fast_private_attributes
-from llama_index_mm_st.inputs import NodeParts, read_node
+from llama_index_mm_st.inputs import NodeParts, read_node, storable
 from llama_index_mm_st.multivector import attach_multivector, node_multivector
 from llama_index_mm_st.store import plan as P
 from llama_index_mm_st.store.backends import Backend
 from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  # noqa: F401 - API_KEY_ENV kept importable here
 from llama_index_mm_st.store.bm25 import QdrantBm25, SparseTextEncoder
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
+from llama_index_mm_st.store import recall as R
 from llama_index_mm_st.store.late import DEFAULT_PREFETCH_LIMIT, late_stage
+from llama_index_mm_st.store.learned_sparse import (
+    LearnedSparseEncoder,
+    learned_encoder,
+    sparse_layout,
+    with_learned_sparse,
+)
+from llama_index_mm_st.store.stages import Fusion
 from llama_index_mm_st.store.reopen import _DEFER_OPEN, ReopenArgs, connected_reader, reopened
 from llama_index_mm_st.store.settings import DEFAULT_HNSW_EF, check_weights, chosen_dense, known_dense, search_settings
 from llama_index_mm_st.store.schema import (
@@ -59,7 +67,8 @@ from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES, Modality, Sp
 
 logger = logging.getLogger(__name__)
 
-_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality", "query_multivector")
+_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality", "query_multivector", "fusion", "mmr_threshold",
+                 "mmr_candidates", "max_per_document", "document_key")
 QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
 
 
@@ -152,6 +161,39 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         default=None, description='Late interaction: "int8" or "binary" compressed multivectors in RAM; MaxSim '
         "on them picks oversampling x the limit, exact MaxSim over the originals ranks those.",
     )
+    fusion: Fusion = Field(
+        default="rrf", description='How the ranked lists are fused: "rrf" (by rank; rrf_k, rrf_weights) or "dbsf" '
+        "(each list's scores normalised by its mean and 3 standard deviations, then summed; no weights).",
+    )
+    mmr_candidates: Optional[int] = Field(
+        default=None, gt=0, description="MMR (mode MMR, or mmr_threshold=): fused hits it chooses from; None: 5 x "
+        "the hits returned.",
+    )
+    max_per_document: Optional[int] = Field(
+        default=None, gt=0, description="At most this many hits per document (ref_doc_id, or document_key), the "
+        "rest filled from further down the ranking; None: no cap.",
+    )
+    document_key: Optional[str] = Field(
+        default=None, description="max_per_document: the metadata key naming a hit's document (e.g. file_path, so "
+        "a PDF's pages are one document); None or absent on a node: its ref_doc_id, else the node itself.",
+    )
+    sparse_model: Optional[str] = Field(
+        default=None, description="A sentence-transformers SparseEncoder (hub id or folder; SPLADE or an "
+        "inference-free model) whose vectors of the node words sit beside BM25 (or replace it: bm25=False) and are "
+        "fused like the other lists. Recorded in the schema: a reopen without it loads the collection's.",
+    )
+    bm25: bool = Field(
+        default=True, description="Keep the BM25 vector; False (with sparse_model=) makes the learned one the only "
+        "sparse vector. Recorded in the schema.",
+    )
+    sparse_model_kwargs: Dict[str, Any] = Field(
+        default_factory=dict, description="Passed to SparseEncoder(...) (device, trust_remote_code, ...).",
+    )
+    target_recall: Optional[float] = Field(
+        default=None, gt=0.0, le=1.0, description="Choose hnsw_ef to reach this recall@10 on this store (e.g. 0.95): "
+        "measured against exact search by optimize() (and at open when the recorded target differs), recorded "
+        "in the schema (see docs/store.md: recall against p50).",
+    )
 
     _live: Optional[Backend] = PrivateAttr(default=None)
     _reopen: Optional["ReopenArgs"] = PrivateAttr(default=None)
@@ -160,6 +202,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
     _schema: Optional[StoreSchema] = PrivateAttr(default=None)
     _indexed: Dict[str, IndexKind] = PrivateAttr(default_factory=dict)
     _held_dense: Optional[frozenset] = PrivateAttr(default=None)
+    _learned: Optional[LearnedSparseEncoder] = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -176,6 +219,11 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         super().__init__(collection_name=collection_name, path=None if path is None else str(path), url=url, **fields)
         check_weights(self.rrf_weights)
         chosen_dense(self.dense_vectors)  # a bad choice fails here, before anything is opened
+        if not self.bm25 and not self.sparse_model:
+            raise ValueError("bm25=False replaces BM25 by a learned sparse model: give sparse_model= too")
+        if self.target_recall is not None and "hnsw_ef" in self.model_fields_set:
+            raise ValueError("give target_recall= (the store measures the search width that reaches it) or hnsw_ef= "
+                             "(you choose the width), not both")
         for key in self.payload_indexes:
             if key in RESERVED_PAYLOAD_KEYS:
                 raise ValueError(f"payload index {key!r}: the store already indexes its own keys")
@@ -218,6 +266,7 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             wanted = self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction))
             if self.dense_vectors is None:  # left out: the collection's own (one made before audio has two)
                 wanted = replace(wanted, dense=known_dense(existing.dense))
+            wanted = replace(wanted, **self._sparse_layout(existing))
             check_schema(backend.where, existing, wanted, self.dim is not None, self._options_given())
             backend.open(existing)
         self.__pydantic_private__["_live"] = backend
@@ -227,6 +276,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             self._ensure_indexes(dict(self.payload_indexes))
         elif self.dim is not None:
             self._create(self.dim, late=bool(self.late_interaction))
+        if existing is not None and self.target_recall is not None and existing.target_recall != self.target_recall \
+                and backend.count(None):
+            self.tune_hnsw_ef()  # a new target for a filled store: measure now, as optimize() would
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle how to open the store, never its engine: the copy opens the same collection on first
@@ -288,7 +340,16 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         multivector = MULTIVECTOR_NAME if late else None
         dense = dense or chosen_dense(self.dense_vectors) or (base.dense if base is not None else DENSE_VECTOR_NAMES)
         return StoreSchema(dim=dim, dense=dense, bm25_language=self.bm25_language,
-                           multivector=multivector, **options)
+                           multivector=multivector, **options, **self._sparse_layout(base))
+
+    def _sparse_layout(self, base: Optional[StoreSchema]) -> Dict[str, Any]:
+        """The sparse vectors asked for: as given, else (left out) ``base``'s, the collection's."""
+        return sparse_layout(base, self.model_fields_set, self.bm25, self.sparse_model)
+
+    def _learned_for(self, schema: Optional[StoreSchema]) -> Optional[LearnedSparseEncoder]:
+        """The learned sparse model of a collection laid out as ``schema`` (loaded on first encode)."""
+        self._learned = learned_encoder(schema, self._learned, self.sparse_model_kwargs)
+        return self._learned
 
     def _create(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False,
                 dense: Optional[Sequence[str]] = None) -> StoreSchema:
@@ -376,11 +437,17 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         schema = schema or self._schema
         if schema is None:
             raise ValueError("the collection does not exist yet: pass the schema to plan against, or add nodes first")
-        encode, keys = self._bm25.document, self.bm25_metadata_keys
+        encode, keys = (self._bm25.document if schema.sparse else None), self.bm25_metadata_keys
         dim, names, late = schema.dim, schema.dense, schema.late_interaction
         if parts is not None:
-            return [P.parts_to_point(p, p.node, dim, encode, keys, names, late) for p in parts]
-        return [P.node_to_point(node, dim, encode, keys, names, late) for node in nodes]
+            points = [P.parts_to_point(p, p.node, dim, encode, keys, names, late) for p in parts]
+        else:
+            points = [P.node_to_point(node, dim, encode, keys, names, late) for node in nodes]
+        learned = self._learned_for(schema)
+        if learned is None:
+            return points
+        readings = parts if parts is not None else [read_node(storable(node)) for node in nodes]
+        return with_learned_sparse(points, readings, learned, keys)
 
     def ensure_collection(self, dim: int, *, dense_vectors: Optional[Sequence[str]] = None,
                           late_interaction: bool = False) -> StoreSchema:
@@ -402,6 +469,21 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         """The named payload keys of every point matching ``filters``, nothing else: no node is rebuilt
         and no vector read, so a resume check over a large store reads only what it needs."""
         return [dict(h.payload) for h in self._backend.scroll(self._selection(None, filters), payload=list(keys))]
+
+    def sparse_vectors(self, node_ids: Sequence[str], vector: Optional[str] = None) -> List[tuple[List[int], List[float]]]:
+        """The stored sparse vectors of these nodes, in the order asked, as ``(indices, values)`` pairs:
+        the learned sparse model's by default (BM25's when there is none; ``vector="bm25"`` asks for it);
+        ``([], [])`` for a node without words. For tests and debugging."""
+        schema = self._schema
+        names = schema.sparse_vectors if schema is not None else ()
+        name = vector or (schema.learned_sparse or schema.sparse if schema is not None else None)
+        if name not in names:
+            raise ValueError(f"this store has no sparse vector {name!r}; it holds {list(names)}")
+        found = self._backend.sparse_vectors([P.point_id(i) for i in node_ids], name)
+        missing = [i for i in node_ids if P.point_id(i) not in found]
+        if missing:
+            raise ValueError(f"no node with id {missing[0]!r} in the store ({len(missing)} of those asked are missing)")
+        return [found[P.point_id(i)] for i in node_ids]
 
     def sparse_query_vector(self, text: str) -> SparseVector:
         """The BM25 vector this store searches ``text`` with; no indices when it has no searchable
@@ -462,8 +544,9 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         options, except those this store was given (and its own WAL choice); an existing one must
         match it. ``indexes`` are payload indexes to make first. Returns the number of points written."""
         existing = self._schema
-        if existing is None:
-            self._create(schema.dim, base=dataclasses.replace(schema, wal=self.wal), late=schema.late_interaction)
+        if existing is None:  # a new graph: the source's tuned search width does not carry over
+            base = dataclasses.replace(schema, wal=self.wal, hnsw_ef=None, target_recall=None)
+            self._create(schema.dim, base=base, late=schema.late_interaction)
         else:
             check_schema(self._backend.where, existing, schema, dim_given=True, options_given=())
         self._ensure_indexes(dict(indexes or {}))
@@ -496,8 +579,49 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         self._backend.flush()
 
     def optimize(self) -> None:
-        """Build the HNSW and payload indexes now (Edge); call after a bulk load for full query speed."""
+        """Build the HNSW and payload indexes now (Edge); call after a bulk load for full query speed.
+        With ``target_recall`` set, the search width that reaches it is then measured and recorded."""
         self._backend.optimize()
+        if self.target_recall is not None and self._schema is not None and self._backend.count(None):
+            self.tune_hnsw_ef()
+
+    # ------------------------------------------------------------ recall
+
+    def recall_report(self, sample: int = R.DEFAULT_SAMPLE, top_k: int = R.DEFAULT_TOP_K,
+                      queries: R.ProbeQueries = None, hnsw_ef: Optional[int] = None) -> R.RecallReport:
+        """recall@``top_k`` of this store's dense search against exact search, per dense vector: ``sample``
+        stored points (each left out of its own results) or the caller's ``queries`` (vectors searched in
+        every dense vector, or a dict naming the vector for each list), searched as queries are (graph
+        width, quantization, oversampling, rescoring; ``hnsw_ef=`` another width) and exactly."""
+        ef = hnsw_ef if hnsw_ef is not None else self._hnsw_ef()
+        return R.estimate(self._backend, self._searched_dense(), self._search_settings(), ef, sample, top_k, queries)
+
+    def estimate_recall(self, sample: int = R.DEFAULT_SAMPLE, top_k: int = R.DEFAULT_TOP_K,
+                        queries: R.ProbeQueries = None) -> float:
+        """recall@``top_k`` of this store's search over every probe query (``recall_report`` has it per vector)."""
+        return self.recall_report(sample, top_k, queries).recall
+
+    def tune_hnsw_ef(self, target: Optional[float] = None, sample: int = R.DEFAULT_SAMPLE,
+                     top_k: int = R.DEFAULT_TOP_K) -> int:
+        """Measure the narrowest search width whose recall@``top_k`` reaches ``target`` (default: the
+        store's ``target_recall``) on every dense vector, record it in the schema and use it; returns it.
+        When no width up to 4,096 reaches it and exact search costs no more than the widest, queries
+        search exactly (``schema.exact_search``). Run it again when the collection has changed much
+        (``optimize()`` does, with ``target_recall`` set)."""
+        target = target if target is not None else self.target_recall
+        if self._schema is None:
+            raise ValueError("the collection does not exist yet: add nodes first")
+        tuned = R.tune(self._backend, self._searched_dense(), self._search_settings(), target, sample, top_k)
+        self._schema = replace(self._schema, hnsw_ef=tuned.hnsw_ef, target_recall=target, exact_search=tuned.exact)
+        self._backend.record_schema(self._schema)
+        return tuned.hnsw_ef
+
+    def _hnsw_ef(self) -> Optional[int]:
+        """The search width queries use: ``hnsw_ef`` when given, else the width ``target_recall`` recorded, else the default."""
+        schema = self._schema
+        if "hnsw_ef" in self.model_fields_set or schema is None or schema.hnsw_ef is None:
+            return self.hnsw_ef
+        return schema.hnsw_ef
 
     async def aoptimize(self) -> None:
         await asyncio.to_thread(self.optimize)
@@ -580,6 +704,8 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         check_weights(weights)
         query, late = late_stage(self._schema, query, kwargs.get("query_multivector"), self.prefetch_limit,
                                  self.oversampling)
+        schema = self._schema
+        learned = self._learned_for(schema)
         opts = P.QueryOptions(
             dense=self._searched_dense(),
             hybrid=self.hybrid,
@@ -589,9 +715,15 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
             query_modality=kwargs.get("query_modality", "text"),
             search=self._search_settings(),
             late=late,
-            with_multivector=self.return_multivectors and self._schema is not None and self._schema.late_interaction,
+            with_multivector=self.return_multivectors and schema is not None and schema.late_interaction,
+            bm25=schema is None or schema.sparse is not None,
+            fusion=kwargs.get("fusion", self.fusion),
+            mmr=kwargs.get("mmr_threshold"),
+            mmr_candidates=kwargs.get("mmr_candidates", self.mmr_candidates),
+            max_per_document=kwargs.get("max_per_document", self.max_per_document),
+            document_key=kwargs.get("document_key", self.document_key),
         )
-        return P.plan_query(query, opts, self.sparse_query_vector)
+        return P.plan_query(query, opts, self.sparse_query_vector, learned.query if learned is not None else None)
 
     def _searched_dense(self) -> tuple[str, ...]:
         """The dense vectors a query searches. On a single-writer backend (Edge) only those some
@@ -608,8 +740,12 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         return tuple(name for name in names if name in self._held_dense)
 
     def _search_settings(self) -> Optional[P.SearchSettings]:
-        quantization = self._schema.quantization if self._schema is not None else None
-        return search_settings(quantization, self.hnsw_ef, self.rescore, self.oversampling)
+        schema = self._schema
+        quantization = schema.quantization if schema is not None else None
+        settings = search_settings(quantization, self._hnsw_ef(), self.rescore, self.oversampling)
+        if schema is not None and schema.exact_search and "hnsw_ef" not in self.model_fields_set:
+            return P.SearchSettings(exact=True)  # what target_recall chose: no graph width reached it
+        return settings
 
     @classmethod
     def _result(cls, hits: Sequence[Any]) -> VectorStoreQueryResult:
@@ -629,6 +765,10 @@ class MultimodalQdrantStore(BasePydanticVectorStore):
         In a late-interaction collection the dense branches prefetch ``prefetch_limit`` candidates and
         exact MaxSim ranks them, with the query's token vectors from its ``PooledVector`` (or a 2-D
         ``query_embedding``, or ``query_multivector=``); see ``store.late``.
+
+        Search quality, per query (the store fields of the same names are the defaults): ``fusion=``
+        ("rrf" or "dbsf"); ``mmr_threshold=`` (MMR's lambda; the MMR mode alone uses 0.5) and
+        ``mmr_candidates=``; ``max_per_document=`` and ``document_key=``. See docs/store.md, "Search quality".
         """
         return self._result(self._backend.query(self._plan(query, kwargs)))
 

@@ -12,9 +12,8 @@ from tests.fixtures.documents import write_pdf
 RARE_TEXT = "Warehouse notes: part QX-7731 quokka valve replaces the old pump seal."
 
 
-@pytest.fixture()
-def corpus(tmp_path: Path, image_files: dict[str, Path], broken_images: dict[str, Path]) -> Path:
-    folder = tmp_path / "corpus"
+def make_corpus(folder: Path, image_files: dict[str, Path], broken_images: dict[str, Path]) -> Path:
+    """Three photos and a corrupt one, a two-page PDF, a text file, a Markdown file and ignored types."""
     (folder / "photos").mkdir(parents=True)
     for fmt in ("png", "jpeg", "bmp"):
         shutil.copy(image_files[fmt], folder / "photos" / image_files[fmt].name)
@@ -26,6 +25,11 @@ def corpus(tmp_path: Path, image_files: dict[str, Path], broken_images: dict[str
     (folder / "photos" / "old.docx").write_bytes(b"PK\x03\x04 not indexed")
     (folder / "settings.json").write_text("{}")
     return folder
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path, image_files: dict[str, Path], broken_images: dict[str, Path]) -> Path:
+    return make_corpus(tmp_path / "corpus", image_files, broken_images)
 
 
 @pytest.fixture()

@@ -51,6 +51,17 @@ def test_audio_arrays_and_compressed_formats_match(clap, clap_st, media_files):
     assert np.abs(ours - theirs).max() < PARITY
 
 
+def test_audio_in_half_precision_is_close_to_fp32(tiny_clap_dir, clap, media_files):
+    """A bf16 model gets its audio features in bf16 (CLAP's batch norm refuses fp32 inputs on a bf16
+    model; ``precision="auto"`` picks bf16 on AVX512-BF16 and AMX CPUs)."""
+    half = MultimodalEmbedding(str(tiny_clap_dir), precision="bf16", device="cpu", batch_size=4)
+    names = ["tone", "chirp", "noise"]
+    fast = np.array(half.embed([media_files[n] for n in names], "audio").embeddings)
+    exact = np.array(clap.embed([media_files[n] for n in names], "audio").embeddings)
+    assert fast.shape == exact.shape
+    assert np.sum(fast * exact, axis=1).min() > 0.99
+
+
 def test_text_queries_share_the_space(clap, clap_st):
     ours = np.array(clap.get_query_embedding("a dog barking"))
     assert np.abs(ours - clap_st.encode(["a dog barking"], normalize_embeddings=True)[0]).max() < PARITY

@@ -65,7 +65,7 @@ def test_sparse_mode_is_bm25_alone_and_needs_text() -> None:
     with pytest.raises(ValueError, match="needs query_str"):
         P.plan_query(VectorStoreQuery(mode="text_search"), OPTS, fake_sparse)
     with pytest.raises(ValueError, match="not supported"):
-        P.plan_query(VectorStoreQuery(query_embedding=[1.0], mode="mmr"), OPTS, fake_sparse)
+        P.plan_query(VectorStoreQuery(query_embedding=[1.0], mode="svm"), OPTS, fake_sparse)
 
 
 def test_filter_combines_metadata_doc_ids_node_ids_and_modality() -> None:

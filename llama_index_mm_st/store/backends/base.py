@@ -33,6 +33,10 @@ class Backend(Protocol):
         is all there is; a server collection may be written by others at any time."""
 
     @property
+    def searches_exactly(self) -> bool:
+        """Whether every search compares every vector (qdrant-client's local mode): recall is 1 by construction."""
+
+    @property
     def where(self) -> str:
         """A human-readable name of the collection, for error messages."""
 
@@ -49,6 +53,9 @@ class Backend(Protocol):
 
     def create(self, schema: StoreSchema) -> None:
         """Create the collection (the store then adds its payload indexes)."""
+
+    def record_schema(self, schema: StoreSchema) -> None:
+        """Rewrite the collection's schema record (what tuning measured: the search width)."""
 
     def read_metadata(self) -> dict[str, Any]:
         """The collection's user metadata ({} when it has none or does not exist yet)."""
@@ -79,6 +86,9 @@ class Backend(Protocol):
         """Every point matching the filter (all points for None); ``payload``: all, or the keys listed."""
 
     def count(self, flt: Optional[models.Filter]) -> int: ...
+
+    def sparse_vectors(self, ids: Sequence[str], name: str) -> dict[str, tuple[list[int], list[float]]]:
+        """The named sparse vector of each point found among ``ids``, as ``(indices, values)``."""
 
     def export(self, batch_size: int) -> Iterator[list[PointSpec]]:
         """Every point with its vectors, in batches: what another backend needs to hold a copy."""

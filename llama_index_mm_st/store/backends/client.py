@@ -11,15 +11,28 @@ from typing import Any, Mapping, Optional, Sequence
 
 from qdrant_client import QdrantClient, models
 
-from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit
-from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
-from llama_index_mm_st.store.schema import INDEX_KINDS, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind, StoreSchema
+from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit, payload_keys, vector_names
+from llama_index_mm_st.store.plan import Branch, LateStage, PointSpec, QueryPlan, SearchSettings
+from llama_index_mm_st.store.schema import (
+    INDEX_KINDS,
+    LEARNED_SPARSE_NAME,
+    MULTIVECTOR_NAME,
+    SPARSE_VECTOR_NAME,
+    IndexKind,
+    StoreSchema,
+)
 
 # qdrant-client names index types and parameter classes after our kinds: KEYWORD, KeywordIndexParams...
 _INDEX_TYPES: dict[str, models.PayloadSchemaType] = {kind: models.PayloadSchemaType(kind) for kind in INDEX_KINDS}
 _INDEX_KINDS = {v.value: k for k, v in _INDEX_TYPES.items()}
 _INDEX_PARAMS: dict[str, Any] = {kind: getattr(models, f"{kind.capitalize()}IndexParams") for kind in INDEX_KINDS}
 _META_LANGUAGE = "mmst_bm25_language"
+_META_SPARSE_MODEL = "mmst_sparse_model"
+_META_HNSW_EF = "mmst_hnsw_ef"
+_META_TARGET_RECALL = "mmst_target_recall"
+_META_EXACT = "mmst_exact_search"
+_SCHEMA_KEYS = (_META_LANGUAGE, _META_SPARSE_MODEL, _META_HNSW_EF, _META_TARGET_RECALL, _META_EXACT)
+"""Collection metadata keys that hold our schema record (a server's config can't say these)."""
 
 # As on Edge: the compressed copy in RAM (always_ram) even when the originals are on disk.
 _QUANTIZATION: dict[str, Any] = {
@@ -65,10 +78,6 @@ def _storage_options(params: models.VectorParams, collection_quantization: Any) 
     }
 
 
-def _with_vector(plan: QueryPlan) -> Any:
-    return [MULTIVECTOR_NAME] if plan.with_multivector else None
-
-
 def _multivector_options(late: Mapping[str, models.VectorParams]) -> dict[str, Any]:
     """The schema's multivector fields as a server reports them ({} for a single-vector collection)."""
     if not late:
@@ -76,6 +85,14 @@ def _multivector_options(late: Mapping[str, models.VectorParams]) -> dict[str, A
     options = _storage_options(next(iter(late.values())), None)
     return {"multivector": ",".join(late), "multivector_datatype": options["vector_datatype"],
             "multivector_quantization": options["quantization"]}
+
+
+def _schema_metadata(schema: StoreSchema) -> dict[str, Any]:
+    """What a collection's metadata records of our schema (the language always, the rest when set)."""
+    recorded = {_META_LANGUAGE: schema.bm25_language, _META_SPARSE_MODEL: schema.sparse_model,
+                _META_HNSW_EF: schema.hnsw_ef, _META_TARGET_RECALL: schema.target_recall,
+                _META_EXACT: schema.exact_search}
+    return {key: value for key, value in recorded.items() if value is not None or key == _META_LANGUAGE}
 
 
 def _vector(value: Any) -> Any:
@@ -108,7 +125,7 @@ class ClientBackend(BackendCore):
         }
         self._exists = False
         # qdrant-client's local mode (":memory:" or path=) has no graph and no quantization to tune.
-        self._searches_exactly = type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
+        self.searches_exactly = type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
 
     @property
     def raw(self) -> QdrantClient:
@@ -137,35 +154,50 @@ class ClientBackend(BackendCore):
         late = {name: v for name, v in vectors.items() if v.multivector_config is not None}
         vectors = {name: v for name, v in vectors.items() if name not in late}
         multivector = _multivector_options(late)
-        sparse = config.params.sparse_vectors or {}
+        sparse = dict(config.params.sparse_vectors or {})
+        learned = LEARNED_SPARSE_NAME if sparse.pop(LEARNED_SPARSE_NAME, None) is not None else None
         sizes = {v.size for v in vectors.values()}
         distances = {v.distance.value.lower() for v in vectors.values()}
-        sparse_name = next(iter(sparse), "")
         options = [_storage_options(v, config.quantization_config) for v in vectors.values()]
+        metadata = config.metadata or {}
         return StoreSchema(
             dim=sizes.pop() if len(sizes) == 1 else -1,
             dense=tuple(vectors),
-            sparse=sparse_name if len(sparse) == 1 else ",".join(sparse),
+            # BM25 replaced by a learned model: no other sparse vector; a foreign layout: all of their names.
+            sparse=(next(iter(sparse)) if len(sparse) == 1 else ",".join(sparse)) if sparse or not learned else None,
             distance=distances.pop() if len(distances) == 1 else ",".join(sorted(distances)),
-            idf=bool(sparse) and all(s.modifier == models.Modifier.IDF for s in sparse.values()),
-            bm25_language=(config.metadata or {}).get(_META_LANGUAGE),
+            idf=not sparse and learned is not None or bool(sparse) and all(
+                s.modifier == models.Modifier.IDF for s in sparse.values()),
+            bm25_language=metadata.get(_META_LANGUAGE),
             **(options[0] if options and all(o == options[0] for o in options) else {"quantization": "mixed"}),
             **multivector,
+            learned_sparse=learned,
+            sparse_model=metadata.get(_META_SPARSE_MODEL),
+            hnsw_ef=metadata.get(_META_HNSW_EF),
+            target_recall=metadata.get(_META_TARGET_RECALL),
+            exact_search=bool(metadata.get(_META_EXACT, False)),
         )
 
     def open(self, schema: StoreSchema) -> None:
         """Nothing to load: the server holds the collection."""
 
     def create(self, schema: StoreSchema) -> None:
+        sparse = {schema.sparse: models.SparseVectorParams(modifier=models.Modifier.IDF)} if schema.sparse else {}
+        if schema.learned_sparse:  # a learned model's weights are final: no IDF
+            sparse[schema.learned_sparse] = models.SparseVectorParams()
         self._client.create_collection(
             self._name,
             vectors_config={name: _vector_params(schema) for name in schema.dense} | (
                 {schema.multivector: _multivector_params(schema)} if schema.multivector else {}),
-            sparse_vectors_config={schema.sparse: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-            metadata={_META_LANGUAGE: schema.bm25_language},
+            sparse_vectors_config=sparse,
+            metadata=_schema_metadata(schema),
             **self._create_args,
         )
         self._exists = True
+
+    def record_schema(self, schema: StoreSchema) -> None:
+        """The schema's own metadata keys (model, tuned search width), the caller's metadata kept."""
+        self._client.update_collection(self._name, metadata={**self.read_metadata(), **_schema_metadata(schema)})
 
     def _collection_metadata(self) -> dict[str, Any]:
         return dict(self._client.get_collection(self._name).config.metadata or {})
@@ -175,13 +207,15 @@ class ClientBackend(BackendCore):
         if not self._exists:
             return {}
         metadata = self._collection_metadata()
-        metadata.pop(_META_LANGUAGE, None)
+        for key in _SCHEMA_KEYS:
+            metadata.pop(key, None)
         return metadata
 
     def write_metadata(self, metadata: Mapping[str, Any]) -> None:
         if not self._exists:
             raise ValueError(f"{self.where} does not exist yet: add nodes (or pass dim=) first")
-        kept = {_META_LANGUAGE: self._collection_metadata().get(_META_LANGUAGE)}  # the schema's, never the caller's
+        current = self._collection_metadata()
+        kept = {key: current.get(key) for key in _SCHEMA_KEYS}  # the schema's, never the caller's
         self._client.update_collection(self._name, metadata={**dict(metadata), **kept})
 
     def indexed_fields(self) -> dict[str, IndexKind]:
@@ -206,6 +240,8 @@ class ClientBackend(BackendCore):
         vectors: dict[str, Any] = {name: list(vec) for name, vec in point.dense.items()}
         if point.sparse is not None:
             vectors[SPARSE_VECTOR_NAME] = _vector(point.sparse)
+        if point.learned_sparse is not None:
+            vectors[LEARNED_SPARSE_NAME] = _vector(point.learned_sparse)
         if point.multivector is not None:
             matrix = point.multivector
             vectors[MULTIVECTOR_NAME] = matrix.tolist() if hasattr(matrix, "tolist") else [list(r) for r in matrix]
@@ -215,26 +251,45 @@ class ClientBackend(BackendCore):
         self._client.upsert(self._name, points=engine_points, wait=True)
 
     def _engine_search(self, search: SearchSettings) -> Optional[models.SearchParams]:
-        if self._searches_exactly:
+        if self.searches_exactly:
             return None  # local mode searches by brute force and warns about any search parameter
+        if search.exact:  # the ground truth of a recall estimate: every vector compared, by its original
+            return models.SearchParams(exact=True, quantization=models.QuantizationSearchParams(ignore=True))
         quantization = models.QuantizationSearchParams(rescore=search.rescore, oversampling=search.oversampling)
         return models.SearchParams(hnsw_ef=search.hnsw_ef, quantization=quantization if search.quantized else None)
 
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(query=_vector(branch.vector), using=branch.using, filter=engine_filter,
-                                   limit=plan.limit, with_payload=list(READ_BACK_KEYS), params=self._params(branch),
-                                   with_vector=_with_vector(plan))
+                                   limit=plan.limit, with_payload=payload_keys(plan), params=self._params(branch),
+                                   with_vector=vector_names(plan))
 
     def _prefetch(self, branch: Branch, engine_filter: Any) -> models.Prefetch:
         return models.Prefetch(query=_vector(branch.vector), using=branch.using, limit=branch.limit,
                                filter=engine_filter, params=self._params(branch))
 
+    @staticmethod
+    def _fusion(plan: QueryPlan) -> Any:
+        if plan.fusion == "dbsf":
+            return models.FusionQuery(fusion=models.Fusion.DBSF)
+        return models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=plan.weights))
+
     def _fused_request(self, prefetches: Sequence[Any], plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(
-            prefetch=list(prefetches),
-            query=models.RrfQuery(rrf=models.Rrf(k=plan.rrf_k, weights=plan.weights)),
+            prefetch=list(prefetches), query=self._fusion(plan),
             limit=plan.limit,  # every candidate comes through a filtered prefetch
-            with_payload=list(READ_BACK_KEYS), with_vector=_with_vector(plan),
+            with_payload=payload_keys(plan), with_vector=vector_names(plan),
+        )
+
+    def _fused_prefetch(self, prefetches: Sequence[Any], plan: QueryPlan, limit: int) -> models.Prefetch:
+        return models.Prefetch(prefetch=list(prefetches), query=self._fusion(plan), limit=limit)
+
+    def _mmr_request(self, candidates: Any, plan: QueryPlan) -> models.QueryRequest:
+        mmr = plan.mmr
+        return models.QueryRequest(  # the server's diversity is 1 - lambda
+            prefetch=[candidates], using=mmr.using,  # type: ignore[union-attr]
+            query=models.NearestQuery(nearest=list(mmr.vector), mmr=models.Mmr(  # type: ignore[union-attr]
+                diversity=1.0 - mmr.lambda_, candidates_limit=mmr.candidates)),  # type: ignore[union-attr]
+            limit=plan.limit, with_payload=payload_keys(plan), with_vector=vector_names(plan),
         )
 
     def _late_query(self, late: LateStage) -> tuple[Any, Any]:
@@ -244,7 +299,7 @@ class ClientBackend(BackendCore):
     def _late_request(self, prefetches: Sequence[Any], late: LateStage, plan: QueryPlan) -> models.QueryRequest:
         query, params = self._late_query(late)
         return models.QueryRequest(prefetch=list(prefetches), query=query, using=late.using, params=params,
-                                   limit=plan.limit, with_payload=True, with_vector=_with_vector(plan))
+                                   limit=plan.limit, with_payload=True, with_vector=vector_names(plan))
 
     def _late_prefetch(self, prefetches: Sequence[Any], late: LateStage, limit: int) -> models.Prefetch:
         query, params = self._late_query(late)

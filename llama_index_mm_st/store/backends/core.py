@@ -9,13 +9,15 @@ engines expose ``id``, ``score``, ``payload`` and ``vector``, so reading them ba
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 from qdrant_client import models
 
+from llama_index_mm_st.store import diversity, grouping
 from llama_index_mm_st.store.filters import all_of
-from llama_index_mm_st.store.plan import Branch, LateStage, PointSpec, QueryPlan, SearchSettings
-from llama_index_mm_st.store.schema import MULTIVECTOR_NAME, SPARSE_VECTOR_NAME
+from llama_index_mm_st.store.plan import READ_BACK_KEYS, SPARSE_BRANCHES, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
+from llama_index_mm_st.store.schema import LEARNED_SPARSE_NAME, MULTIVECTOR_NAME, REF_DOC_ID_KEY, SPARSE_VECTOR_NAME
 from llama_index_mm_st.types import SparseVector
 
 SCROLL_PAGE = 1024
@@ -39,18 +41,21 @@ class Hit:
     The id is read from the engine's record only when asked for: a query result is rebuilt from the
     payload alone, and the engine's UUID object plus its ``str`` cost about 9 µs a hit.
     ``multivector`` is the point's late-interaction multivector, when the request asked for it
-    (``QueryPlan.with_multivector``); ``dense`` its named dense vectors, when a read asked for vectors.
+    (``QueryPlan.with_multivector``); ``dense`` its named dense vectors and ``sparse`` its named sparse
+    ones, when a read asked for vectors.
     """
 
-    __slots__ = ("_record", "score", "payload", "multivector", "dense")
+    __slots__ = ("_record", "score", "payload", "multivector", "dense", "sparse")
 
     def __init__(self, record: Any, score: Optional[float], payload: Mapping[str, Any],
-                 multivector: Optional[Any] = None, dense: Optional[Mapping[str, Any]] = None) -> None:
+                 multivector: Optional[Any] = None, dense: Optional[Mapping[str, Any]] = None,
+                 sparse: Optional[Mapping[str, Any]] = None) -> None:
         self._record = record
         self.score = score
         self.payload = payload
         self.multivector = multivector
         self.dense = dense or {}
+        self.sparse = sparse or {}
 
     @property
     def id(self) -> str:
@@ -61,18 +66,44 @@ def hit(record: Any) -> Hit:
     vectors = getattr(record, "vector", None)
     if not isinstance(vectors, dict):
         return Hit(record, getattr(record, "score", None), record.payload or {})
-    dense = {name: v for name, v in vectors.items() if name not in (MULTIVECTOR_NAME, SPARSE_VECTOR_NAME)}
-    return Hit(record, getattr(record, "score", None), record.payload or {}, vectors.get(MULTIVECTOR_NAME), dense)
+    dense = {name: v for name, v in vectors.items() if name != MULTIVECTOR_NAME and name not in SPARSE_BRANCHES}
+    sparse = {name: _sparse(vectors[name]) for name in SPARSE_BRANCHES if vectors.get(name) is not None}
+    return Hit(record, getattr(record, "score", None), record.payload or {}, vectors.get(MULTIVECTOR_NAME), dense,
+               sparse)
+
+
+def _sparse(vector: Any) -> SparseVector:
+    return SparseVector(list(vector.indices), list(vector.values))
 
 
 def point_spec(record: Any) -> PointSpec:
     """A record read with its vectors, as a spec another backend can write."""
     vectors = dict(record.vector or {})
     sparse = vectors.pop(SPARSE_VECTOR_NAME, None)
-    if sparse is not None:
-        sparse = SparseVector(list(sparse.indices), list(sparse.values))
+    learned = vectors.pop(LEARNED_SPARSE_NAME, None)
     multivector = vectors.pop(MULTIVECTOR_NAME, None)
-    return PointSpec(str(record.id), vectors, sparse, record.payload or {}, multivector=multivector)
+    return PointSpec(str(record.id), vectors, None if sparse is None else _sparse(sparse), record.payload or {},
+                     multivector=multivector, learned_sparse=None if learned is None else _sparse(learned))
+
+
+def payload_keys(plan: QueryPlan) -> list[str]:
+    """The payload a query reads: what a node is rebuilt from, and what its group stage keys documents by."""
+    keys = list(READ_BACK_KEYS)
+    if plan.group is not None:
+        keys += [REF_DOC_ID_KEY] + ([plan.group.key] if plan.group.key else [])
+    return keys
+
+
+def vector_names(plan: QueryPlan) -> Optional[list[str]]:
+    """The vectors a query's hits come back with (None: none): dense ones our MMR compares, the multivector."""
+    names = list(plan.with_dense) + ([MULTIVECTOR_NAME] if plan.with_multivector else [])
+    return names or None
+
+
+def own_stages(plan: QueryPlan) -> bool:
+    """Whether the plan has a last stage the engine can't run (MMR over mixed vectors or with document
+    caps, a document cap): ``BackendCore`` runs it over the engine's fused list."""
+    return plan.group is not None or (plan.mmr is not None and plan.mmr.using is None)
 
 
 class BackendCore(ABC):
@@ -80,6 +111,8 @@ class BackendCore(ABC):
 
     single_writer = False
     """See ``Backend.single_writer``; Edge sets it."""
+    searches_exactly = False
+    """See ``Backend.searches_exactly``; qdrant-client's local mode sets it."""
 
     # ---------------------------------------------------------------- adapters: engine types
 
@@ -125,7 +158,15 @@ class BackendCore(ABC):
 
     @abstractmethod
     def _fused_request(self, prefetches: Sequence[Any], plan: QueryPlan) -> Any:
-        """A request over engine prefetches, fused by RRF with ``plan.rrf_k``/``weights``."""
+        """A request over engine prefetches, fused by ``plan.fusion`` (RRF with ``plan.rrf_k``/``weights``, or DBSF)."""
+
+    @abstractmethod
+    def _fused_prefetch(self, prefetches: Sequence[Any], plan: QueryPlan, limit: int) -> Any:
+        """The same fusion as a prefetch of ``limit`` hits (the candidates of a last stage)."""
+
+    @abstractmethod
+    def _mmr_request(self, candidates: Any, plan: QueryPlan) -> Any:
+        """The engine's MMR (``plan.mmr``, over its one vector ``using``) of a fused prefetch, ``plan.limit`` hits."""
 
     @abstractmethod
     def _late_query(self, late: LateStage) -> tuple[Any, Any]:
@@ -181,6 +222,9 @@ class BackendCore(ABC):
         ]
         if plan.late is not None:
             return self._late_plan_request(filtered, plan.late, plan)
+        if plan.mmr is not None and plan.mmr.using is not None:
+            prefetches = [self._prefetch(branch, f) for branch, f in filtered]
+            return self._mmr_request(self._fused_prefetch(prefetches, plan, plan.mmr.candidates), plan)
         if plan.fused:
             return self._fused_request([self._prefetch(branch, f) for branch, f in filtered], plan)
         branch, engine_filter = filtered[0]
@@ -189,8 +233,8 @@ class BackendCore(ABC):
     def _late_plan_request(self, filtered: Sequence[tuple[Branch, Any]], late: LateStage, plan: QueryPlan) -> Any:
         """Two-stage late interaction: pooled dense prefetches, exact MaxSim over their union; with
         BM25 that MaxSim list is one prefetch of the RRF fusion (its ``plan.limit`` best)."""
-        dense = [self._prefetch(branch, f) for branch, f in filtered if branch.using != SPARSE_VECTOR_NAME]
-        others = [self._prefetch(branch, f) for branch, f in filtered if branch.using == SPARSE_VECTOR_NAME]
+        dense = [self._prefetch(branch, f) for branch, f in filtered if branch.using not in SPARSE_BRANCHES]
+        others = [self._prefetch(branch, f) for branch, f in filtered if branch.using in SPARSE_BRANCHES]
         if not others:
             return self._late_request(dense, late, plan)
         return self._fused_request([self._late_prefetch(dense, late, plan.limit), *others], plan)
@@ -198,7 +242,20 @@ class BackendCore(ABC):
     def query(self, plan: QueryPlan) -> list[Hit]:
         if not self.exists or not plan.branches:
             return []
+        if own_stages(plan):
+            return self._staged(plan)
+        return self._hits(plan)
+
+    def _hits(self, plan: QueryPlan) -> list[Hit]:
         return [hit(record) for record in self._run(self._request(plan))]
+
+    def _staged(self, plan: QueryPlan) -> list[Hit]:
+        """The last stages the engine can't run, over its fused list: our MMR (on the candidates it
+        would choose from, read with their dense vectors), or the document cap (``grouping``)."""
+        if plan.mmr is not None:
+            candidates = self._hits(replace(plan, limit=plan.mmr.candidates))
+            return diversity.mmr_hits(candidates, plan.mmr, plan.limit, plan.group, grouping.document_of)
+        return grouping.grouped(plan, self._hits)
 
     def query_batch(self, plans: Sequence[QueryPlan]) -> list[BatchResult]:
         """Hits per plan, in order, from one engine call; a query that fails gets its exception as
@@ -209,20 +266,27 @@ class BackendCore(ABC):
         for slot, plan in enumerate(plans):
             if not self.exists or not plan.branches:
                 continue
+            if own_stages(plan):  # several reads or our own last stage: run on its own, after the batch
+                continue
             try:
                 requests.append(self._request(plan))
                 slots.append(slot)
             except QUERY_FAILURES as exc:
                 results[slot] = exc
-        if not requests:
-            return results
-        try:
-            records: list[Union[list[Any], BaseException]] = list(self._run_batch(requests))
-        except QUERY_FAILURES:
-            # The engine refuses a batch as a whole; rerun its queries one by one to find whose error it is.
-            records = [self._run_alone(request) for request in requests]
-        for slot, found in zip(slots, records):
-            results[slot] = found if isinstance(found, BaseException) else [hit(record) for record in found]
+        if requests:
+            try:
+                records: list[Union[list[Any], BaseException]] = list(self._run_batch(requests))
+            except QUERY_FAILURES:
+                # The engine refuses a batch as a whole; rerun its queries one by one to find whose error it is.
+                records = [self._run_alone(request) for request in requests]
+            for slot, found in zip(slots, records):
+                results[slot] = found if isinstance(found, BaseException) else [hit(record) for record in found]
+        for slot, plan in enumerate(plans):
+            if self.exists and plan.branches and own_stages(plan):
+                try:
+                    results[slot] = self._staged(plan)
+                except QUERY_FAILURES as exc:
+                    results[slot] = exc
         return results
 
     def _run_alone(self, request: Any) -> Union[list[Any], BaseException]:
@@ -247,6 +311,16 @@ class BackendCore(ABC):
         """Every point matching the filter (all points for None), with its vectors when asked, and
         only the payload keys named when ``payload`` lists them."""
         return [hit(record) for page in self._pages(flt, SCROLL_PAGE, with_vectors, payload) for record in page]
+
+    def sparse_vectors(self, ids: Sequence[str], name: str) -> dict[str, tuple[list[int], list[float]]]:
+        """The named sparse vector of each point found among ``ids``, as ``(indices, values)``
+        (empty lists for a point without one)."""
+        out = {}
+        for point in self.retrieve(ids, with_vectors=True):
+            vector = point.sparse.get(name)
+            out[point.id] = ([], []) if vector is None else ([int(i) for i in vector.indices],
+                                                             [float(v) for v in vector.values])
+        return out
 
     def export(self, batch_size: int) -> Iterator[list[PointSpec]]:
         """Every point with its vectors, in batches: what another backend needs to hold a copy."""

@@ -31,11 +31,12 @@ from qdrant_client import models
 
 from llama_index_mm_st import locks
 from llama_index_mm_st.errors import UnfinishedStoreError, UnsupportedFilterError
-from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit
+from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit, payload_keys, vector_names
 from llama_index_mm_st.store.backends.disk import DiskGuard, batch_bytes
 from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import (
-    INDEX_KINDS, KEYWORD_INDEXED_KEYS, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind, StoreSchema,
+    INDEX_KINDS, KEYWORD_INDEXED_KEYS, LEARNED_SPARSE_NAME, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind,
+    StoreSchema,
 )
 
 SCHEMA_FILE = "mmst_schema.json"
@@ -218,10 +219,6 @@ def _vector(value: Any) -> Any:
     return q.SparseVector(list(value.indices), list(value.values))
 
 
-def _with_vector(plan: QueryPlan) -> Any:
-    return [MULTIVECTOR_NAME] if plan.with_multivector else None
-
-
 def _rows(matrix: Any) -> list[list[float]]:
     """A multivector as a list of rows, converted in one C call when it is an array."""
     return matrix.tolist() if hasattr(matrix, "tolist") else [list(row) for row in matrix]
@@ -326,9 +323,12 @@ class EdgeBackend(BackendCore):
         vectors = {name: params() for name in schema.dense}
         if schema.multivector is not None:
             vectors[schema.multivector] = _multivector_params(schema)
+        sparse = {schema.sparse: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)} if schema.sparse else {}
+        if schema.learned_sparse:  # a learned model's weights are final: no IDF
+            sparse[schema.learned_sparse] = q.EdgeSparseVectorParams()
         return q.EdgeConfig(
             vectors=vectors,
-            sparse_vectors={schema.sparse: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+            sparse_vectors=sparse,
             wal_enabled=schema.wal,  # fixed at creation: the engine refuses to change it on load
         )
 
@@ -340,7 +340,7 @@ class EdgeBackend(BackendCore):
         building, shard = self._dir / NEW_SHARD_DIR, self._dir / SHARD_DIR
         config = self._config(schema)
         _build_shard(building, config)
-        _write_atomically(self._dir / SCHEMA_FILE, json.dumps(schema.to_dict(), indent=1))
+        self.record_schema(schema)
         _move_into_place(building, shard)
         self._shard = q.EdgeShard.load(str(shard), config)
         self._schema = schema
@@ -355,6 +355,10 @@ class EdgeBackend(BackendCore):
             if leftover.exists():
                 shutil.rmtree(leftover)
         (self._dir / SCHEMA_FILE).unlink(missing_ok=True)
+
+    def record_schema(self, schema: StoreSchema) -> None:
+        _write_atomically(self._dir / SCHEMA_FILE, json.dumps(schema.to_dict(), indent=1))
+        self._schema = schema
 
     def read_metadata(self) -> dict[str, Any]:
         record = self._dir / METADATA_FILE
@@ -391,6 +395,8 @@ class EdgeBackend(BackendCore):
         vectors = {name: _vector(vec) for name, vec in point.dense.items()}
         if point.sparse is not None:
             vectors[SPARSE_VECTOR_NAME] = _vector(point.sparse)
+        if point.learned_sparse is not None:
+            vectors[LEARNED_SPARSE_NAME] = _vector(point.learned_sparse)
         if point.multivector is not None:
             vectors[MULTIVECTOR_NAME] = _rows(point.multivector)
         return q.Point(point.id, vectors, point.payload)
@@ -409,23 +415,40 @@ class EdgeBackend(BackendCore):
         shard.update(q.UpdateOperation.upsert_points(engine_points))
 
     def _engine_search(self, search: SearchSettings) -> Any:
+        if search.exact:  # the ground truth of a recall estimate: every vector compared, by its original
+            return q.SearchParams(exact=True, quantization=q.QuantizationSearchParams(ignore=True))
         quantization = q.QuantizationSearchParams(rescore=search.rescore, oversampling=search.oversampling)
         return q.SearchParams(hnsw_ef=search.hnsw_ef, quantization=quantization if search.quantized else None)
 
     def _nearest_request(self, branch: Branch, engine_filter: Any, plan: QueryPlan) -> Any:
         nearest = q.Query.Nearest(_vector(branch.vector), using=branch.using)
         return q.QueryRequest(limit=plan.limit, query=nearest, filter=engine_filter,
-                              with_payload=list(READ_BACK_KEYS), params=self._params(branch),
-                              with_vector=_with_vector(plan))
+                              with_payload=payload_keys(plan), params=self._params(branch),
+                              with_vector=vector_names(plan))
 
     def _prefetch(self, branch: Branch, engine_filter: Any) -> Any:
         return q.Prefetch(limit=branch.limit, query=q.Query.Nearest(_vector(branch.vector), using=branch.using),
                           filter=engine_filter, params=self._params(branch))
 
+    @staticmethod
+    def _fusion(plan: QueryPlan) -> Any:
+        return q.Fusion.Dbsf() if plan.fusion == "dbsf" else q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights)
+
     def _fused_request(self, prefetches: Sequence[Any], plan: QueryPlan) -> Any:
         return q.QueryRequest(
-            limit=plan.limit, prefetches=list(prefetches), query=q.Fusion.Rrf(k=plan.rrf_k, weights=plan.weights),
-            with_payload=list(READ_BACK_KEYS), with_vector=_with_vector(plan),  # every candidate comes through a filtered prefetch
+            limit=plan.limit, prefetches=list(prefetches), query=self._fusion(plan),
+            with_payload=payload_keys(plan), with_vector=vector_names(plan),  # every candidate comes through a filtered prefetch
+        )
+
+    def _fused_prefetch(self, prefetches: Sequence[Any], plan: QueryPlan, limit: int) -> Any:
+        return q.Prefetch(limit=limit, prefetches=list(prefetches), query=self._fusion(plan))
+
+    def _mmr_request(self, candidates: Any, plan: QueryPlan) -> Any:
+        mmr = plan.mmr
+        return q.QueryRequest(
+            limit=plan.limit, prefetches=[candidates],
+            query=q.Mmr(list(mmr.vector), mmr.lambda_, mmr.candidates, using=mmr.using),  # type: ignore[union-attr]
+            with_payload=payload_keys(plan), with_vector=vector_names(plan),
         )
 
     def _late_query(self, late: LateStage) -> tuple[Any, Any]:
@@ -435,7 +458,7 @@ class EdgeBackend(BackendCore):
     def _late_request(self, prefetches: Sequence[Any], late: LateStage, plan: QueryPlan) -> Any:
         query, params = self._late_query(late)
         return q.QueryRequest(limit=plan.limit, prefetches=list(prefetches), query=query, params=params,
-                              with_payload=True, with_vector=_with_vector(plan))
+                              with_payload=True, with_vector=vector_names(plan))
 
     def _late_prefetch(self, prefetches: Sequence[Any], late: LateStage, limit: int) -> Any:
         query, params = self._late_query(late)

@@ -1,0 +1,88 @@
+"""``mmst eval QRELS``: how well the index finds what a qrels file says it should, per setting.
+
+Every ``--mode`` is run without a reranker and with each ``--rerank`` model, side by side in one table
+(or ``--json``): recall@k, nDCG@10, MRR@10, the median time of a query, and how many queries a mode
+could not run (a sparse search of a query by image: no words). The metrics are
+``llama_index_mm_st.evaluation``'s; the search flags (``--mmr``, ``--max-per-document``, ``--fusion``,
+``--rrf-k``, ``--weight``) apply to every row (``--mmr`` to the dense and hybrid ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Optional
+
+from ..defaults import RERANK_CANDIDATES_PER_RESULT
+from .models import CLIError
+from .retrieval_flags import add_retrieval_flags, retrieval_options
+
+MODES = ("dense", "sparse", "hybrid")
+
+
+def add_eval_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "eval", help="measure recall@k, nDCG@10 and MRR@10 on a qrels file, per mode and reranker",
+        description="Run every query of QRELS (JSON Lines: {\"query\": \"...\", \"relevant\": [\"path or node id\", "
+                    "...]}, or \"image\": \"path\" to search by image; relative paths are read from the file's "
+                    "folder) in each --mode, without and with each --rerank, and print the metrics side by side.",
+    )
+    parser.add_argument("qrels", help="JSONL file of queries and their relevant files or node ids")
+    parser.add_argument("--mode", nargs="+", choices=MODES, default=list(MODES), help="modes to compare (default: all three)")
+    parser.add_argument("--rerank", action="append", default=None, metavar="MODEL",
+                        help="also run each mode with this reranker (repeat for several: one row each)")
+    parser.add_argument("--k", type=int, default=10, help="recall@k (default 10); nDCG and MRR are at 10")
+    parser.add_argument("--json", action="store_true", help="print JSON rows")
+    parser.add_argument("--allow-urls", action="store_true", help="let query images be http(s) URLs")
+    add_retrieval_flags(parser)
+    return parser
+
+
+def _table(rows: list[dict[str, Any]], k: int, queries: int) -> str:
+    head = f"{'mode':<8}{'rerank':<28}{f'recall@{k}':>11}{'nDCG@10':>9}{'MRR@10':>8}{'p50 ms':>9}{'skipped':>9}"
+    lines = [f"{queries} queries", head]
+    for row in rows:
+        rerank = row["rerank"] or "-"
+        rerank = rerank if len(rerank) <= 26 else "..." + rerank[-23:]
+        lines.append(f"{row['mode']:<8}{rerank:<28}{row[f'recall@{k}']:>11.3f}{row['ndcg@10']:>9.3f}"
+                     f"{row['mrr@10']:>8.3f}{row['p50_ms']:>9.1f}{row['skipped']:>9}")
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate, load_qrels
+    from ..pipeline import build_pipeline
+    from ..ingest.manifest import read_manifest
+    from .models import load_embedding, load_reranker, resolve_model
+    from .progress import quiet_libraries
+    from .stores import open_store
+
+    if args.k < 1:
+        raise CLIError("--k must be at least 1")
+    retrieval_options(args, "hybrid")  # a bad flag fails before anything loads
+    try:
+        qrels = load_qrels(args.qrels)
+    except FileNotFoundError:
+        raise CLIError(f"no qrels file at {args.qrels}") from None
+    shown = max(args.k, 10)
+    rows: list[dict[str, Any]] = []
+    with open_store(args, must_exist=True) as store:
+        manifest = read_manifest(store)
+        if manifest is None:
+            raise CLIError("this index is empty: add files with 'mmst index PATH' first")
+        with quiet_libraries():
+            embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls)
+            rerankers: list[tuple[Optional[str], Any]] = [(None, None)] + [
+                (model, load_reranker([model], top_n=shown, on_unsupported="keep")) for model in args.rerank or []]
+        for mode in dict.fromkeys(args.mode):
+            for name, reranker in rerankers:
+                top_k = shown * RERANK_CANDIDATES_PER_RESULT if reranker is not None else shown
+                options = retrieval_options(args, "hybrid")
+                if mode == "sparse":
+                    options.pop("mmr", None)  # MMR compares dense vectors; a words-only search has none
+                retriever = build_pipeline(store, embedding, reranker, top_k=top_k, mode=mode, **options)
+                result = evaluate(retriever, qrels, k=args.k)
+                rows.append({"mode": mode, "rerank": name, **result.to_dict()})
+    print(json.dumps({"k": args.k, "queries": len(qrels), "rows": rows}, indent=2) if args.json
+          else _table(rows, args.k, len(qrels)))
+    return 0
