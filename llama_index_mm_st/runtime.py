@@ -15,7 +15,7 @@ import torch
 
 from .types import Precision
 
-PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16", "fp16", "int8")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -46,7 +46,7 @@ def resolve_precision(precision: str, device: str) -> Precision:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
-        return precision  # type: ignore[return-value]
+        return precision  # type: ignore[return-value]  (int8 stays int8: only ONNX Runtime runs it)
     kind = torch.device(device).type
     if kind == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -59,4 +59,7 @@ def torch_dtype(precision: Precision) -> torch.dtype:
     """The torch dtype of a concrete precision."""
     if precision == "auto":
         raise ValueError("resolve 'auto' with resolve_precision() first")
+    if precision == "int8":
+        raise ValueError("precision 'int8' is ONNX Runtime's dynamic quantization, not a torch dtype: "
+                         "it needs backend='onnx' or 'auto'")
     return _DTYPES[precision]

@@ -18,7 +18,6 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.util import batch_to_device
 from tqdm.auto import tqdm
 
 from ..concurrency import Prefetched
@@ -30,6 +29,7 @@ from ..media import MediaLimits
 from ..media_refs import media_model_input
 from ..types import Modality, Role
 from .buckets import batch_rows, bucket_rows, pad_rows, pad_text_columns, right_padding
+from .forward import Forward, TorchForward
 from .profiles import ModelProfile, audio_sampling_rate, text_processing_kwargs, video_frame_chooser
 
 _ST_MODALITY: dict[str, Any] = {"text": "text", "image": "image", "text+image": ("image", "text"),
@@ -106,8 +106,11 @@ class Encoder:
         settings: EncodeSettings,
         prompt_names: dict[Role, str | None],
         workers: int,
+        forward: Forward | None = None,
     ) -> None:
         self.model = model
+        self.forward_pass: Forward = forward or TorchForward(model)
+        """Runs one batch of features through the model: torch or ONNX Runtime (``forward.py``)."""
         self.profile = profile
         self.settings = settings
         self.prompts = {role: resolve_prompt(model, role, prompt_names.get(role)) for role in ("query", "document")}
@@ -258,8 +261,7 @@ class Encoder:
             features = pad_rows(features, rows, bucket_rows(rows, self.settings.batch_size))
             if self._text_padding is not None and features.get("modality") == "text":
                 features = pad_text_columns(features, *self._text_padding)
-        features = batch_to_device(features, self.model.device)
-        embeddings = self.model(features, task=role)["sentence_embedding"]
+        embeddings = self.forward_pass(features, role)
         if rows:
             embeddings = embeddings[:rows]
         return self._finish(embeddings)
