@@ -1,8 +1,9 @@
 """``mmst``: index a folder, then search it by text or by example (an image, an audio or a video clip).
 
-    mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR] [--strict]
+    mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR] [--backend B] [--strict]
     mmst search "TEXT" | --image PATH | --audio PATH | --video PATH [--top-k N] [--rerank MODEL]...
                 [--rerank-unsupported keep|raise] [--modality image|text|audio|video] [--mode dense|sparse|hybrid] [--json]
+                [--backend auto|torch|onnx]
     mmst info
     mmst copy --to-store DIR | --to-url URL [--to-collection NAME] [--quantization int8|binary] [--on-disk]
 
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 from ..defaults import DEFAULT_COLLECTION, DEFAULT_STORE_DIR
 from ..errors import MMSTError, UnsupportedModalityError
-from .models import DEFAULT_MODEL, CLIError, load_embedding, load_reranker, model_name, resolve_model
+from .models import DEFAULT_MODEL, CLIError, load_embedding, load_reranker, model_backend_line, model_name, resolve_model
 
 if TYPE_CHECKING:
     from ..store import MultimodalQdrantStore
@@ -44,6 +45,15 @@ QUERY_EPILOG = ("Text and --image together: the image drives the meaning (dense)
                 "exact-word (BM25) match and the rerankers; with --mode dense the text is not used.")
 
 
+BACKEND_HELP = ("the models' forward pass: auto (default: the fastest exact path measured on this CPU, torch on a "
+                "GPU), torch, or onnx (ONNX Runtime, extra [onnx]; exported once, cached)")
+
+
+def backend_option(args: argparse.Namespace) -> dict:
+    """``--backend`` as model options; empty when not given, so the library default applies."""
+    return {"backend": args.backend} if getattr(args, "backend", None) else {}
+
+
 def _store_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--store", default=None, help=f"embedded index directory (default {DEFAULT_STORE})")
@@ -61,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--model", default=None,
                        help=f"hub model id or local model directory (default {DEFAULT_MODEL}); offline, use a "
                             "local directory or HF_HUB_OFFLINE=1 with a filled cache")
+    index.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None, help=BACKEND_HELP)
     index.add_argument("--no-progress", action="store_true", help="no progress bars (model loading included)")
     index.add_argument("--strict", action="store_true",
                        help=f"exit with status {STRICT_EXIT} when any file was skipped (unreadable or broken)")
@@ -89,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid", help=MODE_HELP)
     search.add_argument("--model", default=None, help="model id (must match the one the index was built with)")
     search.add_argument("--json", action="store_true", help="print JSON (each row has its score_kind)")
+    search.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None, help=BACKEND_HELP)
     _store_options(search)
 
     info = commands.add_parser("info", help="what an index holds")
@@ -171,7 +183,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     collected = collect(args.paths, ImageReader())
     with quiet_libraries(), Stage("Loading model", enabled=progress):
-        embedding = load_embedding(source)
+        embedding = load_embedding(source, **backend_option(args))
     with open_store(args, must_exist=False, dim=embedding.dimension, late_interaction=embedding.late_interaction,
                     dense_vectors=new_index_vectors(embedding, built)) as store:
         summary = run_index(
@@ -252,9 +264,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         reranker = None
         with quiet_libraries():  # the answer goes to stdout; no loading bars on stderr for a search
             embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls,
-                                       allow_private_urls=args.allow_private_urls)
+                                       allow_private_urls=args.allow_private_urls, **backend_option(args))
             if args.rerank:
-                reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported)
+                reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported,
+                                         **backend_option(args))
         candidates = RERANK_CANDIDATES_PER_RESULT * args.top_k if reranker else args.top_k
         retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,
                                    modality=args.modality)
@@ -287,6 +300,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"collection: {args.collection}",
             f"model: {manifest.model if manifest else '(none yet)'}",
             f"dimension: {manifest.dim if manifest else '-'}",
+            *([model_backend_line(manifest.model)] if manifest else []),
             "vectors: " + ("late interaction (one vector per token or patch, MaxSim) plus a pooled vector"
                            if store.schema is not None and store.schema.late_interaction else "one per modality"),
             # The four text/image kinds always, audio and video when the index holds any.

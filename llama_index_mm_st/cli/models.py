@@ -137,12 +137,25 @@ def load_embedding(source: ModelSource, **options: Any) -> "MultimodalEmbedding"
     return _load("model", source, lambda: MultimodalEmbedding(source.load_from, **options))
 
 
-def load_reranker(models: Sequence[str], top_n: int, on_unsupported: str) -> "MultimodalReranker":
+def load_reranker(models: Sequence[str], top_n: int, on_unsupported: str, **options: Any) -> "MultimodalReranker":
     """Several models: each node goes to the first that reads it; ``on_unsupported`` is always explicit,
-    so a node no scorer reads behaves as the user asked whatever the library default is."""
+    so a node no scorer reads behaves as the user asked whatever the library default is. ``options``
+    are further ``MultimodalReranker`` arguments (``backend``)."""
     from ..rerank import MultimodalReranker
 
     sources = [resolve_model(model) for model in models]
     names = ", ".join(source.name for source in sources)
     return _load("reranker", ModelSource(names, names), lambda: MultimodalReranker(
-        [source.load_from for source in sources], top_n=top_n, on_unsupported=on_unsupported))
+        [source.load_from for source in sources], top_n=top_n, on_unsupported=on_unsupported, **options))
+
+
+def model_backend_line(model: str) -> str:
+    """``mmst info``'s line on the forward path ``backend="auto"`` measured for the index's model on this
+    CPU (read from the ONNX cache; loads no model code)."""
+    from ..onnx import recorded_choices
+
+    local = model if os.path.isdir(model) else (_cached_snapshot(model) if not looks_like_path(model) else None)
+    found = recorded_choices(local) if local else []
+    if not found:
+        return "model backend: not measured on this CPU yet (backend='auto' measures when the model first loads)"
+    return f"model backend: {found[0].backend} {found[0].precision} ({found[0].reason})"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .main import new_index_vectors, open_store, read_index, report_index
+from .main import backend_option, new_index_vectors, open_store, read_index, report_index
 from .manifest import check_model, write_manifest
 from .models import DEFAULT_MODEL, CLIError, load_embedding, model_name, resolve_model
 from .progress import Stage, quiet_libraries
@@ -31,7 +31,7 @@ def cmd_index_ray(args: argparse.Namespace) -> int:
     source = resolve_model(requested or (manifest.model if manifest else DEFAULT_MODEL))
     progress = not args.no_progress
     with quiet_libraries(), Stage("Loading model", enabled=progress):
-        embedding = load_embedding(source)
+        embedding = load_embedding(source, **backend_option(args))
     options = RayOptions(actors=args.ray_actors, gpus_per_actor=args.ray_gpus_per_actor, progress=progress)
     started = ensure_ray()
     try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -26,18 +27,16 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import batch_to_device
 
 from ..onnx.cache import ExportFailed, GraphCache
-from ..onnx.choice import BackendReport, DecisionStore, Measurement, Plan, best_of, explain, pick, torch_candidates
-from ..onnx.export import EXPORTER_VERSION, OPSET, GraphSpec, export_fp32, quantize_int8
-from ..onnx.fingerprint import checkpoint_directory, directory_fingerprint, stable_hash
+from ..onnx.choice import BackendReport, DecisionStore, Plan, measure, min_cosine, torch_candidates
+from ..onnx.export import GraphSpec
+from ..onnx.graphs import cached_graph, checkpoint_fingerprint
 from ..onnx.session import OnnxGraph, default_threads
-from ..onnx.deps import runtime_versions
+from ..runtime import torch_dtype
 from ..types import Modality, Precision, Role
 from .profiles import audio_sampling_rate
 
 EXPORTED_MODALITIES: tuple[Modality, ...] = ("image", "audio", "text")
 """Modalities exported, in the order ``auto`` prefers to measure on (ingestion cost is mostly pixels)."""
-MAX_PARAMETERS = 450_000_000
-"""Larger models stay on torch: an fp32 graph over ONNX's 2 GB single-file limit needs external data."""
 PROBE_ROWS = 8
 UNITS = {"image": "images", "audio": "clips", "text": "texts"}
 _ST_MODALITY = {"text": "text", "image": "image", "audio": "audio"}
@@ -109,14 +108,12 @@ def select_forward(model: SentenceTransformer, checkpoint: Optional[str], plan: 
         return Selection(torch_forward, BackendReport("torch", plan.torch_precision, plan.reason, requested),
                          plan.torch_precision)
     fallback_precision: Precision = "fp32" if plan.onnx_precision == "fp32" else plan.torch_precision
-    blocker = _blocker(model, checkpoint, late_interaction)
-    directory = checkpoint_directory(checkpoint) if checkpoint and blocker is None else None
-    if blocker is None and directory is None:
-        blocker = f"the checkpoint's files ({checkpoint}) can't be found to key the graph cache"
-    if blocker is not None:
-        return Selection(torch_forward, BackendReport("torch", fallback_precision, blocker, requested), fallback_precision)
     cache = cache or GraphCache()
-    fingerprint = directory_fingerprint(directory, cache.memo)  # type: ignore[arg-type]
+    fingerprint, blocker = None, _blocker(model, late_interaction)
+    if not blocker:
+        fingerprint, blocker = checkpoint_fingerprint(checkpoint, cache, sum(p.numel() for p in model.parameters()))
+    if fingerprint is None:
+        return Selection(torch_forward, BackendReport("torch", fallback_precision, blocker, requested), fallback_precision)
     roles: tuple[Optional[Role], ...] = ("query", "document") if _has_router(model) else (None,)
     graphs: dict[tuple[str, Optional[str]], OnnxGraph] = {}
     parts: dict[str, str] = {}
@@ -124,7 +121,8 @@ def select_forward(model: SentenceTransformer, checkpoint: Optional[str], plan: 
         for role in roles:
             label = modality if role is None else f"{modality} ({role})"
             try:
-                entry = _graph_entry(cache, fingerprint, model, modality, role, plan.onnx_precision, model_kwargs)
+                entry = cached_graph(cache, fingerprint, ["sentence-transformers pipeline", modality, role],
+                                     plan.onnx_precision, partial(_spec, model, modality, role), model_kwargs)
                 graphs[(modality, role)] = OnnxGraph(entry.path)
                 parts[label] = f"onnx {plan.onnx_precision}: {entry.path}"
             except ExportFailed as failure:
@@ -144,46 +142,23 @@ def select_forward(model: SentenceTransformer, checkpoint: Optional[str], plan: 
     report = store.load(record)
     if report is None:
         report = _measure(model, onnx_forward, plan, batch_size, requested, parts)
-        store.save(record, report)
+        store.save(record, report, "embedding")
     if report.backend == "onnx":
         return Selection(onnx_forward, report, fallback_precision)
     return Selection(torch_forward, report, report.precision)
 
 
-def _blocker(model: SentenceTransformer, checkpoint: Optional[str], late_interaction: bool) -> Optional[str]:
-    """Why this model stays on torch without trying an export, or None."""
+def _blocker(model: SentenceTransformer, late_interaction: bool) -> str:
+    """Why this model stays on torch without trying an export ("" if nothing stops it)."""
     if late_interaction:
         return "late-interaction models (ColPali family) run on torch"
-    if checkpoint is None:
-        return "a model given as an object has no checkpoint files to key the graph cache; pass its directory"
-    parameters = sum(p.numel() for p in model.parameters())
-    if parameters > MAX_PARAMETERS:
-        return f"{parameters / 1e6:.0f}M parameters: larger than the {MAX_PARAMETERS / 1e6:.0f}M a single-file graph holds"
     if not any(model.supports(_ST_MODALITY[m]) for m in EXPORTED_MODALITIES):
         return f"it reads {model.modalities}, none of which is exported"
-    return None
+    return ""
 
 
 def _has_router(model: SentenceTransformer) -> bool:
     return any(type(module).__name__ == "Router" for module in model)
-
-
-def _graph_entry(cache: GraphCache, fingerprint: str, model: SentenceTransformer, modality: str,
-                 role: Optional[str], precision: str, model_kwargs: Mapping[str, Any]) -> Any:
-    """The cached fp32 graph of one part (built and verified if needed), and its int8 form on request."""
-    key = stable_hash([fingerprint, "sentence-transformers pipeline", modality, role, EXPORTER_VERSION, OPSET,
-                       runtime_versions(), repr(sorted(model_kwargs.items()))])
-    spec: list[GraphSpec] = []  # built once, only if a build is needed
-
-    def graph_spec() -> GraphSpec:
-        if not spec:
-            spec.append(_spec(model, modality, role))
-        return spec[0]
-
-    fp32 = cache.get_or_build(key, lambda path: export_fp32(graph_spec(), path))
-    if precision == "fp32":
-        return fp32
-    return cache.get_or_build(stable_hash([key, "int8"]), lambda path: quantize_int8(graph_spec(), fp32.path, path))
 
 
 def _spec(model: SentenceTransformer, modality: str, role: Optional[str]) -> GraphSpec:
@@ -229,35 +204,17 @@ def _measure(model: SentenceTransformer, onnx_forward: OnnxForward, plan: Plan, 
     modality = next(m for m in EXPORTED_MODALITIES if any(key[0] == m for key in onnx_forward.graphs))
     rows = min(batch_size, PROBE_ROWS)
     features = model.preprocess(_sample_inputs(model, modality, rows)[0])
-    role: Role = "document"
 
-    def timed(forward: Any) -> tuple[float, np.ndarray]:
-        with torch.inference_mode():
-            seconds, output = best_of(lambda: forward(dict(features), role).float().cpu().numpy())
-        return rows / seconds, output
+    def run(forward: Any) -> Any:
+        def once() -> np.ndarray:
+            with torch.inference_mode():
+                return forward(dict(features), "document").float().cpu().numpy()
+        return once
 
-    reference_speed, reference = timed(onnx_forward.fallback)
-    measurements = [Measurement("torch fp32", reference_speed)]
-    speed, output = timed(onnx_forward)
-    measurements.append(Measurement("onnx fp32", speed, _min_cosine(output, reference)))
-    for precision in torch_candidates(plan):
-        if precision == "fp32":
-            continue
-        lowered = copy.deepcopy(model).to(dtype=torch.bfloat16)
-        speed, output = timed(TorchForward(lowered))
-        measurements.append(Measurement(f"torch {precision}", speed, _min_cosine(output, reference)))
-        del lowered
-    # ONNX fp32 passed the export's exactness check: its agreement is shown, not a gate.
-    exact = [m if m.path != "onnx fp32" else Measurement(m.path, m.items_per_s) for m in measurements]
-    chosen = pick(exact)
-    chosen = next(m for m in measurements if m.path == chosen.path)
-    backend, precision = chosen.path.split()
+    runs = {"torch fp32": run(onnx_forward.fallback), "onnx fp32": run(onnx_forward)}
+    lowered = {p: copy.deepcopy(model).to(dtype=torch_dtype(p)) for p in torch_candidates(plan) if p != "fp32"}
+    runs.update({f"torch {p}": run(TorchForward(m)) for p, m in lowered.items()})
     probe = f"a probe batch of {rows} {UNITS[modality]}, {default_threads()} threads"
-    return BackendReport(backend, precision, explain(chosen, measurements, UNITS[modality], probe),  # type: ignore[arg-type]
-                         dict(requested), dict(parts), tuple(measurements))
-
-
-def _min_cosine(output: np.ndarray, reference: np.ndarray) -> float:
-    a, b = output.reshape(len(output), -1), reference.reshape(len(reference), -1)
-    norms = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-    return float(np.min(np.sum(a * b, axis=1) / norms))
+    chosen, measurements, reason = measure(runs, rows, UNITS[modality], probe, min_cosine)
+    backend, precision = chosen.path.split()
+    return BackendReport(backend, precision, reason, dict(requested), dict(parts), tuple(measurements))  # type: ignore[arg-type]

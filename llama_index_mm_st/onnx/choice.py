@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence
+from typing import Any, Callable, Collection, Literal, Mapping, Optional, Sequence
 
 from ..types import Backend, Precision
 from .cache import GraphCache
@@ -33,6 +33,7 @@ BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx")
 MIN_AGREEMENT = 0.999
 """A lossy path (torch bf16) is an ``auto`` candidate only at or above this agreement with torch fp32."""
 REPEATS = 3
+REFERENCE = "torch fp32"
 Runs = Literal["torch", "onnx"]
 
 
@@ -142,12 +143,38 @@ def best_of(run: Callable[[], Any], repeats: int = REPEATS) -> tuple[float, Any]
     return best, output
 
 
-def pick(measurements: Sequence[Measurement], min_agreement: float = MIN_AGREEMENT) -> Measurement:
-    """The fastest measured path whose agreement (if lossy) is at least ``min_agreement``."""
-    eligible = [m for m in measurements if m.agreement is None or m.agreement >= min_agreement]
+def pick(measurements: Sequence[Measurement], exact: Collection[str], min_agreement: float = MIN_AGREEMENT) -> Measurement:
+    """The fastest measured path that is exact (torch fp32, or a path in ``exact``) or agrees with
+    torch fp32 at least ``min_agreement``."""
+    eligible = [m for m in measurements
+                if m.agreement is None or m.path in exact or m.agreement >= min_agreement]
     if not eligible:
         raise ValueError("no measured path is exact or agrees with torch fp32")
     return max(eligible, key=lambda m: m.items_per_s)
+
+
+def measure(runs: Mapping[str, Callable[[], Any]], rows: int, unit: str, probe: str,
+            agreement: Callable[[Any, Any], float]) -> tuple[Measurement, list[Measurement], str]:
+    """Time every path of ``runs`` ("torch fp32" first: the reference) on one probe of ``rows`` items;
+    (the chosen path, all measurements, the sentence that says why). ONNX fp32 passed its exactness
+    check at export, so its agreement is shown, not a gate; other paths must reach ``MIN_AGREEMENT``."""
+    reference_seconds, reference = best_of(runs[REFERENCE])
+    measurements = [Measurement(REFERENCE, rows / reference_seconds)]
+    for path, run in runs.items():
+        if path != REFERENCE:
+            seconds, output = best_of(run)
+            measurements.append(Measurement(path, rows / seconds, agreement(output, reference)))
+    chosen = pick(measurements, exact={"onnx fp32"})
+    return chosen, measurements, explain(chosen, measurements, unit, probe)
+
+
+def min_cosine(output: Any, reference: Any) -> float:
+    """The smallest row cosine between two output arrays (embeddings, hidden states)."""
+    import numpy as np
+
+    a, b = np.asarray(output).reshape(len(output), -1), np.asarray(reference).reshape(len(reference), -1)
+    norms = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return float(np.min(np.sum(a * b, axis=1) / norms))
 
 
 def explain(chosen: Measurement, measurements: Sequence[Measurement], unit: str, probe: str) -> str:
@@ -192,8 +219,8 @@ class DecisionStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def save(self, path: Path, report: BackendReport) -> None:
-        record = {"report": report.to_dict(), "cpu": cpu_signature(), "measured_at": time.time()}
+    def save(self, path: Path, report: BackendReport, what: str) -> None:
+        record = {"report": report.to_dict(), "what": what, "cpu": cpu_signature(), "measured_at": time.time()}
         write_text_atomic(path, json.dumps(record, indent=1, sort_keys=True))
 
     def recorded(self, fingerprint: str) -> list[dict[str, Any]]:
@@ -207,6 +234,19 @@ class DecisionStore:
             if record.get("cpu") == cpu_signature():
                 found.append(record)
         return sorted(found, key=lambda r: -float(r.get("measured_at", 0)))
+
+
+def recorded_choices(checkpoint: str, what: str = "embedding", cache: Optional[GraphCache] = None) -> list[BackendReport]:
+    """``auto``'s decisions recorded for a checkpoint (a directory, or a hub id in the local cache) on
+    this CPU, newest first; empty when it has not been measured here. Loads no model code."""
+    from .fingerprint import checkpoint_directory, directory_fingerprint
+
+    cache = cache or GraphCache()
+    directory = checkpoint_directory(checkpoint)
+    if directory is None:
+        return []
+    records = DecisionStore(cache).recorded(directory_fingerprint(directory, cache.memo))
+    return [BackendReport.from_dict(r["report"]) for r in records if r.get("what") == what]
 
 
 def log_choice(what: str, report: BackendReport) -> None:

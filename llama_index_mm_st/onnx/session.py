@@ -71,5 +71,5 @@ class OnnxGraph:
 def _array(value: Any, dtype: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
-    array = np.asarray(value)
+    array = np.ascontiguousarray(value)  # an expanded (stride-0) view must be materialised for the runtime
     return array.astype(dtype, copy=False) if dtype is not None and array.dtype != dtype else array
