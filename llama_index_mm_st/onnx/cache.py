@@ -94,9 +94,11 @@ class GraphCache:
             return None
         return CachedGraph(graph, meta) if intact else None
 
-    def get_or_build(self, key: str, build: Callable[[Path], Mapping[str, Any]]) -> CachedGraph:
+    def get_or_build(self, key: str, build: Callable[[Path], Mapping[str, Any]],
+                     about: Mapping[str, Any] | None = None) -> CachedGraph:
         """The entry for ``key``, built by ``build(graph_path) -> meta`` if it is not there (or not intact).
-        ``build`` raises ``ExportFailed`` to record that this graph can't be had."""
+        ``build`` raises ``ExportFailed`` to record that this graph can't be had; ``about`` (what the
+        graph is, for people reading the cache) is recorded either way."""
         found = self.load(key)
         if found is not None:
             return found
@@ -105,19 +107,19 @@ class GraphCache:
             found = self.load(key)  # another process may have built it while we waited
             if found is not None:
                 return found
-            self._build(key, build)
+            self._build(key, build, dict(about or {}))
         built = self.load(key)
         if built is None:
             raise ExportFailed(f"the cache entry {self.entry(key)} did not verify right after it was built")
         return built
 
-    def _build(self, key: str, build: Callable[[Path], Mapping[str, Any]]) -> None:
+    def _build(self, key: str, build: Callable[[Path], Mapping[str, Any]], about: dict[str, Any]) -> None:
         prefix = f".build-{key[:16]}-"
         for leftover in self.graphs.glob(prefix + "*"):  # a crashed build of this key (we hold its lock)
             shutil.rmtree(leftover, ignore_errors=True)
         shutil.rmtree(self.entry(key), ignore_errors=True)  # stale or corrupt
         staging = Path(tempfile.mkdtemp(dir=self.graphs, prefix=prefix))
-        record: dict[str, Any] = {"key": key, "built_at": time.time(), "builder_pid": os.getpid()}
+        record: dict[str, Any] = {**about, "key": key, "built_at": time.time(), "builder_pid": os.getpid()}
         try:
             try:
                 record.update(build(staging / GRAPH_FILE))

@@ -43,7 +43,9 @@ def cached_graph(cache: GraphCache, fingerprint: str, part: Sequence[Any], preci
             made.append(make_spec())
         return made[0]
 
-    fp32 = cache.get_or_build(key, lambda path: export_fp32(spec(), path))
+    about = {"part": [str(p) for p in part], "fingerprint": fingerprint}
+    fp32 = cache.get_or_build(key, lambda path: export_fp32(spec(), path), {**about, "precision": "fp32"})
     if precision == "fp32":
         return fp32
-    return cache.get_or_build(stable_hash([key, "int8"]), lambda path: quantize_int8(spec(), fp32.path, path))
+    return cache.get_or_build(stable_hash([key, "int8"]), lambda path: quantize_int8(spec(), fp32.path, path),
+                              {**about, "precision": "int8"})
