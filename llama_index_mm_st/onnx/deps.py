@@ -18,7 +18,13 @@ EXTRA = "onnx"
 
 def onnxruntime_available() -> bool:
     """True when ``import onnxruntime`` (and ``onnx``, which quantization needs) would succeed."""
-    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
+    for name in ("onnxruntime", "onnx"):
+        try:
+            if importlib.util.find_spec(name) is None:
+                return False
+        except ValueError:  # sys.modules[name] is None: the import is blocked
+            return False
+    return True
 
 
 def import_onnxruntime() -> Any:

@@ -52,6 +52,10 @@ class LoadOptions:
         """The instruction, for a CrossEncoder with a chat template to put it in (a VLM reranker)."""
         return self.instruction if model.supports("message") else None
 
+    def check(self) -> None:
+        """Refuse a (backend, precision) pair that can't run, before any model is loaded."""
+        self.plan(resolve_device(self.device))
+
     def plan(self, device: str) -> Plan:
         """The validated (backend, precision) request for ``device`` (``onnx/choice.py``)."""
         return backend_plan(self.backend, self.precision, device)

@@ -147,6 +147,7 @@ class MultimodalReranker(BaseNodePostprocessor):
             device=device, precision=precision, backend=backend, instruction=instruction, trust_remote_code=trust_remote_code,
             model_kwargs=dict(model_kwargs or {}), processor_kwargs=dict(processor_kwargs or {}),
         )
+        options.check()
         scorers = [load_scorer(spec, options) for spec in specs]
         if instruction is not None and not any(getattr(s, "instruction", None) == instruction for s in scorers):
             raise ValueError("instruction is for chat-template rerankers (VLMs), and none of the models takes one")
