@@ -26,7 +26,7 @@ from .errors import (
     UnsupportedFilterError,
     UnsupportedModalityError,
 )
-from .types import Modality
+from .types import Backend, Modality
 
 if TYPE_CHECKING:
     from .embedding import EmbeddingResult, MultimodalEmbedding
@@ -58,6 +58,7 @@ _LAZY = {
 __all__ = sorted(
     [
         *_LAZY,
+        "Backend",
         "CaptionFileError",
         "EncodeError",
         "ImageLoadError",

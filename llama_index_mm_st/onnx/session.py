@@ -46,7 +46,7 @@ class OnnxGraph:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # errors only: the graph's unused-initializer notes are noise
+        options.log_severity_level = 4  # fatal only: a refused input is raised as a ValueError carrying the message
         self.path = Path(path)
         self.threads = options.intra_op_num_threads
         self._errors = runtime_errors()
