@@ -11,6 +11,7 @@ pytest.importorskip("onnxruntime")
 
 from llama_index_mm_st.embedding import MultimodalEmbedding  # noqa: E402
 from llama_index_mm_st.onnx.cache import CACHE_ENV  # noqa: E402
+from tests.cli.conftest import corpus, run_cli  # noqa: E402, F401  (the CLI's fixtures, for test_pipeline)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import numpy as np
 
 from llama_index_mm_st.embedding import MultimodalEmbedding
 from llama_index_mm_st.rerank import MultimodalReranker
-from tests.cli.conftest import RARE_TEXT, corpus, run_cli  # noqa: F401  (fixtures)
+from tests.cli.conftest import RARE_TEXT
 
 from .conftest import graph_metas
 
@@ -23,7 +23,7 @@ def _search(run_cli, store: Path, *args: str) -> list[dict]:  # type: ignore[no-
     return json.loads(out)
 
 
-def test_index_and_search_with_backend_onnx_equal_torch(run_cli, corpus, tmp_path, tiny_clip_dir,  # noqa: F811
+def test_index_and_search_with_backend_onnx_equal_torch(run_cli, corpus, tmp_path, tiny_clip_dir,
                                                         tiny_bert_cross_encoder_dir, fresh_cache):
     stores = {}
     for backend in ("onnx", "torch"):
@@ -42,7 +42,7 @@ def test_index_and_search_with_backend_onnx_equal_torch(run_cli, corpus, tmp_pat
     assert any(m["part"] == ["cross-encoder scores"] for m in graph_metas(fresh_cache))
 
 
-def test_info_says_what_auto_measured_for_the_index_model(run_cli, corpus, tmp_path, tiny_clip_dir,  # noqa: F811
+def test_info_says_what_auto_measured_for_the_index_model(run_cli, corpus, tmp_path, tiny_clip_dir,
                                                           fresh_cache):
     store = tmp_path / "index"
     assert run_cli("index", str(corpus / "notes.txt"), "--store", str(store), "--model", str(tiny_clip_dir),
