@@ -41,6 +41,16 @@ def cpu_has_fast_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_vnni() -> bool:
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI or AVX-VNNI)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_vnni" in flags or " avx_vnni" in flags
+
+
 def resolve_precision(precision: str, device: str) -> Precision:
     """Turn ``"auto"`` into a concrete precision for ``device``; reject unknown names."""
     if precision not in PRECISIONS:

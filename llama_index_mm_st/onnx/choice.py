@@ -251,8 +251,9 @@ def recorded_choices(checkpoint: str, what: str = "embedding", cache: Optional[G
 
 def log_choice(what: str, report: BackendReport) -> None:
     """One line per component: which path it runs on and why (INFO; a WARNING when ONNX was asked for
-    explicitly and a part stayed on torch)."""
+    explicitly and the model, or a part of it, stayed on torch)."""
     fallback = [f"{part}: {how}" for part, how in report.parts.items() if how.startswith("torch")]
-    level = logging.WARNING if fallback and report.requested.get("backend") == "onnx" else logging.INFO
+    missed = report.requested.get("backend") == "onnx" and (fallback or report.backend == "torch")
+    level = logging.WARNING if missed else logging.INFO
     logger.log(level, "%s runs on %s %s: %s%s", what, report.backend, report.precision, report.reason,
                f" ({'; '.join(fallback)})" if fallback else "")

@@ -92,9 +92,13 @@ def verify(spec: GraphSpec, path: Path) -> float:
     return worst
 
 
-def quantize_int8(spec: GraphSpec, fp32_path: Path, path: Path) -> dict[str, Any]:
-    """Dynamic int8 quantization of an fp32 graph (weights int8, activations quantized per batch),
-    with its measured agreement to torch fp32 over the spec's samples."""
+def quantize_int8(spec: GraphSpec, fp32_path: Path, path: Path, reduce_range: bool) -> dict[str, Any]:
+    """Dynamic int8 quantization of an fp32 graph (weights int8 per channel, activations quantized per
+    batch), with its measured agreement to torch fp32 over the spec's samples.
+
+    ``reduce_range`` (7-bit weights) is for CPUs without VNNI: their u8 x s8 kernels (VPMADDUBSW) can
+    saturate 16-bit sums on full-range weights. On all-MiniLM-L6-v2 it raised the worst cosine to fp32
+    from 0.972 to 0.979 on such a CPU (mean 0.991 either way); per-tensor weights fell to 0.67-0.89."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     previous = logging.root.manager.disable
@@ -102,7 +106,8 @@ def quantize_int8(spec: GraphSpec, fp32_path: Path, path: Path) -> dict[str, Any
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8, per_channel=True)
+            quantize_dynamic(str(fp32_path), str(path), weight_type=QuantType.QInt8, per_channel=True,
+                             reduce_range=reduce_range)
     except EXPORT_ERRORS + runtime_errors() as exc:
         raise ExportFailed(f"int8 quantization failed ({type(exc).__name__}: {_first_line(exc)})") from exc
     finally:
@@ -118,7 +123,7 @@ def quantize_int8(spec: GraphSpec, fp32_path: Path, path: Path) -> dict[str, Any
     cosine = min(cosines) if cosines else 1.0
     if expected.ndim > 1 and expected.shape[-1] > 1 and cosine < INT8_MIN_COSINE:  # vectors, not single scores
         raise ExportFailed(f"the int8 graph's outputs fall to cosine {cosine:.3f} against fp32")
-    return {"quantization": "onnxruntime quantize_dynamic, QInt8 weights, per channel",
+    return {"quantization": f"onnxruntime quantize_dynamic, QInt8 weights per channel, reduce_range={reduce_range}",
             "int8_min_cosine": cosine, "int8_max_abs_diff": max(diffs)}
 
 

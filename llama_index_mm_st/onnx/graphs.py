@@ -47,5 +47,9 @@ def cached_graph(cache: GraphCache, fingerprint: str, part: Sequence[Any], preci
     fp32 = cache.get_or_build(key, lambda path: export_fp32(spec(), path), {**about, "precision": "fp32"})
     if precision == "fp32":
         return fp32
-    return cache.get_or_build(stable_hash([key, "int8"]), lambda path: quantize_int8(spec(), fp32.path, path),
+    from ..runtime import cpu_has_vnni
+
+    reduce_range = not cpu_has_vnni()  # see quantize_int8
+    return cache.get_or_build(stable_hash([key, "int8", reduce_range]),
+                              lambda path: quantize_int8(spec(), fp32.path, path, reduce_range),
                               {**about, "precision": "int8"})

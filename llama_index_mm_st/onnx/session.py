@@ -15,6 +15,8 @@ import numpy as np
 
 from .deps import import_onnxruntime
 
+SPIN_WAITING_THREADS = False
+"""ONNX Runtime's idle intra-op threads spin by default; here they sleep, so decoding gets the cores."""
 _DTYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
            "tensor(bool)": np.bool_, "tensor(double)": np.float64, "tensor(float16)": np.float16}
 
@@ -45,7 +47,7 @@ class OnnxGraph:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPIN_WAITING_THREADS else "0")
         options.log_severity_level = 4  # fatal only: a refused input is raised as a ValueError carrying the message
         self.path = Path(path)
         self.threads = options.intra_op_num_threads

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import MissingDependencyError
 from ..multivector import LATE_INTERACTION_ARCHITECTURES, native_checkpoint
-from ..onnx.choice import Plan, log_choice, plan as backend_plan
+from ..onnx.choice import BackendReport, Plan, log_choice, plan as backend_plan
 from ..runtime import resolve_device
 from ..types import Backend, Precision
 from .scorers.base import Scorer, score_head_name, store_linear_weights
@@ -166,7 +166,8 @@ def wrap_model(model: Any, options: LoadOptions) -> Scorer:
     if isinstance(model, MultiVectorEncoder):
         return LateInteractionScorer(model, precision=precision)
     if isinstance(model, CrossEncoder):
-        return CrossEncoderScorer(model, precision=precision, instruction=options.instruction_for(model))
+        return _as_given(CrossEncoderScorer(model, precision=precision, instruction=options.instruction_for(model)),
+                         options, precision)
     if isinstance(model, BlipForImageTextRetrieval):
         source = getattr(model, "name_or_path", "")
         if not source:
@@ -174,5 +175,14 @@ def wrap_model(model: Any, options: LoadOptions) -> Scorer:
                 "a BlipForImageTextRetrieval object needs its processor: pass BlipITMScorer(model, processor)"
             )
         processor = AutoProcessor.from_pretrained(source, **options.processor_kwargs)
-        return BlipITMScorer(model, processor, precision=precision)
+        return _as_given(BlipITMScorer(model, processor, precision=precision), options, precision)
     raise TypeError(f"model has type {type(model).__name__}; accepted: {MODEL_HELP}")
+
+
+def _as_given(scorer: Any, options: LoadOptions, precision: Precision) -> Any:
+    """A scorer around a caller's model object: it runs on torch, and says so (one log line)."""
+    reason = "a model given as an object runs on torch: no checkpoint files key an ONNX graph; pass its name or directory"
+    scorer.report = BackendReport("torch", precision, reason, {"backend": options.backend, "precision": options.precision})
+    if options.backend != "torch":
+        log_choice(f"reranker {scorer.name}", scorer.report)
+    return scorer

@@ -185,7 +185,7 @@ class MultimodalReranker(BaseNodePostprocessor):
         for scorer in self._scorers:
             report = getattr(scorer, "report", None)
             found.append({"scorer": scorer.name, **(report.to_dict() if report is not None else
-                                                    {"backend": "torch", "reason": "a scorer given as an object"})})
+                                                    {"backend": "torch", "reason": "a Scorer given as an object"})})
         return found
 
     @property

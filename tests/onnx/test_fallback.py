@@ -49,9 +49,17 @@ def test_late_interaction_models_stay_on_torch_with_one_info_line(tiny_colpali_d
     assert len(lines) == 1 and lines[0].levelno == logging.INFO
 
 
-def test_vlm_rerankers_and_model_objects_stay_on_torch(tiny_qwen_vl_reranker_dir, tiny_clip_dir):
+def test_vlm_rerankers_and_model_objects_stay_on_torch(tiny_qwen_vl_reranker_dir, tiny_clip_dir,
+                                                       tiny_bert_cross_encoder_dir, caplog):
     pytest.importorskip("torchvision")
-    vlm = MultimodalReranker(str(tiny_qwen_vl_reranker_dir), backend="onnx")
+    from sentence_transformers import CrossEncoder
+
+    with caplog.at_level(logging.INFO, logger="llama_index_mm_st.onnx"):
+        vlm = MultimodalReranker(str(tiny_qwen_vl_reranker_dir), backend="onnx")
+        given = MultimodalEmbedding(model=SentenceTransformer(str(tiny_clip_dir), device="cpu"), backend="onnx")
+        given_reranker = MultimodalReranker(CrossEncoder(str(tiny_bert_cross_encoder_dir), device="cpu"), backend="onnx")
     assert vlm.describe()[0]["backend"] == "torch" and "VLM rerankers" in vlm.describe()[0]["reason"]
-    given = MultimodalEmbedding(model=SentenceTransformer(str(tiny_clip_dir), device="cpu"), backend="onnx")
     assert given.backend == "torch" and "given as an object" in given.describe()["reason"]
+    assert given_reranker.describe()[0]["backend"] == "torch" and "given as an object" in given_reranker.describe()[0]["reason"]
+    lines = _onnx_lines(caplog)  # backend="onnx" was asked for: each says it stayed on torch, as a warning
+    assert len(lines) == 3 and all(r.levelno == logging.WARNING for r in lines)
