@@ -24,6 +24,16 @@ def clip_torch(tiny_clip_dir: Path) -> MultimodalEmbedding:
     return MultimodalEmbedding(str(tiny_clip_dir), backend="torch", precision="fp32")
 
 
+@pytest.fixture(scope="session")
+def tiny_siglip2_naflex_dir(fixture_root: Path) -> Path:
+    from tests.fixtures import models
+
+    path = fixture_root / "models" / "siglip2_naflex"
+    if not (path / "config.json").exists():
+        models.build_tiny_siglip2_naflex(path)
+    return path
+
+
 @pytest.fixture()
 def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty graph cache for this test only (builds and decisions start from nothing)."""

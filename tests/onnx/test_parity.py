@@ -61,6 +61,20 @@ def test_siglip_text_and_images_equal_the_references(tiny_siglip_dir, image_file
     np.testing.assert_allclose(ours.get_image_embedding_batch(paths), image_reference, atol=TOL)
 
 
+def test_siglip2_naflex_images_of_any_shape_equal_sentence_transformers(tiny_siglip2_naflex_dir, image_files):
+    """NaFlex cuts each image into its own grid of patches (``spatial_shapes``): a trace that baked in one
+    grid would fail here, on images of other aspect ratios than the traced ones."""
+    ours = MultimodalEmbedding(str(tiny_siglip2_naflex_dir), backend="onnx")
+    _on_onnx(ours.describe(), ["text", "image"])
+    reference = SentenceTransformer(str(tiny_siglip2_naflex_dir), device="cpu")
+    rng = np.random.default_rng(3)
+    shapes = [(48, 200), (300, 40), (64, 64), (120, 90)]
+    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in shapes]
+    images += [_rgb(p) for p in image_files.values()]
+    np.testing.assert_allclose(ours.get_image_embedding_batch(images),
+                               reference.encode_document(images, normalize_embeddings=True), atol=TOL)
+
+
 def test_clap_text_and_audio_equal_sentence_transformers(tiny_clap_dir, media_files):
     pytest.importorskip("soundfile")  # what sentence-transformers decodes WAV with
     ours = MultimodalEmbedding(str(tiny_clap_dir), backend="onnx")
