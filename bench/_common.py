@@ -43,6 +43,38 @@ def best_of(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def interleaved(variants: "dict[str, Callable[[], object]]", repeats: int) -> "dict[str, list[float]]":
+    """Wall times of each variant over ``repeats`` rounds run in turn (A B C, A B C, ...), after one
+    warm-up call each: on shared cores a busy moment slows one round, not one variant."""
+    for fn in variants.values():
+        fn()
+    times: dict[str, list[float]] = {label: [] for label in variants}
+    for _ in range(repeats):
+        for label, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[label].append(time.perf_counter() - start)
+    return times
+
+
+def cpu_flags_summary() -> str:
+    """The lscpu flags that decide the fast paths: vector width and native bf16/int8 dot products."""
+    try:
+        flags = next(line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "flags unknown"
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    present = [flag for flag in wanted if flag in flags]
+    missing = [flag for flag in wanted if flag not in flags]
+    return f"lscpu flags: {' '.join(present) or '-'} (no {' '.join(missing)})" if missing else f"lscpu flags: {' '.join(present)}"
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cpus"
+
+
 def cpu_model() -> str:
     """The CPU's model name as lscpu/proc report it (platform.processor() is often empty on Linux)."""
     try:

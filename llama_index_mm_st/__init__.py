@@ -30,7 +30,7 @@ from .errors import (
     UnsupportedFilterError,
     UnsupportedModalityError,
 )
-from .types import Modality
+from .types import Backend, Modality
 
 if TYPE_CHECKING:
     from .embedding import MultimodalEmbedding
@@ -69,6 +69,7 @@ _LAZY = {
 __all__ = sorted(
     [
         *_LAZY,
+        "Backend",
         "CaptionFileError",
         "DiskFullError",
         "EncodeError",

@@ -15,7 +15,7 @@ import torch
 
 from .types import Precision
 
-PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16", "fp16", "int8")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -41,12 +41,22 @@ def cpu_has_fast_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_vnni() -> bool:
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI or AVX-VNNI)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_vnni" in flags or " avx_vnni" in flags
+
+
 def resolve_precision(precision: str, device: str) -> Precision:
     """Turn ``"auto"`` into a concrete precision for ``device``; reject unknown names."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
-        return precision  # type: ignore[return-value]
+        return precision  # type: ignore[return-value]  (int8 stays int8: only ONNX Runtime runs it)
     kind = torch.device(device).type
     if kind == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -59,4 +69,7 @@ def torch_dtype(precision: Precision) -> torch.dtype:
     """The torch dtype of a concrete precision."""
     if precision == "auto":
         raise ValueError("resolve 'auto' with resolve_precision() first")
+    if precision == "int8":
+        raise ValueError("precision 'int8' is ONNX Runtime's dynamic quantization, not a torch dtype: "
+                         "it needs backend='onnx' or 'auto'")
     return _DTYPES[precision]

@@ -27,7 +27,13 @@ OnUnsupported = Literal["raise", "keep"]
 Role = Literal["query", "document"]
 """Which side of retrieval an input is on; it selects the model's prompt."""
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
+"""``"int8"`` is ONNX Runtime's dynamic quantization (opt-in, lossy: see the README's agreement table);
+the others are torch dtypes, and fp32 on ONNX Runtime."""
+
+Backend = Literal["auto", "torch", "onnx"]
+"""What runs the forward pass: torch, ONNX Runtime, or ``"auto"``: the fastest exact path measured on
+this CPU (torch on a GPU). See ``onnx/choice.py``."""
 
 Embedding = list[float]
 

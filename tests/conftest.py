@@ -7,6 +7,8 @@ temp dir. No test touches a network or a model hub.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,16 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Exported ONNX graphs and backend="auto"'s decisions go to a per-session folder (shared by the CLI
+# subprocesses and Ray workers a test starts, which inherit the environment), never the user's cache.
+_SESSION_ONNX_CACHE = None if "MMST_ONNX_CACHE" in os.environ else tempfile.mkdtemp(prefix="mmst-onnx-tests-")
+if _SESSION_ONNX_CACHE is not None:
+    os.environ["MMST_ONNX_CACHE"] = _SESSION_ONNX_CACHE
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SESSION_ONNX_CACHE is not None:
+        shutil.rmtree(_SESSION_ONNX_CACHE, ignore_errors=True)
 
 from tests.fixtures import images as image_fixtures  # noqa: E402
 from tests.fixtures import models as model_fixtures  # noqa: E402

@@ -5,6 +5,7 @@ from __future__ import annotations
 import llama_index_mm_st
 
 EXPECTED = {
+    "Backend",
     "EmbeddingResult",
     "ImageReader",
     "MediaReader",

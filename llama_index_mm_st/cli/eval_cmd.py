@@ -14,7 +14,7 @@ import json
 from typing import Any, Optional
 
 from ..defaults import RERANK_CANDIDATES_PER_RESULT
-from .models import CLIError
+from .models import CLIError, add_backend_flags, backend_option
 from .retrieval_flags import add_retrieval_flags, retrieval_options
 
 MODES = ("dense", "sparse", "hybrid")
@@ -35,6 +35,7 @@ def add_eval_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("--json", action="store_true", help="print JSON rows")
     parser.add_argument("--allow-urls", action="store_true", help="let query images be http(s) URLs")
     add_retrieval_flags(parser)
+    add_backend_flags(parser)
     return parser
 
 
@@ -71,9 +72,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if manifest is None:
             raise CLIError("this index is empty: add files with 'mmst index PATH' first")
         with quiet_libraries():
-            embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls)
+            embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls, **backend_option(args))
             rerankers: list[tuple[Optional[str], Any]] = [(None, None)] + [
-                (model, load_reranker([model], top_n=shown, on_unsupported="keep")) for model in args.rerank or []]
+                (model, load_reranker([model], top_n=shown, on_unsupported="keep", **backend_option(args))) for model in args.rerank or []]
         for mode in dict.fromkeys(args.mode):
             for name, reranker in rerankers:
                 top_k = shown * RERANK_CANDIDATES_PER_RESULT if reranker is not None else shown

@@ -13,7 +13,7 @@ import os
 import sys
 
 from ..defaults import DEFAULT_MODEL
-from .models import CLIError, load_embedding, model_name, resolve_model
+from .models import CLIError, add_backend_flags, backend_option, load_embedding, model_name, resolve_model
 from .progress import BarProgress, Stage, quiet_libraries
 from .stores import DEFAULT_STORE, open_store, store_exists
 
@@ -25,6 +25,7 @@ def add_index_arguments(index: argparse.ArgumentParser) -> None:
     index.add_argument("--model", default=None,
                        help=f"hub model id or local model directory (default {DEFAULT_MODEL}); offline, use a "
                             "local directory or HF_HUB_OFFLINE=1 with a filled cache")
+    add_backend_flags(index)
     index.add_argument("--no-progress", action="store_true", help="no progress bars (model loading included)")
     index.add_argument("--strict", action="store_true",
                        help=f"exit with status {STRICT_EXIT} when any file was skipped (unreadable or broken)")
@@ -92,7 +93,7 @@ def _index(args: argparse.Namespace) -> int:
         source = early if early is not None and (requested or manifest is None) else \
             resolve_model(manifest.model if manifest else DEFAULT_MODEL)
         with quiet_libraries(), Stage("Loading model", enabled=progress):
-            embedding = load_embedding(source)
+            embedding = load_embedding(source, **backend_option(args))
         if ray is None:
             summary = Indexer(store, embedding, model_name=source.name, progress=BarProgress(progress)).index(args.paths)
         else:

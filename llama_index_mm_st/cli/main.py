@@ -1,10 +1,11 @@
 """``mmst``: index a folder, then search it by text or by example (an image, an audio or a video clip).
 
-    mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR] [--strict]
+    mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR] [--backend B] [--strict]
                [--sparse-model ID_OR_DIR [--no-bm25]]
     mmst search "TEXT" | --image PATH | --audio PATH | --video PATH [--top-k N] [--rerank MODEL]...
                 [--rerank-unsupported keep|raise] [--modality image|text|audio|video] [--mode dense|sparse|hybrid] [--json]
                 [--mmr [LAMBDA]] [--max-per-document N] [--fusion rrf|dbsf] [--rrf-k K] [--weight text=1,image=2]
+                [--backend auto|torch|onnx]
     mmst info [--recall]
     mmst eval QRELS [--mode dense sparse hybrid] [--rerank MODEL]... [--k K] [--json]
     mmst copy --to-store DIR | --to-url URL [--to-collection NAME] [--quantization int8|binary] [--on-disk]
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from ..defaults import DEFAULT_COLLECTION, RERANK_CANDIDATES_PER_RESULT
 from ..errors import MMSTError, UnsupportedModalityError
 from .index_cmd import STRICT_EXIT, add_index_arguments, cmd_index
-from .models import CLIError, load_embedding, load_reranker, model_name, resolve_model
+from .models import (CLIError, add_backend_flags, backend_option, load_embedding, load_reranker, model_backend_line,
+                     model_name, resolve_model)
 from .stores import DEFAULT_STORE, open_store
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid", help=MODE_HELP)
     search.add_argument("--model", default=None, help="model id (must match the one the index was built with)")
     search.add_argument("--json", action="store_true", help="print JSON (each row has its score_kind)")
+    add_backend_flags(search)
     from .retrieval_flags import add_retrieval_flags
 
     add_retrieval_flags(search)
@@ -157,9 +160,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         reranker = None
         with quiet_libraries():  # the answer goes to stdout; no loading bars on stderr for a search
             embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls,
-                                       allow_private_urls=args.allow_private_urls)
+                                       allow_private_urls=args.allow_private_urls, **backend_option(args))
             if args.rerank:
-                reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported)
+                reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported,
+                                         **backend_option(args))
         candidates = RERANK_CANDIDATES_PER_RESULT * args.top_k if reranker else args.top_k
         retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,
                                    modality=args.modality, **quality)
@@ -197,6 +201,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"collection: {args.collection}",
             f"model: {manifest.model if manifest else '(none yet)'}",
             f"dimension: {manifest.dim if manifest else '-'}",
+            *([model_backend_line(manifest.model)] if manifest else []),
             "vectors: " + ("late interaction (one vector per token or patch, MaxSim) plus a pooled vector"
                            if store.schema is not None and store.schema.late_interaction else "one per modality"),
             # The four text/image kinds always, audio and video when the index holds any.

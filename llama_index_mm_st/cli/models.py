@@ -11,6 +11,7 @@ Nothing here imports torch: the heavy imports happen inside ``load_embedding``/`
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TypeVar
@@ -140,10 +141,40 @@ def load_embedding(source: ModelSource, **options: Any) -> "MultimodalEmbedding"
 def load_reranker(models: Sequence[str], top_n: int, on_unsupported: str, **options: Any) -> "MultimodalReranker":
     """Several models: each node goes to the first that reads it; ``on_unsupported`` is always explicit,
     so a node no scorer reads behaves as the user asked whatever the library default is. ``options`` are
-    other ``MultimodalReranker`` arguments (device, precision)."""
+    other ``MultimodalReranker`` arguments (device, precision, backend)."""
     from ..rerank import MultimodalReranker
 
     sources = [resolve_model(model) for model in models]
     names = ", ".join(source.name for source in sources)
     return _load("reranker", ModelSource(names, names), lambda: MultimodalReranker(
         [source.load_from for source in sources], top_n=top_n, on_unsupported=on_unsupported, **options))
+
+
+def model_backend_line(model: str) -> str:
+    """``mmst info``'s line on the forward path ``backend="auto"`` measured for the index's model on this
+    CPU (read from the ONNX cache; loads no model code)."""
+    from ..onnx import recorded_choices
+
+    local = model if os.path.isdir(model) else (_cached_snapshot(model) if not looks_like_path(model) else None)
+    found = recorded_choices(local) if local else []
+    if not found:
+        return "model backend: not measured on this CPU yet (backend='auto' measures when the model first loads)"
+    return f"model backend: {found[0].backend} {found[0].precision} ({found[0].reason})"
+
+
+BACKEND_HELP = ("the models' forward pass: auto (default: the fastest exact path measured on this CPU, torch on a "
+                "GPU), torch, or onnx (ONNX Runtime, extra [onnx]; exported once, cached)")
+PRECISION_HELP = ("auto (default): bf16 where the hardware runs it natively (auto's measured choice on a CPU), else "
+                  "fp32; fp32 is exact; int8 is ONNX Runtime's quantization (opt-in, see the README's agreement table)")
+
+
+def add_backend_flags(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--precision``: how the models run (``mmst index``, ``search``, ``eval``, ``serve``)."""
+    parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None, help=BACKEND_HELP)
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16", "int8"], default=None,
+                        help=PRECISION_HELP)
+
+
+def backend_option(args: argparse.Namespace) -> dict[str, Any]:
+    """``--backend``/``--precision`` as model options; only those given, so the library defaults apply."""
+    return {name: getattr(args, name) for name in ("backend", "precision") if getattr(args, name, None)}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..defaults import DEFAULT_STORE_DIR
-from .models import CLIError
+from .models import CLIError, add_backend_flags, backend_option
 
 API_KEY_ENV = "MMST_API_KEY"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -41,8 +41,7 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
                        help=f"key every route but /health and /metrics requires (default: ${API_KEY_ENV}; none: open)")
     serve.add_argument("--served-model-name", default=None, help="the name clients send as 'model' (default: --model)")
     serve.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    serve.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                       help="auto: bf16 where the hardware runs it natively, else fp32")
+    add_backend_flags(serve)
     limits = serve.add_argument_group("limits")
     limits.add_argument("--max-queue", type=int, default=defaults.max_queue,
                         help="items waiting per model before 429 (default %(default)s)")
@@ -122,11 +121,11 @@ def _serve(args: argparse.Namespace, store: Any, limits: Any, api_key: Optional[
     requested = model_name(args.model) if args.model else None
     check_model(manifest, requested)
     source = resolve_model(requested or (manifest.model if manifest else DEFAULT_MODEL))  # fails fast offline
-    reranker_options = {"device": args.device, "precision": args.precision}
+    model_options = {"device": args.device, **backend_option(args)}
 
     def load() -> Components:
-        embedding = load_embedding(source, device=args.device, precision=args.precision)
-        reranker = (load_reranker(args.rerank, top_n=limits.max_top_k, on_unsupported="keep", **reranker_options)
+        embedding = load_embedding(source, **model_options)
+        reranker = (load_reranker(args.rerank, top_n=limits.max_top_k, on_unsupported="keep", **model_options)
                     if args.rerank else None)
         return Components(embedding, reranker, store, close_store=False)  # cmd_serve closes it
 

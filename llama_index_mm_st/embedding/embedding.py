@@ -28,9 +28,11 @@ from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
 from ..inputs import INPUT_READERS, NodeParts, Parts, data_uri_modality, read_node
 from ..media import MediaLimits
 from ..multivector import PooledVector, attach_multivector, native_checkpoint
+from ..onnx.choice import BackendReport, log_choice, plan as backend_plan
 from ..runtime import resolve_device, resolve_precision, torch_dtype
-from ..types import Embedding, EmbeddingResult, Modality, OnError, Precision, Role
+from ..types import Backend, Embedding, EmbeddingResult, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder
+from .forward import Forward, select_forward
 from .late import LateEncoder
 from .profiles import backbone_config, checkpoint_kind, image_target_size, profile_for
 
@@ -68,7 +70,13 @@ class MultimodalEmbedding(MultiModalEmbedding):
     embed_batch_size: int = Field(default=256, gt=0, le=2048, description="Items per LlamaIndex batch call.")
     batch_size: int = Field(default=32, gt=0, description="Items per model forward pass.")
     device: Optional[str] = Field(default=None, description="cuda, mps, cpu; None picks the best available.")
-    precision: Precision = Field(default="auto", description="auto, fp32, bf16 or fp16.")
+    precision: Precision = Field(
+        default="auto", description="auto, fp32, bf16, fp16, or int8 (ONNX Runtime dynamic quantization, lossy, opt-in)."
+    )
+    backend: Backend = Field(
+        default="auto", description="auto: the fastest exact path measured on this CPU (torch on a GPU); torch; "
+        "or onnx (ONNX Runtime, extra [onnx]; the graph is exported once and cached).",
+    )
     normalize: bool = Field(default=True, description="L2-normalise embeddings.")
     truncate_dim: Optional[int] = Field(default=None, gt=0, description="Matryoshka truncation.")
     query_prompt_name: Optional[str] = Field(default=None, description="Prompt for queries (default: 'query').")
@@ -116,6 +124,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
 
     _model: SentenceTransformer = PrivateAttr()
     _encoder: Encoder = PrivateAttr()
+    _backend_report: BackendReport = PrivateAttr()
     _batchers: Dict[tuple, DynamicBatcher] = PrivateAttr(default_factory=dict)
     _init_args: Optional[Dict[str, Any]] = PrivateAttr(default=None)
 
@@ -135,6 +144,8 @@ class MultimodalEmbedding(MultiModalEmbedding):
         # What pickling sends instead of the loaded model; None when the model came as an object.
         self._init_args = None if model is not None else {"model_name": model_name, **kwargs}
         device = resolve_device(self.device)
+        plan = backend_plan(self.backend, self.precision, device)  # refuses a bad pair before loading anything
+        loaded_by_name = model is None
         if model is None:
             # The checkpoint says what kind of model it is (as the reranker's scorers are chosen): a
             # late-interaction retriever loads as a MultiVectorEncoder, anything else as a SentenceTransformer.
@@ -145,14 +156,21 @@ class MultimodalEmbedding(MultiModalEmbedding):
             )
         else:
             model.to(device)
-        precision = resolve_precision(self.precision, device)
-        model.to(dtype=torch_dtype(precision))
         model.eval()
-        self.device, self.precision = device, precision
+        if plan.onnx_precision is not None:
+            model.to(dtype=torch_dtype("fp32"))  # graphs are exported from (and checked against) fp32 weights
+        selection = select_forward(model, self.model_name if loaded_by_name else None, plan,
+                                   batch_size=self.batch_size, model_kwargs=self.model_kwargs,
+                                   late_interaction=_is_late(model))
+        model.to(dtype=torch_dtype(selection.torch_precision))
+        precision = selection.report.precision
+        self.device, self.precision, self.backend = device, precision, selection.report.backend
         self._model = model
-        self._encoder = self._build_encoder(model, precision)
+        self._backend_report = selection.report
+        self._encoder = self._build_encoder(model, precision, selection.forward)
+        log_choice(f"MultimodalEmbedding({self.model_name})", selection.report)
 
-    def _build_encoder(self, model: SentenceTransformer, precision: Precision) -> Encoder:
+    def _build_encoder(self, model: SentenceTransformer, precision: Precision, forward: Optional[Forward] = None) -> Encoder:
         profile = profile_for(model)
         fast = self.fast_decode if self.fast_decode is not None else precision != "fp32"
         draft = image_target_size(model) if (fast and profile.draft_decode) else None
@@ -173,7 +191,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
             return LateEncoder(model, profile, settings, prompts, workers, self.token_pool_factor)
         if self.token_pool_factor is not None:
             raise ValueError("token_pool_factor applies to late-interaction models only")
-        return Encoder(model, profile, settings, prompts, workers)
+        return Encoder(model, profile, settings, prompts, workers, forward)
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle the configuration, never the loaded model: the receiving process (a process pool,
@@ -193,6 +211,12 @@ class MultimodalEmbedding(MultiModalEmbedding):
     def model(self) -> SentenceTransformer:
         """The underlying Sentence Transformers model."""
         return self._model
+
+    def describe(self) -> Dict[str, Any]:
+        """What this embedding runs and why: model, device, the forward path (torch or ONNX Runtime, and
+        precision), the reason (``backend="auto"``: what it measured), and each exported part's graph."""
+        return {"model": self.model_name, "device": self.device, "dimension": self.dimension,
+                **self._backend_report.to_dict()}
 
     @property
     def late_interaction(self) -> bool:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.util import batch_to_device
 from tqdm.auto import tqdm
 
 from ..concurrency import Prefetched
@@ -30,6 +29,7 @@ from ..media import MediaLimits
 from ..media_refs import media_model_input
 from ..types import Modality, Role
 from .buckets import batch_rows, bucket_rows, pad_rows, pad_text_columns, right_padding
+from .forward import Forward, TorchForward
 from .profiles import ModelProfile, audio_sampling_rate, text_processing_kwargs, video_frame_chooser
 
 _ST_MODALITY: dict[str, Any] = {"text": "text", "image": "image", "text+image": ("image", "text"),
@@ -106,8 +106,11 @@ class Encoder:
         settings: EncodeSettings,
         prompt_names: dict[Role, str | None],
         workers: int,
+        forward: Forward | None = None,
     ) -> None:
         self.model = model
+        self.forward_pass: Forward = forward or TorchForward(model)
+        """Runs one batch of features through the model: torch or ONNX Runtime (``forward.py``)."""
         self.profile = profile
         self.settings = settings
         self.prompts = {role: resolve_prompt(model, role, prompt_names.get(role)) for role in ("query", "document")}
@@ -115,7 +118,6 @@ class Encoder:
         self._text_padding = None if self._text_kwargs else right_padding(model)
         self._sampling_rate = audio_sampling_rate(model)
         self._choose_frames = video_frame_chooser(model)
-        self._half = _half_dtype(model)
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mmst-decode")
 
     def supports(self, modality: Modality) -> bool:
@@ -259,10 +261,7 @@ class Encoder:
             features = pad_rows(features, rows, bucket_rows(rows, self.settings.batch_size))
             if self._text_padding is not None and features.get("modality") == "text":
                 features = pad_text_columns(features, *self._text_padding)
-        features = batch_to_device(features, self.model.device)
-        if self._half is not None:
-            features = cast_floating(features, self._half)
-        embeddings = self.model(features, task=role)["sentence_embedding"]
+        embeddings = self.forward_pass(features, role)
         if rows:
             embeddings = embeddings[:rows]
         return self._finish(embeddings)
@@ -307,19 +306,4 @@ def _label(item: Parts) -> str:
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
-
-
-def _half_dtype(model: Any) -> Optional[torch.dtype]:
-    """The model's dtype when it runs in bf16 or fp16, else None (fp32 inputs are passed as they are)."""
-    parameter = next(iter(model.parameters()), None)
-    dtype = parameter.dtype if parameter is not None else torch.float32
-    return dtype if dtype in (torch.bfloat16, torch.float16) else None
-
-
-def cast_floating(features: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
-    """Float inputs (pixels, audio features) in the model's half precision. Processors hand out fp32,
-    and some towers never cast them (CLAP's audio batch norm fails on a bf16 model: "mixed dtype");
-    sentence-transformers' own ``encode`` fails the same way. Integer inputs (ids, masks) stay."""
-    return {key: value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point()
-            and value.dtype != dtype else value for key, value in features.items()}
 

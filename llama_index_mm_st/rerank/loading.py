@@ -17,10 +17,12 @@ import torch
 
 from ..errors import MissingDependencyError
 from ..multivector import LATE_INTERACTION_ARCHITECTURES, native_checkpoint
-from ..runtime import resolve_device, resolve_precision
-from ..types import Precision
+from ..onnx.choice import BackendReport, Plan, log_choice, plan as backend_plan
+from ..runtime import resolve_device
+from ..types import Backend, Precision
 from .scorers.base import Scorer, score_head_name, store_linear_weights
 from .scorers.cross_encoder import CrossEncoderScorer
+from .scorers.forward import select_scores, select_towers
 from .scorers.itm import BlipITMScorer
 from .scorers.late import LateInteractionScorer
 
@@ -40,6 +42,7 @@ class LoadOptions:
 
     device: str | None = None
     precision: Precision = "auto"
+    backend: Backend = "auto"
     instruction: str | None = None
     trust_remote_code: bool = False
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -49,10 +52,20 @@ class LoadOptions:
         """The instruction, for a CrossEncoder with a chat template to put it in (a VLM reranker)."""
         return self.instruction if model.supports("message") else None
 
+    def check(self) -> None:
+        """Refuse a (backend, precision) pair that can't run, before any model is loaded."""
+        self.plan(resolve_device(self.device))
+
+    def plan(self, device: str) -> Plan:
+        """The validated (backend, precision) request for ``device`` (``onnx/choice.py``)."""
+        return backend_plan(self.backend, self.precision, device)
+
     def weight_kwargs(self, device: str) -> dict[str, Any]:
-        """fp32 asks for fp32 weights (exactness); lower precisions keep the checkpoint's dtype and autocast."""
+        """fp32 asks for fp32 weights (exactness, and what ONNX graphs are exported from); lower
+        precisions keep the checkpoint's dtype and autocast."""
         kwargs = dict(self.model_kwargs)
-        if resolve_precision(self.precision, device) == "fp32":
+        plan = self.plan(device)
+        if plan.torch_precision == "fp32" or plan.onnx_precision is not None:
             kwargs.setdefault("dtype", torch.float32)
         return kwargs
 
@@ -68,7 +81,11 @@ def load_cross_encoder(name: str, options: LoadOptions) -> Scorer:
         model_kwargs=options.weight_kwargs(device),
         processor_kwargs=dict(options.processor_kwargs) or None,
     )
-    scorer = CrossEncoderScorer(model, precision=options.precision, instruction=options.instruction_for(model), name=name)
+    selection = select_scores(model, name, options.plan(device), options.model_kwargs)
+    scorer = CrossEncoderScorer(model, precision=selection.torch_precision, instruction=options.instruction_for(model),
+                                name=name, scores=selection.scores)
+    scorer.report = selection.report
+    log_choice(f"reranker {name}", selection.report)
     head = score_head_name(model)
     store_linear_weights(model, scorer.precision, keep={head} if head else set())
     if head is not None and scorer.precision != "fp32":
@@ -86,7 +103,11 @@ def load_blip_itm(name: str, options: LoadOptions) -> Scorer:
     processor = AutoProcessor.from_pretrained(
         name, trust_remote_code=options.trust_remote_code, **options.processor_kwargs
     )
-    scorer = BlipITMScorer(model.to(device), processor, precision=options.precision, name=name)
+    model = model.to(device).eval()
+    selection = select_towers(model, processor, name, options.plan(device), options.model_kwargs)
+    scorer = BlipITMScorer(model, processor, precision=selection.torch_precision, name=name, towers=selection.towers)
+    scorer.report = selection.report
+    log_choice(f"reranker {name}", selection.report)
     store_linear_weights(model, scorer.precision, keep={"itm_head"})  # the scorer runs the head in fp32
     return scorer
 
@@ -99,7 +120,7 @@ def load_late_interaction(name: str, options: LoadOptions) -> Scorer:
     model = MultiVectorEncoder(name, device=device, trust_remote_code=options.trust_remote_code,
                                model_kwargs=options.weight_kwargs(device),
                                processor_kwargs=dict(options.processor_kwargs) or None)
-    return LateInteractionScorer(model.eval(), precision=options.precision, name=name)
+    return LateInteractionScorer(model.eval(), precision=options.plan(device).torch_precision, name=name)
 
 
 SCORER_BY_ARCHITECTURE: dict[str, Callable[[str, LoadOptions], Scorer]] = {
@@ -138,10 +159,15 @@ def wrap_model(model: Any, options: LoadOptions) -> Scorer:
     from sentence_transformers import CrossEncoder, MultiVectorEncoder
     from transformers import AutoProcessor, BlipForImageTextRetrieval
 
+    if isinstance(model, Scorer):
+        return model
+    device = str(getattr(model, "device", "cpu"))
+    precision = options.plan(device).torch_precision  # a ready object runs on torch: no files key a graph
     if isinstance(model, MultiVectorEncoder):
-        return LateInteractionScorer(model, precision=options.precision)
+        return LateInteractionScorer(model, precision=precision)
     if isinstance(model, CrossEncoder):
-        return CrossEncoderScorer(model, precision=options.precision, instruction=options.instruction_for(model))
+        return _as_given(CrossEncoderScorer(model, precision=precision, instruction=options.instruction_for(model)),
+                         options, precision)
     if isinstance(model, BlipForImageTextRetrieval):
         source = getattr(model, "name_or_path", "")
         if not source:
@@ -149,7 +175,14 @@ def wrap_model(model: Any, options: LoadOptions) -> Scorer:
                 "a BlipForImageTextRetrieval object needs its processor: pass BlipITMScorer(model, processor)"
             )
         processor = AutoProcessor.from_pretrained(source, **options.processor_kwargs)
-        return BlipITMScorer(model, processor, precision=options.precision)
-    if isinstance(model, Scorer):
-        return model
+        return _as_given(BlipITMScorer(model, processor, precision=precision), options, precision)
     raise TypeError(f"model has type {type(model).__name__}; accepted: {MODEL_HELP}")
+
+
+def _as_given(scorer: Any, options: LoadOptions, precision: Precision) -> Any:
+    """A scorer around a caller's model object: it runs on torch, and says so (one log line)."""
+    reason = "a model given as an object runs on torch: no checkpoint files key an ONNX graph; pass its name or directory"
+    scorer.report = BackendReport("torch", precision, reason, {"backend": options.backend, "precision": options.precision})
+    if options.backend != "torch":
+        log_choice(f"reranker {scorer.name}", scorer.report)
+    return scorer

@@ -33,7 +33,7 @@ from ..errors import (
 from ..fetch import FetchOptions
 from ..inputs import Parts
 from ..multivector import node_multivector
-from ..types import OnError, OnUnsupported, Precision
+from ..types import Backend, OnError, OnUnsupported, Precision
 from .routing import Route, content, find_route, load_images, load_media, node_side, query_side
 from .fusion import DEFAULT_RRF_K, keep_in_place, rank_by_score, reciprocal_rank_fusion
 from .scorers.base import Scorer
@@ -93,7 +93,13 @@ class MultimodalReranker(BaseNodePostprocessor):
     model_name: str = Field(description="The scoring model(s), comma-separated when several.")
     top_n: int = Field(default=5, ge=1, description="How many nodes to return.")
     batch_size: int = Field(default=32, ge=1, description="Pairs per forward pass.")
-    precision: Precision = Field(default="auto", description="auto (bf16 where native), fp32, bf16 or fp16.")
+    precision: Precision = Field(
+        default="auto", description="auto (bf16 where native), fp32, bf16, fp16, or int8 (ONNX Runtime, lossy, opt-in)."
+    )
+    backend: Backend = Field(
+        default="auto", description="auto: the fastest exact path measured on this CPU (torch on a GPU); torch; or onnx "
+        "(ONNX Runtime, extra [onnx]) for text cross-encoders and BLIP; other scorers run on torch.",
+    )
     device: Optional[str] = Field(default=None, description="Device for models loaded by name; None picks one.")
     instruction: Optional[str] = Field(
         default=None, description="Task instruction for chat-template (VLM) rerankers; other models don't get it."
@@ -129,6 +135,7 @@ class MultimodalReranker(BaseNodePostprocessor):
         trust_remote_code: bool = False,
         model_kwargs: Optional[Dict[str, Any]] = None,
         processor_kwargs: Optional[Dict[str, Any]] = None,
+        backend: Backend = "auto",
         **kwargs: Any,
     ) -> None:
         refuse_unknown(type(self).__name__, kwargs,
@@ -140,16 +147,17 @@ class MultimodalReranker(BaseNodePostprocessor):
         if not specs:
             raise ValueError("model_name needs at least one model")
         options = LoadOptions(
-            device=device, precision=precision, instruction=instruction, trust_remote_code=trust_remote_code,
+            device=device, precision=precision, backend=backend, instruction=instruction, trust_remote_code=trust_remote_code,
             model_kwargs=dict(model_kwargs or {}), processor_kwargs=dict(processor_kwargs or {}),
         )
+        options.check()
         scorers = [load_scorer(spec, options) for spec in specs]
         if instruction is not None and not any(getattr(s, "instruction", None) == instruction for s in scorers):
             raise ValueError("instruction is for chat-template rerankers (VLMs), and none of the models takes one")
         super().__init__(
             model_name=", ".join(scorer.name for scorer in scorers), top_n=top_n, batch_size=batch_size,
             precision=precision, device=device, instruction=instruction, on_error=on_error,
-            on_unsupported=on_unsupported, rrf_k=rrf_k, decode_workers=decode_workers, **kwargs,
+            on_unsupported=on_unsupported, rrf_k=rrf_k, decode_workers=decode_workers, backend=backend, **kwargs,
         )
         self._scorers = scorers
         # What pickling sends instead of the loaded models; None when a model came as an object.
@@ -158,7 +166,7 @@ class MultimodalReranker(BaseNodePostprocessor):
             "model_name": specs, "top_n": top_n, "batch_size": batch_size, "precision": precision,
             "device": device, "instruction": instruction, "on_error": on_error, "on_unsupported": on_unsupported,
             "rrf_k": rrf_k, "decode_workers": decode_workers, "trust_remote_code": trust_remote_code,
-            "model_kwargs": model_kwargs, "processor_kwargs": processor_kwargs, **kwargs,
+            "model_kwargs": model_kwargs, "processor_kwargs": processor_kwargs, "backend": backend, **kwargs,
         }
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -173,6 +181,15 @@ class MultimodalReranker(BaseNodePostprocessor):
     @classmethod
     def class_name(cls) -> str:
         return "MultimodalReranker"
+
+    def describe(self) -> List[Dict[str, Any]]:
+        """Per scorer, in routing order: its name and the path its forward pass takes, and why."""
+        found = []
+        for scorer in self._scorers:
+            report = getattr(scorer, "report", None)
+            found.append({"scorer": scorer.name, **(report.to_dict() if report is not None else
+                                                    {"backend": "torch", "reason": "a Scorer given as an object"})})
+        return found
 
     @property
     def scorers(self) -> tuple[Scorer, ...]:

@@ -13,8 +13,8 @@ from llama_index_mm_st.embedding import MultimodalEmbedding
 
 @pytest.fixture()
 def counted(tiny_clip_dir) -> tuple[MultimodalEmbedding, list[int]]:
-    """The embedding, and the batch size of every forward pass of its model (a torch forward hook)."""
-    embedding = MultimodalEmbedding(str(tiny_clip_dir), device="cpu", precision="fp32")
+    """The embedding, and the batch size of every forward pass of its model (a torch forward hook, so torch)."""
+    embedding = MultimodalEmbedding(str(tiny_clip_dir), device="cpu", precision="fp32", backend="torch")
     sizes: list[int] = []
     embedding.model.register_forward_hook(lambda module, args, output: sizes.append(len(output["sentence_embedding"])))
     return embedding, sizes

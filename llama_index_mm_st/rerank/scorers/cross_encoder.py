@@ -21,7 +21,9 @@ from ...media_refs import processor_frame_chooser, processor_sampling_rate
 from ...runtime import resolve_precision
 from ...types import Modality, Precision
 from ..token_budget import budget_batches
-from .base import LoadedParts, PairModality, compute_context
+from .base import LoadedParts, PairModality
+from ...onnx.choice import BackendReport
+from .forward import PredictScores, Scores
 
 CPU_TOKEN_BUDGET = 2048
 """Padded tokens per batch on a CPU, where padding costs as much as text; accelerators use ``batch_size`` alone."""
@@ -64,6 +66,9 @@ class CrossEncoderScorer:
     ``CPU_TOKEN_BUDGET`` on a CPU and no cap elsewhere.
     """
 
+    report: BackendReport | None = None
+    """Which path the forward pass takes and why (set by the loader; None for a scorer built directly)."""
+
     def __init__(
         self,
         model: CrossEncoder,
@@ -72,6 +77,7 @@ class CrossEncoderScorer:
         instruction: str | None = None,
         name: str | None = None,
         max_batch_tokens: int | None = None,
+        scores: Scores | None = None,
     ) -> None:
         if model.num_labels != 1:
             raise ValueError(
@@ -85,6 +91,8 @@ class CrossEncoderScorer:
         self.model = model
         self.instruction = instruction
         self.precision: Precision = resolve_precision(precision, str(model.device))
+        self.forward_pass: Scores = scores or PredictScores(model, self.precision)
+        """The forward pass over pairs: ``CrossEncoder.predict`` on torch, or its steps on ONNX Runtime."""
         modalities = cross_encoder_modalities(model)
         if not modalities:
             raise ValueError(f"the CrossEncoder reports no text or image modality (it reports {model.modalities})")
@@ -113,14 +121,10 @@ class CrossEncoderScorer:
         else:
             batches = [list(range(len(pairs)))]
         scores = [0.0] * len(pairs)
-        with compute_context(self.model.device, self.precision):
-            for batch in batches:
-                values = self.model.predict(
-                    [pairs[i] for i in batch], batch_size=batch_size, prompt=self.instruction, show_progress_bar=False,
-                    **self._media_kwargs(documents),
-                )
-                for i, value in zip(batch, values, strict=True):
-                    scores[i] = float(value)
+        for batch in batches:
+            values = self.forward_pass([pairs[i] for i in batch], batch_size, self.instruction, **self._media_kwargs(documents))
+            for i, value in zip(batch, values, strict=True):
+                scores[i] = float(value)
         return scores
 
     def _media_kwargs(self, documents: Sequence[LoadedParts]) -> dict[str, Any]:
@@ -138,4 +142,5 @@ class CrossEncoderScorer:
         return [len(ids) for ids in encoded["input_ids"]]
 
     def __repr__(self) -> str:
-        return f"CrossEncoderScorer({self.name!r}, precision={self.precision!r})"
+        precision = self.report.precision if self.report is not None else self.precision
+        return f"CrossEncoderScorer({self.name!r}, backend={self.forward_pass.backend!r}, precision={precision!r})"

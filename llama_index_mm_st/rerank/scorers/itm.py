@@ -21,6 +21,8 @@ from ...images import DecodeOptions
 from ...runtime import resolve_precision
 from ...types import Precision
 from .base import LoadedParts, PairModality, compute_context
+from ...onnx.choice import BackendReport
+from .forward import TorchTowers, Towers
 
 ITM_MATCH_INDEX = 1
 """Column of the ITM head's logits that means "the text matches the image"."""
@@ -31,9 +33,14 @@ class BlipITMScorer:
     image query against text documents."""
 
     pairs: frozenset[PairModality] = frozenset({("text", "image"), ("image", "text")})
+    report: BackendReport | None = None
+    """Which path the towers take and why (set by the loader; None for a scorer built directly)."""
 
-    def __init__(self, model: Any, processor: Any, *, precision: Precision = "auto", name: str | None = None) -> None:
+    def __init__(self, model: Any, processor: Any, *, precision: Precision = "auto", name: str | None = None,
+                 towers: Towers | None = None) -> None:
         self.model = model.eval()
+        self.towers: Towers = towers or TorchTowers(model)
+        """The vision tower and the text encoder: on torch, or on ONNX Runtime (``forward.py``)."""
         self.processor = processor
         self.device = next(model.parameters()).device
         self.precision: Precision = resolve_precision(precision, str(self.device))
@@ -85,24 +92,16 @@ class BlipITMScorer:
         return {key: tokens[key].to(self.device) for key in ("input_ids", "attention_mask")}
 
     def _vision(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model.vision_model(pixel_values=pixel_values.to(self._vision_dtype())).last_hidden_state
-
-    def _vision_dtype(self) -> torch.dtype:
-        return next(self.model.vision_model.parameters()).dtype
+        return self.towers.vision(pixel_values)
 
     def _match(self, tokens: dict[str, torch.Tensor], image_embeds: torch.Tensor) -> np.ndarray:
         """ITM probability of a match for each (text, image) row, as the model's forward computes it."""
-        image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=image_embeds.device)
-        hidden = self.model.text_encoder(
-            input_ids=tokens["input_ids"],
-            attention_mask=tokens["attention_mask"],
-            encoder_hidden_states=image_embeds,
-            encoder_attention_mask=image_mask,
-        ).last_hidden_state
+        cls = self.towers.text_cls(tokens["input_ids"], tokens["attention_mask"], image_embeds)
         head = self.model.itm_head
         with torch.autocast(device_type=self.device.type, enabled=False):  # fp32 score, never bf16 steps
-            logits = torch.nn.functional.linear(hidden[:, 0, :].float(), head.weight.float(), head.bias.float())
+            logits = torch.nn.functional.linear(cls.float(), head.weight.float(), head.bias.float())
         return logits.softmax(dim=-1)[:, ITM_MATCH_INDEX].cpu().numpy()
 
     def __repr__(self) -> str:
-        return f"BlipITMScorer({self.name!r}, precision={self.precision!r})"
+        precision = self.report.precision if self.report is not None else self.precision
+        return f"BlipITMScorer({self.name!r}, backend={self.towers.backend!r}, precision={precision!r})"
