@@ -95,7 +95,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
     )
     bucket_batches: bool = Field(
         default=True,
-        description="Pad forward passes to power-of-two batch sizes so CPU kernel caches stay small (flat memory).",
+        description="Pad forward passes to a few batch sizes (1, 2, 4, 8, then multiples of 8) so CPU kernel caches stay small (flat memory).",
     )
     allow_urls: bool = Field(default=False, description="Fetch http(s) image URLs (off: a URL is a refused item).")
     allow_private_urls: bool = Field(

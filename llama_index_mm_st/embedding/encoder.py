@@ -65,7 +65,7 @@ class EncodeSettings:
     multi_process_min_items: int = 256
     media: MediaLimits = MediaLimits()
     bucket_batches: bool = True
-    """Pad each forward pass up to a power of two rows (at most ``batch_size``), and text up to a multiple
+    """Pad each forward pass up to a few row counts (at most ``batch_size``), and text up to a multiple
     of ``TEXT_LENGTH_BUCKET`` tokens, and drop the padding: see ``bucket_rows``. Off, every batch size and
     text length that dynamic batching produces is a new input shape."""
 

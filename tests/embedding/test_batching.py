@@ -125,3 +125,36 @@ def test_auto_precision_is_close_to_fp32(tiny_clip_dir, image_files, clip_embedd
     b = np.array(clip_embedding.get_image_embedding_batch(paths))
     cosine = np.sum(a * b, axis=1)
     assert cosine.min() > 0.99, cosine
+
+
+def test_forward_passes_come_in_a_few_row_counts_and_the_padding_is_dropped(tiny_clip_dir):
+    """Every batch size from 1 to the cap runs as one of 1, 2, 4, 8, 16, 24, 32 rows (CPU kernel caches
+    keep one entry per shape), never more than 7 rows of padding above 8, and the vectors equal a
+    forward pass of exactly those rows."""
+    from llama_index_mm_st.embedding.buckets import bucket_rows
+
+    shapes = {bucket_rows(rows, 32) for rows in range(1, 33)}
+    assert shapes == {1, 2, 4, 8, 16, 24, 32}
+    assert all(rows <= bucket_rows(rows, 32) < rows + 8 for rows in range(9, 33))
+    assert bucket_rows(40, 32) == 40  # a batch at or over the cap is not padded
+
+    options = {"device": "cpu", "precision": "fp32", "backend": "torch", "batch_size": 32}
+    bucketed = MultimodalEmbedding(str(tiny_clip_dir), **options)
+    exact = MultimodalEmbedding(str(tiny_clip_dir), bucket_batches=False, **options)
+    seen: list[int] = []
+    texts = [f"caption number {i} of a red car" for i in range(19)]
+    from sentence_transformers import SentenceTransformer
+
+    original = SentenceTransformer.forward
+
+    def recording(self, features, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(int(features["input_ids"].shape[0]))
+        return original(self, features, *args, **kwargs)
+
+    SentenceTransformer.forward = recording  # type: ignore[method-assign]
+    try:
+        got = np.array(bucketed.get_text_embedding_batch(texts))
+    finally:
+        SentenceTransformer.forward = original  # type: ignore[method-assign]
+    assert seen == [24]  # 19 rows ran as 24, not as 32
+    np.testing.assert_allclose(got, np.array(exact.get_text_embedding_batch(texts)), atol=1e-5)
