@@ -197,11 +197,11 @@ class InProcess:
     """Our embedding in this process, its calls run in a worker thread as a server runs them (on a loaded
     machine, torch in the main thread measured many times slower than in a worker on the same calls)."""
 
-    def __init__(self, model_dir: Path, texts: list[str], image_bytes: list[bytes]) -> None:
+    def __init__(self, model_dir: Path, texts: list[str], image_bytes: list[bytes], **options: str) -> None:
         from llama_index_mm_st import MultimodalEmbedding
 
         self.texts, self.images = texts, image_bytes
-        self.embedding = MultimodalEmbedding(str(model_dir), device="cpu")
+        self.embedding = MultimodalEmbedding(str(model_dir), device="cpu", **options)
         self._threaded(lambda: (self.embedding.embed(image_bytes[:8], "image"),
                                 self.embedding.get_text_embedding_batch(texts[:8])))
 
@@ -307,9 +307,14 @@ def main() -> None:
     parser.add_argument("--infinity-bin", default="/work/infinity-venv/bin/infinity_emb")
     parser.add_argument("--infinity-url", default=None, help="an Infinity already running (serving the checkpoint)")
     parser.add_argument("--skip-infinity", action="store_true")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="ours (server and in-process); Infinity runs fp32 torch on a CPU either way")
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="ours")
     args = parser.parse_args()
+    ours = {"precision": args.precision, "backend": args.backend}
 
-    print(header("serve", "cpu", "auto (fp32 on this CPU unless it has native bf16)"))
+    print(header("serve", "cpu", f"ours: {args.precision}, backend {args.backend} (auto: native bf16 where the CPU "
+                                 "has it, or the fastest exact path measured); Infinity: fp32 torch"))
     print(machine_record())
     flags = subprocess.run(["sh", "-c", "grep -m1 -o -w -E 'avx2|avx512f|avx512_bf16|amx_bf16' /proc/cpuinfo | "
                                         "sort -u | tr '\\n' ' '"], capture_output=True, text=True).stdout
@@ -325,11 +330,13 @@ def main() -> None:
     texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(4, 16))) for _ in range(args.text_requests)]
 
     print("| configuration | rate | p50 | p99 |\n|---|---|---|---|", flush=True)
-    in_process = InProcess(model_dir, texts, image_bytes)
+    in_process = InProcess(model_dir, texts, image_bytes, **ours)
+    print(f"ours run: {in_process.embedding.describe()}")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     ours_port = free_port()
     processes = [subprocess.Popen([sys.executable, "-m", "llama_index_mm_st.cli", "serve", "--model", str(model_dir),
-                                   "--port", str(ours_port), "--device", "cpu", "--log-level", "warning"],
+                                   "--port", str(ours_port), "--device", "cpu", "--log-level", "warning",
+                                   "--precision", args.precision, "--backend", args.backend],
                                   cwd=str(CACHE), env=env)]
     ours_base = f"http://127.0.0.1:{ours_port}"
     infinity_base = args.infinity_url.rstrip("/") if args.infinity_url else None

@@ -65,9 +65,9 @@ class EncodeSettings:
     multi_process_min_items: int = 256
     media: MediaLimits = MediaLimits()
     bucket_batches: bool = True
-    """Pad each forward pass up to a few row counts (at most ``batch_size``), and text up to a multiple
-    of ``TEXT_LENGTH_BUCKET`` tokens, and drop the padding: see ``bucket_rows``. Off, every batch size and
-    text length that dynamic batching produces is a new input shape."""
+    """Pad each forward pass up to a few row counts (at most ``batch_size``: ``bucket_rows``) and text up
+    to a few lengths (``text_length_bucket``), and drop the padding. Off, every batch size and text
+    length that dynamic batching produces is a new input shape."""
 
 
 @dataclass

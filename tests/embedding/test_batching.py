@@ -158,3 +158,16 @@ def test_forward_passes_come_in_a_few_row_counts_and_the_padding_is_dropped(tiny
         SentenceTransformer.forward = original  # type: ignore[method-assign]
     assert seen == [24]  # 19 rows ran as 24, not as 32
     np.testing.assert_allclose(got, np.array(exact.get_text_embedding_batch(texts)), atol=1e-5)
+
+
+def test_text_lengths_come_in_a_few_buckets_with_little_padding():
+    """Token lengths run as multiples of 4 below 32, then of an eighth of the next power of two: few
+    shapes (24 for a 512-token window, 13 for CLIP's 77) and at most 3 tokens or a quarter of padding."""
+    from llama_index_mm_st.embedding.buckets import text_length_bucket
+
+    assert len({text_length_bucket(n, 512) for n in range(1, 513)}) == 24
+    assert len({text_length_bucket(n, 77) for n in range(1, 78)}) == 13
+    for n in range(1, 513):
+        padded = text_length_bucket(n, 512)
+        assert n <= padded <= 512 and (padded - n <= 3 or padded - n < n / 4), (n, padded)
+    assert text_length_bucket(70, 77) == 77  # capped at the window
