@@ -18,7 +18,7 @@ import numpy as np
 from ..media import MediaLimits
 from ..types import Modality, Role
 from .errors import APIError, bad_item
-from .items import MediaRules, Prepared, prepare_media, text_cost
+from .items import MediaRules, Prepared, decode_for_model, prepare_media, text_cost
 from .lanes import Job, Lane, Outcome, first_error
 from .metrics import Metrics
 from .settings import ServeSettings
@@ -60,12 +60,19 @@ class EmbedService:
                                 + ", ".join(self.modalities), code="unsupported_modality", param="modality")
 
     async def prepare(self, values: Sequence[str], modality: Modality, param: str) -> List[Prepared]:
-        """Texts as they are; media decoded from data URIs (or fetched) with their headers checked."""
+        """Texts as they are; media decoded from data URIs (or fetched) with their headers checked, and
+        images decoded to pixels (``decode_for_model``)."""
         self.check_modality(modality)
         if modality == "text":
             return [Prepared(text, text_cost(text, self.rules)) for text in values]
-        return await asyncio.to_thread(
-            lambda: [prepare_media(value, modality, f"{param}[{i}]", self.rules) for i, value in enumerate(values)])
+
+        def prepare(i: int, value: str) -> Prepared:
+            item = prepare_media(value, modality, f"{param}[{i}]", self.rules)
+            if modality == "image":
+                item = decode_for_model(item, f"{param}[{i}]", self.embedding.decode_options)
+            return item
+
+        return await asyncio.to_thread(lambda: [prepare(i, value) for i, value in enumerate(values)])
 
     async def embed(self, items: Sequence[Prepared], modality: Modality, role: Role, param: str) -> Embedded:
         """Vectors for prepared items; the first bad item is a 400 naming ``param[i]``."""

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from ..errors import ItemError, MissingDependencyError
 from ..fetch import FetchOptions, fetch_bytes, is_file_url, is_url
-from ..images import open_checked
+from ..images import DecodeOptions, decode, open_checked
 from ..inline import decode_base64
 from ..media import MediaLimits
 from .errors import bad_item
@@ -106,6 +106,17 @@ def prepare_media(value: str, kind: str, param: str, rules: MediaRules) -> Prepa
     """Bytes and cost of one media item (blocking: run it in a worker thread)."""
     data = media_bytes(value, param, rules)
     return Prepared(data, check_header(data, kind, param, rules))
+
+
+def decode_for_model(item: Prepared, param: str, options: DecodeOptions) -> Prepared:
+    """An image item decoded now, as the embedding would decode it (``options``: its pixel limit and JPEG
+    draft size, so the model sees the same pixels), in the request's own worker thread: the model's
+    lane then spends its turn on the forward pass while the next requests' images decode beside it
+    (as ``MultimodalEmbedding.embed`` overlaps decoding within one call). Blocking: a worker thread."""
+    try:
+        return Prepared(decode(BytesIO(item.payload), param, options), item.cost)
+    except ItemError as exc:
+        raise bad_item(param, exc.reason) from None
 
 
 def data_uri_payload(value: str, data: bytes) -> str:
