@@ -94,7 +94,7 @@ def child(args: argparse.Namespace) -> dict:
 
     from llama_index_mm_st import MultimodalEmbedding, MultimodalQdrantStore
 
-    embedding = MultimodalEmbedding(str(tiny_clip()), device="cpu", precision=args.precision,
+    embedding = MultimodalEmbedding(str(tiny_clip()), device="cpu", precision=args.precision, backend=args.backend,
                                     bucket_batches=args.bucket == "on")
     shapes: set[tuple[int, ...]] = set()
 
@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds counted as warm-up (still in the growth)")
     parser.add_argument("--tasks", type=int, default=64)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     parser.add_argument("--only", choices=["on", "off"], default=None, help="run one setting only")
     parser.add_argument("--bucket", choices=["on", "off"], default=None, help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
@@ -143,7 +144,7 @@ def main() -> None:
           f"{'growth':>8} {'after warm-up':>13} {'queries/s':>9} {'input shapes':>12}")
     for setting in [args.only] if args.only else ["off", "on"]:
         command = [sys.executable, __file__, "--bucket", setting, "--duration", str(args.duration),
-                   "--warmup", str(args.warmup), "--tasks", str(args.tasks), "--precision", args.precision]
+                   "--warmup", str(args.warmup), "--tasks", str(args.tasks), "--precision", args.precision, "--backend", args.backend]
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         if done.returncode != 0:
             sys.exit(f"the {setting} run failed:\n{done.stderr[-3000:]}")

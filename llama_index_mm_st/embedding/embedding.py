@@ -93,9 +93,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
     decode_workers: Optional[int] = Field(
         default=None, description="Image decoding threads (default: cores - 1, leaving one to the model)."
     )
-    bucket_batches: bool = Field(
-        default=True,
-        description="Pad forward passes to a few batch sizes (1, 2, 4, 8, then multiples of 8) so CPU kernel caches stay small (flat memory).",
+    bucket_batches: Optional[bool] = Field(
+        default=None,
+        description="Pad forward passes to a few batch sizes and text lengths so kernel caches stay small (flat memory). "
+                    "None: on where torch runs bf16/fp16 (oneDNN keeps a kernel per shape), off in fp32 and int8, "
+                    "where memory stays flat without it and padding would only cost compute.",
     )
     allow_urls: bool = Field(default=False, description="Fetch http(s) image URLs (off: a URL is a refused item).")
     allow_private_urls: bool = Field(
@@ -181,7 +183,8 @@ class MultimodalEmbedding(MultiModalEmbedding):
                 timeout=self.url_timeout, max_bytes=self.max_download_bytes,
                 allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls,
             ),
-            devices=tuple(self.devices) if self.devices else None, bucket_batches=self.bucket_batches,
+            devices=tuple(self.devices) if self.devices else None,
+            bucket_batches=self.bucket_batches if self.bucket_batches is not None else precision in ("bf16", "fp16"),
             media=MediaLimits(max_duration_s=self.max_media_seconds, max_bytes=self.max_media_bytes,
                               max_frame_pixels=self.max_pixels, max_decoded_bytes=self.max_video_decoded_bytes),
         )

@@ -139,7 +139,7 @@ def test_forward_passes_come_in_a_few_row_counts_and_the_padding_is_dropped(tiny
     assert bucket_rows(40, 32) == 40  # a batch at or over the cap is not padded
 
     options = {"device": "cpu", "precision": "fp32", "backend": "torch", "batch_size": 32}
-    bucketed = MultimodalEmbedding(str(tiny_clip_dir), **options)
+    bucketed = MultimodalEmbedding(str(tiny_clip_dir), bucket_batches=True, **options)
     exact = MultimodalEmbedding(str(tiny_clip_dir), bucket_batches=False, **options)
     seen: list[int] = []
     texts = [f"caption number {i} of a red car" for i in range(19)]
@@ -171,3 +171,15 @@ def test_text_lengths_come_in_a_few_buckets_with_little_padding():
         padded = text_length_bucket(n, 512)
         assert n <= padded <= 512 and (padded - n <= 3 or padded - n < n / 4), (n, padded)
     assert text_length_bucket(70, 77) == 77  # capped at the window
+
+
+def test_bucketing_is_on_by_default_only_in_half_precision(tiny_clip_dir):
+    """Half precision keeps a kernel per shape (bf16 memory grew 100+ MB unbucketed); fp32 stays flat
+    without buckets, so there the padding would only cost compute."""
+    def setting(**options):  # type: ignore[no-untyped-def]
+        return MultimodalEmbedding(str(tiny_clip_dir), device="cpu", backend="torch", **options)._encoder.settings.bucket_batches
+
+    assert setting(precision="bf16") is True
+    assert setting(precision="fp32") is False
+    assert setting(precision="fp32", bucket_batches=True) is True
+    assert setting(precision="bf16", bucket_batches=False) is False
