@@ -52,17 +52,21 @@ def _stored(store: Path) -> dict:
         return points(opened)
 
 
-@pytest.mark.parametrize("model", ["clip", "clap"])
+@pytest.mark.parametrize("model", ["clip", "clap", "qwen3_vl"])
 def test_ray_and_in_process_index_give_the_same_store_and_the_same_summary(
-        model, ray_instance, mixed_corpus, tiny_clip_dir, tiny_clap_dir, tmp_path, capsys):
+        model, ray_instance, mixed_corpus, tiny_clip_dir, tiny_clap_dir, request, tmp_path, capsys):
     """One mixed folder (text, images, a PDF, audio, video, a corrupt file of each kind, an ignored
     type) through ``mmst index`` and ``mmst index --ray``: the same ids, payloads and vectors, and the
     same summary lines, with an image-only model (videos as frames, audio not readable) and with a
-    text+audio model (images, PDFs and videos not readable)."""
-    model_dir = tiny_clip_dir if model == "clip" else tiny_clap_dir
-    assert _cli_index(mixed_corpus, tmp_path / "plain", model_dir) == 0
+    text+audio model (images, PDFs and videos not readable), and with a VLM embedder that reads text,
+    images and whole videos (Qwen3-VL, in fp32: its batches may differ in size between the runners)."""
+    model_dir = {"clip": tiny_clip_dir, "clap": tiny_clap_dir}.get(model) or request.getfixturevalue(
+        "tiny_qwen3_vl_embedder_dir")
+    extra = ("--precision", "fp32") if model == "qwen3_vl" else ()
+    capsys.readouterr()  # what building a fixture printed
+    assert _cli_index(mixed_corpus, tmp_path / "plain", model_dir, *extra) == 0
     plain = capsys.readouterr()
-    assert _cli_index(mixed_corpus, tmp_path / "ray", model_dir, "--ray") == 0
+    assert _cli_index(mixed_corpus, tmp_path / "ray", model_dir, "--ray", *extra) == 0
     ray = capsys.readouterr()
     assert ray.out == plain.out and ray.err == plain.err
     reference = _stored(tmp_path / "plain")
@@ -73,6 +77,10 @@ def test_ray_and_in_process_index_give_the_same_store_and_the_same_summary(
     if model == "clip":
         assert "videos as frames" in plain.out and "1 file of audio" in plain.out
         assert any(payload.get("frame_time_s") is not None for _, payload in reference.values())
+    elif model == "qwen3_vl":  # the video goes in whole, as one video point; audio is what it can't read
+        assert "1 video" in plain.out.splitlines()[0] and "1 file of audio" in plain.out
+        assert {payload["modality"] for _, payload in reference.values()} == {"text", "image", "text+image", "video"}
+        assert all(payload.get("frame_time_s") is None for _, payload in reference.values())
     else:
         assert "of image" in plain.out and "of video" in plain.out and "audio" not in plain.out.split("\n")[-2]
         assert {payload["modality"] for _, payload in reference.values()} == {"text", "audio"}
