@@ -35,7 +35,7 @@ from .pcm import declared_data
 MediaSource = Union[str, Path, bytes]
 """A local path or the bytes of a whole file (URLs are fetched before they get here)."""
 
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac", ".aiff", ".aif", ".aifc"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mov", ".mkv", ".m4v", ".avi"})
 PROBE_BYTES = 65_536
 """Bytes FFmpeg reads to find stream parameters when opening. Its default (5 MB) made opening a 5-second

@@ -191,8 +191,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     from ..ingest.manifest import read_manifest
 
     with open_store(args, must_exist=True) as store:
-        if store.unfinished:
-            raise CLIError(store.unfinished)
         manifest = read_manifest(store)
         counts = store.count_by_modality()
         backend = f"Qdrant server {args.url}" if args.url else f"Qdrant Edge at {os.path.abspath(args.store or DEFAULT_STORE)}"

@@ -22,7 +22,8 @@ def store_exists(args: argparse.Namespace) -> bool:
 
 def open_store(args: argparse.Namespace, must_exist: bool, **options: object) -> "MultimodalQdrantStore":
     """The store named by --store/--url (an Edge store is locked for this process from here on).
-    ``must_exist``: a missing embedded store is an error instead of a new one. ``options``: store fields
+    ``must_exist``: a missing embedded store is an error instead of a new one, and so is one whose
+    creation was interrupted (``unfinished``: the message says how to finish it). ``options``: store fields
     given on the command line (``mmst index --sparse-model``); left out, a store keeps its own."""
     from ..store import MultimodalQdrantStore
 
@@ -36,4 +37,9 @@ def open_store(args: argparse.Namespace, must_exist: bool, **options: object) ->
     path = args.store or DEFAULT_STORE
     if must_exist and not Path(path).exists():
         raise CLIError(f"no index at {path}: create one with 'mmst index PATH --store {path}'")
-    return MultimodalQdrantStore(args.collection, path=path, **options)
+    store = MultimodalQdrantStore(args.collection, path=path, **options)
+    if must_exist and store.unfinished:  # a reader (search, info, eval, serve, copy's source) says why, not "empty"
+        message = store.unfinished
+        store.close()
+        raise CLIError(message)
+    return store

@@ -99,3 +99,19 @@ def test_frames_are_timestamped_image_nodes(media_files):
     assert all(f.ref_doc_id == video.id_ for f in frames)
     capped = VideoFrameSampler(every_s=0.1, max_frames=5)([video])
     assert len(capped) == 5 and capped[-1].metadata[FRAME_TIME_KEY] < 3.0
+
+
+@pytest.mark.parametrize("suffix", [".aiff", ".aif"])
+def test_aiff_files_in_a_folder_are_audio_documents(tmp_path, suffix):
+    """AIFF is read (PyAV decodes it; pcm.py checks its header against its data), so a folder's
+    ``.aiff``/``.aif`` files are audio documents, not ignored types."""
+    from tests.fixtures.media import tone, write_aiff
+
+    root = tmp_path / "aiff"
+    root.mkdir()
+    write_aiff(root / f"tone{suffix}", tone(440, 1.0))
+    reader = MediaReader()
+    docs = reader.load_data(root)
+    assert [doc.metadata["file_name"] for doc in docs] == [f"tone{suffix}"]
+    assert docs[0].metadata["media_kind"] == "audio" and docs[0].metadata["duration_s"] == pytest.approx(1.0, abs=0.02)
+    assert not reader.last_report.ignored_types and not reader.last_report.failures

@@ -134,12 +134,14 @@ def test_a_record_without_its_shard_is_unfinished_and_a_stray_half_shard_beside_
         assert store.unfinished is None and store.count() == 4
 
 
-def test_info_names_an_unfinished_store_and_index_finishes_it(monkeypatch, tmp_path, run_cli, corpus, tiny_clip_dir):  # noqa: F811
+def test_info_and_search_name_an_unfinished_store_and_index_finishes_it(monkeypatch, tmp_path, run_cli, corpus, tiny_clip_dir):  # noqa: F811
     index = tmp_path / "index"
     kill_during_creation(monkeypatch, index, "_write_atomically")  # the shard exists, its record does not
     code, out, err = run_cli("info", "--store", str(index))
     assert code == 1 and not out
     assert err.count("\n") == 1 and "was not finished" in err and "run the same 'mmst index'" in err
+    code, out, err = run_cli("search", "a red car", "--store", str(index))  # says why, not "empty"
+    assert code == 1 and not out and "was not finished" in err and "empty" not in err
     code, out, err = run_cli("index", str(corpus), "--store", str(index), "--model", str(tiny_clip_dir), "--no-progress")
     assert code == 0, err
     code, out, err = run_cli("info", "--store", str(index))
