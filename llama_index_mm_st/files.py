@@ -8,9 +8,11 @@ words wherever it is met.
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import stat
+from pathlib import Path
 
 from .errors import ImageLoadError, ItemError
 
@@ -72,3 +74,22 @@ def regular_file_size(path: str | os.PathLike[str], label: str,
     if not stat.S_ISREG(status.st_mode):
         raise error(label, special_file_reason(status.st_mode))
     return status.st_size
+
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def read_sidecar_text(path: Path) -> str:
+    """A sidecar's text (a media file's transcript, an image's caption): UTF-8, or UTF-16/UTF-8 marked
+    by a byte-order mark. ``UnicodeDecodeError`` for anything else, so the caller names the file instead
+    of indexing replacement characters (and ``OSError`` for a file that can't be read)."""
+    data = path.read_bytes()
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data.decode(encoding)
+    return data.decode("utf-8")
+
+
+def undecodable_text(exc: UnicodeDecodeError) -> str:
+    """Why a sidecar is not text, in words that point at the bad byte."""
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"

@@ -11,7 +11,6 @@ are listed in the ``ReadReport`` and never stop a read; so is a sidecar that can
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import os
 import re
@@ -26,6 +25,7 @@ from llama_index.core.schema import Document, MediaResource
 from ..defaults import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS, DEFAULT_MAX_PIXELS
 from ..docs import document_parameters
 from ..errors import CaptionFileError, ItemFailure, MediaLoadError, PathError, SkippedItemsWarning
+from ..files import read_sidecar_text, undecodable_text
 from ..ids import media_document_id
 from ..media import (
     AUDIO_SUFFIXES,
@@ -51,7 +51,6 @@ MEDIA_BOOKKEEPING_KEYS = ("media_kind", "duration_s", "sample_rate", "channels",
 HASH_BLOCK = 1 << 20
 Verify = Literal["header", "decode"]
 
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 """Byte-order marks a subtitle editor may write; text without one is read as UTF-8 (WebVTT's only encoding)."""
 _CUE_TIMING = re.compile(r"^\s*(\d+:)?\d{1,2}:\d{2}[.,]\d{3}\s*-->\s*")
 _TAG = re.compile(r"<[^>]+>")
@@ -73,16 +72,6 @@ def subtitle_words(text: str) -> str:
             continue
         words.append(_TAG.sub("", stripped))
     return "\n".join(words)
-
-
-def read_transcript(path: Path) -> str:
-    """A sidecar's text: UTF-8, or UTF-16/UTF-8 marked by a byte-order mark. ``UnicodeDecodeError``
-    for anything else (and ``OSError`` for a file that can't be read)."""
-    data = path.read_bytes()
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            return data.decode(encoding)
-    return data.decode("utf-8")
 
 
 def find_transcript(path: Path, siblings: Optional[frozenset[str]] = None) -> Optional[Path]:
@@ -244,9 +233,9 @@ class MediaReader(RefusesUnknownFields, BasePydanticReader):
         if sidecar is None:
             return "", None
         try:
-            text = read_transcript(sidecar)
+            text = read_sidecar_text(sidecar)
         except UnicodeDecodeError as exc:
-            reason = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+            reason = undecodable_text(exc)
         except OSError as exc:
             reason = str(exc.strerror or exc)
         else:

@@ -20,6 +20,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from ..errors import CaptionFileError
+from ..files import read_sidecar_text, undecodable_text
 from ..images import DAMAGED_DATA_ERRORS
 
 CHUNK = 1 << 16
@@ -133,14 +134,18 @@ def _camera(make: object, model: object) -> str | None:
 def caption_for(path: Path, siblings: frozenset[str] | None = None) -> str | None:
     """The caption of the image at ``path``, or None. ``siblings`` (the names in its folder, when a walk
     already listed them) saves the file-system lookups for images that have no caption, the common case.
-    Raises ``CaptionFileError`` when a ``captions.json``/``.csv`` is malformed."""
+    Raises ``CaptionFileError`` when a caption file is not text or a ``captions.json``/``.csv`` is malformed."""
 
     def present(name: str) -> bool:
         return name in siblings if siblings is not None else os.path.exists(path.parent / name)
 
     for name in (path.name + ".txt", path.stem + ".txt"):
-        if name != path.name and present(name) and (path.parent / name).is_file():
-            return (path.parent / name).read_text(encoding="utf-8", errors="replace").strip()
+        sidecar = path.parent / name
+        if name != path.name and present(name) and sidecar.is_file():
+            try:
+                return read_sidecar_text(sidecar).strip()
+            except UnicodeDecodeError as exc:  # named in the report; the image is read without its caption
+                raise CaptionFileError(str(sidecar), f"{undecodable_text(exc)}; {path.name} is read without its caption") from None
     for name in ("captions.json", "captions.csv"):
         if not present(name):
             continue

@@ -110,6 +110,25 @@ def test_a_malformed_captions_file_is_reported_and_the_image_still_loads(
     assert isinstance(failure.error, CaptionFileError) and failure.item.endswith("captions.json")
 
 
+def test_a_caption_sidecar_that_is_not_text_is_named_and_the_image_loads_without_it(
+    make_reader, tmp_path: Path, image_files: dict[str, Path]
+) -> None:
+    """Not UTF-8 (and no byte-order mark): named in the report with the bad byte, never indexed as
+    replacement characters; a UTF-16 caption with its BOM is read."""
+    (tmp_path / "photo.png").write_bytes(image_files["png"].read_bytes())
+    (tmp_path / "photo.png.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    (tmp_path / "other.png").write_bytes(image_files["png"].read_bytes())
+    (tmp_path / "other.png.txt").write_bytes("a red circle".encode("utf-16"))  # Python writes the BOM
+    reader = make_reader()
+    with pytest.warns(SkippedItemsWarning):
+        docs = reader.load_data(tmp_path)
+    by_name = {doc.metadata["file_name"]: doc for doc in docs}
+    assert by_name["photo.png"].text == "" and by_name["other.png"].text == "a red circle"
+    (failure,) = reader.last_report.failures
+    assert isinstance(failure.error, CaptionFileError) and failure.item.endswith("photo.png.txt")
+    assert "not UTF-8 text (byte 0xe9 at offset 3)" in str(failure.error) and "\ufffd" not in str(failure.error)
+
+
 def _read_as(uid: int | None, folder: Path, cache: Path) -> dict[str, list]:
     """Read ``folder`` in a forked child that first switches to ``uid`` (the interpreter under /root is not
     reachable for another user, so the child is forked, not started fresh); the result comes back as JSON."""
