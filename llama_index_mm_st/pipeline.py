@@ -94,6 +94,12 @@ class MultimodalRetriever(BaseRetriever):
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         if mmr is not None and mode == "sparse":
             raise ValueError("mmr compares the hits' dense vectors: use mode 'dense' or 'hybrid' with it, not 'sparse'")
+        if rrf_weights is not None:  # refused here, before a query runs (the CLI, eval and the server build this)
+            if fusion == "dbsf":
+                raise ValueError("rrf_weights apply to RRF; DBSF normalises each list's scores and takes no weights")
+            from .store.settings import check_weights
+
+            check_weights(rrf_weights)
         super().__init__(**kwargs)
         self.store, self.embedding, self.reranker = store, embedding, reranker
         self.top_k, self.mode, self.modality, self.filters = top_k, mode, modality, filters

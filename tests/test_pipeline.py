@@ -113,3 +113,8 @@ def test_unknown_and_conflicting_pipeline_options_are_refused(indexed):
         build_pipeline(store, embedding, mode="sparse", mmr=0.5)
     with pytest.raises(ValueError, match="fusion must be one of"):
         build_pipeline(store, embedding, fusion="borda").search("x")
+    # Weights are checked when the pipeline is built, before any query or model runs.
+    with pytest.raises(ValueError, match="DBSF normalises each list's scores and takes no weights"):
+        build_pipeline(store, embedding, fusion="dbsf", rrf_weights={"image": 2.0})
+    with pytest.raises(ValueError, match=r"rrf_weights keys must be among .*\['pictures'\]"):
+        build_pipeline(store, embedding, rrf_weights={"pictures": 2.0})

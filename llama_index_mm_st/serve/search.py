@@ -21,7 +21,6 @@ from ..defaults import RERANK_CANDIDATES_PER_RESULT
 from ..errors import ItemError, UnsupportedFilterError
 from ..hits import score_kind, search_hits
 from ..pipeline import MediaQueryBundle, build_pipeline
-from ..store.settings import check_weights
 from .embed import EmbedService
 from .errors import APIError, Overloaded, bad_item
 from .items import check_header, data_uri_payload, media_bytes
@@ -62,7 +61,8 @@ class SearchService:
             retriever = build_pipeline(self.store, self.embed.embedding, reranker, top_k=candidates,
                                        mode=request.mode, modality=request.modality, filters=filters, **options)
         except ValueError as exc:  # an option this search can't take (MMR in sparse mode, say)
-            raise APIError(400, str(exc), code="invalid_request", param=_first_option(options)) from None
+            named = next((name for name in options if name in str(exc)), None)  # the option the message is about
+            raise APIError(400, str(exc), code="invalid_request", param=named) from None
         self._admit()
         start = time.monotonic()
         try:
@@ -136,22 +136,11 @@ QUALITY_OPTIONS = ("mmr", "max_per_document", "fusion", "rrf_k", "rrf_weights")
 
 
 def _quality_options(request: Any) -> dict[str, Any]:
+    """The body's search-quality options, as ``build_pipeline`` takes them (it refuses bad combinations)."""
     options = {name: getattr(request, name) for name in QUALITY_OPTIONS if getattr(request, name) is not None}
     if "max_per_document" in options:
         options["document_key"] = request.document_key
-    if "rrf_weights" in options:
-        if request.fusion == "dbsf":
-            raise APIError(400, "rrf_weights apply to RRF; DBSF normalises each list's scores and takes no weights",
-                           code="invalid_request", param="rrf_weights")
-        try:
-            check_weights(options["rrf_weights"])
-        except ValueError as exc:
-            raise APIError(400, str(exc), code="invalid_request", param="rrf_weights") from None
     return options
-
-
-def _first_option(options: dict[str, Any]) -> Optional[str]:
-    return next(iter(options), None)
 
 
 def _example_param(request: Any) -> Optional[str]:

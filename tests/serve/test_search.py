@@ -102,6 +102,9 @@ def test_bad_searches_are_refused_with_a_reason(served, body: dict, status: int,
     response = httpx.post(served.base + "/v1/search", headers=served.headers, json=body)
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
+    for option in ("mmr", "rrf_weights"):  # a refused option is the error's param
+        if option in body and status == 400:
+            assert response.json()["error"]["param"] == option, response.text
 
 
 def test_a_server_without_an_index_says_so(serve_models) -> None:  # type: ignore[no-untyped-def]
