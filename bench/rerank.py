@@ -30,7 +30,6 @@ import os
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,7 +38,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CACHE, add_device_args, best_of, cpu_flags_summary, header, load_average, machine_record  # noqa: E402
+from _common import (CACHE, add_device_args, best_of, cpu_flags_summary, header, interleaved,  # noqa: E402
+                     load_average, machine_record)
 from _peers import run_peer  # noqa: E402
 from embed import make_jpegs  # noqa: E402
 
@@ -104,14 +104,7 @@ def scores_in_input_order(result: list[Any]) -> list[float]:
 
 def rates(pairs: int, variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Pairs/s of each variant: best of ``repeats`` interleaved rounds, after one warm-up call each."""
-    for fn in variants.values():
-        fn()
-    times: dict[str, list[float]] = {label: [] for label in variants}
-    for _ in range(repeats):
-        for label, fn in variants.items():
-            start = time.perf_counter()
-            fn()
-            times[label].append(time.perf_counter() - start)
+    times = interleaved(variants, repeats)
     result = {}
     for label, seconds in times.items():
         best, median = min(seconds), statistics.median(seconds)

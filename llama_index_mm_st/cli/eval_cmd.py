@@ -60,7 +60,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise CLIError("--k must be at least 1")
-    retrieval_options(args, "hybrid")  # a bad flag fails before anything loads
+    quality = retrieval_options(args, "hybrid")  # a bad flag fails before anything loads
     try:
         qrels = load_qrels(args.qrels)
     except FileNotFoundError:
@@ -78,7 +78,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for mode in dict.fromkeys(args.mode):
             for name, reranker in rerankers:
                 top_k = shown * RERANK_CANDIDATES_PER_RESULT if reranker is not None else shown
-                options = retrieval_options(args, "hybrid")
+                options = dict(quality)
                 if mode == "sparse":
                     options.pop("mmr", None)  # MMR compares dense vectors; a words-only search has none
                 retriever = build_pipeline(store, embedding, reranker, top_k=top_k, mode=mode, **options)

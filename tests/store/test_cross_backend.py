@@ -11,6 +11,7 @@ from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter,
 from qdrant_client import QdrantClient
 
 from llama_index_mm_st.store import MultimodalQdrantStore
+from tests.fixtures.ranking import score_groups
 from tests.store.conftest import DIM, unit
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron sigma tau".split()
@@ -63,16 +64,8 @@ def test_rrf_order_and_scores_match(stores) -> None:
 
 
 def groups(result, cut: float, rel: float = 1e-4) -> list[frozenset[str]]:
-    """The ids holding each distinct score above ``cut``, best first (scores equal within ``rel`` are one group)."""
-    out: list[tuple[float, set[str]]] = []
-    for node_id, score in zip(result.ids, result.similarities):
-        if abs(score - cut) <= rel * abs(cut):
-            continue
-        if out and abs(out[-1][0] - score) <= rel * abs(score):
-            out[-1][1].add(node_id)
-        else:
-            out.append((score, {node_id}))
-    return [frozenset(ids) for _, ids in out]
+    """The ids holding each distinct score above ``cut`` in a query result (``score_groups``)."""
+    return score_groups(result.ids, result.similarities, cut, rel)
 
 
 def test_filtered_queries_match(stores) -> None:
