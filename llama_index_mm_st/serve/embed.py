@@ -84,13 +84,18 @@ class EmbedService:
             position, error = failed
             if isinstance(error, APIError):
                 raise error
+            if isinstance(error, NonFiniteOutput):
+                raise non_finite(f"{param}[{position}]", "embedding")
             raise bad_item(f"{param}[{position}]", getattr(error, "reason", None) or str(error))
         return Embedded([vector for vector, _ in outcomes], sum(tokens for _, tokens in outcomes))
 
     def _run_group(self, key: Any, payloads: List[Any]) -> List[Outcome]:
         modality, role = key
         result = self.embedding.embed(payloads, modality, role=role, on_error="skip")
-        failed = {failure.position: failure.error for failure in result.failures}
+        failed: dict[int, BaseException] = {failure.position: failure.error for failure in result.failures}
+        for position, vector in enumerate(result.embeddings):
+            if vector is not None and position not in failed and not np.isfinite(vector).all():
+                failed[position] = NonFiniteOutput()
         tokens = self._token_counts(payloads) if modality == "text" else [0] * len(payloads)
         return [failed[i] if i in failed else (list(vector), tokens[i])
                 for i, vector in enumerate(result.embeddings)]
@@ -105,6 +110,17 @@ class EmbedService:
         window = self.rules.text_window
         encoded = tokenizer(texts, truncation=window is not None, max_length=window)["input_ids"]
         return [len(ids) for ids in encoded]
+
+
+class NonFiniteOutput(ValueError):
+    """The model gave an item a NaN or infinite number: its fault, not the input's (named by ``non_finite``)."""
+
+
+def non_finite(param: str, what: str) -> APIError:
+    """A 500 naming the item whose output is not finite: JSON cannot carry it (and base64 would hide it)."""
+    return APIError(500, f"{param}: the model produced a {what} that is not finite (NaN or infinity) for this item; "
+                         "this is a fault of the model or its precision, not of the request", code="non_finite_output",
+                    param=param)
 
 
 def _text_window(embedding: Any) -> Optional[int]:

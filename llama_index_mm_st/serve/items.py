@@ -64,7 +64,10 @@ def media_bytes(value: str, param: str, rules: MediaRules) -> bytes:
         header, _, payload = value.partition(",")
         if not header.endswith(";base64"):
             raise bad_item(param, "only base64 data: URIs are accepted (data:<type>;base64,<data>)")
-        data = decode_base64(payload, param, ItemError)
+        try:
+            data = decode_base64(payload, param, ItemError)
+        except ItemError as exc:
+            raise bad_item(param, exc.reason) from None
         if not data:
             raise bad_item(param, "empty data (zero bytes)")
         return data
