@@ -243,6 +243,12 @@ class MultimodalEmbedding(MultiModalEmbedding):
         """This embedding's URL policy and download limits."""
         return self._encoder.settings.fetch
 
+    @property
+    def text_window(self) -> Optional[int]:
+        """Tokens of a text the model reads (None: it declares no window). Longer texts are truncated, and
+        cut to ``text_limits.char_limit(text_window)`` characters before tokenising, so their cost is bounded."""
+        return self._encoder.text_window
+
     def supports(self, modality: Modality) -> bool:
         """Whether the model can encode this modality (text+image needs a VLM embedder)."""
         return self._encoder.supports(modality)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..media import MediaLimits
+from ..text_limits import bound_text, char_limit, declared_window
 from ..types import Modality, Role
 from .errors import APIError, bad_item
 from .items import MediaRules, Prepared, decode_for_model, prepare_media, text_cost
@@ -24,8 +25,6 @@ from .metrics import Metrics
 from .settings import ServeSettings
 
 SERVED_MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "video")
-WINDOW_SANITY = 1_000_000
-"""A declared text window above this is a tokenizer that declares none (``int(1e30)``)."""
 
 
 @dataclass(frozen=True)
@@ -96,20 +95,27 @@ class EmbedService:
         for position, vector in enumerate(result.embeddings):
             if vector is not None and position not in failed and not np.isfinite(vector).all():
                 failed[position] = NonFiniteOutput()
-        tokens = self._token_counts(payloads) if modality == "text" else [0] * len(payloads)
+        tokens = self._token_counts(payloads, failed) if modality == "text" else [0] * len(payloads)
         return [failed[i] if i in failed else (list(vector), tokens[i])
                 for i, vector in enumerate(result.embeddings)]
 
-    def _token_counts(self, texts: List[str]) -> List[int]:
-        """Tokens per text by the model's own tokenizer (for ``usage``), at most the window; 0 without one."""
+    def _token_counts(self, texts: List[str], failed: Dict[int, BaseException]) -> List[int]:
+        """Tokens per text by the model's own tokenizer (for ``usage``), at most the window; 0 without one
+        and for a failed text. Counted on the text as the model was given it (cut to ``char_limit``)."""
         from transformers import PreTrainedTokenizerBase
 
         tokenizer = getattr(self.embedding.model, "tokenizer", None)
-        if not isinstance(tokenizer, PreTrainedTokenizerBase):  # a multimodal processor takes images first
+        counted = [i for i in range(len(texts)) if i not in failed]
+        if not isinstance(tokenizer, PreTrainedTokenizerBase) or not counted:  # a processor takes images first
             return [0] * len(texts)
         window = self.rules.text_window
-        encoded = tokenizer(texts, truncation=window is not None, max_length=window)["input_ids"]
-        return [len(ids) for ids in encoded]
+        limit = char_limit(window)
+        encoded = tokenizer([bound_text(texts[i], limit) for i in counted], truncation=window is not None,
+                            max_length=window)["input_ids"]
+        counts = [0] * len(texts)
+        for i, ids in zip(counted, encoded):
+            counts[i] = len(ids)
+        return counts
 
 
 class NonFiniteOutput(ValueError):
@@ -124,8 +130,9 @@ def non_finite(param: str, what: str) -> APIError:
 
 
 def _text_window(embedding: Any) -> Optional[int]:
-    window = getattr(embedding.model, "max_seq_length", None)
-    return int(window) if isinstance(window, int) and 0 < window < WINDOW_SANITY else None
+    """The tokens of a text the embedding reads (``MultimodalEmbedding.text_window``), or what its model declares."""
+    window = getattr(embedding, "text_window", None)
+    return window if isinstance(window, int) else declared_window(getattr(embedding, "model", None))
 
 
 def shorten(vectors: List[List[float]], dimensions: Optional[int], normalized: bool, size: int) -> List[List[float]]:
