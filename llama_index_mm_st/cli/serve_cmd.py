@@ -113,6 +113,7 @@ def _serve(args: argparse.Namespace, store: Any, limits: Any, api_key: Optional[
     from ..fetch import FetchOptions
     from ..ingest.manifest import check_model, read_manifest
     from ..serve import Components, ServeSettings, create_app, run
+    from ..serve.runner import listen
     from .models import DEFAULT_MODEL, load_embedding, load_reranker, model_name, resolve_model
 
     manifest = read_manifest(store) if store is not None else None
@@ -136,9 +137,12 @@ def _serve(args: argparse.Namespace, store: Any, limits: Any, api_key: Optional[
         print(f"mmst serve: warning: listening on {args.host} with no API key (set --api-key or ${API_KEY_ENV})",
               file=sys.stderr)
     what = f"{source.name}" + (f" and the index ({args.url or args.store or DEFAULT_STORE_DIR})" if serves_index else "")
-    print(f"mmst serve: http://{args.host}:{args.port}, loading {what}", file=sys.stderr)
+    sock = listen(args.host, args.port)  # a port in use fails here, in one line, before anything starts
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"mmst serve: http://{host}:{port}, loading {what}", file=sys.stderr)
     app = create_app(load, settings)
-    if run(app, args.host, args.port, drain_s=args.drain_seconds, log_level=args.log_level):
+    if run(app, args.host, port, drain_s=args.drain_seconds, log_level=args.log_level, sock=sock):
         raise CLIError(f"the server could not load its models: {app.state.server.failure}")
     return 0
 

@@ -10,7 +10,9 @@ and ``drain_s`` has passed (time for the balancer to see the 503). A second sign
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import time
 from types import FrameType
 from typing import Any, Optional
@@ -62,10 +64,32 @@ def make_server(app: Any, host: str, port: int, *, drain_s: float = 0.0, max_dra
     return DrainingServer(config)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything starts (uvicorn would bind only after the app's startup
+    ran and reported complete): a port in use is one ``OSError`` naming the address, and nothing else
+    is printed. Port 0 picks a free port (``getsockname()`` says which)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        in_use = exc.errno == errno.EADDRINUSE
+        error = OSError(f"cannot listen on {host}:{port}: " + ("the port is in use (another server?); choose another "
+                                                               "with --port" if in_use else exc.strerror or str(exc)))
+        error.errno = exc.errno
+        raise error from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def run(app: Any, host: str, port: int, *, drain_s: float = 0.0, max_drain_s: float = 600.0,
-        log_level: str = "info") -> int:
-    """Serve until stopped; the exit status (0 after a graceful stop, 1 when the models failed to load)."""
+        log_level: str = "info", sock: Optional[socket.socket] = None) -> int:
+    """Serve until stopped; the exit status (0 after a graceful stop, 1 when the models failed to load).
+    ``sock``: a socket from ``listen`` (else one is bound here, before the app starts)."""
+    sock = sock or listen(host, port)
     server = make_server(app, host, port, drain_s=drain_s, max_drain_s=max_drain_s, log_level=log_level)
-    server.run()
+    server.run(sockets=[sock])
     state: ServerState = app.state.server
     return 1 if state.phase == "failed" else 0

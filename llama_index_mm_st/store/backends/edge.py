@@ -33,6 +33,7 @@ from llama_index_mm_st import locks
 from llama_index_mm_st.errors import UnfinishedStoreError, UnsupportedFilterError
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit, payload_keys, vector_names
 from llama_index_mm_st.store.backends.disk import DiskGuard, batch_bytes
+from llama_index_mm_st.store.backends.records import read_record
 from llama_index_mm_st.store.plan import READ_BACK_KEYS, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
 from llama_index_mm_st.store.schema import (
     INDEX_KINDS, KEYWORD_INDEXED_KEYS, LEARNED_SPARSE_NAME, MULTIVECTOR_NAME, SPARSE_VECTOR_NAME, IndexKind,
@@ -303,7 +304,7 @@ class EdgeBackend(BackendCore):
         record = self._dir / SCHEMA_FILE
         if self._unfinished is not None or not record.exists():
             return None
-        return StoreSchema.from_dict(json.loads(record.read_text()))
+        return read_record(record, "schema", StoreSchema.from_dict)
 
     def open(self, schema: StoreSchema) -> None:
         if self._shard is None:
@@ -362,7 +363,7 @@ class EdgeBackend(BackendCore):
 
     def read_metadata(self) -> dict[str, Any]:
         record = self._dir / METADATA_FILE
-        return json.loads(record.read_text()) if record.exists() else {}
+        return read_record(record, "metadata") if record.exists() else {}
 
     def write_metadata(self, metadata: Mapping[str, Any]) -> None:
         self._require()
