@@ -25,6 +25,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     """The ``serve`` sub-command; the caller adds the store options (--store/--url/--collection)."""
     from ..serve.settings import Limits
+    from ..serve.slow_clients import HEADERS_TIMEOUT_S
 
     defaults = Limits()
     serve = commands.add_parser(
@@ -66,6 +67,9 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
                        help="with --allow-urls: also fetch from loopback, link-local and private addresses")
     serve.add_argument("--drain-seconds", type=float, default=0.0,
                        help="after SIGTERM, keep answering 503 at least this long (for a load balancer to notice)")
+    serve.add_argument("--headers-timeout", type=float, default=HEADERS_TIMEOUT_S, metavar="SECONDS",
+                       help="close a connection that sends no complete request headers in this long (slow clients; "
+                            "default %(default)s)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     return serve
 
@@ -95,6 +99,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.allow_private_urls and not args.allow_urls:
         raise CLIError("--allow-private-urls needs --allow-urls")
+    if not args.headers_timeout > 0:
+        raise CLIError(f"--headers-timeout must be > 0, got {args.headers_timeout:g}")
     limits = _limits(args)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     serves_index = bool(args.url or args.store or Path(DEFAULT_STORE_DIR).exists())
@@ -142,7 +148,8 @@ def _serve(args: argparse.Namespace, store: Any, limits: Any, api_key: Optional[
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"mmst serve: http://{host}:{port}, loading {what}", file=sys.stderr)
     app = create_app(load, settings)
-    if run(app, args.host, port, drain_s=args.drain_seconds, log_level=args.log_level, sock=sock):
+    if run(app, args.host, port, drain_s=args.drain_seconds, log_level=args.log_level, sock=sock,
+           headers_timeout_s=args.headers_timeout):
         raise CLIError(f"the server could not load its models: {app.state.server.failure}")
     return 0
 
