@@ -318,17 +318,19 @@ def main() -> None:
     parser.add_argument("--long-chars", type=int, default=5_000_000, help="with --long-text: the long text's length")
     parser.add_argument("--rerank-long-chars", type=int, default=None,
                         help="with --long-text: the long text of the rerank rows (default: --long-chars)")
-    parser.add_argument("--behind", type=int, default=8, help="with --long-text: good requests sent behind it")
+    parser.add_argument("--behind", type=int, default=40, help="with --long-text: at most this many good requests")
+    parser.add_argument("--behind-every", type=float, default=0.25,
+                        help="with --long-text: seconds between good requests sent while the long one runs")
     parser.add_argument("--timeout", type=float, default=120.0, help="with --long-text: seconds a request is given")
     args = parser.parse_args()
     if args.long_text:
-        from _long_text import run_long_text
-        from rerank import build_bert_base_cross_encoder
+        from _long_text import build_minilm_cross_encoder, run_long_text
+        from rerank import _tokenizer
 
         print(header("serve --long-text", "cpu", "fp32"))
         print(machine_record())
         run_long_text(args, build_clip_b32(CACHE / "clip-vit-b32-random"),
-                      build_bert_base_cross_encoder(CACHE / "bert-base-cross-encoder-random"), ROOT, CACHE,
+                      build_minilm_cross_encoder(CACHE / "minilm-l6-cross-encoder-random", _tokenizer()), ROOT, CACHE,
                       free_port, wait_ready, stop)
         return
     ours = {"precision": args.precision, "backend": args.backend}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -64,6 +65,19 @@ def is_url(text: str) -> bool:
 def is_file_url(text: str) -> bool:
     """True for ``file:`` URLs, which are refused everywhere rather than read as local paths."""
     return text[:5].lower() == "file:"
+
+
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]+)://")
+
+
+def unsupported_scheme(text: str) -> str | None:
+    """The scheme of a string written as a URL (``ftp://...``, ``s3://...``) that is neither http(s) nor
+    ``file:`` (which each have their own rule), lower-cased; None otherwise. Such a string is refused as
+    "unsupported URL scheme X" under the caller's own string, never read as a relative path (a one-letter
+    scheme is a Windows drive, and a path such as ``notes:v2.txt`` has no ``//``)."""
+    match = _URL_SCHEME.match(text)
+    scheme = match.group(1).lower() if match else None
+    return scheme if scheme is not None and scheme not in ALLOWED_SCHEMES and scheme != "file" else None
 
 
 def refuse_file_url(label: str) -> ImageLoadError:

@@ -23,7 +23,7 @@ from llama_index.core.schema import BaseNode
 
 from .errors import ImageLoadError, MediaLoadError
 from .inline import decode_base64, short_label
-from .fetch import FetchOptions, fetch_bytes, is_file_url, is_url
+from .fetch import FetchOptions, fetch_bytes, is_file_url, is_url, unsupported_scheme
 from .media import IndexChooser, MediaLimits, VideoFrames, load_audio, load_frame, load_video, mono_array
 from .types import MediaKind
 
@@ -84,6 +84,8 @@ class MediaRef:
             return decode_base64(source.payload, self.label, MediaLoadError)
         if isinstance(source, str) and is_file_url(source):
             raise MediaLoadError(self.label, "file:// URLs are refused; pass the path itself")
+        if isinstance(source, str) and unsupported_scheme(source):
+            raise MediaLoadError(self.label, f"unsupported URL scheme {unsupported_scheme(source)}")
         if isinstance(source, str) and is_url(source):
             try:
                 return fetch_bytes(source, fetch)

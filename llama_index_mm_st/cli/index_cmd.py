@@ -13,6 +13,7 @@ import os
 import sys
 
 from ..defaults import DEFAULT_MODEL
+from ..readers.walk import url_refusal
 from .models import CLIError, add_backend_flags, backend_option, load_embedding, model_name, resolve_model
 from .progress import BarProgress, Stage, quiet_libraries
 from .stores import DEFAULT_STORE, open_store, store_exists
@@ -47,6 +48,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise CLIError("--ray-gpus-per-actor must be 0 or more")
     if args.no_bm25 and not args.sparse_model:
         raise CLIError("--no-bm25 replaces BM25 by a learned sparse model: give --sparse-model MODEL too")
+    urls = [f"{path}: {refused.reason}" for path in args.paths if (refused := url_refusal(path)) is not None]
+    if urls:
+        raise CLIError(f"{'; '.join(urls)} (mmst index reads files and folders)")
     missing = [path for path in args.paths if not os.path.exists(path)]
     if missing:
         raise CLIError(f"no such file or folder: {', '.join(missing)}")

@@ -10,7 +10,7 @@ from pathlib import Path, PurePath
 from typing import Iterator, Sequence, Union
 
 from ..errors import ImageLoadError, PathError
-from ..fetch import is_file_url, is_url
+from ..fetch import is_file_url, is_url, unsupported_scheme
 from .report import IgnoredPath
 from .walk import WalkedFile, WalkPolicy, WalkTally, walk_path
 
@@ -52,8 +52,12 @@ def check_sources(items: object, allow_urls: bool) -> list[SourceItem]:
     return listed  # type: ignore[return-value]
 
 
-def refusal(item: str, allow_urls: bool) -> ImageLoadError | None:
-    """Why a string source is refused by policy, naming it; None when it may be read."""
+def refusal(item: str, allow_urls: bool, local: bool = True) -> ImageLoadError | None:
+    """Why a string source is refused by policy, naming it as given; None when it may be read. On another
+    file system (``local=False``, fsspec) a path may carry its protocol (``s3://``): not judged here."""
+    scheme = unsupported_scheme(item) if local else None
+    if scheme is not None:
+        return ImageLoadError(item, f"unsupported URL scheme {scheme}")
     if is_file_url(item):
         return ImageLoadError(item, "a file:// URL is refused; pass the file's path instead")
     if is_url(item) and not allow_urls:
@@ -74,7 +78,7 @@ def expand(
     (a path on another fsspec file system, from ``SimpleDirectoryReader``) paths are taken as files as given.
     A refused source (``refusal``) comes out as its ``ImageLoadError``, in its place."""
     for position, item in enumerate(items):
-        refused = refusal(item, allow_urls) if isinstance(item, str) else None
+        refused = refusal(item, allow_urls, local) if isinstance(item, str) else None
         if refused is not None:
             yield refused
         elif isinstance(item, (bytes, bytearray, memoryview)):
