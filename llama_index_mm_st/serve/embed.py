@@ -110,8 +110,11 @@ class EmbedService:
             return [0] * len(texts)
         window = self.rules.text_window
         limit = char_limit(window)
-        encoded = tokenizer([bound_text(texts[i], limit) for i in counted], truncation=window is not None,
-                            max_length=window)["input_ids"]
+        try:  # the model read these texts; a tokenizer that still refuses one costs the usage count, not the worker
+            encoded = tokenizer([bound_text(texts[i], limit) for i in counted], truncation=window is not None,
+                                max_length=window)["input_ids"]
+        except (TypeError, ValueError):
+            return [0] * len(texts)
         counts = [0] * len(texts)
         for i, ids in zip(counted, encoded):
             counts[i] = len(ids)
