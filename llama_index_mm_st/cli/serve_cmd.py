@@ -118,7 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, store: Any, limits: Any, api_key: Optional[str], serves_index: bool) -> int:
     from ..fetch import FetchOptions
     from ..ingest.manifest import check_model, read_manifest
-    from ..serve import Components, ServeSettings, create_app, run
+    from ..serve import Components, ServeSettings, create_app
     from ..serve.runner import listen
     from .models import DEFAULT_MODEL, load_embedding, load_reranker, model_name, resolve_model
 
@@ -138,16 +138,24 @@ def _serve(args: argparse.Namespace, store: Any, limits: Any, api_key: Optional[
 
     fetch = FetchOptions(allow_urls=args.allow_urls, allow_private_urls=args.allow_private_urls)
     settings = ServeSettings(api_key=api_key, limits=limits, fetch=fetch, model_id=args.served_model_name)
+    sock = listen(args.host, args.port)  # a port in use fails here, in one line, before anything starts
+    try:
+        return _run(args, sock, create_app(load, settings), api_key, source.name, serves_index)
+    finally:
+        sock.close()  # uvicorn closes it when it stops; closing again is harmless
+
+
+def _run(args: argparse.Namespace, sock: Any, app: Any, api_key: Optional[str], model: str, serves_index: bool) -> int:
+    from ..serve import run
+
     _configure_logging(args.log_level)
     if args.host not in LOCAL_HOSTS and api_key is None:
         print(f"mmst serve: warning: listening on {args.host} with no API key (set --api-key or ${API_KEY_ENV})",
               file=sys.stderr)
-    what = f"{source.name}" + (f" and the index ({args.url or args.store or DEFAULT_STORE_DIR})" if serves_index else "")
-    sock = listen(args.host, args.port)  # a port in use fails here, in one line, before anything starts
+    what = model + (f" and the index ({args.url or args.store or DEFAULT_STORE_DIR})" if serves_index else "")
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"mmst serve: http://{host}:{port}, loading {what}", file=sys.stderr)
-    app = create_app(load, settings)
     if run(app, args.host, port, drain_s=args.drain_seconds, log_level=args.log_level, sock=sock,
            headers_timeout_s=args.headers_timeout):
         raise CLIError(f"the server could not load its models: {app.state.server.failure}")
