@@ -33,6 +33,7 @@ def create_app(components: Union[Components, Loader], settings: Optional[ServeSe
         raise MissingDependencyError("fastapi and uvicorn", "serve") from exc
     from .. import __version__
     from .documents import router as documents_router
+    from .nodes import router as nodes_router
     from .gate import Gate
     from .routes import router
 
@@ -54,6 +55,7 @@ def create_app(components: Union[Components, Loader], settings: Optional[ServeSe
     app.state.server = state
     app.include_router(router)
     app.include_router(documents_router)
+    app.include_router(nodes_router)
     app.add_middleware(Gate, state=state)
 
     def answer(error: APIError) -> Response:

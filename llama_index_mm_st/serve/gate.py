@@ -29,7 +29,9 @@ OPEN_ROUTES = frozenset({"/health", "/v1/health", "/metrics"})
 KNOWN_ROUTES = frozenset({
     "/embeddings", "/v1/embeddings", "/embed", "/v1/embed", "/rerank", "/v1/rerank", "/search", "/v1/search",
     "/models", "/v1/models", "/docs", "/openapi.json", *OPEN_ROUTES,
-    "/documents", "/v1/documents", "/documents/delete", "/v1/documents/delete",
+    "/documents", "/v1/documents", "/documents/delete", "/v1/documents/delete", "/index", "/v1/index",
+    "/nodes", "/v1/nodes", "/nodes/query", "/v1/nodes/query", "/nodes/get", "/v1/nodes/get",
+    "/nodes/delete", "/v1/nodes/delete",
 })
 ID_ROUTES = ("/documents/", "/v1/documents/")
 """Routes with an id in the path: labelled by the route, never by the id."""

@@ -84,7 +84,7 @@ class DocumentWriter:
         self.plan = IngestPlan.for_model(embed.embedding)
         self.files_dir = files_dir
         self.stager = Stager(files_dir, index_root, embed.rules, self.reader)
-        self._write_lock = threading.Lock()
+        self.write_lock = threading.Lock()
         self._document_locks: Dict[str, asyncio.Lock] = {}
         self._prepared = False
         self.generation = 0
@@ -132,7 +132,7 @@ class DocumentWriter:
         problems = [{"item": item, "reason": reason} for item, reason in prepared.problems]
         if prepared.unchanged:
             return {**entry, "status": "unchanged", "points": len(prepared.kept_ids), **_listed(problems)}
-        jobs = [Job((NODES, "document"), parts, self._cost(parts)) for parts in prepared.pending]
+        jobs = [Job((NODES, "document"), parts, self.cost(parts)) for parts in prepared.pending]
         outcomes = await self.embed.lane.run(jobs) if jobs else []
         kept = [outcome for outcome in outcomes if isinstance(outcome, NodeParts)]
         for parts, outcome in zip(prepared.pending, outcomes):
@@ -183,24 +183,26 @@ class DocumentWriter:
             if work.action == "unchanged":
                 continue
             for parts in work.nodes:
-                decoded = self._decoded(parts, prepared.problems)
+                decoded = self.decoded(parts, prepared.problems)
                 if decoded is not None:
                     prepared.pending.append(decoded)
         return prepared
 
-    def _decoded(self, parts: NodeParts, problems: List[tuple[str, str]]) -> Optional[NodeParts]:
-        """A node with its pixels decoded here, in the request's thread (the lane's turn is the forward pass)."""
+    def decoded(self, parts: NodeParts, problems: List[tuple[str, str]], fetch: Any = None) -> Optional[NodeParts]:
+        """A node with its pixels decoded here, in the request's thread (the lane's turn is the forward pass);
+        ``fetch``: the URL policy (default the embedding's); a failure is added to ``problems``."""
         if parts.image is None:
             return parts
         embedding = self.embed.embedding
         try:
-            pixels = np.asarray(parts.image.load(embedding.decode_options, embedding.fetch_options), dtype=np.uint8)
+            pixels = np.asarray(parts.image.load(embedding.decode_options, fetch or embedding.fetch_options),
+                                dtype=np.uint8)
         except ItemError as exc:
             problems.append((f"node {parts.node_id} ({parts.image.label})", str(exc.reason)))
             return None
         return replace(parts, image=ImageRef(parts.image.label, pixels))
 
-    def _cost(self, parts: NodeParts) -> float:
+    def cost(self, parts: NodeParts) -> float:
         """The node's share of a batch: its pixels, media seconds and words, as the embeddings route counts."""
         limits, rules = self.embed.settings.limits, self.embed.rules
         cost = 0.0
@@ -230,7 +232,7 @@ class DocumentWriter:
 
     def _write(self, prepared: Prepared, kept: List[NodeParts]) -> int:
         """Write the new points, then delete what the document no longer has; the document's point count."""
-        with self._write_lock:
+        with self.write_lock:
             self._ensure_collection()
             if kept:
                 self.store.add_parts(kept)
@@ -298,7 +300,7 @@ class DocumentWriter:
             selector = filters if selector is None else MetadataFilters(filters=[selector, filters])
         if selector is None or self.store.schema is None:
             return []
-        with self._write_lock:
+        with self.write_lock:
             counts = Counter(document_key(p) for p in self.store.payload_values(list(LIST_KEYS), selector))
             if counts:
                 self.store.delete_nodes(filters=selector)
