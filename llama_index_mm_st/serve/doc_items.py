@@ -131,8 +131,8 @@ def _spec(position: int, raw: Any, files: Optional[Dict[str, FormPart]] = None) 
         spec.kind = given[0] if given else "text"
         if spec.kind == "text" and item.text is None:
             raise ItemRefused("nothing to index: give text, or an image, audio, video, file or path")
-        if spec.kind in ("file", "path") and item.text is not None:
-            raise ItemRefused(f"text goes with an image, audio or video (its caption or transcript), not with a {spec.kind}")
+        if spec.kind == "path" and item.text is not None:
+            raise ItemRefused("text goes with an image, audio or video (its caption or transcript), not with a path")
         if spec.kind == "file" and files is not None:
             part = files.get(item.file or "")
             if part is None:
@@ -298,6 +298,9 @@ class Stager:
             if not name or Path(name).suffix.lower() not in known:
                 raise ItemRefused("a file needs a name with an extension the index reads (report.pdf, notes.md, "
                                   f"cat.jpg, talk.mp3), got {spec.name!r}")
+            if spec.text is not None and Path(name).suffix.lower() in TEXT_EXTENSIONS | PDF_EXTENSIONS:
+                raise ItemRefused("text goes with an image, audio or video (its caption or transcript); a PDF or "
+                                  "text file has its own words")
             return data, name
         try:
             check_header(data, spec.kind, spec.param, self.rules)

@@ -2,9 +2,12 @@
 
 - ``POST /v1/documents``: JSON ``{"documents": [{"id", "text", "image"|"audio"|"video"|"file"|"path",
   "name", "metadata"}]}`` or a multipart upload; each document is read, split, embedded (the embedding
-  lane) and written as ``mmst index`` does it. The reply lists each document's outcome (``added``,
-  ``replaced``, ``unchanged`` or ``refused`` with the reason and ``param``); a request whose every
-  document is refused is a 400 that still lists them.
+  lane) and written as ``mmst index`` does it. The reply (200, as Elasticsearch's bulk API and Marqo's
+  ``add_documents`` answer) lists each document's outcome: ``added``, ``replaced``, ``unchanged``, or
+  ``refused`` with its ``param``, ``reason``, ``code`` and ``http_status`` (400 bad item, 409 the index
+  can't take it, 429 the queue was full: send it again after ``retry_after``); ``errors`` says whether
+  any was refused. A request every document of which the queue turned away is a 429 with
+  ``Retry-After``; a body that is not a list of documents is a 4xx.
 - ``GET /v1/documents`` (``limit``, ``after``: paging by id), ``GET /v1/documents/{id}``.
 - ``DELETE /v1/documents/{id}``; ``POST /v1/documents/delete`` with ``ids`` and/or ``filters``
   (LlamaIndex ``MetadataFilters`` JSON: the matching points go).
@@ -41,28 +44,14 @@ class DeleteRequest(BaseModel):
     filters: Optional[Dict[str, Any]] = None
 
 
-class BatchRefused(APIError):
-    """Every document of a request was refused: a 400 naming the first, with the whole list beside it."""
-
-    def __init__(self, documents: List[dict]) -> None:
-        first = documents[0]
-        super().__init__(400, f"{first['param']}: {first['reason']}" + (
-            f" (and {len(documents) - 1} more refused)" if len(documents) > 1 else ""), code=first["code"],
-            param=first["param"])
-        self.documents = documents
-
-    def body(self) -> dict[str, Any]:
-        return {**super().body(), "documents": self.documents}
-
-
 def _writer(request: Request, write: bool = False) -> DocumentWriter:
     state: ServerState = request.app.state.server
     services = state.services
     if services is None:
         raise state.refusal() or APIError(503, "the server is not ready", code="warming_up")
-    if services.search is None:
+    if services.search is None or services.documents is None:
         raise APIError(404, "this server serves no index (start it with --store DIR or --url URL)", code="no_index")
-    if services.documents is None:
+    if write and not services.documents.writable:
         raise APIError(403, "this server's index is read-only (it was started with --read-only)", code="read_only")
     return services.documents
 
@@ -99,7 +88,6 @@ async def add_documents(request: Request) -> Response:
         waits = [d["retry_after"] for d in documents if "retry_after" in d]
         if len(waits) == len(documents):  # all turned away by a full queue: the client's SDK retries a 429
             raise Overloaded(documents[0]["reason"], max(waits), code=documents[0]["code"])
-        raise BatchRefused(documents)
     return _json({"object": "list", "documents": documents, **counts, "errors": counts["refused"] > 0})
 
 

@@ -56,7 +56,7 @@ class Services:
     search: Optional[SearchService]
     components: Components
     documents: Optional[Any] = None
-    """The ``writer.DocumentWriter`` of ``/v1/documents`` (None: no index, or a read-only one)."""
+    """The ``writer.DocumentWriter`` of ``/v1/documents`` and ``/v1/nodes`` (None: no index served)."""
 
 
 class ServerState:
@@ -159,11 +159,11 @@ def build_services(components: Components, settings: ServeSettings, metrics: Met
     search = (SearchService(components.store, embed, rerank, settings, metrics)
               if components.store is not None else None)
     documents = None
-    if components.store is not None and not settings.read_only:
+    if components.store is not None:
         from .writer import DocumentWriter
 
         documents = DocumentWriter(components.store, embed, settings.files_path(components.store),
-                                   settings.index_root, components.model_name)
+                                   settings.index_root, components.model_name, writable=not settings.read_only)
     return Services(embed, rerank, search, components, documents)
 
 

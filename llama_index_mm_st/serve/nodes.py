@@ -111,7 +111,7 @@ async def index_info(request: Request) -> Response:
                 "late_interaction": bool(schema is not None and schema.late_interaction),
                 "model": manifest.model if manifest is not None else None,
                 "served_model": services.embed.embedding.model_name,  # type: ignore[union-attr]
-                "writable": documents is not None}
+                "writable": documents is not None and documents.writable}
 
     return _json({"object": "index", **await asyncio.to_thread(read)})
 

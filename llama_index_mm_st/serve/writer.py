@@ -76,8 +76,8 @@ class DocumentWriter:
     """Writes, lists and deletes the served store's documents (``/v1/documents``)."""
 
     def __init__(self, store: Any, embed: EmbedService, files_dir: Optional[Path], index_root: Optional[Path],
-                 model_name: Optional[str] = None) -> None:
-        self.store, self.embed = store, embed
+                 model_name: Optional[str] = None, writable: bool = True) -> None:
+        self.store, self.embed, self.writable = store, embed, writable
         self.model_name = model_name or embed.embedding.model_name
         self.reader = ImageReader()  # the reading rules of ``mmst index``
         self.readers = readers_for(self.reader)
@@ -355,8 +355,9 @@ def _tag(document: Document, staged: Staged, revision: str) -> None:
 
 def refused(spec: ItemSpec, document_id: Optional[str], name: Optional[str], reason: str, code: str,
             retry_after: Optional[float] = None) -> dict:
+    status = 429 if retry_after is not None else 409 if code == "schema_mismatch" else 400
     entry = {"index": spec.position, "id": document_id, "name": name, "status": "refused", "param": spec.param,
-             "reason": reason, "code": code}
+             "reason": reason, "code": code, "http_status": status}
     if retry_after is not None:
         entry["retry_after"] = retry_after
     return entry
