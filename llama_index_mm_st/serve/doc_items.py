@@ -121,6 +121,8 @@ def _spec(position: int, raw: Any, files: Optional[Dict[str, FormPart]] = None) 
     except ValidationError as exc:
         error = validation_error(list(exc.errors()))
         spec.error = ItemRefused(error.message)
+        if isinstance(raw, dict):  # named as the client named it, so it can tell which one
+            spec.id, spec.name = (value if isinstance(value, str) else None for value in (raw.get("id"), raw.get("name")))
         return spec
     spec.id, spec.name, spec.metadata, spec.text = item.id, item.name, item.metadata, item.text
     given = [name for name in (*MEDIA_FIELDS, "file", "path") if getattr(item, name) is not None]

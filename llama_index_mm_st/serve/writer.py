@@ -134,6 +134,9 @@ class DocumentWriter:
             return {**entry, "status": "unchanged", "points": len(prepared.kept_ids), **_listed(problems)}
         jobs = [Job((NODES, "document"), parts, self.cost(parts)) for parts in prepared.pending]
         outcomes = await self.embed.lane.run(jobs) if jobs else []
+        turned_away = next((outcome for outcome in outcomes if isinstance(outcome, APIError)), None)
+        if turned_away is not None:  # waited past the bound, or the worker died: the document, not a node
+            raise turned_away
         kept = [outcome for outcome in outcomes if isinstance(outcome, NodeParts)]
         for parts, outcome in zip(prepared.pending, outcomes):
             if isinstance(outcome, BaseException):
