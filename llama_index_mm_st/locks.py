@@ -66,6 +66,8 @@ def command_line(argv: Optional[list[str]] = None) -> str:
     argv = list(getattr(sys, "orig_argv", sys.argv) if argv is None else argv)
     if len(argv) > 1 and Path(argv[1]).name in ("mmst", "mmst.exe"):
         argv = argv[1:]  # the console script: what the user typed
+    elif argv[1:3] == ["-m", "llama_index_mm_st.cli"]:
+        argv = ["mmst", *argv[3:]]
     if argv:
         argv[0] = Path(argv[0]).name
     shown, hide_next, code_next = [], False, False
