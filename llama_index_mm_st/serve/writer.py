@@ -53,7 +53,7 @@ REV_KEY = "mmst_doc_rev"
 HIDDEN_KEYS = (DOC_ID_KEY, DOC_NAME_KEY, REV_KEY)
 """The API's bookkeeping keys: never in what a model or an LLM reads."""
 REF_DOC_ID_KEY = "ref_doc_id"
-ITEMS_IN_FLIGHT = 8
+ITEMS_IN_FLIGHT = 32
 """Documents of one request read and embedded at once: enough to fill the model's batches, few enough
 that one large upload does not fill the lane's queue ahead of everyone else's searches."""
 LIST_KEYS = (DOC_ID_KEY, DOC_NAME_KEY, REF_DOC_ID_KEY, FILE_KEY, "file_name", "modality", HASH_KEY)
