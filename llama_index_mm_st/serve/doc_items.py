@@ -349,8 +349,9 @@ class Stager:
         if spec.id is not None and (len(listing.files) > 1 or path.is_dir()):
             raise ItemRefused("id names one document, and a folder holds several: leave id out (each file's id "
                               "is its path)")
-        return [Staged(spec.id or str(item.path), spec.name or str(item.path), item, spec.metadata)
-                for item in listing.files]
+        single = len(listing.files) == 1 and not path.is_dir()
+        return [Staged(spec.id or str(item.path), spec.name if spec.name and single else str(item.path), item,
+                       spec.metadata) for item in listing.files]
 
 
 def item_folder(files_dir: Path, document_id: str) -> Path:

@@ -35,7 +35,7 @@ import numpy as np
 from llama_index.core.schema import Document
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
-from ..errors import ItemError, SchemaMismatchError
+from ..errors import ItemError, MissingDependencyError, SchemaMismatchError
 from ..ingest import IngestPlan, plan_document, prepare_store, read_file, read_manifest, readers_for, write_manifest
 from ..ingest.resume import FILE_KEY, HASH_KEY
 from ..inputs import ImageRef, NodeParts
@@ -118,6 +118,8 @@ class DocumentWriter:
                 return await self._ingest(spec, staged)
         except ItemRefused as exc:
             return refused(spec, staged.id, staged.name, exc.reason, exc.code)
+        except MissingDependencyError as exc:  # a PDF without pypdfium2: this document, with the install line
+            return refused(spec, staged.id, staged.name, str(exc), "missing_dependency")
         except APIError as exc:
             if exc.status != 429:
                 raise  # the model's worker is dead or hung: the request as a whole can't be served

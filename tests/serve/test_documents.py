@@ -294,3 +294,46 @@ def test_an_empty_file_and_a_text_in_base64_are_named(live: Any) -> None:
     answer = post(base, [{"file": f"data:text/plain;base64,{text}", "name": "plain.txt"},
                          {"file": "data:text/plain;base64,", "name": "empty.txt"}]).json()["documents"]
     assert answer[0]["status"] == "added" and answer[1]["status"] == "refused" and "empty" in answer[1]["reason"]
+
+
+def test_a_multipart_documents_field_names_its_parts(live: Any, image_files: dict[str, Path]) -> None:
+    base, store, _ = live
+    files = {"p0": ("x.png", image_files["png"].read_bytes(), "image/png"),
+             "stray": ("y.png", image_files["png"].read_bytes(), "image/png")}
+    body = '[{"id": "named-part", "file": "p0", "name": "heron.png", "text": "a heron", "metadata": {"k": 1}}, ' \
+           '{"id": "no-part", "file": "p9", "name": "z.png"}]'
+    answer = httpx.post(base + "/v1/documents", headers=HEADERS, timeout=120, files=files, data={"documents": body})
+    outcome = {d["param"] if d["status"] == "refused" else d["id"]: d for d in answer.json()["documents"]}
+    assert outcome["named-part"]["status"] == "added" and outcome["named-part"]["name"] == "heron.png"
+    assert "names no part" in outcome["documents[1]"]["reason"]
+    assert "named by no documents" in outcome["stray"]["reason"]
+    (heron,) = store.get_nodes(filters=_by_id("named-part"))
+    assert heron.text == "a heron" and heron.metadata["k"] == 1 and heron.metadata["mmst_doc_name"] == "heron.png"
+    typo = httpx.post(base + "/v1/documents", headers=HEADERS, timeout=120, files=files, data={"document": body})
+    assert typo.status_code == 422 and typo.json()["error"]["param"] == "document"
+
+
+def test_the_node_routes_name_a_bad_node_and_read_no_server_path(live: Any, image_files: dict[str, Path]) -> None:
+    from llama_index.core.schema import ImageNode, TextNode
+
+    from llama_index_mm_st.node_wire import node_to_wire
+
+    base, store, root = live
+    dim = store.schema.dim
+    good = TextNode(id_="n-good", text="ok", embedding=[1.0] + [0.0] * (dim - 1))
+    short = TextNode(id_="n-short", text="short", embedding=[1.0, 0.0])
+    answer = httpx.post(base + "/v1/nodes", headers=HEADERS, timeout=120,
+                        json={"nodes": [node_to_wire(good), node_to_wire(short)]})
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "nodes[1]"
+    assert "2 dimensions" in answer.json()["error"]["message"] and not store.get_nodes(["n-good"])  # all or nothing
+    broken = httpx.post(base + "/v1/nodes", headers=HEADERS, timeout=120, json={"nodes": [{"type": "TextNode"}]})
+    assert broken.status_code == 400 and broken.json()["error"]["param"] == "nodes[0]"
+    outside = ImageNode(id_="n-outside", image_path=str(image_files["png"]))  # no vector: the server would read it
+    refused = httpx.post(base + "/v1/nodes", headers=HEADERS, timeout=120, json={"nodes": [node_to_wire(outside)]})
+    assert refused.status_code == 400 and "--index-root" in refused.json()["error"]["message"]
+    inline = ImageNode(id_="n-inline", image=base64.b64encode(image_files["png"].read_bytes()).decode())
+    embedded = httpx.post(base + "/v1/nodes", headers=HEADERS, timeout=120,
+                          json={"nodes": [node_to_wire(inline), node_to_wire(TextNode(id_="n-text", text="words"))]})
+    assert embedded.status_code == 200 and embedded.json()["ids"] == ["n-inline", "n-text"]
+    stored = {node.node_id: node for node in store.get_nodes(["n-inline", "n-text"])}
+    assert len(stored["n-inline"].embedding) == dim and len(stored["n-text"].embedding) == dim
