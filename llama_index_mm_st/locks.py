@@ -24,7 +24,7 @@ import socket
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
@@ -110,7 +110,7 @@ class StoreLock:
     def serving(self, url: str) -> None:
         """Record that this process serves the store at ``url`` (a refusal then says to send documents there)."""
         if self._holder is not None:
-            self._holder = Holder(**{**asdict(self._holder), "serving": url})
+            self._holder = replace(self._holder, serving=url)
             self._write()
 
     def release(self) -> None:
@@ -125,6 +125,8 @@ class StoreLock:
     def _write(self) -> None:
         """The record, replaced whole (a reader never sees half of it); a folder that can't take it
         (read-only) leaves refusals without a name, never the lock untaken."""
+        if self._holder is None:
+            return
         target = self.folder / HOLDER_FILE
         temporary = target.with_name(f".{HOLDER_FILE}.{os.getpid()}")
         try:

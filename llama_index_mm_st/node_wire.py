@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from llama_index.core.schema import BaseNode, ImageNode
@@ -26,7 +26,7 @@ VECTOR_FIELDS = ("embedding", "text_embedding")
 """Node fields that hold vectors (``inputs.NodeParts.vector_fields``); they travel beside the node's JSON."""
 
 
-def encode_vector(vector: Sequence[float]) -> str:
+def encode_vector(vector: Union[Sequence[float], np.ndarray]) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 

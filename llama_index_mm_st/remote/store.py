@@ -58,7 +58,7 @@ class RemoteMultimodalStore(BasePydanticVectorStore):
 
     def __init__(self, base_url: str, api_key: Optional[str] = None, **kwargs: Any) -> None:
         refuse_unknown(type(self).__name__, kwargs, set(type(self).model_fields))
-        super().__init__(base_url=base_url.rstrip("/"), api_key=api_key, **kwargs)
+        super().__init__(base_url=base_url.rstrip("/"), api_key=api_key, **kwargs)  # type: ignore[call-arg]
         root = self.base_url[:-3] if self.base_url.endswith("/v1") else self.base_url
         self._endpoint = Endpoint(root, api_key, self.timeout,
                                   RetryPolicy(self.max_retries, max_retry_wait_s=self.max_retry_wait), self.headers)

@@ -119,7 +119,7 @@ def _spec(position: int, raw: Any, files: Optional[Dict[str, FormPart]] = None) 
     try:
         item = DocumentItem.model_validate(raw)
     except ValidationError as exc:
-        error = validation_error(list(exc.errors()))
+        error = validation_error([dict(detail) for detail in exc.errors()])
         spec.error = ItemRefused(error.message)
         if isinstance(raw, dict):  # named as the client named it, so it can tell which one
             spec.id, spec.name = (value if isinstance(value, str) else None for value in (raw.get("id"), raw.get("name")))
@@ -215,7 +215,7 @@ def _sidecar_words(parts: List[FormPart]) -> _Words:
     from ..readers.media_reader import TRANSCRIPT_SUFFIXES, subtitle_words
 
     words = _Words()
-    by_name = {part.filename: part for part in parts if part.filename}
+    by_name: Dict[Optional[str], FormPart] = {part.filename: part for part in parts if part.filename}
     for part in parts:
         name = part.filename or ""
         suffix = Path(name).suffix.lower()

@@ -168,7 +168,7 @@ async def _embed(nodes: List[Any], positions: List[int], writer: Any, state: Ser
 
     ready = await asyncio.to_thread(prepare)
     outcomes = await writer.embed.lane.run([Job((NODES, "document"), parts, writer.cost(parts)) for parts in ready])
-    for position, outcome in zip(positions, outcomes):
+    for position, outcome in zip(positions, outcomes, strict=True):
         if isinstance(outcome, APIError):
             raise outcome
         if isinstance(outcome, BaseException):

@@ -123,7 +123,8 @@ class DocumentWriter:
         except APIError as exc:
             if exc.status != 429:
                 raise  # the model's worker is dead or hung: the request as a whole can't be served
-            return refused(spec, staged.id, staged.name, exc.message, exc.code, retry_after=exc.retry_after)
+            return refused(spec, staged.id, staged.name, exc.message, exc.code or "queue_full",
+                           retry_after=exc.retry_after)
         finally:
             if not lock.locked() and self._document_locks.get(staged.id) is lock:
                 del self._document_locks[staged.id]
@@ -140,7 +141,7 @@ class DocumentWriter:
         if turned_away is not None:  # waited past the bound, or the worker died: the document, not a node
             raise turned_away
         kept = [outcome for outcome in outcomes if isinstance(outcome, NodeParts)]
-        for parts, outcome in zip(prepared.pending, outcomes):
+        for parts, outcome in zip(prepared.pending, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 problems.append({"item": f"node {parts.node_id} ({_label(parts)})", "reason": _why(outcome)})
         if not kept and not prepared.kept_ids:
@@ -361,7 +362,7 @@ def _tag(document: Document, staged: Staged, revision: str) -> None:
 def refused(spec: ItemSpec, document_id: Optional[str], name: Optional[str], reason: str, code: str,
             retry_after: Optional[float] = None) -> dict:
     status = 429 if retry_after is not None else 409 if code == "schema_mismatch" else 400
-    entry = {"index": spec.position, "id": document_id, "name": name, "status": "refused", "param": spec.param,
+    entry: Dict[str, Any] = {"index": spec.position, "id": document_id, "name": name, "status": "refused", "param": spec.param,
              "reason": reason, "code": code, "http_status": status}
     if retry_after is not None:
         entry["retry_after"] = retry_after
