@@ -4,8 +4,9 @@ The files are walked here by the very walker ``mmst index`` uses (``ingest.list_
 types, exclusions, links and skipped entries), and each is sent with its words (an image's caption
 sidecar, a medium's transcript: the readers' own sidecar rules) to ``POST /v1/documents``, where the
 server reads, embeds and writes it as ``mmst index`` would. A document's id is the file's absolute
-path here, so a second run answers "unchanged" for what did not change and replaces what did; a file
-the server turned away because its queue was full is sent again after the server's ``Retry-After``.
+path here, so a second run answers "unchanged" for what did not change and replaces what did, and the
+documents of files gone from the folders named are deleted (``--keep-missing`` keeps them); a file the
+server turned away because its queue was full is sent again after the server's ``Retry-After``.
 No model is loaded here, and no store is opened: the server is the index's one writer.
 """
 
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
+from urllib.parse import quote
 
 from .models import CLIError
 
@@ -50,6 +52,7 @@ class Tally:
     unchanged: List[dict] = field(default_factory=list)
     refused: List[dict] = field(default_factory=list)
     problems: List[tuple[str, str]] = field(default_factory=list)
+    removed: List[str] = field(default_factory=list)
 
     def record(self, entry: dict) -> None:
         getattr(self, entry["status"]).append(entry)
@@ -82,6 +85,8 @@ def cmd_index_remote(args: argparse.Namespace) -> int:
     progress = _Progress(len(outgoing), enabled=not args.no_progress)
     try:
         _send_all(endpoint, outgoing, tally, progress)
+        if not getattr(args, "keep_missing", False):
+            tally.removed = prune_remote(endpoint, list(args.paths))
         info = endpoint.request("GET", "/v1/index")
     finally:
         progress.close()
@@ -200,6 +205,27 @@ def _send_all(endpoint: Any, outgoing: List[Outgoing], tally: Tally, progress: "
                       "reason": "the server's queue stayed full; run the command again"})
 
 
+def prune_remote(endpoint: Any, paths: List[str]) -> List[str]:
+    """Delete the server's documents of files gone from the folders named (their ids are the paths this
+    command sent them under), as ``mmst index`` follows the files; the ids removed."""
+    folders = [os.path.abspath(path).rstrip(os.sep) + os.sep for path in paths if os.path.isdir(path)]
+    if not folders:
+        return []
+    gone: List[str] = []
+    after: Optional[str] = None
+    while True:
+        query = "/v1/documents?limit=1000" + (f"&after={quote(after, safe='')}" if after else "")
+        page = endpoint.request("GET", query)
+        gone += [entry["id"] for entry in page["data"]
+                 if any(entry["id"].startswith(folder) for folder in folders) and not os.path.lexists(entry["id"])]
+        if not page["has_more"]:
+            break
+        after = page["next"]
+    if gone:
+        endpoint.request("POST", "/v1/documents/delete", {"ids": gone})
+    return gone
+
+
 def summary_lines(tally: Tally, info: dict, ignored: Any) -> List[str]:
     def files(entries: List[dict]) -> str:
         return f"{len(entries)} file{'' if len(entries) == 1 else 's'}"
@@ -212,6 +238,8 @@ def summary_lines(tally: Tally, info: dict, ignored: Any) -> List[str]:
         f"unchanged (already indexed): {files(tally.unchanged)}",
         f"in the index: {info.get('points', 0)} points, {info.get('documents')} documents (served by the server)",
     ]
+    if tally.removed:
+        lines.append(f"removed: {len(tally.removed)} file{'' if len(tally.removed) == 1 else 's'} no longer there")
     if tally.refused:
         lines.append(f"refused by the server: {files(tally.refused)}")
     if ignored:

@@ -189,6 +189,12 @@ def test_mmst_index_server_sends_a_folder_as_mmst_index_reads_it(server: Any, tm
                      json={"query": "pelican pier", "mode": "sparse", "top_k": 1}).json()["results"][0]
     assert hit["metadata"]["mmst_doc_id"] == str(corpus / "photos" / "sample_png.png")
 
+    (corpus / "guide.md").unlink()  # the index follows the files, as mmst index does
+    pruned = run_cli("index", str(corpus), "--server", base, "--api-key", KEY, "--no-progress")
+    assert pruned.returncode == 0 and "removed: 1 file no longer there" in pruned.stdout, pruned.stdout
+    left = {e["id"] for e in httpx.get(base + "/v1/documents?limit=1000", headers=HEADERS, timeout=60).json()["data"]}
+    assert str(corpus / "guide.md") not in left and str(corpus / "notes.txt") in left
+
     held = run_cli("index", str(corpus), "--store", str(root / "index"), "--model", str(tiny_clip_dir))
     assert held.returncode == 1 and f"--server {base}" in held.stderr and "(mmst serve --store" in held.stderr
     assert "--api-key ***" in held.stderr and KEY not in held.stderr
