@@ -232,14 +232,15 @@ def summary_lines(tally: Tally, info: dict, ignored: Any) -> List[str]:
 
     points = sum(entry.get("points", 0) for entry in tally.added)
     lines = [
-        f"added: {points} points (from {files(tally.added)})" if tally.added else "added: nothing new",
+        f"added: {points} point{'' if points == 1 else 's'} (from {files(tally.added)})" if tally.added
+        else "added: nothing new",
         f"replaced (changed): {files(tally.replaced)}"
         + (": " + ", ".join(sorted(str(e["name"]) for e in tally.replaced)) if tally.replaced else ""),
         f"unchanged (already indexed): {files(tally.unchanged)}",
-        f"in the index: {info.get('points', 0)} points, {info.get('documents')} documents (served by the server)",
     ]
     if tally.removed:
         lines.append(f"removed: {len(tally.removed)} file{'' if len(tally.removed) == 1 else 's'} no longer there")
+    lines.append(f"in the index: {info.get('points', 0)} points, {info.get('documents')} documents (served by the server)")
     if tally.refused:
         lines.append(f"refused by the server: {files(tally.refused)}")
     if ignored:

@@ -282,7 +282,7 @@ class Stager:
             reason = listing.skipped[0][1] if listing.skipped else f"{Path(name).suffix or name!r} is not a type the index reads"
             shutil.rmtree(folder, ignore_errors=True)
             raise ItemRefused(reason)
-        return [Staged(document_id, spec.name or name, listing.files[0], spec.metadata, folder)]
+        return [Staged(document_id, spec.name or spec.id or name, listing.files[0], spec.metadata, folder)]
 
     def _content(self, spec: ItemSpec) -> tuple[bytes, str]:
         """The item's bytes and the file name it is stored under (an extension the readers know)."""
