@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import Document, ImageDocument, NodeRelationship
+from llama_index.core.schema import Document, ImageDocument, NodeRelationship, RelatedNodeInfo
 
 from ..ids import chunk_id
 from ..inputs import NodeParts, read_node, storable
@@ -92,7 +92,7 @@ def nodes_of(document: Document, splitter: SentenceSplitter, frames: bool = Fals
         node.id_ = renamed[node.id_]
         for kind in (NodeRelationship.PREVIOUS, NodeRelationship.NEXT):  # they named the splitter's random ids
             related = node.relationships.get(kind)
-            if related is not None:
+            if isinstance(related, RelatedNodeInfo):  # PREVIOUS and NEXT name one node each
                 related.node_id = renamed.get(related.node_id, related.node_id)
     return nodes
 

@@ -86,8 +86,8 @@ def format_summary(summary: IndexSummary) -> list[str]:
         kinds = ", ".join(f"{_files(len(files))} of {m}" for m, files in sorted(summary.unreadable.items()))
         lines.append(f"not indexed, the model can't read them (it reads {', '.join(summary.model_reads)}): {kinds}")
     if summary.ignored:
-        kinds = sorted(summary.ignored.items(), key=lambda kv: (-kv[1], kv[0]))
-        lines.append("ignored (type not indexed): " + ", ".join(f"{count} {suffix}" for suffix, count in kinds))
+        by_count = sorted(summary.ignored.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("ignored (type not indexed): " + ", ".join(f"{count} {suffix}" for suffix, count in by_count))
     return lines
 
 
