@@ -11,6 +11,7 @@ from typing import Optional
 
 from ..readers.frames import DEFAULT_EVERY_S
 from ..types import MODALITIES
+from .listing import Listing
 from .nodes import DocumentWork
 
 ACTIONS = ("new", "unchanged", "replace")
@@ -103,8 +104,8 @@ def format_problems(summary: IndexSummary) -> list[str]:
     return lines
 
 
-def empty_summary(listing: object, model_reads: tuple[str, ...], frame_every_s: Optional[float] = None) -> IndexSummary:
+def empty_summary(listing: Listing, model_reads: tuple[str, ...], frame_every_s: Optional[float] = None) -> IndexSummary:
     """A summary that starts from what the walk found (``listing.Listing``)."""
-    return IndexSummary(skipped=list(listing.skipped), not_followed=list(listing.not_followed),  # type: ignore[attr-defined]
-                        ignored=Counter(listing.ignored_types), model_reads=model_reads,  # type: ignore[attr-defined]
+    return IndexSummary(skipped=list(listing.skipped), not_followed=list(listing.not_followed),
+                        ignored=Counter(listing.ignored_types), model_reads=model_reads,
                         frame_every_s=frame_every_s or DEFAULT_EVERY_S)
