@@ -29,10 +29,11 @@ from ..inputs import INPUT_READERS, NodeParts, Parts, data_uri_modality, read_no
 from ..media import MediaLimits
 from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..onnx.choice import BackendReport, log_choice, plan as backend_plan
+from ..onnx.selection import select
 from ..runtime import resolve_device, resolve_precision, torch_dtype
 from ..types import Backend, Embedding, EmbeddingResult, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder
-from .forward import Forward, select_forward
+from .forward import Forward, embedding_kind
 from .late import LateEncoder
 from .profiles import backbone_config, checkpoint_kind, image_target_size, profile_for
 
@@ -161,9 +162,8 @@ class MultimodalEmbedding(MultiModalEmbedding):
         model.eval()
         if plan.onnx_precision is not None:
             model.to(dtype=torch_dtype("fp32"))  # graphs are exported from (and checked against) fp32 weights
-        selection = select_forward(model, self.model_name if loaded_by_name else None, plan,
-                                   batch_size=self.batch_size, model_kwargs=self.model_kwargs,
-                                   late_interaction=_is_late(model))
+        kind = embedding_kind(model, batch_size=self.batch_size, late_interaction=_is_late(model))
+        selection = select(kind, self.model_name if loaded_by_name else None, plan, self.model_kwargs)
         model.to(dtype=torch_dtype(selection.torch_precision))
         precision = selection.report.precision
         self.device, self.precision, self.backend = device, precision, selection.report.backend
