@@ -247,6 +247,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
         """Whether the model can encode this modality (text+image needs a VLM embedder)."""
         return self._encoder.supports(modality)
 
+    def close(self) -> None:
+        """Stop the image decoding threads now. They also stop when the embedding is garbage collected;
+        a later call starts them again, so closing a shared embedding early is safe."""
+        self._encoder.close()
+
     # ---- the one routine -----------------------------------------------------------------------
 
     def _encode_parts(self, items: Sequence[Union[Parts, Exception]], role: Role, *, stop_on_error: bool,

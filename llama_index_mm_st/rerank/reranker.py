@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, cast
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
@@ -36,7 +36,7 @@ from ..multivector import node_multivector
 from ..types import Backend, OnError, OnUnsupported, Precision
 from .routing import Route, content, find_route, load_images, load_media, node_side, query_side
 from .fusion import DEFAULT_RRF_K, keep_in_place, rank_by_score, reciprocal_rank_fusion
-from .scorers.base import Scorer
+from .scorers.base import MultivectorScorer, Scorer, abilities_of
 from .loading import LoadOptions, ModelSpec, load_scorer
 
 dispatcher = get_dispatcher(__name__)
@@ -152,7 +152,7 @@ class MultimodalReranker(BaseNodePostprocessor):
         )
         options.check()
         scorers = [load_scorer(spec, options) for spec in specs]
-        if instruction is not None and not any(getattr(s, "instruction", None) == instruction for s in scorers):
+        if instruction is not None and not any(abilities_of(s).instruction == instruction for s in scorers):
             raise ValueError("instruction is for chat-template rerankers (VLMs), and none of the models takes one")
         super().__init__(
             model_name=", ".join(scorer.name for scorer in scorers), top_n=top_n, batch_size=batch_size,
@@ -186,7 +186,7 @@ class MultimodalReranker(BaseNodePostprocessor):
         """Per scorer, in routing order: its name and the path its forward pass takes, and why."""
         found = []
         for scorer in self._scorers:
-            report = getattr(scorer, "report", None)
+            report = abilities_of(scorer).report
             found.append({"scorer": scorer.name, **(report.to_dict() if report is not None else
                                                     {"backend": "torch", "reason": "a Scorer given as an object"})})
         return found
@@ -310,10 +310,11 @@ class MultimodalReranker(BaseNodePostprocessor):
         found: dict[int, Any] = {}
         for route in routes:
             scorer = self._scorers[route.scorer]
-            if not hasattr(scorer, "score_multivectors") or route.query.modality != "text":
+            width = abilities_of(scorer).multivector_dim
+            if width is None or route.query.modality != "text":
                 continue
             matrix = node_multivector(nodes[route.position].node)
-            if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == getattr(scorer, "dimension", -1):
+            if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == width:
                 found[route.position] = matrix
         return found
 
@@ -329,7 +330,7 @@ class MultimodalReranker(BaseNodePostprocessor):
             query = content(group[0].query, images.get((group[0].position, 0)))
             scorer = self._scorers[scorer_index]
             if from_store:
-                values = scorer.score_multivectors(query, [stored[route.position] for route in group])  # type: ignore[attr-defined]
+                values = cast(MultivectorScorer, scorer).score_multivectors(query, [stored[route.position] for route in group])
                 scores.update({route.position: value for route, value in zip(group, values, strict=True)})
                 continue
             documents = [content(route.document, images.get((route.position, 1)), (media or {}).get(route.position))
