@@ -171,6 +171,17 @@ class NodeParts:
             return _MEDIA_FIELDS[self.media.kind]  # type: ignore[union-attr]
         return _PIXEL_FIELDS if self.has_pixels else _TEXT_FIELDS
 
+    def field_inputs(self, fuse: bool = False, late: bool = False) -> dict["EmbeddingField", Parts]:
+        """What each of the node's vector fields is embedded from: the rule the in-process and the remote
+        embedding both set nodes by. ``embedding``: ``parts(fuse)``; ``text_embedding``: the embed text
+        of a node with pixels and words (its field in ``vector_fields``), except for a late-interaction
+        model (``late``), which reads a page by its pixels and leaves its words to BM25."""
+        found: dict[EmbeddingField, Parts] = {"embedding": self.parts(fuse)}
+        text = self.text_parts()
+        if not late and text is not None and "text_embedding" in self.vector_fields.values():
+            found["text_embedding"] = text
+        return found
+
     def text_parts(self) -> Parts | None:
         """The embed text of a node with pixels and words, which the store keeps as its text vector.
         A media node's words (a transcript) go to BM25 only: LlamaIndex's ``Document`` has no field for

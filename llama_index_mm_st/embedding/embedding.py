@@ -413,15 +413,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
         nodes that got them and the failures. A caller that decoded the pixels elsewhere (a Ray read
         task) passes ``NodeParts`` whose image is the decoded array, and the rule stays this one."""
         check_on_error(on_error)
-        fuse = self._fuses()
-        # The fields are the store's (``NodeParts.vector_fields``): the main vector goes to ``embedding``,
-        # the words of a node with pixels to ``text_embedding``. A late-interaction model reads a page by
-        # its pixels; the page's words go to BM25, not to a second vector.
-        late = self.late_interaction
-        text_of = {position: text for position, parts in enumerate(nodes)
-                   if not late and "text_embedding" in parts.vector_fields.values()
-                   and (text := parts.text_parts()) is not None}
-        items: List[Union[Parts, Exception]] = [parts.parts(fuse) for parts in nodes]
+        # Which field gets which vector is the store's rule (``NodeParts.field_inputs``).
+        wanted = [parts.field_inputs(self._fuses(), self.late_interaction) for parts in nodes]
+        text_of = {position: fields["text_embedding"] for position, fields in enumerate(wanted)
+                   if "text_embedding" in fields}
+        items: List[Union[Parts, Exception]] = [fields["embedding"] for fields in wanted]
         items += list(text_of.values())  # one pass: these batch with the text nodes
         outcomes = self._encode_parts(items, "document", stop_on_error=on_error == "raise",
                                       show_progress=show_progress)
