@@ -28,7 +28,7 @@ from PIL import Image
 
 from .errors import ImageLoadError
 from .inline import decode_base64, short_label
-from .fetch import FetchOptions, fetch_bytes, is_file_url, is_url, refuse_file_url
+from .fetch import FetchOptions, fetch_bytes, url_of
 from .images import DecodeOptions, decode, prepare_pil
 from .media_refs import (
     FRAME_TIME_KEY, MediaRef, VideoFrame, media_input, media_resource_of, node_media_ref, read_frame_pixels,
@@ -76,10 +76,9 @@ class ImageRef:
             if not source:
                 raise ImageLoadError(self.label, "empty data (zero bytes)")
             return decode(BytesIO(source), self.label, decode_options)
-        if isinstance(source, str) and is_file_url(source):
-            raise refuse_file_url(self.label)
-        if isinstance(source, str) and is_url(source):
-            return decode(BytesIO(fetch_bytes(source, fetch)), self.label, decode_options)
+        url = url_of(source, self.label)
+        if url is not None:
+            return decode(BytesIO(fetch_bytes(url, fetch)), self.label, decode_options)
         return decode(source, self.label, decode_options)
 
 

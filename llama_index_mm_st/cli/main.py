@@ -110,11 +110,13 @@ def _check_query(args: argparse.Namespace) -> None:
         noun = {"image": "an image", "audio": "an audio clip", "video": "a video"}[flag]
         raise CLIError(f"--mode sparse matches exact words and {noun} has none: leave out --{flag}, "
                        f"or use --mode hybrid or dense to search by {flag}")
-    from ..fetch import is_file_url, is_url
+    from ..errors import ItemError
+    from ..fetch import url_of
 
-    if example and is_file_url(example):
-        raise CLIError(f"--{flag} {example}: give a file:// {flag} as a plain path instead")
-    remote = example is not None and is_url(example)
+    try:
+        remote = url_of(example, f"--{flag}", instead=f"give the {flag} as a plain path") is not None
+    except ItemError as refused:
+        raise CLIError(f"--{flag} {example}: {refused.reason}") from None
     if remote and not args.allow_urls:
         raise CLIError(f"--{flag} {example} is a URL: add --allow-urls to fetch it")
     if example and not remote and not os.path.exists(example):

@@ -23,7 +23,7 @@ from sentence_transformers import SentenceTransformer
 from ..concurrency import DynamicBatcher
 from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error, refuse_unknown
-from ..fetch import FetchOptions
+from ..fetch import DEPRECATED_FIELDS, FETCH_KEYWORDS, FLAT_FIELDS, FetchOptions, FlatFetchFields, with_fetch_policy
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
 from ..inputs import INPUT_READERS, NodeParts, Parts, data_uri_modality, read_node
 from ..media import MediaLimits
@@ -38,12 +38,10 @@ from .late import LateEncoder
 from .profiles import backbone_config, checkpoint_kind, image_target_size, profile_for
 
 from ..defaults import (
-    DEFAULT_MAX_DOWNLOAD_BYTES,
     DEFAULT_MAX_MEDIA_BYTES,
     DEFAULT_MAX_MEDIA_SECONDS,
     DEFAULT_MAX_VIDEO_DECODED_BYTES,
     DEFAULT_MODEL,
-    DEFAULT_URL_TIMEOUT_S,
 )
 
 _INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = INPUT_READERS  # type: ignore[assignment]
@@ -52,8 +50,8 @@ Outcome = Union[Embedding, Exception]
 """One item's result in the shared routine: its vector, or the error that stopped it."""
 
 
-@document_parameters(model="A loaded SentenceTransformer to use instead of loading model_name.")
-class MultimodalEmbedding(MultiModalEmbedding):
+@document_parameters(model="A loaded SentenceTransformer to use instead of loading model_name.", **FETCH_KEYWORDS)
+class MultimodalEmbedding(FlatFetchFields, MultiModalEmbedding):
     """Sentence Transformers models (CLIP, SigLIP/SigLIP-2, CLAP, VLM embedders) as a LlamaIndex embedding.
 
     ``embed(items, "audio")`` and ``embed(items, "video")`` take media (paths, URLs, bytes, nodes, arrays
@@ -100,12 +98,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
                     "None: on where torch runs bf16/fp16 (oneDNN keeps a kernel per shape), off in fp32 and int8, "
                     "where memory stays flat without it and padding would only cost compute.",
     )
-    allow_urls: bool = Field(default=False, description="Fetch http(s) image URLs (off: a URL is a refused item).")
-    allow_private_urls: bool = Field(
-        default=False, description="Also fetch from loopback, link-local and private addresses (intranet use)."
+    fetch: FetchOptions = Field(
+        default_factory=FetchOptions,
+        description="URL policy and download limits for image and media URLs (fetch.FetchOptions): allow_urls, "
+                    "allow_private_urls, timeout, max_bytes.",
     )
-    url_timeout: float = Field(default=DEFAULT_URL_TIMEOUT_S, gt=0, description="Seconds a whole image download may take.")
-    max_download_bytes: int = Field(default=DEFAULT_MAX_DOWNLOAD_BYTES, gt=0, description="Largest image or media download.")
     max_media_seconds: Optional[float] = Field(
         default=DEFAULT_MAX_MEDIA_SECONDS, gt=0, description="Refuse audio or video longer than this (read from the header first)."
     )
@@ -141,7 +138,9 @@ class MultimodalEmbedding(MultiModalEmbedding):
         if model_name is None:
             config = backbone_config(model) if model is not None else None
             model_name = getattr(config, "_name_or_path", None) or ("custom" if model is not None else DEFAULT_MODEL)
-        refuse_unknown(type(self).__name__, kwargs, set(type(self).model_fields) | {"model"})
+        refuse_unknown(type(self).__name__, kwargs,
+                       {*type(self).model_fields, "model", *FLAT_FIELDS, *DEPRECATED_FIELDS})
+        kwargs = with_fetch_policy(type(self).__name__, kwargs)
         model_name = native_checkpoint(model_name)
         super().__init__(model_name=model_name, **kwargs)
         # What pickling sends instead of the loaded model; None when the model came as an object.
@@ -179,10 +178,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
         settings = EncodeSettings(
             batch_size=self.batch_size, normalize=self.normalize, truncate_dim=self.truncate_dim,
             decode=DecodeOptions(max_pixels=self.max_pixels, draft_size=draft),
-            fetch=FetchOptions(
-                timeout=self.url_timeout, max_bytes=self.max_download_bytes,
-                allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls,
-            ),
+            fetch=self.fetch,
             devices=tuple(self.devices) if self.devices else None,
             bucket_batches=self.bucket_batches if self.bucket_batches is not None else precision in ("bf16", "fp16"),
             media=MediaLimits(max_duration_s=self.max_media_seconds, max_bytes=self.max_media_bytes,
@@ -240,8 +236,13 @@ class MultimodalEmbedding(MultiModalEmbedding):
 
     @property
     def fetch_options(self) -> FetchOptions:
-        """This embedding's URL policy and download limits."""
-        return self._encoder.settings.fetch
+        """This embedding's URL policy and download limits (its ``fetch``)."""
+        return self.fetch
+
+    @property
+    def max_download_bytes(self) -> int:
+        """Deprecated: ``fetch.max_bytes``."""
+        return self.fetch.max_bytes
 
     def supports(self, modality: Modality) -> bool:
         """Whether the model can encode this modality (text+image needs a VLM embedder)."""

@@ -30,7 +30,7 @@ from ..errors import (
     check_on_error,
     refuse_unknown,
 )
-from ..fetch import FetchOptions
+from ..fetch import DEPRECATED_FIELDS, FETCH_KEYWORDS, FLAT_FIELDS, FetchOptions, FlatFetchFields, with_fetch_policy
 from ..inputs import Parts
 from ..multivector import node_multivector
 from ..types import Backend, OnError, OnUnsupported, Precision
@@ -69,8 +69,8 @@ class RerankedNode(NodeWithScore):
         return "RerankedNode"
 
 
-@document_parameters(trust_remote_code="Run model code from the hub (only for models you trust).", model_kwargs="Passed to the models' from_pretrained.", processor_kwargs="Passed to the models' processors.")
-class MultimodalReranker(BaseNodePostprocessor):
+@document_parameters(trust_remote_code="Run model code from the hub (only for models you trust).", model_kwargs="Passed to the models' from_pretrained.", processor_kwargs="Passed to the models' processors.", **FETCH_KEYWORDS)
+class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
     """Reranks text, image and text+image nodes against a text or image query with cross-encoders.
 
     ``model_name`` is one model or a list: a hub id or directory (the scorer is chosen from the
@@ -110,11 +110,11 @@ class MultimodalReranker(BaseNodePostprocessor):
     )
     rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0, description="RRF constant when several scorers are used.")
     decode_workers: Optional[int] = Field(default=None, description="Image decoding threads; None: one per core.")
-    allow_urls: bool = Field(default=False, description="Fetch http(s) image URLs (off: a URL is a refused item).")
-    allow_private_urls: bool = Field(
-        default=False, description="Also fetch from loopback, link-local and private addresses (intranet use)."
+    fetch: FetchOptions = Field(
+        default_factory=FetchOptions,
+        description="URL policy and download limits for candidates' image and media URLs (fetch.FetchOptions): "
+                    "allow_urls, allow_private_urls, timeout, max_bytes.",
     )
-    url_timeout: float = Field(default=10.0, gt=0, description="Seconds a whole image download may take.")
 
     _scorers: List[Scorer] = PrivateAttr()
     _warned_unscored: set = PrivateAttr(default_factory=set)
@@ -139,7 +139,9 @@ class MultimodalReranker(BaseNodePostprocessor):
         **kwargs: Any,
     ) -> None:
         refuse_unknown(type(self).__name__, kwargs,
-                       {*type(self).model_fields, "trust_remote_code", "model_kwargs", "processor_kwargs"})
+                       {*type(self).model_fields, "trust_remote_code", "model_kwargs", "processor_kwargs",
+                        *FLAT_FIELDS, *DEPRECATED_FIELDS})
+        kwargs = with_fetch_policy(type(self).__name__, kwargs)
         check_on_error(on_error)
         if on_unsupported not in ON_UNSUPPORTED_VALUES:
             raise ValueError(f"on_unsupported must be one of {ON_UNSUPPORTED_VALUES}, got {on_unsupported!r}")
@@ -225,9 +227,7 @@ class MultimodalReranker(BaseNodePostprocessor):
         routes, unsupported, failures = self._plan(query, nodes)
         if failures and self.on_error == "raise":
             raise failures[min(failures)]
-        fetch = FetchOptions(
-            timeout=self.url_timeout, allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls
-        )
+        fetch = self.fetch
         stored = self._stored_multivectors(routes, nodes)
         to_load = [route for route in routes if route.position not in stored]
         images, load_failures = load_images(to_load, self._scorers, self.decode_workers, fetch)
