@@ -176,3 +176,17 @@ def test_a_recorded_decision_is_reused_and_measured_again_on_a_new_machine_or_ne
     assert len(clocks) == 4  # and a new decision rule
     MultimodalEmbedding(str(tiny_clip_dir))
     assert len(clocks) == 4
+
+
+def test_blip_towers_go_through_the_same_selection(fresh_cache, tiny_blip_itm_dir, monkeypatch):
+    from llama_index_mm_st.rerank import MultimodalReranker
+    from llama_index_mm_st.rerank.scorers.forward import OnnxTowers
+
+    clocks = scripted(monkeypatch, {"torch fp32": [1.0] * 5, "onnx fp32": [0.6] * 5})
+    reranker = MultimodalReranker(str(tiny_blip_itm_dir))
+    report = reranker.describe()[0]
+    assert (report["backend"], report["precision"]) == ("onnx", "fp32") and len(clocks) == 1
+    assert set(report["parts"]) == {"vision", "text"} and "a text against a probe of 8 images" in report["reason"]
+    onnx = next(m for m in report["measurements"] if m["path"] == "onnx fp32")
+    assert onnx["agreement"] > 0.9999  # the real probe ran both towers on both paths
+    assert isinstance(reranker.scorers[0].towers, OnnxTowers)
