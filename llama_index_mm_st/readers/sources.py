@@ -10,7 +10,7 @@ from pathlib import Path, PurePath
 from typing import Iterator, Sequence, Union
 
 from ..errors import ImageLoadError, PathError
-from ..fetch import is_file_url, is_url, unsupported_scheme
+from ..fetch import is_url, unsupported_scheme, url_of
 from .report import IgnoredPath
 from .walk import WalkedFile, WalkPolicy, WalkTally, walk_path
 
@@ -55,12 +55,13 @@ def check_sources(items: object, allow_urls: bool) -> list[SourceItem]:
 def refusal(item: str, allow_urls: bool, local: bool = True) -> ImageLoadError | None:
     """Why a string source is refused by policy, naming it as given; None when it may be read. On another
     file system (``local=False``, fsspec) a path may carry its protocol (``s3://``): not judged here."""
-    scheme = unsupported_scheme(item) if local else None
-    if scheme is not None:
-        return ImageLoadError(item, f"unsupported URL scheme {scheme}")
-    if is_file_url(item):
-        return ImageLoadError(item, "a file:// URL is refused; pass the file's path instead")
-    if is_url(item) and not allow_urls:
+    if not local and unsupported_scheme(item) is not None:
+        return None
+    try:
+        url = url_of(item, item)
+    except ImageLoadError as refused:  # a file:// URL, or a scheme other than http(s)
+        return refused
+    if url is not None and not allow_urls:
         return ImageLoadError(item, "URL reading is off: ImageReader(allow_urls=True) reads http(s) URLs")
     return None
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator, Union
 
 from ..errors import PathError
-from ..fetch import is_file_url, is_url, unsupported_scheme
+from ..fetch import url_of
 from ..files import file_error_reason, printable_path, special_file_reason, valid_utf8
 from .report import IgnoredPath
 
@@ -90,12 +90,11 @@ def _not_utf8(path: str) -> PathError:
 
 def url_refusal(item: str) -> PathError | None:
     """Why a URL given where a path is read is refused, under the caller's own string; None for a path."""
-    scheme = unsupported_scheme(item)
-    if scheme is not None:
-        return PathError(item, f"unsupported URL scheme {scheme}")
-    if is_file_url(item):
-        return PathError(item, "a file:// URL is refused; pass the file's path instead")
-    if is_url(item):
+    try:
+        url = url_of(item, item, PathError)
+    except PathError as refused:  # a file:// URL, or a scheme other than http(s)
+        return refused
+    if url is not None:
         return PathError(item, "a URL is not a file or folder: this reads local paths (download it first)")
     return None
 

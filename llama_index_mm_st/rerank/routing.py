@@ -23,7 +23,7 @@ from ..inputs import ImageRef, Parts, read_node, read_query
 from ..media_refs import media_model_input
 from ..text_limits import bound_text, char_limit, declared_window
 from ..types import Modality
-from .scorers.base import LoadedParts, Scorer
+from .scorers.base import LoadedParts, Scorer, abilities_of
 
 VIEWS: dict[Modality, tuple[Modality, ...]] = {
     "text+image": ("text+image", "image", "text"),
@@ -116,8 +116,8 @@ def load_media(routes: Sequence[Route], scorers: Sequence[Scorer], fetch: FetchO
     jobs = [(route.position, route.document.media, scorers[route.scorer]) for route in routes
             if route.document.media is not None]
     results = map_isolated(
-        lambda job: media_model_input(job[1], getattr(job[2], "sampling_rate", None),
-                                      getattr(job[2], "frame_chooser", None), fetch),
+        lambda job: media_model_input(job[1], abilities_of(job[2]).sampling_rate,
+                                      abilities_of(job[2]).frame_chooser, fetch),
         jobs, workers, errors=(ItemError,))
     loaded: dict[int, dict] = {}
     failures: dict[int, ItemError] = {}

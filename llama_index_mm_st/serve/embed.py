@@ -25,6 +25,9 @@ from .metrics import Metrics
 from .settings import ServeSettings
 
 SERVED_MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "video")
+NODES = "nodes"
+"""The lane group of whole nodes (``inputs.NodeParts``, images decoded) that the documents API writes:
+``MultimodalEmbedding.embed_nodes`` sets each node's vectors by the store's rule, as ``mmst index`` does."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,10 @@ class EmbedService:
 
         return await asyncio.to_thread(lambda: [prepare(i, value) for i, value in enumerate(values)])
 
-    async def embed(self, items: Sequence[Prepared], modality: Modality, role: Role, param: str) -> Embedded:
-        """Vectors for prepared items; the first bad item is a 400 naming ``param[i]``."""
+    async def embed(self, items: Sequence[Prepared], modality: Modality, role: Role, param: str,
+                    indexed: bool = True) -> Embedded:
+        """Vectors for prepared items; the first bad item is a 400 naming ``param[i]`` (``param`` itself when
+        not ``indexed``: a search's one query)."""
         jobs = [Job((modality, role), item.payload, item.cost) for item in items]
         outcomes = await self.lane.run(jobs)
         self.metrics.items.labels(modality).inc(len(items))
@@ -83,20 +88,26 @@ class EmbedService:
             position, error = failed
             if isinstance(error, APIError):
                 raise error
+            where = f"{param}[{position}]" if indexed else param
             if isinstance(error, NonFiniteOutput):
-                raise non_finite(f"{param}[{position}]", "embedding")
-            raise bad_item(f"{param}[{position}]", getattr(error, "reason", None) or str(error))
+                raise non_finite(where, "embedding")
+            raise bad_item(where, getattr(error, "reason", None) or str(error))
         return Embedded([vector for vector, _ in outcomes], sum(tokens for _, tokens in outcomes))
 
     def _run_group(self, key: Any, payloads: List[Any]) -> List[Outcome]:
         modality, role = key
+        if modality == NODES:
+            kept, failures = self.embedding.embed_nodes(payloads, on_error="skip")
+            failed = {failure.position: failure.error for failure in failures}
+            return [failed.get(i, parts) for i, parts in enumerate(payloads)]
         result = self.embedding.embed(payloads, modality, role=role, on_error="skip")
         failed: dict[int, BaseException] = {failure.position: failure.error for failure in result.failures}
         for position, vector in enumerate(result.embeddings):
             if vector is not None and position not in failed and not np.isfinite(vector).all():
                 failed[position] = NonFiniteOutput()
         tokens = self._token_counts(payloads, failed) if modality == "text" else [0] * len(payloads)
-        return [failed[i] if i in failed else (list(vector), tokens[i])
+        # A late-interaction query vector (``PooledVector``) is a list already and keeps its token vectors.
+        return [failed[i] if i in failed else (vector if isinstance(vector, list) else list(vector), tokens[i])
                 for i, vector in enumerate(result.embeddings)]
 
     def _token_counts(self, texts: List[str], failed: Dict[int, BaseException]) -> List[int]:

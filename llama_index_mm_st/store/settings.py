@@ -7,7 +7,6 @@ sit next to it.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Dict, Optional, Sequence
 
 from llama_index_mm_st.store.plan import SearchSettings
@@ -28,16 +27,15 @@ def search_settings(quantization: Optional[str], hnsw_ef: Optional[int], rescore
 
 
 def check_weights(weights: Dict[str, float]) -> None:
-    """RRF weights name branches the store has (its dense vectors, BM25 and the learned sparse vector),
-    each a finite number >= 0: a NaN weight would make every fused score NaN."""
+    """RRF weights name branches the store has: its dense vectors, BM25 and the learned sparse vector."""
     branches = (*DENSE_VECTOR_NAMES, SPARSE_VECTOR_NAME, LEARNED_SPARSE_NAME)
     if not isinstance(weights, dict):
         raise ValueError(f"rrf_weights must be a dict of branch name -> weight, got {type(weights).__name__}")
     unknown = set(weights) - set(branches)
     if unknown:
         raise ValueError(f"rrf_weights keys must be among {list(branches)}, got {sorted(unknown)}")
-    for name, weight in weights.items():
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not 0 <= weight < math.inf:
+    for name, weight in weights.items():  # NaN or infinity would reach the engine and the scores
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
             raise ValueError(f"rrf_weights[{name!r}] must be a finite number >= 0, got {weight!r}")
 
 

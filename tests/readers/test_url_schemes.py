@@ -57,7 +57,7 @@ def test_the_media_reader_names_them_and_every_other_url_too(media_files, tmp_pa
     assert sorted(failed) == sorted(given[:-1])
     for url, scheme in URLS.items():
         assert failed[url] == f"unsupported URL scheme {scheme}"
-    assert "file:// URL is refused" in failed["file:///etc/passwd"]
+    assert "file:// URLs are refused" in failed["file:///etc/passwd"]
     assert "not a file or folder" in failed["http://127.0.0.1:9/x.wav"]
 
 

@@ -12,7 +12,9 @@ from typing import Any, Mapping, Optional, Sequence
 from qdrant_client import QdrantClient, models
 
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit, payload_keys, vector_names
-from llama_index_mm_st.store.plan import Branch, LateStage, PointSpec, QueryPlan, SearchSettings
+from llama_index_mm_st.store.payload import PointSpec
+from llama_index_mm_st.store.plan import Branch, LateStage, QueryPlan, SearchSettings
+from llama_index_mm_st.store.stages import MmrStage
 from llama_index_mm_st.store.schema import (
     INDEX_KINDS,
     LEARNED_SPARSE_NAME,
@@ -23,8 +25,8 @@ from llama_index_mm_st.store.schema import (
 )
 
 # qdrant-client names index types and parameter classes after our kinds: KEYWORD, KeywordIndexParams...
-_INDEX_TYPES: dict[str, models.PayloadSchemaType] = {kind: models.PayloadSchemaType(kind) for kind in INDEX_KINDS}
-_INDEX_KINDS = {v.value: k for k, v in _INDEX_TYPES.items()}
+_INDEX_TYPES: dict[IndexKind, models.PayloadSchemaType] = {kind: models.PayloadSchemaType(kind) for kind in INDEX_KINDS}
+_INDEX_KINDS: dict[str, IndexKind] = {v.value: k for k, v in _INDEX_TYPES.items()}
 _INDEX_PARAMS: dict[str, Any] = {kind: getattr(models, f"{kind.capitalize()}IndexParams") for kind in INDEX_KINDS}
 _META_LANGUAGE = "mmst_bm25_language"
 _META_SPARSE_MODEL = "mmst_sparse_model"
@@ -45,7 +47,7 @@ _QUANTIZATION: dict[str, Any] = {
         )
     ),
 }
-_QUANTIZATION_NAMES = {models.ScalarQuantization: "int8", models.BinaryQuantization: "binary"}
+_QUANTIZATION_NAMES: dict[type, str] = {models.ScalarQuantization: "int8", models.BinaryQuantization: "binary"}
 
 
 def _vector_params(schema: StoreSchema) -> models.VectorParams:
@@ -118,11 +120,9 @@ class ClientBackend(BackendCore):
         self._client = client
         self._owns_client = owns_client
         self._name = collection_name
-        self._create_args = {
-            "shard_number": shard_number,
-            "replication_factor": replication_factor,
-            "write_consistency_factor": write_consistency_factor,
-        }
+        self._shard_number = shard_number
+        self._replication_factor = replication_factor
+        self._write_consistency_factor = write_consistency_factor
         self._exists = False
         # qdrant-client's local mode (":memory:" or path=) has no graph and no quantization to tune.
         self.searches_exactly = type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
@@ -191,7 +191,9 @@ class ClientBackend(BackendCore):
                 {schema.multivector: _multivector_params(schema)} if schema.multivector else {}),
             sparse_vectors_config=sparse,
             metadata=_schema_metadata(schema),
-            **self._create_args,
+            shard_number=self._shard_number,
+            replication_factor=self._replication_factor,
+            write_consistency_factor=self._write_consistency_factor,
         )
         self._exists = True
 
@@ -283,12 +285,11 @@ class ClientBackend(BackendCore):
     def _fused_prefetch(self, prefetches: Sequence[Any], plan: QueryPlan, limit: int) -> models.Prefetch:
         return models.Prefetch(prefetch=list(prefetches), query=self._fusion(plan), limit=limit)
 
-    def _mmr_request(self, candidates: Any, plan: QueryPlan) -> models.QueryRequest:
-        mmr = plan.mmr
+    def _mmr_request(self, candidates: Any, mmr: MmrStage, plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(  # the server's diversity is 1 - lambda
-            prefetch=[candidates], using=mmr.using,  # type: ignore[union-attr]
-            query=models.NearestQuery(nearest=list(mmr.vector), mmr=models.Mmr(  # type: ignore[union-attr]
-                diversity=1.0 - mmr.lambda_, candidates_limit=mmr.candidates)),  # type: ignore[union-attr]
+            prefetch=[candidates], using=mmr.using,
+            query=models.NearestQuery(nearest=list(mmr.vector), mmr=models.Mmr(
+                diversity=1.0 - mmr.lambda_, candidates_limit=mmr.candidates)),
             limit=plan.limit, with_payload=payload_keys(plan), with_vector=vector_names(plan),
         )
 
@@ -308,8 +309,10 @@ class ClientBackend(BackendCore):
     def _run(self, request: models.QueryRequest) -> list[Any]:
         return self._client.query_points(
             self._name, query=request.query, using=request.using, prefetch=request.prefetch,
-            query_filter=request.filter, search_params=request.params, limit=request.limit,
-            with_payload=request.with_payload, with_vectors=request.with_vector or False,
+            query_filter=request.filter, search_params=request.params,
+            limit=request.limit if request.limit is not None else 10,  # ours always set both
+            with_payload=request.with_payload if request.with_payload is not None else True,
+            with_vectors=request.with_vector or False,
         ).points
 
     def _run_batch(self, requests: list[Any]) -> list[list[Any]]:
