@@ -98,10 +98,10 @@ class EmbedService:
         modality, role = key
         if modality == NODES:
             kept, failures = self.embedding.embed_nodes(payloads, on_error="skip")
-            failed = {failure.position: failure.error for failure in failures}
-            return [failed.get(i, parts) for i, parts in enumerate(payloads)]
+            refused = {failure.position: failure.error for failure in failures}
+            return [refused.get(i, parts) for i, parts in enumerate(payloads)]
         result = self.embedding.embed(payloads, modality, role=role, on_error="skip")
-        failed: dict[int, BaseException] = {failure.position: failure.error for failure in result.failures}
+        failed = {failure.position: failure.error for failure in result.failures}
         for position, vector in enumerate(result.embeddings):
             if vector is not None and position not in failed and not np.isfinite(vector).all():
                 failed[position] = NonFiniteOutput()
