@@ -19,11 +19,6 @@ DEFAULT_RRF_K = 60
 """RRF's k, pinned everywhere (qdrant-client's local mode would default to 2): the store's fusion of
 its ranked lists and the reranker's fusion of several scorers use the same constant."""
 
-MAX_RRF_K = 10_000
-"""The largest RRF k a search takes. Past it every rank of a result list weighs almost the same (with
-k = 10,000, ranks 1 and 100 differ by 1%), and the engine's float32 fused scores of neighbouring
-ranks differ by less than 1e-4 relative: a larger k only makes ties."""
-
 DEFAULT_MAX_PIXELS = 89_478_485
 """Largest image (and rendered PDF page, and video frame) accepted: Pillow's own decompression-bomb limit."""
 

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..defaults import DEFAULT_DOCUMENT_KEY, MAX_RRF_K
+from ..defaults import DEFAULT_DOCUMENT_KEY
+from ..pipeline import MAX_RRF_K  # the search step's own bound, checked here where the field is named
 
 ServedModality = Literal["text", "image", "audio", "video"]
 InputType = Literal["query", "document"]

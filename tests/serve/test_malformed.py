@@ -19,6 +19,7 @@ import pytest
 from llama_index.core.schema import TextNode
 
 from llama_index_mm_st.node_wire import node_to_wire
+from llama_index_mm_st.pipeline import MAX_RRF_K
 from llama_index_mm_st.serve.body import MAX_JSON_DEPTH, json_depth, parse_json
 from llama_index_mm_st.serve.errors import APIError
 from tests.serve.conftest import API_KEY, data_uri, running_server
@@ -167,7 +168,7 @@ KINDS: dict[str, Callable[[str], Optional[Case]]] = {
     "bad base64 rerank query": lambda f: ({"query": {"image": BAD_BASE64}, "documents": ["x"]}, 400, "query")
         if f == "rerank" else None,
     "rrf_k 2**64": lambda f: (_with(f, rrf_k=HUGE), 422, "rrf_k") if f == "search" else None,
-    "rrf_k over MAX_RRF_K": lambda f: (_with(f, rrf_k=10_001), 422, "rrf_k") if f == "search" else None,
+    "rrf_k over MAX_RRF_K": lambda f: (_with(f, rrf_k=MAX_RRF_K + 1), 422, "rrf_k") if f == "search" else None,
     "negative rrf weight": lambda f: (_with(f, rrf_weights={"text": -1.0}), 422, "rrf_weights.text")
         if f == "search" else None,
     "mmr out of range": lambda f: (_with(f, mmr=1.5), 422, "mmr") if f == "search" else None,
