@@ -1,16 +1,19 @@
 """``mmst``: index a folder, then search it by text or by example (an image, an audio or a video clip).
 
     mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR] [--backend B] [--strict]
-               [--sparse-model ID_OR_DIR [--no-bm25]]
+               [--sparse-model ID_OR_DIR [--no-bm25]] [--keep-missing]
     mmst search "TEXT" | --image PATH | --audio PATH | --video PATH [--top-k N] [--rerank MODEL]...
                 [--rerank-unsupported keep|raise] [--modality image|text|audio|video] [--mode dense|sparse|hybrid] [--json]
                 [--mmr [LAMBDA]] [--max-per-document N] [--fusion rrf|dbsf] [--rrf-k K] [--weight text=1,image=2]
-                [--backend auto|torch|onnx]
+                [--backend auto|torch|onnx] [--filter KEY=VALUE]...
+    mmst ls [PATH...] [--json]
+    mmst rm PATH...
     mmst info [--recall]
     mmst eval QRELS [--mode dense sparse hybrid] [--rerank MODEL]... [--k K] [--json]
     mmst copy --to-store DIR | --to-url URL [--to-collection NAME] [--quantization int8|binary] [--on-disk]
 
-Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
+Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback. Every command
+takes ``--no-progress`` (no progress bars at all, model loading included).
 This module imports no model code at the top: ``mmst --help`` and ``mmst info`` never load torch,
 transformers or sentence-transformers (tests/cli/test_imports.py checks it); each command imports
 what it needs when it runs.
@@ -48,6 +51,7 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--url", default=None, help="Qdrant server URL (API key from QDRANT_API_KEY)")
     parser.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection name")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (model loading included)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .retrieval_flags import add_retrieval_flags
 
     add_retrieval_flags(search)
+    from .filter_flags import add_filter_flag
+
+    add_filter_flag(search)
     _store_options(search)
 
     info = commands.add_parser("info", help="what an index holds")
@@ -89,10 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also estimate recall@10 of the approximate search against exact search, per vector")
     _store_options(info)
 
+    from .catalog_cmd import add_catalog_parsers
     from .copy_job import add_copy_parser
     from .eval_cmd import add_eval_parser
     from .serve_cmd import add_serve_parser
 
+    for catalog in add_catalog_parsers(commands):
+        _store_options(catalog)
     _store_options(add_copy_parser(commands))
     _store_options(add_serve_parser(commands))
     _store_options(add_eval_parser(commands))
@@ -145,11 +155,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     from ..hits import score_kind, search_hits
     from ..ingest import check_model, read_manifest
     from ..pipeline import build_pipeline
+    from .filter_flags import metadata_filters
     from .progress import quiet_libraries
     from .retrieval_flags import retrieval_options
     from .search_view import to_json, to_table
 
     quality = retrieval_options(args)
+    filters = metadata_filters(args.filter)
     with open_store(args, must_exist=True) as store:
         manifest = read_manifest(store)
         if manifest is None:
@@ -166,7 +178,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                                          **backend_option(args))
         candidates = RERANK_CANDIDATES_PER_RESULT * args.top_k if reranker else args.top_k
         retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,
-                                   modality=args.modality, **quality)
+                                   modality=args.modality, filters=filters, **quality)
         flag, example = _example(args)
         if example is not None and flag != "image" and not embedding.supports(flag):
             raise CLIError(f"--{flag}: the index's model ({manifest.model}) cannot read {flag}; it reads "
@@ -231,8 +243,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run_eval(args)
 
 
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .catalog_cmd import cmd_ls as run_ls
+
+    return run_ls(args)
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from .catalog_cmd import cmd_rm as run_rm
+
+    return run_rm(args)
+
+
 COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy, "serve": cmd_serve,
-            "eval": cmd_eval}
+            "eval": cmd_eval, "ls": cmd_ls, "rm": cmd_rm}
 
 
 def _server_errors() -> tuple[type[BaseException], ...]:
@@ -254,6 +278,10 @@ def _server_message(exc: BaseException, url: Optional[str]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.no_progress:
+        from .progress import silence_progress
+
+        silence_progress()
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

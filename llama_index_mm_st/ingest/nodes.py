@@ -18,6 +18,7 @@ from ..ids import chunk_id
 from ..inputs import NodeParts, read_node, storable
 from ..readers import frame_nodes
 from ..readers.frames import DEFAULT_EVERY_S
+from .catalog import INDEXED_AT_KEY, now_stamp
 from .resume import ResumeAction, StoredCount, resume_action
 
 TEXT_CHUNK_TOKENS = 512
@@ -97,6 +98,20 @@ def nodes_of(document: Document, splitter: SentenceSplitter, frames: bool = Fals
     return nodes
 
 
+def stamp(nodes: list, when: Optional[str] = None) -> None:
+    """Record when these nodes are indexed (``indexed_at``, what ``mmst ls`` shows), as bookkeeping that
+    no model and no LLM reads."""
+    when = when or now_stamp()
+    for node in nodes:
+        node.metadata[INDEXED_AT_KEY] = when
+        node.excluded_embed_metadata_keys = _with(node.excluded_embed_metadata_keys, INDEXED_AT_KEY)
+        node.excluded_llm_metadata_keys = _with(node.excluded_llm_metadata_keys, INDEXED_AT_KEY)
+
+
+def _with(keys: list, key: str) -> list:
+    return keys if key in keys else [*keys, key]
+
+
 def plan_document(document: Document, plan: IngestPlan, stored: StoredCount,
                   splitter: Optional[SentenceSplitter] = None) -> DocumentWork:
     """One document's work: its nodes and resume action, or why it is left out."""
@@ -109,4 +124,6 @@ def plan_document(document: Document, plan: IngestPlan, stored: StoredCount,
     if not nodes:
         return DocumentWork(document.id_, file, "empty", framed=frames)
     action = resume_action(document, len(nodes), stored)
+    if action != "unchanged":
+        stamp(nodes)
     return DocumentWork(document.id_, file, "indexed", action, [read_node(node) for node in nodes], framed=frames)

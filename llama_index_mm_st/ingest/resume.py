@@ -39,10 +39,13 @@ class StoredDocuments:
     """Stored points per (document, content hash) for a set of files, read from the store in a few
     requests; a ``StoredCount``."""
 
-    def __init__(self, pairs: Iterable[tuple[str, Optional[str]]] = ()) -> None:
+    def __init__(self, pairs: Iterable[tuple[str, Optional[str]]] = (),
+                 files: Optional[dict[str, set[str]]] = None) -> None:
         self.points: dict[str, Counter] = {}
         for document_id, sha in pairs:
             self.points.setdefault(document_id, Counter())[sha] += 1
+        self.files: dict[str, set[str]] = files or {}
+        """The stored documents of each file path read (what a changed file may have lost: a PDF's last pages)."""
 
     @classmethod
     def of_files(cls, store: Any, paths: Iterable[str]) -> "StoredDocuments":
@@ -52,11 +55,18 @@ class StoredDocuments:
             return cls()
         wanted = sorted({form for path in paths for form in (os.path.abspath(path), os.path.realpath(path))})
         pairs: list[tuple[str, Optional[str]]] = []
+        files: dict[str, set[str]] = {}
         for start in range(0, len(wanted), PATHS_PER_READ):
             chunk = wanted[start : start + PATHS_PER_READ]
             flt = MetadataFilters(filters=[MetadataFilter(key=FILE_KEY, value=chunk, operator=FilterOperator.IN)])
-            pairs += [(str(p.get(REF_DOC_ID_KEY)), p.get(HASH_KEY)) for p in store.payload_values([REF_DOC_ID_KEY, HASH_KEY], flt)]
-        return cls(pairs)
+            for p in store.payload_values([REF_DOC_ID_KEY, HASH_KEY, FILE_KEY], flt):
+                pairs.append((str(p.get(REF_DOC_ID_KEY)), p.get(HASH_KEY)))
+                files.setdefault(str(p.get(FILE_KEY)), set()).add(str(p.get(REF_DOC_ID_KEY)))
+        return cls(pairs, files)
+
+    def documents_of(self, paths: Iterable[str]) -> set[str]:
+        """The stored documents recorded under any of these paths (a file as given and as its real path)."""
+        return {document for path in paths for document in self.files.get(path, ())}
 
     def __call__(self, document: Document, sha: Optional[str]) -> int:
         stored = self.points.get(document.id_)
@@ -67,3 +77,5 @@ class StoredDocuments:
     def forget(self, document_id: str) -> None:
         """The document's old points were deleted (a replaced document)."""
         self.points.pop(document_id, None)
+        for documents in self.files.values():
+            documents.discard(document_id)

@@ -3,7 +3,8 @@
 Thin on purpose: planning lives in ``plan.py`` and ``filters.py``, Qdrant I/O in ``backends/``.
 This module is the core: opening the collection and its schema, pickling, ``get_nodes`` and queries.
 The fields are declared in ``fields.py``; the other methods come from mixins of one concept each:
-``writes.py`` (add, delete), ``reads.py`` (counts, payloads, metadata), ``indexes.py`` (payload
+``writes.py`` (add, delete), ``reads.py`` (counts, payloads, metadata), ``documents.py`` (documents
+listed and deleted whole), ``indexes.py`` (payload
 indexes), ``moving.py`` (export, import, copy, optimize), ``tuning.py`` (recall and the search width).
 Each async method runs its sync twin in a thread.
 """
@@ -32,6 +33,7 @@ from llama_index_mm_st.store import plan as P
 from llama_index_mm_st.store.backends import Backend
 from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  # noqa: F401 - API_KEY_ENV kept importable here
 from llama_index_mm_st.store.bm25 import QdrantBm25
+from llama_index_mm_st.store.documents import Documents
 from llama_index_mm_st.store.fields import StoreFields
 from llama_index_mm_st.store.indexes import PayloadIndexes
 from llama_index_mm_st.store.late import late_stage
@@ -60,7 +62,7 @@ QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
 
 @document_parameters(api_key="Qdrant server API key (default: QDRANT_API_KEY); never logged.", client="A ready QdrantClient to use instead of path/url.", client_kwargs="Passed to QdrantClient when url is given.")
 @fast_private_attributes
-class MultimodalQdrantStore(Writes, Reads, PayloadIndexes, Moving, Tuning, StoreFields):
+class MultimodalQdrantStore(Writes, Reads, Documents, PayloadIndexes, Moving, Tuning, StoreFields):
     """Text and image nodes in one Qdrant collection: dense "text" and "image" vectors plus BM25.
 
     A query searches each named dense vector (and BM25 in hybrid) as its own ranked list and Qdrant
