@@ -22,6 +22,8 @@
   - ``DiskFullError`` (also an ``OSError``): the disk holding an embedded store has too little free
     space for the next write; refused before the engine writes (it writes through memory maps, so
     a full disk would kill the process with SIGBUS instead of raising).
+  - ``ModelUnavailableError`` (also an ``OSError``): a model that is neither local nor cached while the hub
+    can't be reached (or has no such id); raised before anything loads, the message says how to go on.
   - ``MissingDependencyError`` (also an ``ImportError``): an optional extra is needed.
   - ``RemoteServerError``: a server the remote clients use could not be reached or refused a request
     (not for one item's reason: a bad item is its ``ItemError``, as in-process).
@@ -128,6 +130,19 @@ def format_bytes(size: int) -> str:
     if size < 1_000_000_000:
         return f"{size / 1e6:.1f} MB"
     return f"{size / 1e9:.2f} GB"
+
+
+class ModelUnavailableError(MMSTError, OSError):
+    """A model that can't be had: not a local directory, not in the local cache, and the hub can't be
+    reached (or has no such model). Raised before anything loads, in about a second; the message is one
+    line that says how to go on. ``model`` is the name asked for, ``reason`` the rest of the message."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        super().__init__(f"cannot load model {model!r}: {reason}")
+        self.model, self.reason = model, reason
+
+    def __str__(self) -> str:  # OSError's own __str__ would print its errno fields instead
+        return str(self.args[0])
 
 
 class MissingDependencyError(MMSTError, ImportError):

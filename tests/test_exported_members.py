@@ -27,6 +27,7 @@ EXPECTED = {
     "ItemFailure",
     "MMSTError",
     "MissingDependencyError",
+    "ModelUnavailableError",
     "Modality",
     "MultimodalEmbedding",
     "SchemaMismatchError",

@@ -31,7 +31,7 @@ from ..defaults import DEFAULT_COLLECTION, RERANK_CANDIDATES_PER_RESULT
 from ..errors import MMSTError, UnsupportedModalityError
 from .index_cmd import STRICT_EXIT, add_index_arguments, cmd_index
 from .models import (CLIError, add_backend_flags, backend_option, load_embedding, load_reranker, model_backend_line,
-                     model_name, resolve_model)
+                     model_name, resolve_model, resolve_models)
 from .stores import DEFAULT_STORE, open_store
 
 if TYPE_CHECKING:
@@ -170,11 +170,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.mode == "sparse" and store.schema is not None and store.schema.learned_sparse is None:
             _check_words(args.text, store)
         reranker = None
+        rerankers = resolve_models(args.rerank or (), "--rerank")  # before any model loads: fails fast offline
         with quiet_libraries():  # the answer goes to stdout; no loading bars on stderr for a search
             embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls,
                                        allow_private_urls=args.allow_private_urls, **backend_option(args))
-            if args.rerank:
-                reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported,
+            if rerankers:
+                reranker = load_reranker(rerankers, top_n=args.top_k, on_unsupported=args.rerank_unsupported,
                                          **backend_option(args))
         candidates = RERANK_CANDIDATES_PER_RESULT * args.top_k if reranker else args.top_k
         retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,

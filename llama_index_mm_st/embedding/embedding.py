@@ -24,6 +24,7 @@ from ..concurrency import DynamicBatcher
 from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error, refuse_unknown
 from ..fetch import FetchOptions
+from ..hub import locate_model
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
 from ..inputs import INPUT_READERS, NodeParts, Parts, data_uri_modality, read_node
 from ..media import MediaLimits
@@ -149,11 +150,14 @@ class MultimodalEmbedding(MultiModalEmbedding):
         plan = backend_plan(self.backend, self.precision, device)  # refuses a bad pair before loading anything
         loaded_by_name = model is None
         if model is None:
+            # Where the model comes from is settled first: one that is neither local nor cached while the
+            # hub can't be reached fails here, in about a second, with one line (hub.locate_model).
+            source = locate_model(self.model_name, "MultimodalEmbedding('/path/to/a/local/model')").load_from
             # The checkpoint says what kind of model it is (as the reranker's scorers are chosen): a
             # late-interaction retriever loads as a MultiVectorEncoder, anything else as a SentenceTransformer.
-            late = checkpoint_kind(self.model_name) == "late_interaction"
+            late = checkpoint_kind(source) == "late_interaction"
             model = (MultiVectorEncoder if late else SentenceTransformer)(
-                self.model_name, device=device, trust_remote_code=self.trust_remote_code,
+                source, device=device, trust_remote_code=self.trust_remote_code,
                 model_kwargs=self.model_kwargs or None, processor_kwargs=self.processor_kwargs or None,
             )
         else:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Union
 import torch
 
 from ..errors import MissingDependencyError
+from ..hub import locate_model
 from ..multivector import LATE_INTERACTION_ARCHITECTURES, native_checkpoint
 from ..onnx.choice import BackendReport, Plan, log_choice, plan as backend_plan
 from ..runtime import resolve_device
@@ -143,7 +144,9 @@ def load_scorer(spec: ModelSpec, options: LoadOptions) -> Scorer:
     if isinstance(spec, (str, Path)):
         from transformers import AutoConfig
 
-        name = native_checkpoint(str(spec))
+        # Settled before anything loads: a model neither local nor cached while the hub can't be reached
+        # fails here in about a second, with one line (hub.locate_model).
+        name = locate_model(native_checkpoint(str(spec)), "MultimodalReranker('/path/to/a/local/model')").load_from
         config = AutoConfig.from_pretrained(name, trust_remote_code=options.trust_remote_code)
         loader = scorer_loader(config)
         # VLM processors (Qwen-VL and the like) need torchvision; BLIP's image processor does not.
