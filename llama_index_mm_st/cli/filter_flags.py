@@ -7,8 +7,8 @@
     --filter caption:is_empty             no value
 
 Repeat ``--filter`` to require all of them. A value is a number when it reads as one; quote it in
-double quotes to keep it text (``--filter 'year="2024"'``). The result is a LlamaIndex ``MetadataFilters``,
-the same value ``/v1/search`` takes as JSON.
+double quotes to keep it text (``--filter 'year="2024"'``). The flags become ``args.filters``, a LlamaIndex
+``MetadataFilters`` (the same value ``/v1/search`` takes as JSON), which is ``SearchRequest.filters``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,23 @@ SYNTAX = ("KEY=VALUE, KEY!=VALUE, KEY>=N (also >, <, <=), or KEY:OP=VALUE with O
 
 
 def add_filter_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--filter", action="append", default=None, metavar="KEY=VALUE",
+    parser.add_argument("--filter", dest="filters", action=FilterAction, default=None, metavar="KEY=VALUE",
                         help="only results whose metadata match (repeat: all must match); operators: " + SYNTAX)
+
+
+class FilterAction(argparse.Action):
+    """Each ``--filter`` adds one filter to ``args.filters`` (a ``MetadataFilters``, all must hold); a value
+    that does not parse is the parser's usage error, naming it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        try:
+            added = metadata_filters([str(values)])
+        except CLIError as exc:
+            raise argparse.ArgumentError(self, str(exc).removeprefix(f"--filter {values}: ")) from None
+        current = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, added if current is None else
+                type(added)(filters=[*current.filters, *added.filters]))
 
 
 def metadata_filters(specs: Optional[Sequence[str]]) -> Any:
