@@ -98,7 +98,7 @@ def locate_model(model: str, how_local: str = f"a local model directory ({LOCAL_
     if os.path.isdir(name):
         return ModelSource(name, name)
     if looks_like_path(model):
-        raise ModelUnavailableError(model, f"no such model directory {name}")
+        raise ModelUnavailableError(model, f"no such model directory {name}; pass {how_local} that exists, or a hub id")
     from huggingface_hub import constants
 
     snapshot = cached_snapshot(name)
