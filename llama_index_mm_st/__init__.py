@@ -29,6 +29,7 @@ from .errors import (
     UnfinishedStoreError,
     UnscoredNodesWarning,
     UnsupportedFilterError,
+    UnsupportedIndexError,
     UnsupportedModalityError,
 )
 from .types import Backend, Modality
@@ -89,6 +90,7 @@ __all__ = sorted(
         "UnfinishedStoreError",
         "UnscoredNodesWarning",
         "UnsupportedFilterError",
+        "UnsupportedIndexError",
         "UnsupportedModalityError",
         "__version__",
     ]

@@ -25,6 +25,8 @@
   - ``DiskFullError`` (also an ``OSError``): the disk holding an embedded store has too little free
     space for the next write; refused before the engine writes (it writes through memory maps, so
     a full disk would kill the process with SIGBUS instead of raising).
+  - ``UnsupportedIndexError`` (also a ``TypeError``): a LlamaIndex index would silently drop these nodes as
+    given (``MultiModalVectorStoreIndex(documents)`` keeps no ``ImageDocument``); the message names what works.
   - ``ModelUnavailableError`` (also an ``OSError``): a model that is neither local nor cached while the hub
     can't be reached (or has no such id); raised before anything loads, the message says how to go on.
   - ``MissingDependencyError`` (also an ``ImportError``): an optional extra is needed.
@@ -145,6 +147,11 @@ def format_bytes(size: int) -> str:
     if size < 1_000_000_000:
         return f"{size / 1e6:.1f} MB"
     return f"{size / 1e9:.2f} GB"
+
+
+class UnsupportedIndexError(MMSTError, TypeError):
+    """A LlamaIndex index that would drop these nodes as given (``MultiModalVectorStoreIndex(documents)``
+    keeps no ``ImageDocument``); the message names the paths that keep them."""
 
 
 class ModelUnavailableError(MMSTError, OSError):

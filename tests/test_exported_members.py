@@ -37,6 +37,7 @@ EXPECTED = {
     "UnfinishedStoreError",
     "UnscoredNodesWarning",
     "UnsupportedModalityError",
+    "UnsupportedIndexError",
     "__version__",
     "PooledVector",
     "attach_multivector",

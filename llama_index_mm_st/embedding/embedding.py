@@ -31,6 +31,7 @@ from ..media import MediaLimits
 from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..onnx.choice import BackendReport, log_choice, plan as backend_plan
 from ..runtime import resolve_device, resolve_precision, torch_dtype
+from ..text_vectors import remember as remember_text_vectors
 from ..types import Backend, Embedding, EmbeddingResult, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder
 from .forward import Forward, select_forward
@@ -320,16 +321,23 @@ class MultimodalEmbedding(MultiModalEmbedding):
         return self._embed_strict([query], data_uri_modality(query) or "text", "query")[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._embed_strict([text], "text", "document")[0]
+        return self._get_text_embeddings([text])[0]
 
     def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
-        return self._embed_strict(texts, "text", "document")
+        """LlamaIndex's text path (``VectorStoreIndex`` sends every node's EMBED text here, an image's caption
+        or file name included): the vectors are remembered (``text_vectors``), so the store embeds a node
+        with pixels properly instead of keeping its words' vector as its image vector."""
+        vectors = self._embed_strict(texts, "text", "document")
+        remember_text_vectors(vectors, self)
+        return vectors
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await self._submit(data_uri_modality(query) or "text", "query", query)
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return await self._submit("text", "document", text)
+        vector = await self._submit("text", "document", text)
+        remember_text_vectors([vector], self)
+        return vector
 
     async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
@@ -347,13 +355,17 @@ class MultimodalEmbedding(MultiModalEmbedding):
     # ---- LlamaIndex image API -------------------------------------------------------------------
 
     def _get_image_embedding(self, img_file_path: Any) -> Embedding:
-        return self._embed_strict([img_file_path], "image", "document")[0]
+        return self._get_image_embeddings([img_file_path])[0]
 
     async def _aget_image_embedding(self, img_file_path: Any) -> Embedding:
-        return await self._submit("image", "document", img_file_path)
+        vector = await self._submit("image", "document", img_file_path)
+        remember_text_vectors([vector], self, "image")
+        return vector
 
     def _get_image_embeddings(self, img_file_paths: List[Any]) -> List[Embedding]:
-        return self._embed_strict(img_file_paths, "image", "document")
+        vectors = self._embed_strict(img_file_paths, "image", "document")
+        remember_text_vectors(vectors, self, "image")  # a captioned image's words get their vector in the store
+        return vectors
 
     async def _aget_image_embeddings(self, img_file_paths: List[Any]) -> List[Embedding]:
         return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
@@ -372,6 +384,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
         with self.callback_manager.event(CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}) as event:
             result = self.embed(img_file_paths, "image", on_error=on_error, show_progress=show_progress)
             embeddings = _report_skipped(result, "image embedding batch")
+            remember_text_vectors(embeddings, self, "image")  # see text_vectors: MultiModalVectorStoreIndex's path
             event.on_end(payload={EventPayload.CHUNKS: list(img_file_paths), EventPayload.EMBEDDINGS: embeddings})
         return embeddings
 

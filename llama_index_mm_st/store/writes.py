@@ -20,6 +20,7 @@ from llama_index_mm_st.multivector import node_multivector
 from llama_index_mm_st.store import plan as P
 from llama_index_mm_st.store.learned_sparse import with_learned_sparse
 from llama_index_mm_st.store.schema import REF_DOC_ID_KEY, StoreSchema
+from llama_index_mm_st.text_vectors import reembed_text_embedded
 
 
 class Writes:
@@ -31,8 +32,12 @@ class Writes:
         All or nothing per call: every node is checked and turned into a point (vectors finite and of
         the store's size, metadata that a payload can hold) before the first point is written, so a
         bad node leaves the store exactly as it was and the error names it.
+
+        A node with pixels (or media) whose ``embedding`` our embedding made from its text (LlamaIndex's
+        ``VectorStoreIndex`` embeds every node's text) is embedded properly first, by that embedding
+        (``text_vectors``), so an image is stored with its image vector.
         """
-        return self._add(list(nodes), None, add_kwargs)
+        return self._add(reembed_text_embedded(nodes), None, add_kwargs)
 
     def add_parts(self, parts: Sequence[NodeParts], **add_kwargs: Any) -> List[str]:
         """``add`` for nodes already read (``inputs.read_node`` of each node in its stored form,
