@@ -168,10 +168,12 @@ class ModelUnavailableError(MMSTError, OSError):
 
 
 class MissingDependencyError(MMSTError, ImportError):
-    """An optional dependency is needed; the message names the extra to install."""
+    """An optional dependency is needed; the message names the extra to install (or, for a package that
+    must match another one's build, the exact ``install`` line)."""
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(f"{package} is required for this: pip install 'llama-index-mm-st[{extra}]'")
+    def __init__(self, package: str, extra: str | None = None, install: str | None = None) -> None:
+        line = install or f"pip install 'llama-index-mm-st[{extra}]'"
+        super().__init__(f"{package} is required for this: {line}")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ..errors import MissingDependencyError
 from ..hub import locate_model
 from ..multivector import LATE_INTERACTION_ARCHITECTURES, native_checkpoint
 from ..onnx.choice import BackendReport, Plan, log_choice, plan as backend_plan
-from ..runtime import resolve_device
+from ..runtime import resolve_device, torchvision_install_line
 from ..types import Backend, Precision
 from .scorers.base import Scorer, score_head_name, store_linear_weights
 from .scorers.cross_encoder import CrossEncoderScorer
@@ -152,7 +152,7 @@ def load_scorer(spec: ModelSpec, options: LoadOptions) -> Scorer:
         # VLM processors (Qwen-VL and the like) need torchvision; BLIP's image processor does not.
         needs_torchvision = loader is load_cross_encoder and hasattr(config, "vision_config")
         if needs_torchvision and importlib.util.find_spec("torchvision") is None:
-            raise MissingDependencyError("torchvision", "vlm")
+            raise MissingDependencyError("torchvision", install=torchvision_install_line())
         return loader(name, options)
     return wrap_model(spec, options)
 
