@@ -1,20 +1,19 @@
-"""``Documents``: the store's documents (its points grouped by ``ref_doc_id``), listed and deleted whole.
+"""A store's documents: its points grouped by ``ref_doc_id``, listed, and deleted whole. Pure: the
+``Collection`` reads the payload keys (``Collection.documents``) and runs the deletes (``Collection.delete``,
+its one delete path); this module groups and builds the filters.
 
-A mixin of ``MultimodalQdrantStore``: a plain class without fields or annotations (pydantic would
-take those for fields). What a catalogue (``mmst ls``), a prune (``mmst index``), ``mmst rm`` and a
-server's documents API need from the store, and nothing about files: those read the payload keys they
-ask for. A delete is one engine operation over every point of the documents named, so each document is
-deleted whole or not at all, a kill included (the engine's write-ahead log replays an operation whole).
+What a catalogue (``mmst ls``), a prune (``mmst index``), ``mmst rm`` and a server's documents API need from
+the store, and nothing about files: those read the payload keys they ask for. A delete is one engine
+operation over every point of the documents it names, so each document is deleted whole or not at all,
+a kill included (the engine's write-ahead log replays an operation whole).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Sequence
 
-from llama_index.core.vector_stores.types import MetadataFilters
 from qdrant_client import models
 
 from llama_index_mm_st.store.schema import MODALITY_KEY, REF_DOC_ID_KEY
@@ -34,37 +33,30 @@ class StoredDocument:
     values: Dict[str, Any] = field(default_factory=dict)
 
 
-class Documents:
-    """``documents`` (list) and ``delete_documents`` (all or nothing per document), with async twins."""
+def read_keys(keys: Sequence[str]) -> List[str]:
+    """The payload keys to read for ``group``: the document id, the modality tag and the keys asked for."""
+    return list(dict.fromkeys([REF_DOC_ID_KEY, MODALITY_KEY, *keys]))
 
-    def documents(self, keys: Sequence[str] = (), filters: Optional[MetadataFilters] = None) -> List[StoredDocument]:
-        """Every document with a point matching ``filters`` (all documents when None), sorted by id, with
-        the payload ``keys`` asked for. Reads only those payload keys (no node is rebuilt, no vector read)."""
-        wanted = list(dict.fromkeys([REF_DOC_ID_KEY, MODALITY_KEY, *keys]))
-        points: Dict[str, Counter] = {}
-        values: Dict[str, Dict[str, Any]] = {}
-        for payload in self.payload_values(wanted, filters):  # type: ignore[attr-defined]
-            document = str(payload.get(REF_DOC_ID_KEY))
-            points.setdefault(document, Counter())[str(payload.get(MODALITY_KEY))] += 1
-            seen = values.setdefault(document, {})
-            for key in keys:
-                if seen.get(key) is None:
-                    seen[key] = payload.get(key)
-        return [StoredDocument(document, sum(points[document].values()), dict(sorted(points[document].items())),
-                               {key: values[document].get(key) for key in keys})
-                for document in sorted(points)]
 
-    async def adocuments(self, keys: Sequence[str] = (), filters: Optional[MetadataFilters] = None) -> List[StoredDocument]:
-        return await asyncio.to_thread(self.documents, keys, filters)
+def group(payloads: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> List[StoredDocument]:
+    """Points' payloads (``read_keys``) as documents, sorted by id."""
+    points: Dict[str, Counter] = {}
+    values: Dict[str, Dict[str, Any]] = {}
+    for payload in payloads:
+        document = str(payload.get(REF_DOC_ID_KEY))
+        points.setdefault(document, Counter())[str(payload.get(MODALITY_KEY))] += 1
+        seen = values.setdefault(document, {})
+        for key in keys:
+            if seen.get(key) is None:
+                seen[key] = payload.get(key)
+    return [StoredDocument(document, sum(points[document].values()), dict(sorted(points[document].items())),
+                           {key: values[document].get(key) for key in keys})
+            for document in sorted(points)]
 
-    def delete_documents(self, document_ids: Sequence[str]) -> None:
-        """Delete every point of these documents (``ref_doc_id``s). Each document goes whole or not at all:
-        its points are deleted by one engine operation, which a kill either applied or did not."""
-        ids = list(dict.fromkeys(str(i) for i in document_ids))
-        for start in range(0, len(ids), IDS_PER_DELETE):
-            chunk = ids[start : start + IDS_PER_DELETE]
-            self._backend.delete(models.Filter(must=[  # type: ignore[attr-defined]
-                models.FieldCondition(key=REF_DOC_ID_KEY, match=models.MatchAny(any=chunk))]))
 
-    async def adelete_documents(self, document_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self.delete_documents, document_ids)
+def delete_filters(document_ids: Sequence[str]) -> Iterator[models.Filter]:
+    """One filter per delete operation, each naming up to ``IDS_PER_DELETE`` documents (repeats dropped)."""
+    ids = list(dict.fromkeys(str(i) for i in document_ids))
+    for start in range(0, len(ids), IDS_PER_DELETE):
+        chunk = ids[start : start + IDS_PER_DELETE]
+        yield models.Filter(must=[models.FieldCondition(key=REF_DOC_ID_KEY, match=models.MatchAny(any=chunk))])

@@ -86,7 +86,8 @@ PRUNER = textwrap.dedent(
     documents.IDS_PER_DELETE = 7  # many engine operations, so a kill lands between and inside them
     store = MultimodalQdrantStore(path=path)
     if mode == "after_operations":  # SIGKILL itself right after the n-th delete operation
-        backend, calls, original = store._backend, [0], store._backend.delete
+        backend = store._collection.backend
+        calls, original = [0], backend.delete
         def delete(flt):
             original(flt)
             calls[0] += 1
