@@ -9,6 +9,7 @@ resume over a large store reads only what the files being indexed need.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from typing import Any, Callable, Iterable, Literal, Optional
@@ -16,21 +17,40 @@ from typing import Any, Callable, Iterable, Literal, Optional
 from llama_index.core.schema import Document
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 
+from ..inputs import read_node
 from ..store.schema import REF_DOC_ID_KEY
 
 ResumeAction = Literal["new", "unchanged", "replace"]
+CONTENT_KEY = "content_sha256"
+"""Metadata the job stamps on the nodes of a document whose words come from beside its file (an image's
+caption sidecar, a recording's transcript): the file's hash and those words together, so editing only the
+sidecar replaces the document. Absent when the file's own hash says it all."""
 StoredCount = Callable[[Document, Optional[str]], int]
 """Points stored for a document, only those with this content hash when one is given."""
 HASH_KEY = "sha256"
 FILE_KEY = "file_path"
+PAGE_KEY = "page"
 PATHS_PER_READ = 256
 """File paths per store read (one filter of this many values)."""
 
 
+def content_hash(document: Document) -> Optional[str]:
+    """What a document's resume check compares: its file's hash, or for words that come from another file
+    (an image's caption, a recording's transcript: a document with pixels or media that is not a PDF page)
+    a hash of the file's hash and those words, so a changed sidecar is a changed document."""
+    sha = document.metadata.get(HASH_KEY)
+    if not sha:
+        return sha
+    parts = read_node(document)
+    if not parts.words.strip() or parts.modality == "text" or document.metadata.get(PAGE_KEY) is not None:
+        return sha
+    return hashlib.sha256(f"{sha}\n{parts.words}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def resume_action(document: Document, node_count: int, stored: StoredCount) -> ResumeAction:
-    """All of a document's nodes stored with its current hash -> unchanged (skip); some of its points
-    stored otherwise -> replace (delete them first); none -> new."""
-    if stored(document, document.metadata.get(HASH_KEY)) == node_count:
+    """All of a document's nodes stored with its current content hash -> unchanged (skip); some of its
+    points stored otherwise -> replace (delete them first); none -> new."""
+    if stored(document, content_hash(document)) == node_count:
         return "unchanged"
     return "replace" if stored(document, None) else "new"
 
@@ -59,8 +79,8 @@ class StoredDocuments:
         for start in range(0, len(wanted), PATHS_PER_READ):
             chunk = wanted[start : start + PATHS_PER_READ]
             flt = MetadataFilters(filters=[MetadataFilter(key=FILE_KEY, value=chunk, operator=FilterOperator.IN)])
-            for p in store.payload_values([REF_DOC_ID_KEY, HASH_KEY, FILE_KEY], flt):
-                pairs.append((str(p.get(REF_DOC_ID_KEY)), p.get(HASH_KEY)))
+            for p in store.payload_values([REF_DOC_ID_KEY, HASH_KEY, CONTENT_KEY, FILE_KEY], flt):
+                pairs.append((str(p.get(REF_DOC_ID_KEY)), p.get(CONTENT_KEY) or p.get(HASH_KEY)))
                 files.setdefault(str(p.get(FILE_KEY)), set()).add(str(p.get(REF_DOC_ID_KEY)))
         return cls(pairs, files)
 

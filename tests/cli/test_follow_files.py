@@ -11,27 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llama_index_mm_st.ingest import INDEXED_AT_KEY
 from llama_index_mm_st.store import MultimodalQdrantStore
 from tests.fixtures.documents import write_pdf
-
-NODE_CONTENT = "_node_content"
+from tests.fixtures.stamps import without_stamp
 
 
 def _index(run_cli, paths, store: Path, model: Path, *extra: str) -> tuple[int, str, str]:
     paths = [str(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
     return run_cli("index", *paths, "--store", str(store), "--model", str(model), "--precision", "fp32",
                    "--no-progress", *extra)
-
-
-def without_stamp(payload: dict) -> dict:
-    """A point's payload without its ``indexed_at`` (the only thing that differs between two runs)."""
-    payload = {k: v for k, v in payload.items() if k != INDEXED_AT_KEY}
-    if NODE_CONTENT in payload:
-        content = json.loads(payload[NODE_CONTENT])
-        content.get("metadata", {}).pop(INDEXED_AT_KEY, None)
-        payload[NODE_CONTENT] = json.dumps(content, sort_keys=True)
-    return payload
 
 
 def contents(store_dir: Path) -> dict[str, tuple[dict, dict]]:
@@ -182,3 +170,22 @@ def test_cancel_stops_the_job_between_steps(corpus, tmp_path, tiny_clip_dir, mon
         monkeypatch.setattr(MultimodalQdrantStore, "add_parts", original)
         summary = job.index([str(corpus)])  # a new run is not cancelled, and resumes
         assert summary.written and store.count() > 2
+
+
+def test_an_edited_caption_sidecar_replaces_its_image(run_cli, corpus, tmp_path, tiny_clip_dir):
+    photo = sorted((corpus / "photos").glob("sample_*"))[0]
+    caption = photo.parent / (photo.name + ".txt")
+    caption.write_text("A quokka on a bench.\n")
+    store = tmp_path / "index"
+    assert _index(run_cli, corpus, store, tiny_clip_dir)[0] == 0
+    caption.write_text("A pelican at the harbour.\n")  # only the sidecar changed: the image's bytes did not
+    code, out, _ = _index(run_cli, corpus, store, tiny_clip_dir)
+    assert code == 0 and f"replaced (changed): 1 file: {photo.name}" in out
+    with MultimodalQdrantStore(path=str(store)) as opened:
+        texts = [n.get_content() for n in opened.get_nodes() if n.metadata.get("file_name") == photo.name]
+    assert texts == ["A pelican at the harbour."]
+    code, out, _ = _index(run_cli, corpus, store, tiny_clip_dir)
+    assert "added: nothing new" in out and "replaced (changed): 0 files" in out  # stable once written
+    caption.unlink()  # the caption goes: the image is read without words, a changed document again
+    code, out, _ = _index(run_cli, corpus, store, tiny_clip_dir)
+    assert f"replaced (changed): 1 file: {photo.name}" in out
