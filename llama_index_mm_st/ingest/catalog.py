@@ -63,29 +63,28 @@ def indexed_files(store: Any, under: Sequence[str] = ()) -> list[IndexedFile]:
     ``under`` paths when any are given (each matched as given and as its real path)."""
     if store.schema is None:
         return []
+    targets = path_forms(under) if under else None
     by_file: dict[Optional[str], list[Any]] = {}
     for document in store.documents(CATALOGUE_KEYS):
         path = document.values.get(FILE_KEY)
         key = str(path) if path is not None else None
+        if targets is not None and (key is None or not is_at_or_under(key, targets)):
+            continue
         by_file.setdefault(key, []).append(document)
-    files: list[IndexedFile] = []
-    for path, documents in by_file.items():
-        groups = [[d] for d in documents] if path is None else [documents]
-        for group in groups:
-            stamps = [d.values.get(INDEXED_AT_KEY) for d in group if d.values.get(INDEXED_AT_KEY)]
-            files.append(IndexedFile(
-                path=path,
-                kind=_kind({m for d in group for m in d.modalities}, any(d.values.get(PAGE_KEY) is not None for d in group),
-                           any(d.values.get(FRAME_TIME_KEY) is not None for d in group)),
-                points=sum(d.points for d in group),
-                documents=tuple(d.id for d in group),
-                indexed_at=max(stamps) if stamps else None,
-            ))
+    files = [_file(path, group) for path, documents in by_file.items()
+             for group in ([[d] for d in documents] if path is None else [documents])]
     files.sort(key=lambda f: (f.path is None, f.path or "", f.documents))
-    if under:
-        targets = path_forms(under)
-        files = [f for f in files if f.path is not None and is_at_or_under(f.path, targets)]
     return files
+
+
+def _file(path: Optional[str], documents: list[Any]) -> IndexedFile:
+    values = [d.values for d in documents]
+    stamps = [v[INDEXED_AT_KEY] for v in values if v.get(INDEXED_AT_KEY)]
+    pages = any(v.get(PAGE_KEY) is not None for v in values)
+    frames = any(v.get(FRAME_TIME_KEY) is not None for v in values)
+    return IndexedFile(path=path, kind=_kind({m for d in documents for m in d.modalities}, pages, frames),
+                       points=sum(d.points for d in documents), documents=tuple(d.id for d in documents),
+                       indexed_at=max(stamps) if stamps else None)
 
 
 def path_forms(paths: Iterable[str]) -> set[str]:
@@ -95,7 +94,7 @@ def path_forms(paths: Iterable[str]) -> set[str]:
 
 def is_at_or_under(path: str, targets: set[str]) -> bool:
     """Whether ``path`` is one of ``targets`` or inside one of them (a folder)."""
-    return path in targets or any(path.startswith(target.rstrip(os.sep) + os.sep) for target in targets)
+    return path in targets or path.startswith(tuple(target.rstrip(os.sep) + os.sep for target in targets))
 
 
 @dataclass
