@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
-from .resume import FILE_KEY
+from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
+from .resume import FILE_KEY, PATHS_PER_READ
 
 INDEXED_AT_KEY = "indexed_at"
 """Metadata an ingestion job gives each node it writes: when (UTC, ISO 8601, seconds)."""
@@ -64,15 +66,30 @@ def indexed_files(store: Any, under: Sequence[str] = ()) -> list[IndexedFile]:
     if store.schema is None:
         return []
     targets = path_forms(under) if under else None
+    return _catalogue(store.documents(CATALOGUE_KEYS),
+                      None if targets is None else (lambda path: is_at_or_under(path, targets)))
+
+
+def _files_named(store: Any, paths: Sequence[str]) -> list[IndexedFile]:
+    """The catalogue rows of these recorded paths, read with a filter on them (a few requests)."""
+    documents = []
+    for start in range(0, len(paths), PATHS_PER_READ):
+        chunk = list(paths[start : start + PATHS_PER_READ])
+        chosen = MetadataFilters(filters=[MetadataFilter(key=FILE_KEY, value=chunk, operator=FilterOperator.IN)])
+        documents += store.documents(CATALOGUE_KEYS, chosen)
+    return _catalogue(documents, set(paths).__contains__)
+
+
+def _catalogue(documents: Iterable[Any], keep: Optional[Callable[[str], bool]]) -> list[IndexedFile]:
     by_file: dict[Optional[str], list[Any]] = {}
-    for document in store.documents(CATALOGUE_KEYS):
+    for document in documents:
         path = document.values.get(FILE_KEY)
         key = str(path) if path is not None else None
-        if targets is not None and (key is None or not is_at_or_under(key, targets)):
+        if keep is not None and (key is None or not keep(key)):
             continue
         by_file.setdefault(key, []).append(document)
-    files = [_file(path, group) for path, documents in by_file.items()
-             for group in ([[d] for d in documents] if path is None else [documents])]
+    files = [_file(path, group) for path, found in by_file.items()
+             for group in ([[d] for d in found] if path is None else [found])]
     files.sort(key=lambda f: (f.path is None, f.path or "", f.documents))
     return files
 
@@ -125,13 +142,17 @@ def remove_files(store: Any, paths: Sequence[str]) -> Removal:
     return removal
 
 
-def gone_files(store: Any, roots: Sequence[str], exists: Any = os.path.lexists) -> list[IndexedFile]:
+def gone_files(store: Any, roots: Sequence[str], exists: Callable[[str], bool] = os.path.lexists) -> list[IndexedFile]:
     """Files indexed under the folders ``roots`` that are no longer there (checked on disk: a file that
-    is still there is kept, even when a walk leaves it out, e.g. one that can't be read just now)."""
+    is still there is kept, even when a walk leaves it out, e.g. one that can't be read just now). Reads
+    one payload key per point, then the catalogue rows of the gone files only."""
     folders = [root for root in roots if os.path.isdir(root)]
-    if not folders:
+    if not folders or store.schema is None:
         return []
-    return [f for f in indexed_files(store, folders) if f.path is not None and not exists(f.path)]
+    targets = path_forms(folders)
+    recorded = {str(d.values[FILE_KEY]) for d in store.documents([FILE_KEY]) if d.values.get(FILE_KEY) is not None}
+    gone = sorted(path for path in recorded if is_at_or_under(path, targets) and not exists(path))
+    return _files_named(store, gone) if gone else []
 
 
 def prune(store: Any, roots: Sequence[str]) -> list[IndexedFile]:
