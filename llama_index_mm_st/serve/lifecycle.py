@@ -139,7 +139,7 @@ class ServerState:
         if services is not None:
             lanes = [services.embed.lane] + ([services.rerank.lane] if services.rerank else [])
             models = [{"model": lane.name, "alive": lane.alive, "queued": lane.queued} for lane in lanes]
-        status = self.phase
+        status: str = self.phase
         if status == "ready" and not all(model["alive"] for model in models):
             status = "unhealthy"
         body: dict[str, Any] = {"status": "ok" if status == "ready" else status, "models": models}

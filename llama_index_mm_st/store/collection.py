@@ -122,7 +122,8 @@ class Collection:
         ``ensure`` and ``import_points``."""
         self.backend.create(schema)
         self._hold(schema, {})
-        wanted = {key: "keyword" for key in KEYWORD_INDEXED_KEYS} | dict(self.settings.payload_indexes)
+        wanted: Dict[str, IndexKind] = {key: "keyword" for key in KEYWORD_INDEXED_KEYS}
+        wanted.update(self.settings.payload_indexes)
         self.indexes.ensure(wanted, self.settings.payload_hnsw)
         return schema
 
