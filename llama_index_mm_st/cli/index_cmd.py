@@ -76,18 +76,37 @@ def sparse_options(args: argparse.Namespace) -> dict[str, object]:
     return options
 
 
+class RunningJob:
+    """The ingestion job of this command once it runs, so a Ctrl-C can ask it to stop."""
+
+    def __init__(self) -> None:
+        self.indexer: Any = None
+
+    def cancel(self) -> None:
+        if self.indexer is not None:
+            self.indexer.cancel()
+
+
 def cmd_index(args: argparse.Namespace) -> int:
-    if args.url:
-        return _index(args)
-    from ..locks import reserve
+    job = RunningJob()
 
-    # The embedded store's lock first, before the engine is imported, a file walked or a model loaded:
-    # a second writer is refused at once; the store opened below takes this lock over.
-    with reserve(os.path.join(args.store or DEFAULT_STORE, args.collection)):
-        return _index(args)
+    def run() -> int:
+        if args.url:
+            return _index(args, job)
+        from ..locks import reserve
+
+        # The embedded store's lock first, before the engine is imported, a file walked or a model loaded:
+        # a second writer is refused at once; the store opened below takes this lock over.
+        with reserve(os.path.join(args.store or DEFAULT_STORE, args.collection)):
+            return _index(args, job)
+
+    if args.ray:
+        return run()  # Ray installs its own signal handling, on the main thread
+    # Everything (imports, the model load, the job, optimize) off the main thread: Ctrl-C is answered at once.
+    return run_interruptibly(run, job.cancel)
 
 
-def _index(args: argparse.Namespace) -> int:
+def _index(args: argparse.Namespace, job: RunningJob) -> int:
     from ..ingest import Indexer, check_model, read_manifest
 
     _check_args(args)
@@ -109,9 +128,9 @@ def _index(args: argparse.Namespace) -> int:
         with quiet_libraries(), Stage("Loading model", enabled=progress):
             embedding = load_embedding(source, **backend_option(args))
         if ray is None:
-            indexer = Indexer(store, embedding, model_name=source.name, progress=BarProgress(progress),
-                              prune=not args.keep_missing)
-            summary = run_interruptibly(lambda: indexer.index(args.paths), indexer.cancel)
+            job.indexer = Indexer(store, embedding, model_name=source.name, progress=BarProgress(progress),
+                                  prune=not args.keep_missing)
+            summary = job.indexer.index(args.paths)
         else:
             summary = _index_on_ray(ray, args, store, embedding, source.name, progress)
             if not args.keep_missing:
@@ -124,15 +143,16 @@ def _index(args: argparse.Namespace) -> int:
 
             summary.missing_kept = {f.label for f in gone_files(store, args.paths)}
         if store.schema is not None:  # also after a run that wrote nothing: an earlier one may have stopped before it
-            run_interruptibly(store.optimize, None)
+            store.optimize()
     return report_index(summary, args.strict)
 
 
 def run_interruptibly(job: Callable[[], T], cancel: Optional[Callable[[], None]]) -> T:
-    """Run ``job`` in a worker thread, so Ctrl-C reaches this (main) thread at once. On Ctrl-C, ``cancel``
-    asks the job to stop at its next step; a job still busy after ``STOP_GRACE_S`` (inside a model batch
-    or an engine call) is left behind: the process exits now, as a kill would, which the store's
-    write-ahead log makes safe (the same command resumes)."""
+    """Run ``job`` in a worker thread, so Ctrl-C reaches this (main) thread at once, whatever the job is
+    doing (importing torch, loading a model, a model batch: C code that would hold a Ctrl-C back for
+    seconds on the main thread). On Ctrl-C, ``cancel`` asks the job to stop at its next step; a job still
+    busy after ``STOP_GRACE_S`` is left behind: the process exits now, as a kill would, which the store's
+    write-ahead log (and its crash-safe creation) makes safe: the same command resumes."""
     outcome: dict[str, Any] = {}
 
     def work() -> None:

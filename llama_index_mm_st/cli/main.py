@@ -198,6 +198,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("mmst: interrupted; run the same command again to resume", file=sys.stderr)
+        if argv is None:  # the mmst program itself: give the prompt back now (stores are closed; tearing
+            sys.stdout.flush()  # down an interpreter with torch loaded takes seconds); a caller gets 130
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except (MMSTError, OSError, ValueError, ImportError) as exc:
         if args.debug:
