@@ -24,6 +24,9 @@ from .metrics import Metrics
 from .settings import ServeSettings
 
 SERVED_MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "video")
+NODES = "nodes"
+"""The lane group of whole nodes (``inputs.NodeParts``, images decoded) that the documents API writes:
+``MultimodalEmbedding.embed_nodes`` sets each node's vectors by the store's rule, as ``mmst index`` does."""
 WINDOW_SANITY = 1_000_000
 """A declared text window above this is a tokenizer that declares none (``int(1e30)``)."""
 
@@ -79,7 +82,9 @@ class EmbedService:
         """Vectors for prepared items; the first bad item is a 400 naming ``param[i]`` (``param`` itself when
         not ``indexed``: a search's one query)."""
         jobs = [Job((modality, role), item.payload, item.cost) for item in items]
-        outcomes = await self.lane.run(jobs)
+        # Queries (a search's, or a client's with input_type "query") go ahead of queued documents: someone is
+        # waiting on each, while a bulk ingestion only waits a batch longer.
+        outcomes = await self.lane.run(jobs, urgent=role == "query")
         self.metrics.items.labels(modality).inc(len(items))
         failed = first_error(outcomes)
         if failed is not None:
@@ -91,6 +96,10 @@ class EmbedService:
 
     def _run_group(self, key: Any, payloads: List[Any]) -> List[Outcome]:
         modality, role = key
+        if modality == NODES:
+            kept, failures = self.embedding.embed_nodes(payloads, on_error="skip")
+            failed = {failure.position: failure.error for failure in failures}
+            return [failed.get(i, parts) for i, parts in enumerate(payloads)]
         result = self.embedding.embed(payloads, modality, role=role, on_error="skip")
         failed = {failure.position: failure.error for failure in result.failures}
         tokens = self._token_counts(payloads) if modality == "text" else [0] * len(payloads)
