@@ -28,10 +28,18 @@ sidecar replaces the document. Absent when the file's own hash says it all."""
 StoredCount = Callable[[Document, Optional[str]], int]
 """Points stored for a document, only those with this content hash when one is given."""
 HASH_KEY = "sha256"
+HASH_KEYS = (HASH_KEY, CONTENT_KEY)
+"""The payload keys a stored point's content hash is read from (``stored_hash``)."""
 FILE_KEY = "file_path"
 PAGE_KEY = "page"
 PATHS_PER_READ = 256
 """File paths per store read (one filter of this many values)."""
+
+
+def stored_hash(payload: Any) -> Optional[str]:
+    """The content hash a stored point was written with (what ``content_hash`` gave its document): its
+    ``CONTENT_KEY`` when the job stamped one, else its file's hash. Read both keys (``HASH_KEYS``)."""
+    return payload.get(CONTENT_KEY) or payload.get(HASH_KEY)
 
 
 def content_hash(document: Document) -> Optional[str]:
@@ -82,8 +90,8 @@ class StoredDocuments:
         for start in range(0, len(wanted), PATHS_PER_READ):
             chunk = wanted[start : start + PATHS_PER_READ]
             flt = MetadataFilters(filters=[MetadataFilter(key=FILE_KEY, value=chunk, operator=FilterOperator.IN)])
-            for p in store.payload_values([REF_DOC_ID_KEY, HASH_KEY, CONTENT_KEY, FILE_KEY], flt):
-                pairs.append((str(p.get(REF_DOC_ID_KEY)), p.get(CONTENT_KEY) or p.get(HASH_KEY)))
+            for p in store.payload_values([REF_DOC_ID_KEY, *HASH_KEYS, FILE_KEY], flt):
+                pairs.append((str(p.get(REF_DOC_ID_KEY)), stored_hash(p)))
                 files.setdefault(str(p.get(FILE_KEY)), set()).add(str(p.get(REF_DOC_ID_KEY)))
         return cls(pairs, files)
 
