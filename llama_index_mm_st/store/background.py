@@ -8,16 +8,15 @@ a deleted point leaves it without biasing it, and a re-added one comes back. The
 point's hash into its payload (``SAMPLE_KEY``), so the sample of a reopened collection is one filtered
 read (``hash < tau``), and only ``tau`` per vector is recorded with the collection.
 
-The sample holds between ``capacity`` and ``2 * capacity`` points once the vector has that many
-(all of them before): when it passes twice the capacity, ``tau`` drops to keep the lowest
-``capacity`` hashes. The point count is estimated as ``len(sample) / tau`` (exact while ``tau`` is 1).
+The sample holds about ``capacity`` to ``2 * capacity`` points once the vector has that many (all of
+them before): when it passes twice the capacity, ``tau`` halves. The point count is estimated as ``len(sample) / tau`` (exact while ``tau`` is 1).
 The mean and covariance are recomputed from the sample only when it has changed by more than
 ``REFIT_SHARE`` since the last fit, so a query after a small write costs nothing extra.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -63,9 +62,12 @@ class VectorSample:
                 self._changes += 1
 
     def _shrink(self) -> None:
-        kept = sorted(self.members.items(), key=lambda item: item[1][0])[: self.capacity]
-        self.tau = kept[-1][1][0] + 1e-15 if len(kept) == self.capacity else self.tau
-        self.members = dict(kept)
+        """Halve ``tau`` until at most twice the capacity is below it. Thresholds are powers of two, so
+        after any order of additions ``tau`` is the largest one that holds at most ``2 * capacity``
+        points: the sample is a function of the points alone."""
+        while len(self.members) > 2 * self.capacity:
+            self.tau /= 2
+            self.members = {i: m for i, m in self.members.items() if m[0] < self.tau}
 
     @property
     def count(self) -> int:
@@ -84,7 +86,7 @@ class VectorSample:
             self._fitted = Background.of(np.stack([self.members[i][1] for i in ids]), self.count)
             self._changes = 0
         elif self._fitted is not None and self._fitted.count != self.count:
-            self._fitted = Background(self.count, self._fitted.mean, self._fitted.cov)
+            self._fitted = replace(self._fitted, count=self.count)
         return self._fitted
 
 
