@@ -112,6 +112,13 @@ class CrossEncoderScorer:
             self.max_batch_tokens = max_batch_tokens or (CPU_TOKEN_BUDGET if on_cpu else None)
         self.name = name or str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
 
+    @property
+    def score_scale(self) -> str:
+        """What ``predict`` returns, read from the model's activation: a sigmoid gives probabilities, no
+        activation logits (a yes/no logit difference too), a tanh scores in [-1, 1]."""
+        activation = type(getattr(self.model, "activation_fn", None)).__name__
+        return {"Sigmoid": "probability", "Tanh": "signed"}.get(activation, "logit")
+
     def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         if not documents:
             return []

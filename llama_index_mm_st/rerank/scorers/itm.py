@@ -33,6 +33,8 @@ class BlipITMScorer:
     image query against text documents."""
 
     pairs: frozenset[PairModality] = frozenset({("text", "image"), ("image", "text")})
+    score_scale = "probability"
+    """The ITM head's softmax probability of a match (``rerank.fusion.to_relevance``)."""
     report: BackendReport | None = None
     """Which path the towers take and why (set by the loader; None for a scorer built directly)."""
 

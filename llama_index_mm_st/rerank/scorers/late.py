@@ -32,6 +32,9 @@ def _model_input(side: LoadedParts) -> Any:
 class LateInteractionScorer:
     """Scores (query, candidate) pairs by MaxSim with a sentence-transformers ``MultiVectorEncoder``."""
 
+    score_scale = "maxsim"
+    """A sum over the query's tokens (``query_token_count``): its relevance is the mean best match."""
+
     def __init__(self, model: Any, precision: Precision = "auto", name: str = "") -> None:
         self.model = model
         self.name = name or str(getattr(model, "model_card_data", None) and model.model_card_data.base_model
@@ -40,6 +43,7 @@ class LateInteractionScorer:
         self.decode_options = DecodeOptions()
         self.precision = resolve_precision(precision, str(model.device))
         self.dimension = int(model.get_embedding_dimension())
+        self._last_query: tuple[int, int] = (0, 0)  # (id of the last query scored, its token count)
 
     def _encode(self, inputs: list[Any], role: str, batch_size: int) -> list[np.ndarray]:
         encode = self.model.encode_query if role == "query" else self.model.encode_document
@@ -49,7 +53,15 @@ class LateInteractionScorer:
 
     def query_tokens(self, query: LoadedParts) -> np.ndarray:
         """The query's token vectors (its text, else its image)."""
-        return self._encode([_model_input(query)], "query", 1)[0]
+        tokens = self._encode([_model_input(query)], "query", 1)[0]
+        self._last_query = (id(query), len(tokens))
+        return tokens
+
+    def query_token_count(self, query: LoadedParts) -> int:
+        """How many token vectors the query has (remembered from scoring it, else encoded)."""
+        if self._last_query[0] == id(query):
+            return self._last_query[1]
+        return len(self.query_tokens(query))
 
     def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         tokens = self.query_tokens(query)
