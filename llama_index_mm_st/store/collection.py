@@ -45,12 +45,13 @@ from llama_index_mm_st.store.schema import (
     KEYWORD_INDEXED_KEYS, MODALITY_KEY, REF_DOC_ID_KEY, IndexKind, StoreSchema, check_schema, kind_mismatch,
 )
 from llama_index_mm_st.store.settings import check_weights, chosen_dense, known_dense
+from llama_index_mm_st.store.statistics import statistics_of
 from llama_index_mm_st.store.tuning import dense_search, hnsw_ef
 from llama_index_mm_st.store.wanted import late_wanted, options_given, sparse_wanted, wanted_schema
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES
 
 QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality", "query_multivector", "fusion", "mmr_threshold",
-                "mmr_candidates", "max_per_document", "document_key")
+                "mmr_candidates", "max_per_document", "document_key", "min_relevance")
 """The per-query overrides ``query`` takes (the store fields of the same names are the defaults)."""
 QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
 
@@ -66,6 +67,25 @@ def selection(node_ids: Optional[Sequence[str]], filters: Optional[MetadataFilte
             to_qdrant_filter(filters) if filters is not None and filters.filters else None,
         ]
     )
+
+
+def check_min_relevance(value: Any) -> Optional[float]:
+    """``min_relevance``: None, or a relevance in [0, 1]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"min_relevance must be a relevance in [0, 1], got {value!r}")
+    return float(value)
+
+
+def above(hits: Sequence[Any], plan: QueryPlan, cut: Optional[float]) -> Sequence[Any]:
+    """The hits at or above the relevance ``cut`` (None: all); only relevance-fused scores have a cut."""
+    if cut is None:
+        return hits
+    if plan.relevance is None:
+        raise ValueError("min_relevance cuts relevance scores: use fusion='relevance' (a dense or hybrid query); "
+                         f"this query's scores are {plan.fusion if plan.fused else 'its own list'}'s")
+    return [h for h in hits if h.score is not None and h.score >= cut]
 
 
 def query_result(hits: Sequence[Any]) -> VectorStoreQueryResult:
@@ -119,6 +139,7 @@ class Collection:
         """The one place a collection is made: by ``open`` (``dim`` given), the first ``add``,
         ``ensure`` and ``import_points``."""
         self.backend.create(schema)
+        statistics_of(self.backend).reset()
         self._hold(schema, {})
         wanted = {key: "keyword" for key in KEYWORD_INDEXED_KEYS} | dict(self.settings.payload_indexes)
         self.indexes.ensure(wanted, self.settings.payload_hnsw)
@@ -158,7 +179,17 @@ class Collection:
         return self._learned
 
     def close(self) -> None:
-        self.backend.close()
+        try:
+            statistics_of(self.backend).save()
+        except OSError:  # DiskFullError included
+            pass  # the record is a cache: a store opened without a current one reads the sample from its points
+        finally:
+            self.backend.close()
+
+    def flush(self) -> None:
+        """Make every write durable, the relevance statistics' record included."""
+        statistics_of(self.backend).save()
+        self.backend.flush()
 
     # ------------------------------------------------------------ writes and deletes
 
@@ -206,11 +237,24 @@ class Collection:
 
     def write(self, points: Sequence[PointSpec], batch_size: int,
               on_batch: Optional[Callable[[int], None]] = None) -> None:
-        """Every upsert of points goes through here (``add``, ``add_parts``, ``import_points``)."""
-        self.backend.upsert(points, batch_size, on_batch)
+        """Every upsert of points goes through here (``add``, ``add_parts``, ``import_points``); the
+        relevance statistics follow each batch written."""
+        statistics = statistics_of(self.backend)
+        names = self._schema.dense if self._schema is not None else DENSE_VECTOR_NAMES
+        written = 0
+
+        def after_batch(size: int) -> None:
+            nonlocal written
+            statistics.written(points[written:written + size], names)
+            written += size
+            if on_batch is not None:
+                on_batch(size)
+
+        self.backend.upsert(points, batch_size, after_batch)
 
     def delete(self, chosen: Optional[models.Filter]) -> None:
         """Every delete goes through here (``delete``, ``delete_nodes``; ``clear`` with None: every point)."""
+        statistics_of(self.backend).before_delete(chosen, self._schema.dense if self._schema is not None else ())
         if chosen is None:
             self.backend.clear()
         else:
@@ -276,8 +320,14 @@ class Collection:
         query, late = late_stage(schema, query, overrides.get("query_multivector"), settings.prefetch_limit,
                                  settings.oversampling)
         learned = self.learned_for(schema)
+        fusion = overrides.get("fusion", settings.fusion)
+        dense = self.searched_dense(schema)
+        relevance: Dict[str, Any] = {}
+        if fusion == "relevance" and query.query_embedding is not None and schema is not None:
+            statistics = statistics_of(self.backend)
+            relevance = {"backgrounds": statistics.backgrounds(dense), "relevance_model": statistics.model()}
         opts = QueryOptions(
-            dense=self.searched_dense(schema),
+            dense=dense,
             hybrid=settings.hybrid,
             modality=overrides.get("modality", settings.modality),
             rrf_k=int(overrides.get("rrf_k", settings.rrf_k)),
@@ -287,16 +337,21 @@ class Collection:
             late=late,
             with_multivector=settings.return_multivectors and schema is not None and schema.late_interaction,
             bm25=schema is None or schema.sparse is not None,
-            fusion=overrides.get("fusion", settings.fusion),
+            fusion=fusion,
             mmr=overrides.get("mmr_threshold"),
             mmr_candidates=overrides.get("mmr_candidates", settings.mmr_candidates),
             max_per_document=overrides.get("max_per_document", settings.max_per_document),
             document_key=overrides.get("document_key", settings.document_key),
+            **relevance,
         )
         return plan_query(query, opts, self.bm25.query, learned.query if learned is not None else None)
 
     def query(self, query: VectorStoreQuery, overrides: Mapping[str, Any]) -> VectorStoreQueryResult:
-        return query_result(self.backend.query(self.plan(query, overrides)))
+        plan = self.plan(query, overrides)
+        return query_result(above(self.backend.query(plan), plan, self._min_relevance(overrides)))
+
+    def _min_relevance(self, overrides: Mapping[str, Any]) -> Optional[float]:
+        return check_min_relevance(overrides.get("min_relevance", self.settings.min_relevance))
 
     def query_batch(self, items: Sequence[QueryItem]) -> List[Union[VectorStoreQueryResult, BaseException]]:
         """Several queries as one engine batch; a bad query gets its own error, the rest run."""
@@ -308,9 +363,15 @@ class Collection:
                 planned.append(exc)
         found = iter(self.backend.query_batch([p for p in planned if isinstance(p, QueryPlan)]))
         out: List[Union[VectorStoreQueryResult, BaseException]] = []
-        for plan in planned:
+        for plan, (_, overrides) in zip(planned, items):
             hits = plan if isinstance(plan, BaseException) else next(found)
-            out.append(hits if isinstance(hits, BaseException) else query_result(hits))
+            if isinstance(hits, BaseException) or isinstance(plan, BaseException):
+                out.append(hits)
+                continue
+            try:
+                out.append(query_result(above(hits, plan, self._min_relevance(overrides))))
+            except ValueError as exc:
+                out.append(exc)
         return out
 
     # ------------------------------------------------------------ moving points, durability, tuning

@@ -351,8 +351,9 @@ class MultimodalQdrantStore(StoreFields):
 
     def flush(self) -> None:
         """Make every write so far durable: the checkpoint of a bulk build with ``wal=False``
-        (record "done" only after it returns). With the WAL (the default) writes are durable anyway."""
-        self._collection.backend.flush()
+        (record "done" only after it returns). With the WAL (the default) writes are durable anyway.
+        The relevance statistics' record is written too (as on ``close``)."""
+        self._collection.flush()
 
     def optimize(self) -> None:
         """Build the HNSW and payload indexes now (Edge); call after a bulk load for full query speed.

@@ -147,14 +147,12 @@ def test_point_hashes_are_uniform_in_the_unit_interval() -> None:
 
 
 def test_a_sample_is_the_same_whatever_the_order_of_writes() -> None:
-    rng = np.random.default_rng(7)
     points = ids(500)
-    vectors = {p: rng.normal(size=8) for p in points}
     a, b = VectorSample(capacity=50), VectorSample(capacity=50)
     for p in points:
-        a.offer(p, point_hash(p), vectors[p])
+        a.offer(p, point_hash(p))
     for p in reversed(points):
-        b.offer(p, point_hash(p), vectors[p])
+        b.offer(p, point_hash(p))
     assert set(a.members) == set(b.members) and a.tau == b.tau
     assert set(a.members) == {p for p in points if point_hash(p) < a.tau}  # exactly the points below tau
     assert 25 < len(a.members) <= 100 and a.tau in (1 / 4, 1 / 8, 1 / 16)
@@ -162,50 +160,83 @@ def test_a_sample_is_the_same_whatever_the_order_of_writes() -> None:
 
 
 def test_deleting_and_re_adding_keep_the_sample_a_function_of_the_points() -> None:
-    rng = np.random.default_rng(8)
     points = ids(300)
-    vectors = {p: rng.normal(size=8) for p in points}
     sample = VectorSample(capacity=40)
     for p in points:
-        sample.offer(p, point_hash(p), vectors[p])
-    before = dict(sample.members)
-    gone = list(before)[:10]
+        sample.offer(p, point_hash(p))
+    before = set(sample.members)
+    gone = sorted(before)[:10]
     sample.discard(gone)
     assert not set(gone) & set(sample.members) and len(sample.members) == len(before) - 10
     for p in gone:
-        sample.offer(p, point_hash(p), vectors[p])
-    assert set(sample.members) == set(before)
+        sample.offer(p, point_hash(p))
+    assert set(sample.members) == before
+
+
+def vectors_of(table: dict[str, np.ndarray], reads: list[int]):  # type: ignore[no-untyped-def]
+    """A fetch over a dict of vectors that counts the ids it is asked for."""
+    def fetch(point_ids, name):  # type: ignore[no-untyped-def]
+        reads.append(len(point_ids))
+        return {i: table[i] for i in point_ids if i in table}
+    return fetch
 
 
 def test_a_small_collection_is_sampled_whole_and_counted_exactly() -> None:
     samples = Samples(capacity=100)
+    table = {}
     for i, p in enumerate(ids(30)):
-        samples.offer(p, {"text": [1.0, float(i)], **({"image": [0.0, 1.0]} if i % 3 == 0 else {})})
-    backgrounds = samples.backgrounds()
+        table[p] = np.array([1.0, float(i)])
+        samples.offer(p, {"text", "image"} if i % 3 == 0 else {"text"})
+    backgrounds = samples.backgrounds(vectors_of(table, []))
     assert backgrounds["text"].count == 30 and backgrounds["image"].count == 10
 
 
 def test_a_point_rewritten_without_a_vector_leaves_that_sample() -> None:
     samples = Samples(capacity=10)
     p = point_id("x")
-    samples.offer(p, {"text": [1.0, 0.0], "image": [0.0, 1.0]})
-    samples.offer(p, {"text": [1.0, 0.0]})
+    samples.offer(p, {"text", "image"})
+    samples.offer(p, {"text"})
     assert p not in samples.sample("image").members and p in samples.sample("text").members
 
 
-def test_the_background_is_refitted_only_after_enough_change() -> None:
+def test_vectors_are_read_only_at_a_refit_and_only_once() -> None:
     rng = np.random.default_rng(9)
+    table = {p: rng.normal(size=4) for p in ids(200) + ids(3, "late") + ids(20, "more")}
+    reads: list[int] = []
+    fetch = vectors_of(table, reads)
     sample = VectorSample(capacity=1000)
     for p in ids(200):
-        sample.offer(p, point_hash(p), rng.normal(size=4))
-    first = sample.background()
-    extra = ids(3, "late")
-    for p in extra:  # 3 of 203: under the refit share, the fit stands (its count follows)
-        sample.offer(p, point_hash(p), rng.normal(size=4))
-    assert sample.background().mean is first.mean and sample.background().count == 203
+        sample.offer(p, point_hash(p))
+    assert reads == []  # writes read nothing
+    first = sample.background("text", fetch)
+    assert reads == [200] and first.count == 200
+    for p in ids(3, "late"):  # 3 of 203: under the refit share, the fit stands (its count follows)
+        sample.offer(p, point_hash(p))
+    assert sample.background("text", fetch).mean is first.mean and sample.background("text", fetch).count == 203
     for p in ids(20, "more"):
-        sample.offer(p, point_hash(p), rng.normal(size=4))
-    assert sample.background().mean is not first.mean
+        sample.offer(p, point_hash(p))
+    assert sample.background("text", fetch).mean is not first.mean
+    assert reads == [200, 23]  # only the members not read before
+
+
+def test_a_member_gone_from_the_collection_leaves_the_sample_at_the_refit() -> None:
+    table = {p: np.array([1.0, 0.0]) for p in ids(5)}
+    sample = VectorSample(capacity=10)
+    for p in ids(6):
+        sample.offer(p, point_hash(p))
+    background = sample.background("text", vectors_of(table, []))
+    assert background.count == 5 and len(sample.members) == 5
+
+
+def test_a_sample_round_trips_through_its_record() -> None:
+    samples = Samples(capacity=20)
+    for p in ids(100):
+        samples.offer(p, {"text"})
+    again = Samples.from_dict(samples.to_dict(), capacity=20)
+    assert again.vectors["text"].members == samples.vectors["text"].members
+    assert again.vectors["text"].tau == samples.vectors["text"].tau
+    with pytest.raises(ValueError, match="tau"):
+        Samples.from_dict({"text": {"tau": 2, "ids": []}})
 
 
 def test_order_of_fusion_inputs_does_not_matter() -> None:
