@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import InvalidQueryError, UnsupportedModalityError
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 FLAGS = {"text": "the query text", "image": "--image", "audio": "--audio", "video": "--video", "mode": "--mode",
          "top_k": "--top-k", "mmr": "--mmr", "max_per_document": "--max-per-document", "fusion": "--fusion",
-         "rrf_k": "--rrf-k", "rrf_weights": "--weight", "filters": "--filter", "modality": "--modality"}
+         "rrf_k": "--rrf-k", "rrf_weights": "--weight", "filters": "--filter", "modality": "--modality",
+         "min_relevance": "--min-relevance"}
 """Each ``SearchRequest`` field as the command line names it."""
 
 
@@ -31,6 +33,7 @@ def query_error(exc: InvalidQueryError, example_flag: str = "image") -> CLIError
         "no_query": 'give query text or --image/--audio/--video PATH, e.g. mmst search "a red car"',
         "sparse_example": f"leave out --{example_flag}, or use --mode hybrid or dense to search by {example_flag}",
         "no_words": "use other words, or --mode hybrid or dense",
+        "no_relevance": "add --fusion relevance",
     }
     hint = hints.get(exc.code)
     return CLIError(f"{FLAGS.get(exc.param, exc.param)}: {exc.reason}" + (f"; {hint}" if hint else ""))
@@ -111,5 +114,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     late = schema is not None and schema.late_interaction
     sparse = schema.sparse_vectors if schema is not None else ("bm25",)
     rows = result.to_dicts()
+    if result.abstained:  # one line for people; JSON readers get an empty list, and the line on stderr
+        print(to_json(rows) if args.json else result.abstention)
+        if args.json:
+            print(result.abstention, file=sys.stderr)
+        return 0
     print(to_json(rows) if args.json else to_table(rows, result.score_kind, args.mode, late, sparse))
     return 0
