@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["LogisticMap", "expected_calibration_error", "fit_logistic", "logit", "reliability", "sigmoid"]
+__all__ = ["LogisticMap", "abstention_auc", "coverage_precision", "expected_calibration_error", "fit_logistic", "logit",
+           "reliability", "sigmoid"]
 
 LOGIT_CLIP = 40.0
 """Logits are clipped to +-40 before the sigmoid: beyond that a float64 relevance is 0 or 1 anyway."""
@@ -111,3 +112,36 @@ def expected_calibration_error(relevance: Sequence[float], labels: Sequence[bool
     total = len(relevance)
     return float(sum(count / total * abs(mean - observed)
                      for _, _, count, mean, observed in reliability(relevance, labels, bins)))
+
+
+def abstention_auc(confidence: Sequence[float], quality: Sequence[float]) -> float:
+    """How well ``confidence`` tells the queries a system answers well from the rest, as MTEB's abstention
+    metrics measure it: answer the most confident queries first; the mean ``quality`` (nDCG, say) of
+    those answered, over the coverage from one query to all, has an area; normalised so that answering
+    in random order scores 0 and in the order of the quality itself (the oracle) scores 1 (nAUC)."""
+    c = np.asarray(confidence, dtype=np.float64)
+    q = np.asarray(quality, dtype=np.float64)
+    if len(c) != len(q) or len(q) < 2:
+        raise ValueError("abstention_auc needs one confidence per quality, for at least two queries")
+
+    def area(order: np.ndarray) -> float:
+        means = np.cumsum(q[order]) / np.arange(1, len(q) + 1)
+        return float(np.mean(means))
+
+    model = area(np.lexsort((np.arange(len(c)), -c)))  # ties: in the given order
+    oracle = area(np.argsort(-q, kind="stable"))
+    chance = float(q.mean())
+    if oracle - chance <= 1e-12:
+        return 1.0  # every query equally good: any order is the oracle's
+    return (model - chance) / (oracle - chance)
+
+
+def coverage_precision(confidence: Sequence[float], correct: Sequence[bool], cut: float) -> tuple[float, float]:
+    """At relevance ``cut``: the share of queries answered (best hit at or above it) and, of those, the
+    share whose best hit is relevant (1.0 when none is answered)."""
+    c = np.asarray(confidence, dtype=np.float64)
+    answered = c >= cut
+    if not len(c):
+        raise ValueError("coverage_precision needs at least one query")
+    precision = float(np.asarray(correct, dtype=np.float64)[answered].mean()) if answered.any() else 1.0
+    return float(answered.mean()), precision
