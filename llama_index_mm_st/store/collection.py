@@ -45,6 +45,7 @@ from llama_index_mm_st.store.schema import (
     KEYWORD_INDEXED_KEYS, MODALITY_KEY, REF_DOC_ID_KEY, IndexKind, StoreSchema, check_schema, kind_mismatch,
 )
 from llama_index_mm_st.store.settings import check_weights, chosen_dense, known_dense
+from llama_index_mm_st.store.calibration import CalibrationReport, LabeledQuery, fit_model
 from llama_index_mm_st.store.statistics import statistics_of
 from llama_index_mm_st.store.tuning import dense_search, hnsw_ef
 from llama_index_mm_st.store.wanted import late_wanted, options_given, sparse_wanted, wanted_schema
@@ -373,6 +374,36 @@ class Collection:
             except ValueError as exc:
                 out.append(exc)
         return out
+
+    def calibrate(self, queries: Sequence[LabeledQuery], depth: int, model: Optional[str]) -> CalibrationReport:
+        """Fit the relevance model to labelled queries (``store.calibrate``) and keep it with the collection."""
+        schema = self.schema
+        if schema is None:
+            raise ValueError("the collection does not exist yet: add nodes first")
+        if not queries:
+            raise ValueError("calibrate needs labelled queries")
+        statistics = statistics_of(self.backend)
+        base = replace(statistics.model(), fitted={}, model=model)
+        samples: Dict[str, List[tuple[float, float, bool]]] = {}
+        for query in queries:
+            vsq = VectorStoreQuery(query_embedding=list(query.embedding), query_str=query.text,
+                                   mode="hybrid" if query.text else "default", similarity_top_k=depth)
+            plan = self.plan(vsq, {"fusion": "relevance", "query_modality": query.query_modality})
+            if plan.relevance is None:
+                continue
+            plan = replace(plan, relevance=replace(plan.relevance, model=base))  # sampled by the prior
+            relevant = {point_id(i) for i in query.relevant}
+            for found in self.backend.query(plan):
+                detail = found.detail
+                background = plan.relevance.backgrounds.get(detail.vector) if detail is not None else None
+                if background is None:
+                    continue
+                label = found.id in relevant or (query.matches is not None and bool(query.matches(node_of(found))))
+                logit = float(base.prior.logit(detail.z, background.count))
+                samples.setdefault(detail.vector, []).append((logit, detail.words, label))
+        report = fit_model(samples, base, len(queries))
+        statistics.set_model(report.model)
+        return report
 
     # ------------------------------------------------------------ moving points, durability, tuning
 

@@ -28,6 +28,7 @@ from llama_index_mm_st.store import recall as R
 from llama_index_mm_st.store.backends import Backend
 from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  # noqa: F401 - API_KEY_ENV kept importable here
 from llama_index_mm_st.store.bm25 import QdrantBm25
+from llama_index_mm_st.store.calibration import DEFAULT_DEPTH, CalibrationReport, LabeledQuery
 from llama_index_mm_st.store.collection import Collection, QueryItem, selection
 from llama_index_mm_st.store.fields import StoreFields
 from llama_index_mm_st.store.payload import PointSpec
@@ -384,6 +385,25 @@ class MultimodalQdrantStore(StoreFields):
         search exactly (``schema.exact_search``). Run it again when the collection has changed much
         (``optimize()`` does, with ``target_recall`` set)."""
         return self._collection.tune_hnsw_ef(target, sample, top_k)
+
+    # ------------------------------------------------------------ relevance
+
+    def calibrate(self, queries: Sequence[LabeledQuery], *, depth: int = DEFAULT_DEPTH,
+                  model: Optional[str] = None) -> CalibrationReport:
+        """Fit relevance to labels: for each labelled query (``store.calibration.LabeledQuery``: its vector,
+        its words, what is relevant) the top ``depth`` hits fused by relevance are labelled, and per dense
+        vector a logistic map from their evidence (standing above the background, word score) to
+        relevance is fitted, stored with the collection and used by every later relevance query. A
+        vector with too few labelled hits keeps the label-free prior. ``mmst calibrate QRELS`` runs this
+        from a qrels file. ``model`` names the embedding model the maps are for (recorded with them).
+        Returns what was fitted, with the calibration error before and after."""
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        return self._collection.calibrate(list(queries), depth, model)
+
+    async def acalibrate(self, queries: Sequence[LabeledQuery], *, depth: int = DEFAULT_DEPTH,
+                         model: Optional[str] = None) -> CalibrationReport:
+        return await asyncio.to_thread(self.calibrate, queries, depth=depth, model=model)
 
     # ------------------------------------------------------------ lifecycle
 

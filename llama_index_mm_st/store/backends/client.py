@@ -269,10 +269,6 @@ class ClientBackend(BackendCore):
         return models.QueryRequest(query=_vector(branch.vector), using=branch.using, filter=engine_filter,
                                    limit=limit, params=self._params(branch), with_payload=False, with_vector=False)
 
-    def _rescore_request(self, candidates: Any, branch: Branch, limit: int) -> models.QueryRequest:
-        return models.QueryRequest(prefetch=[candidates], query=_vector(branch.vector), using=branch.using,
-                                   limit=limit, params=self._params(branch), with_payload=False, with_vector=False)
-
     def _prefetch(self, branch: Branch, engine_filter: Any) -> models.Prefetch:
         return models.Prefetch(query=_vector(branch.vector), using=branch.using, limit=branch.limit,
                                filter=engine_filter, params=self._params(branch))

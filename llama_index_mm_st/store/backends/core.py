@@ -192,10 +192,6 @@ class BackendCore(ABC):
         """The nearest ``limit`` points by one branch's vector, ids and scores only (relevance fusion's lists)."""
 
     @abstractmethod
-    def _rescore_request(self, candidates: Any, branch: Branch, limit: int) -> Any:
-        """A prefetch's candidates scored by a dense branch's vector (those holding it), ids and scores only."""
-
-    @abstractmethod
     def _run(self, request: Any) -> list[Any]:
         """Run one request; the engine's scored records."""
 

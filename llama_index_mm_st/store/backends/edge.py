@@ -262,11 +262,6 @@ class EdgeBackend(BackendCore):
         return q.QueryRequest(limit=limit, query=q.Query.Nearest(_vector(branch.vector), using=branch.using),
                               filter=engine_filter, params=self._params(branch), with_payload=False, with_vector=False)
 
-    def _rescore_request(self, candidates: Any, branch: Branch, limit: int) -> Any:
-        return q.QueryRequest(limit=limit, prefetches=[candidates], params=self._params(branch),
-                              query=q.Query.Nearest(_vector(branch.vector), using=branch.using),
-                              with_payload=False, with_vector=False)
-
     def _run(self, request: Any) -> list[Any]:
         return self._require().query(request)
 
