@@ -4,7 +4,8 @@
                [--sparse-model ID_OR_DIR [--no-bm25]]
     mmst search "TEXT" | --image PATH | --audio PATH | --video PATH [--top-k N] [--rerank MODEL]...
                 [--rerank-unsupported keep|raise] [--modality image|text|audio|video] [--mode dense|sparse|hybrid] [--json]
-                [--mmr [LAMBDA]] [--max-per-document N] [--fusion rrf|dbsf] [--rrf-k K] [--weight text=1,image=2]
+                [--mmr [LAMBDA]] [--max-per-document N] [--fusion relevance|rrf|dbsf] [--min-relevance R]
+                [--rrf-k K] [--weight text=1,image=2]
                 [--backend auto|torch|onnx]
     mmst info [--recall]
     mmst eval QRELS [--mode dense sparse hybrid] [--rerank MODEL]... [--k K] [--json]

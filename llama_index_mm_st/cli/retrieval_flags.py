@@ -26,9 +26,10 @@ def add_retrieval_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-relevance", type=float, default=None, metavar="R",
                         help="keep only results with a relevance of at least R (0 to 1; relevance fusion); with "
                              "none left, say so and name the best one")
-    parser.add_argument("--rrf-k", type=int, default=None, metavar="K", help="RRF's k (default 60)")
+    parser.add_argument("--rrf-k", type=int, default=None, metavar="K", help="RRF's k (default 60; implies --fusion rrf)")
     parser.add_argument("--weight", default=None, metavar="LIST",
-                        help="RRF weight per list, e.g. text=1,image=2,bm25=0.5 (lists: " + ", ".join(BRANCHES) + ")")
+                        help="RRF weight per list, e.g. text=1,image=2,bm25=0.5 (lists: " + ", ".join(BRANCHES)
+                             + "; implies --fusion rrf)")
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -55,6 +56,8 @@ def retrieval_options(args: argparse.Namespace) -> dict[str, Any]:
         options.update(max_per_document=args.max_per_document, document_key=DEFAULT_DOCUMENT_KEY)
     if args.fusion is not None:
         options["fusion"] = args.fusion
+    elif args.weight is not None or args.rrf_k is not None:
+        options["fusion"] = "rrf"  # RRF's own settings, and no fusion named: they say which fusion is meant
     if args.rrf_k is not None:
         options["rrf_k"] = args.rrf_k
     if args.weight is not None:

@@ -7,7 +7,8 @@ there are, not of the order they came in (``tau`` only takes powers of two, see 
 engines holding the same points hold the same sample, a deleted point leaves it without biasing it,
 and a re-added one comes back.
 
-A write costs a hash and a comparison per point: the sample holds ids only. Vectors are read from the
+The BM25 vector is sampled the same way, for its terms: how many sampled points hold each term estimates
+its IDF (``WordBackground``). A write costs a hash and a comparison per point: the sample holds ids only. Vectors are read from the
 collection when the background is refitted (``VectorSample.background(fetch)``), only for members not
 read before, and only once the sample has changed by more than ``REFIT_SHARE`` since the last fit, so
 neither a bulk load nor a query after a small write pays for it. The point count is estimated as
@@ -21,7 +22,7 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Optional, Seque
 
 import numpy as np
 
-from llama_index_mm_st.store.relevance import Background
+from llama_index_mm_st.store.relevance import Background, WordBackground
 
 DEFAULT_CAPACITY = 1024
 """The sample holds from about this many to twice as many points per vector (all of them below that)."""
@@ -29,7 +30,10 @@ REFIT_SHARE = 0.05
 """Refit a background once this share of its sample (or of the point count) has changed since the last fit."""
 
 Fetch = Callable[[Sequence[str], str], Mapping[str, Sequence[float]]]
-"""Point ids and a vector name -> those points' vectors of that name (missing points left out)."""
+"""Point ids and a vector name -> those points' vectors of that name (missing points left out): a dense
+vector's values, or a word vector's term indices."""
+WORD_VECTORS = ("bm25",)
+"""Sparse vectors sampled for their terms (``WordBackground``), beside the dense ones (``Background``)."""
 
 
 def point_hash(point_id: str) -> float:
@@ -45,7 +49,7 @@ class VectorSample:
     tau: float = 1.0
     members: dict[str, float] = field(default_factory=dict)
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    _fitted: Optional[Background] = None
+    _fitted: Optional[Any] = None
     _changes: int = 0
 
     def offer(self, point_id: str, hashed: float) -> None:
@@ -81,7 +85,7 @@ class VectorSample:
             return len(self.members)
         return max(len(self.members), round(len(self.members) / self.tau))
 
-    def background(self, name: str, fetch: Fetch) -> Optional[Background]:
+    def background(self, name: str, fetch: Fetch) -> Optional[Any]:
         """The background of this vector's points, refitted when the sample has changed enough since
         the last fit (the members' vectors not read yet are read through ``fetch``)."""
         if not self.members:
@@ -96,12 +100,16 @@ class VectorSample:
                     if vector is None:  # gone from the collection: no longer a member
                         self.members.pop(point_id, None)
                     else:
-                        self.vectors[point_id] = np.asarray(vector, dtype=np.float32)
+                        self.vectors[point_id] = np.asarray(vector, dtype=np.int64 if name in WORD_VECTORS
+                                                            else np.float32)
             if not self.members:
                 self._fitted = None
                 return None
             ids = sorted(self.members)  # a fixed order: the same sample gives the same floats
-            self._fitted = Background.of(np.stack([self.vectors[i] for i in ids]), self.count)
+            if name in WORD_VECTORS:
+                self._fitted = WordBackground.of([self.vectors[i] for i in ids], self.count)
+            else:
+                self._fitted = Background.of(np.stack([self.vectors[i] for i in ids]), self.count)
             self._changes = 0
         elif self._fitted.count != self.count:
             self._fitted = replace(self._fitted, count=self.count)
@@ -150,7 +158,7 @@ class Samples:
     def member_ids(self) -> set[str]:
         return {point_id for sample in self.vectors.values() for point_id in sample.members}
 
-    def backgrounds(self, fetch: Fetch) -> dict[str, Background]:
+    def backgrounds(self, fetch: Fetch) -> dict[str, Any]:
         out = {}
         for name, sample in sorted(self.vectors.items()):
             background = sample.background(name, fetch)

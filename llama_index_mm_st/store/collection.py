@@ -326,7 +326,8 @@ class Collection:
         relevance: Dict[str, Any] = {}
         if fusion == "relevance" and query.query_embedding is not None and schema is not None:
             statistics = statistics_of(self.backend)
-            relevance = {"backgrounds": statistics.backgrounds(dense), "relevance_model": statistics.model()}
+            sampled = (*dense, *((schema.sparse,) if schema.sparse is not None else ()))
+            relevance = {"backgrounds": statistics.backgrounds(sampled), "relevance_model": statistics.model()}
         opts = QueryOptions(
             dense=dense,
             hybrid=settings.hybrid,

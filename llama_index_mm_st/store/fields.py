@@ -101,7 +101,7 @@ class StoreFields(BasePydanticVectorStore):
         "on them picks oversampling x the limit, exact MaxSim over the originals ranks those.",
     )
     fusion: Fusion = Field(
-        default="rrf", description='How the ranked lists are fused: "relevance" (each hit\'s standing above its own '
+        default="relevance", description='How the ranked lists are fused: "relevance" (each hit\'s standing above its own '
         "vector's background, plus its words, as a relevance in [0, 1] with one meaning for every modality; a node by "
         'its best vector), "rrf" (by rank; rrf_k, rrf_weights) or "dbsf" (each list\'s scores normalised by its mean '
         "and 3 standard deviations, then summed; no weights).",

@@ -19,7 +19,7 @@ from llama_index_mm_st.ids import point_id
 from llama_index_mm_st.inputs import QUERY_MODALITIES, QueryModality
 from llama_index_mm_st.store import filters as F
 from llama_index_mm_st.store.payload import SparseEncoder, check_vector
-from llama_index_mm_st.store.relevance import Background, RelevanceModel
+from llama_index_mm_st.store.relevance import Background, RelevanceModel, WordBackground
 from llama_index_mm_st.store.schema import LEARNED_SPARSE_NAME, MODALITY_KEY, REF_DOC_ID_KEY, SPARSE_VECTOR_NAME
 from llama_index_mm_st.store.stages import FUSIONS, Fusion, GroupStage, MmrStage, group_stage, mmr_lambda, mmr_stage
 from llama_index_mm_st.types import Modality
@@ -73,6 +73,8 @@ class RelevanceStage:
     vector: list[float]
     backgrounds: Mapping[str, Background]
     model: RelevanceModel
+    full: Mapping[str, float] = field(default_factory=dict)
+    """Per BM25 branch, the score of a full match (``relevance.WordBackground.full_match``)."""
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,8 @@ class QueryOptions:
     """Fused hits MMR chooses from; None: ``stages.DEFAULT_MMR_CANDIDATES_PER_HIT`` x the hits returned."""
     max_per_document: Optional[int] = None
     document_key: Optional[str] = None
-    backgrounds: Mapping[str, Background] = field(default_factory=dict)
-    """Relevance fusion: each dense vector's background (``store/background.py``)."""
+    backgrounds: Mapping[str, Any] = field(default_factory=dict)
+    """Relevance fusion: each dense vector's background, and BM25's (``store/background.py``)."""
     relevance_model: RelevanceModel = RelevanceModel()
 
 
@@ -247,7 +249,7 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         weights = None
     relevance = None
     if opts.fusion == "relevance" and mode not in _SPARSE_MODES:
-        relevance = _relevance_stage(vector, late, query.alpha, opts)
+        relevance = _relevance_stage(vector, late, query.alpha, opts, branches)
         weights = None
     group = group_stage(opts.max_per_document, opts.document_key)
     mmr = None
@@ -271,7 +273,7 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
 
 
 def _relevance_stage(vector: Optional[list[float]], late: Optional[LateStage], alpha: Optional[float],
-                     opts: QueryOptions) -> RelevanceStage:
+                     opts: QueryOptions, branches: Sequence[Branch]) -> RelevanceStage:
     """Relevance fusion's stage, checked: it takes no RRF weights, and ``alpha`` (LlamaIndex's balance:
     0 words only, 1 meaning only, 0.5 the default) scales the words' evidence."""
     if late is not None:
@@ -285,7 +287,13 @@ def _relevance_stage(vector: Optional[list[float]], late: Optional[LateStage], a
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         model = replace(model, word_weight=model.word_weight * 2.0 * (1.0 - alpha))
-    return RelevanceStage(list(vector or ()), opts.backgrounds, model)  # a dense or hybrid query has a vector
+    full = {}
+    for branch in branches:
+        words = opts.backgrounds.get(branch.using)
+        if isinstance(words, WordBackground):
+            full[branch.using] = words.full_match(branch.vector.indices, branch.vector.values)
+    dense = {name: b for name, b in opts.backgrounds.items() if isinstance(b, Background)}
+    return RelevanceStage(list(vector or ()), dense, model, full)  # a dense or hybrid query has a vector
 
 
 def _late_weights(branches: Sequence[Branch], weights: Mapping[str, float], alpha: Optional[float]) -> Optional[list[float]]:

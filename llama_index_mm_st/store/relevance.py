@@ -18,11 +18,19 @@ the vector are relevant to a query. The posterior is logistic in z,
     logit = signal * z - signal^2 / 2 - ln(N_v / expected),
 
 so a hit must clear the top of its own background (which rises with ``ln N_v``) to count as
-relevant, by the same rule in every modality. Words add evidence: ``word_weight`` times the hit's
-word score over the best word score of the query (BM25, learned sparse), so words reorder and lift
-texts but cannot make a text that matches no better outrank an image. A node with several vectors (a
-captioned image, a PDF page) is as relevant as its best vector, and counted once. Labels replace the
-prior per named vector with a fitted map (``RelevanceModel.fitted``, from ``store.calibrate``).
+relevant, by the same rule in every modality. A node with several vectors (a captioned image, a PDF
+page) is as relevant as its best vector, and counted once.
+
+Words are evidence too, measured as *coverage*: a hit's BM25 score over the score of a document that
+holds every query word once (``WordBackground``: the words' IDF, estimated from the same sample), so
+matching the query's rare words counts and matching its common ones little. Coverage adds
+``word_weight * coverage`` to a hit's vector logit (words reorder and lift a text, but cannot make a
+text that matches no better outrank an image), and on its own is the logit
+``word_signal * (coverage - word_midpoint)``: a text whose exact rare words (a product code, an error
+message) match is found though its vector is far. A node's logit is the larger of the two. (A learned
+sparse list, whose weights have no IDF, counts by its score over the list's best, as a lift only.)
+Labels replace the prior per named vector with a fitted map (``RelevanceModel.fitted``, from
+``store.calibrate``).
 """
 
 from __future__ import annotations
@@ -40,8 +48,16 @@ MIN_SD = 1e-4
 DEFAULT_SIGNAL = 5.0
 DEFAULT_EXPECTED = 1.5
 DEFAULT_WORD_WEIGHT = 2.0
-"""Logit added by a full word match (the query's best word score): odds times e^2 = 7.4."""
+"""Logit added to a vector's by a full word match (coverage 1): odds times e^2 = 7.4."""
+DEFAULT_WORD_SIGNAL = 8.0
+DEFAULT_WORD_MIDPOINT = 1.1
+"""Words alone: logit ``8 * (coverage - 1.1)``. A hit holding every informative query word (coverage 1)
+is relevant at 0.31, one holding a tenth less at 0.17, one holding only the common words near 0: exact
+words make a hit a candidate above the vectors' background, but words that collide (a text that names
+a product without being about it) are no answer by themselves; the vectors must agree for 0.5."""
 MODEL_VERSION = 1
+WORDS = "words"
+"""The name of the words' own map in ``RelevanceModel.fitted`` (beside the dense vectors' names)."""
 
 
 BASIS_RANK = 128
@@ -93,6 +109,32 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class WordBackground:
+    """A word vector's background (BM25): how many points hold it, and in how many of the ``sampled``
+    ones each term occurs, from which each term's IDF is estimated as the engine computes it."""
+
+    count: int
+    sampled: int
+    frequency: Mapping[int, int]
+
+    def idf(self, term: int) -> float:
+        n = self.frequency.get(term, 0) * self.count / max(self.sampled, 1)
+        return math.log(1.0 + (self.count - n + 0.5) / (n + 0.5))
+
+    def full_match(self, indices: Sequence[int], values: Sequence[float]) -> float:
+        """The BM25 score of a document holding each query word once (at the average length)."""
+        return float(sum(float(v) * self.idf(int(t)) for t, v in zip(indices, values)))
+
+    @classmethod
+    def of(cls, documents: Sequence[Sequence[int]], count: Optional[int] = None) -> "WordBackground":
+        frequency: dict[int, int] = {}
+        for terms in documents:
+            for term in set(int(t) for t in terms):
+                frequency[term] = frequency.get(term, 0) + 1
+        return cls(count if count is not None else len(documents), len(documents), frequency)
+
+
+@dataclass(frozen=True)
 class Prior:
     """The label-free map from z to a relevance logit (see the module docstring)."""
 
@@ -114,6 +156,8 @@ class RelevanceModel:
     prior: Prior = Prior()
     word_weight: float = DEFAULT_WORD_WEIGHT
     fitted: Mapping[str, LogisticMap] = field(default_factory=dict)
+    word_signal: float = DEFAULT_WORD_SIGNAL
+    word_midpoint: float = DEFAULT_WORD_MIDPOINT
     model: Optional[str] = None
     """The embedding model the fitted maps were made for (the collection's recorded model)."""
 
@@ -124,9 +168,17 @@ class RelevanceModel:
             return dense_logit + self.word_weight * words
         return fitted.logit(np.column_stack([dense_logit, words]))
 
+    def words_alone(self, coverage: np.ndarray) -> np.ndarray:
+        """The logit of a hit by its words alone (a word map fitted to labels, else the prior)."""
+        fitted = self.fitted.get(WORDS)
+        if fitted is None:
+            return self.word_signal * (coverage - self.word_midpoint)
+        return fitted.logit(coverage[:, None] if np.ndim(coverage) == 1 else coverage)
+
     def to_dict(self) -> dict[str, Any]:
         return {"version": MODEL_VERSION, "signal": self.prior.signal, "expected": self.prior.expected,
-                "word_weight": self.word_weight, "model": self.model,
+                "word_weight": self.word_weight, "word_signal": self.word_signal,
+                "word_midpoint": self.word_midpoint, "model": self.model,
                 "fitted": {name: m.to_dict() for name, m in sorted(self.fitted.items())}}
 
     @classmethod
@@ -134,8 +186,10 @@ class RelevanceModel:
         if data.get("version") != MODEL_VERSION:
             raise ValueError(f"relevance calibration version {data.get('version')!r} is not {MODEL_VERSION}")
         fitted = {str(name): LogisticMap.from_dict(m) for name, m in dict(data.get("fitted") or {}).items()}
-        return cls(Prior(float(data["signal"]), float(data["expected"])), float(data["word_weight"]), fitted,
-                   data.get("model"))
+        return cls(prior=Prior(float(data["signal"]), float(data["expected"])), word_weight=float(data["word_weight"]),
+                   fitted=fitted, model=data.get("model"),
+                   word_signal=float(data.get("word_signal", DEFAULT_WORD_SIGNAL)),
+                   word_midpoint=float(data.get("word_midpoint", DEFAULT_WORD_MIDPOINT)))
 
 
 @dataclass(frozen=True)
@@ -150,30 +204,36 @@ class Scored:
     words: float
 
 
-def word_scores(sparse: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-    """Each candidate's word evidence in [0, 1]: its score over the best score of the same word list,
-    the best over the lists (BM25, learned sparse)."""
-    out: dict[str, float] = {}
-    for found in sparse.values():
-        best = max(found.values(), default=0.0)
+def word_scores(sparse: Mapping[str, Mapping[str, float]], full: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """Each candidate's word evidence in [0, 1] (its best over the sparse lists), and its coverage by
+    the lists whose ``full`` match score is known (BM25): a score over that full score, else (a learned
+    sparse list) over the list's best score, which lifts but never finds a hit on its own."""
+    evidence: dict[str, float] = {}
+    coverage: dict[str, float] = {}
+    for name, found in sparse.items():
+        scale = full.get(name)
+        best = scale if scale is not None and scale > 0 else max(found.values(), default=0.0)
         if best <= 0:
             continue
         for node, score in found.items():
-            value = max(score, 0.0) / best
-            if value > out.get(node, 0.0):
-                out[node] = value
-    return out
+            value = min(max(score, 0.0) / best, 1.0)
+            if value > evidence.get(node, 0.0):
+                evidence[node] = value
+            if scale is not None and scale > 0 and value > coverage.get(node, 0.0):
+                coverage[node] = value
+    return evidence, coverage
 
 
 def fuse(query: Any, dense: Mapping[str, Mapping[str, float]], sparse: Mapping[str, Mapping[str, float]],
          backgrounds: Mapping[str, Background], model: RelevanceModel = RelevanceModel(),
-         limit: Optional[int] = None) -> list[Scored]:
+         limit: Optional[int] = None, full: Mapping[str, float] = {}) -> list[Scored]:
     """Fuse ranked lists by relevance, best first (ties by id, so every engine orders them alike).
 
-    ``dense[v]``: cosine to the query of candidates holding vector ``v`` (its own branch's hits and the
-    word candidates rescored by ``v``); ``sparse[s]``: word scores of each sparse branch. A candidate
-    with no dense evidence (its vectors have no background yet) counts by its words alone."""
-    words = word_scores(sparse)
+    ``dense[v]``: cosine to the query of candidates holding vector ``v`` (its own branch's hits, and the
+    word candidates' own); ``sparse[s]``: word scores of each sparse branch, with ``full[s]`` the score of
+    a full match (``WordBackground.full_match``) where known. A node's logit is the larger of its best
+    vector's (plus its words' lift) and its words' alone."""
+    words, coverage = word_scores(sparse, full)
     best: dict[str, tuple[float, Optional[str], Optional[float]]] = {}
     q = np.asarray(query, dtype=np.float64)
     for name, found in dense.items():
@@ -188,19 +248,17 @@ def fuse(query: Any, dense: Mapping[str, Mapping[str, float]], sparse: Mapping[s
         for node, value, zz in zip(ids, logits.tolist(), z.tolist()):
             if node not in best or value > best[node][0]:
                 best[node] = (value, name, zz)
+    if coverage:
+        ids = list(coverage)
+        alone = model.words_alone(np.fromiter((coverage[i] for i in ids), np.float64, len(ids)))
+        for node, value in zip(ids, alone.tolist()):
+            if node not in best or value > best[node][0]:
+                best[node] = (value, None, best[node][2] if node in best else None)
     for node, w in words.items():
-        if node not in best:  # words alone: no vector evidence, the prior's floor plus the words
+        if node not in best:  # words of a list without a full-match scale, and no vector evidence: a floor
             best[node] = (float(model.prior.logit(0.0, 1)) + model.word_weight * w, None, None)
     ordered = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
     if limit is not None:
         ordered = ordered[:limit]
     return [Scored(node, float(sigmoid(value)), name, z, words.get(node, 0.0))
             for node, (value, name, z) in ordered]
-
-
-def relevance_features(query: Any, name: str, cosines: Sequence[float], words: Sequence[float],
-                       background: Background, prior: Prior = Prior()) -> np.ndarray:
-    """The (prior logit, word score) rows a calibration map is fitted on, for hits seen by ``name``."""
-    mean, sd = background.moments(np.asarray(query, dtype=np.float64))
-    z = (np.asarray(cosines, dtype=np.float64) - mean) / sd
-    return np.column_stack([prior.logit(z, background.count), np.asarray(words, dtype=np.float64)])

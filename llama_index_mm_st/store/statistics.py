@@ -22,7 +22,8 @@ from qdrant_client import models
 
 from llama_index_mm_st.store.background import DEFAULT_CAPACITY, Samples, VectorSample, point_hash
 from llama_index_mm_st.store.filters import all_of
-from llama_index_mm_st.store.relevance import Background, RelevanceModel
+from llama_index_mm_st.store.relevance import RelevanceModel
+from llama_index_mm_st.store.schema import SPARSE_VECTOR_NAME
 
 METADATA_KEY = "mmst_relevance"
 """The collection metadata key of the saved sample: ``{"points": n, "samples": {vector: {"tau", "ids"}}}``."""
@@ -58,7 +59,7 @@ class Statistics:
         with self._lock:
             samples = self._ensure(names)
             for point in points:
-                samples.offer(str(point.id), point.dense)
+                samples.offer(str(point.id), point.dense if point.sparse is None else (*point.dense, SPARSE_VECTOR_NAME))
             self._dirty = True
 
     def before_delete(self, chosen: Optional[models.Filter], names: Sequence[str]) -> None:
@@ -94,8 +95,9 @@ class Statistics:
 
     # ------------------------------------------------------------ read
 
-    def backgrounds(self, names: Sequence[str]) -> dict[str, Background]:
-        """Each named vector's background (a vector no point holds has none)."""
+    def backgrounds(self, names: Sequence[str]) -> dict[str, Any]:
+        """Each named vector's background (a vector no point holds has none): ``Background`` for a dense
+        vector, ``WordBackground`` for BM25."""
         with self._lock:
             found = self._ensure(names).backgrounds(self._fetch)
         return {name: found[name] for name in names if name in found}
@@ -116,8 +118,10 @@ class Statistics:
             self._model = model
 
     def _fetch(self, ids: Sequence[str], name: str) -> dict[str, Any]:
-        return {hit.id: hit.dense[name] for hit in self._backend.retrieve(list(ids), with_vectors=True)
-                if name in hit.dense}
+        hits = self._backend.retrieve(list(ids), with_vectors=True)
+        if name == SPARSE_VECTOR_NAME:
+            return {hit.id: list(hit.sparse[name].indices) for hit in hits if name in hit.sparse}
+        return {hit.id: hit.dense[name] for hit in hits if name in hit.dense}
 
     def _ensure(self, names: Sequence[str]) -> Samples:
         if self._samples is None:

@@ -72,6 +72,8 @@ class MultimodalQdrantStore(StoreFields):
         **fields: Any,
     ) -> None:
         refuse_unknown(type(self).__name__, fields, {*type(self).model_fields, "api_key", "client", "client_kwargs"})
+        if fields.get("rrf_weights") and "fusion" not in fields:
+            fields["fusion"] = "rrf"  # RRF weights given, and no fusion named: they say which fusion is meant
         super().__init__(collection_name=collection_name, path=None if path is None else str(path), url=url, **fields)
         check_weights(self.rrf_weights)
         chosen_dense(self.dense_vectors)  # a bad choice fails here, before anything is opened

@@ -106,10 +106,35 @@ def test_words_reorder_but_do_not_bury_images() -> None:
     assert top10.index("image1") < top10.index("text5")  # but a clearly better image stays ahead
 
 
-def test_word_scores_are_relative_to_the_best_of_each_list() -> None:
-    assert word_scores({"bm25": {"a": 4.0, "b": 1.0}, "learned": {"b": 2.0, "c": 1.0}}) == \
-        {"a": 1.0, "b": 1.0, "c": 0.5}
-    assert word_scores({"bm25": {}}) == {}
+def test_word_scores_are_coverage_of_a_full_match_or_relative_to_the_best() -> None:
+    lists = {"bm25": {"a": 4.0, "b": 1.0}, "learned": {"b": 2.0, "c": 1.0}}
+    assert word_scores(lists, {}) == ({"a": 1.0, "b": 1.0, "c": 0.5}, {})
+    evidence, coverage = word_scores(lists, {"bm25": 8.0})  # a full match of the query's words scores 8
+    assert coverage == {"a": 0.5, "b": 0.125} and evidence == {"a": 0.5, "b": 1.0, "c": 0.5}
+    assert word_scores({"bm25": {}}, {}) == ({}, {})
+
+
+def test_idf_is_estimated_from_the_sampled_documents() -> None:
+    from llama_index_mm_st.store.relevance import WordBackground
+
+    words = WordBackground.of([[1, 2], [1, 3], [1], [4]], count=400)  # term 1 in 3 of 4 sampled documents
+    assert words.count == 400 and words.sampled == 4 and words.frequency[1] == 3
+    assert words.idf(1) == pytest.approx(np.log(1 + (400 - 300 + 0.5) / 300.5))
+    assert words.idf(99) == pytest.approx(np.log(1 + 400.5 / 0.5))  # unseen: as rare as can be
+    assert words.full_match([1, 99], [1.0, 1.0]) == pytest.approx(words.idf(1) + words.idf(99))
+
+
+def test_a_rare_exact_word_finds_a_text_its_vector_misses() -> None:
+    """Words alone: a hit covering the query's informative words is relevant however far its vector is;
+    one holding a common word only is not."""
+    rng = np.random.default_rng(11)
+    backgrounds, query, _ = gapped_backgrounds(rng)
+    mean, sd = backgrounds["text"].moments(query)
+    dense = {"text": {"far": mean - 2 * sd, "near": mean + 3 * sd, "common": mean}}
+    fused = {s.id: s for s in fuse(query, dense, {"bm25": {"far": 9.5, "common": 1.0}}, backgrounds,
+                                   full={"bm25": 10.0})}
+    assert fused["far"].relevance > 0.2 and fused["far"].vector is None  # a candidate, not yet an answer
+    assert fused["common"].relevance < 0.01
 
 
 def test_ties_are_ordered_by_id_and_limit_cuts() -> None:

@@ -48,7 +48,8 @@ def relevance_hits(backend: "BackendCore", plan: QueryPlan) -> "list[Hit]":
             for name, vector in point.dense.items():
                 if name in dense_scores:
                     dense_scores[name][point.id] = float(unit(np.asarray(vector, dtype=np.float64)) @ query)
-    fused = fuse(stage.vector, dense_scores, sparse_scores, stage.backgrounds, stage.model, limit=plan.limit)
+    fused = fuse(stage.vector, dense_scores, sparse_scores, stage.backgrounds, stage.model, limit=plan.limit,
+                 full=stage.full)
     return _read_back(backend, fused, bool(plan.with_dense), Hit)
 
 
