@@ -91,7 +91,7 @@ class MultimodalRetriever(BaseRetriever):
                        named=("top_k", "mode", "modality", "filters", "min_relevance", *_STORE_OPTIONS))
         check_options(mode=mode, top_k=top_k, mmr=mmr, max_per_document=max_per_document, fusion=fusion,
                       rrf_k=rrf_k, rrf_weights=rrf_weights, min_relevance=min_relevance)
-        by_relevance = fuses_by_relevance(store, fusion, mode)
+        by_relevance = fuses_by_relevance(store, fusion, mode, rrf_weights)
         if min_relevance is not None and not by_relevance:
             raise InvalidQueryError("min_relevance", relevance_needed(store, fusion, mode), "no_relevance")
         if by_relevance and reranker is not None and "unscored_order" in type(reranker).model_fields:
@@ -307,12 +307,17 @@ def query_bundle(text: Optional[str], *, image: Any = None, audio: Any = None, v
     return QueryBundle(query_str=text or "", image_path=image)
 
 
-def fuses_by_relevance(store: Any, fusion: Optional[str], mode: str) -> bool:
+def effective_fusion(store: Any, fusion: Optional[str], rrf_weights: Optional[Any] = None) -> str:
+    """The fusion a search runs: the one asked for; else RRF when RRF weights are given; else the store's."""
+    return fusion or ("rrf" if rrf_weights else getattr(store, "fusion", None) or "rrf")
+
+
+def fuses_by_relevance(store: Any, fusion: Optional[str], mode: str, rrf_weights: Optional[Any] = None) -> bool:
     """Whether a search's scores are relevances: fused by relevance (asked, or the store's own), in a
     dense or hybrid search of an index of single vectors."""
     schema = getattr(store, "schema", None)
     late = bool(schema is not None and schema.late_interaction)
-    return (fusion or getattr(store, "fusion", None)) == "relevance" and mode != "sparse" and not late
+    return effective_fusion(store, fusion, rrf_weights) == "relevance" and mode != "sparse" and not late
 
 
 def relevance_needed(store: Any, fusion: Optional[str], mode: str) -> str:
@@ -322,8 +327,7 @@ def relevance_needed(store: Any, fusion: Optional[str], mode: str) -> str:
     schema = getattr(store, "schema", None)
     if schema is not None and schema.late_interaction:
         return "cuts relevance scores, and a late-interaction index scores by MaxSim: leave min_relevance out"
-    used = fusion or getattr(store, "fusion", None) or "rrf"
-    return f"cuts relevance scores, and this search fuses by {used!r}: use fusion 'relevance'"
+    return f"cuts relevance scores, and this search fuses by {effective_fusion(store, fusion)!r}: use fusion 'relevance'"
 
 
 def check_options(*, mode: str = "hybrid", top_k: int = 1, mmr: Optional[float] = None,

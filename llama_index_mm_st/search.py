@@ -34,6 +34,7 @@ from .pipeline import (
     MultimodalRetriever,
     SearchMode,
     check_options,
+    effective_fusion,
     fuses_by_relevance,
     query_bundle,
     relevance_needed,
@@ -171,7 +172,7 @@ def result_score_kind(store: Any, request: SearchRequest, rerankers: int) -> Sco
     schema = getattr(store, "schema", None)
     late = bool(schema is not None and schema.late_interaction)
     sparse: Sequence[str] = schema.sparse_vectors if schema is not None else ("bm25",)
-    fusion = request.fusion or getattr(store, "fusion", None) or "rrf"
+    fusion = effective_fusion(store, request.fusion, request.rrf_weights)
     return score_kind(request.mode, rerankers, late, fusion=fusion, mmr=request.mmr is not None, sparse=sparse)
 
 
@@ -208,7 +209,8 @@ def _prepare(store: BasePydanticVectorStore, embedding: Any, reranker: Optional[
                                 "unsupported_modality")
     if request.mode == "sparse":
         _check_words(store, request.text or "")
-    if request.min_relevance is not None and not fuses_by_relevance(store, request.fusion, request.mode):
+    if request.min_relevance is not None and not fuses_by_relevance(store, request.fusion, request.mode,
+                                                                    request.rrf_weights):
         raise InvalidQueryError("min_relevance", relevance_needed(store, request.fusion, request.mode), "no_relevance")
     active = _active_reranker(reranker, request)
     retriever = MultimodalRetriever(

@@ -321,10 +321,12 @@ class Collection:
         query, late = late_stage(schema, query, overrides.get("query_multivector"), settings.prefetch_limit,
                                  settings.oversampling)
         learned = self.learned_for(schema)
-        fusion = overrides.get("fusion", settings.fusion)
+        # RRF weights given with no fusion named say which fusion is meant.
+        fusion = overrides.get("fusion") or ("rrf" if overrides.get("rrf_weights") else settings.fusion)
         dense = self.searched_dense(schema)
         relevance: Dict[str, Any] = {}
-        if fusion == "relevance" and query.query_embedding is not None and schema is not None:
+        if fusion == "relevance" and query.query_embedding is not None and schema is not None \
+                and not schema.late_interaction:
             statistics = statistics_of(self.backend)
             sampled = (*dense, *((schema.sparse,) if schema.sparse is not None else ()))
             relevance = {"backgrounds": statistics.backgrounds(sampled), "relevance_model": statistics.model()}

@@ -216,7 +216,7 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         check_vector(vector, "the query embedding")
         dense_k = top_k if opts.late is None else max(top_k, opts.late.prefetch_limit)
         # Fused by relevance, a node is counted once by its best vector: each list ranks every point.
-        by_relevance = opts.fusion == "relevance"
+        by_relevance = opts.fusion == "relevance" and opts.late is None
         branches += [
             Branch(name, vector, dense_k, None if by_relevance else dense_restriction(name, opts.query_modality),
                    opts.search)
@@ -248,8 +248,8 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
                              "and takes none: leave them out, or use fusion='rrf'")
         weights = None
     relevance = None
-    if opts.fusion == "relevance" and mode not in _SPARSE_MODES:
-        relevance = _relevance_stage(vector, late, query.alpha, opts, branches)
+    if opts.fusion == "relevance" and mode not in _SPARSE_MODES and late is None:
+        relevance = _relevance_stage(vector, query.alpha, opts, branches)
         weights = None
     group = group_stage(opts.max_per_document, opts.document_key)
     mmr = None
@@ -265,20 +265,18 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
             mmr = replace(mmr, using=None)
         branches = [replace(b, limit=max(b.limit, mmr.candidates)) for b in branches]
     fused = mode not in _SPARSE_MODES or len(branches) > 1
-    # A words-only search has no vector to stand against a background: its lists are fused by rank.
+    # A words-only search has no vector to stand against a background, and a late-interaction one ranks by
+    # exact MaxSim over token vectors: their lists are fused by rank.
     fusion = opts.fusion if relevance is not None or opts.fusion != "relevance" else "rrf"
     return QueryPlan(branches=branches, limit=limit, filter=common, rrf_k=opts.rrf_k, weights=weights, late=late,
                      with_multivector=opts.with_multivector, fused=fused, fusion=fusion, mmr=mmr, group=group,
                      with_dense=() if mmr is None or mmr.using is not None else mmr.order, relevance=relevance)
 
 
-def _relevance_stage(vector: Optional[list[float]], late: Optional[LateStage], alpha: Optional[float],
-                     opts: QueryOptions, branches: Sequence[Branch]) -> RelevanceStage:
+def _relevance_stage(vector: Optional[list[float]], alpha: Optional[float], opts: QueryOptions,
+                     branches: Sequence[Branch]) -> RelevanceStage:
     """Relevance fusion's stage, checked: it takes no RRF weights, and ``alpha`` (LlamaIndex's balance:
     0 words only, 1 meaning only, 0.5 the default) scales the words' evidence."""
-    if late is not None:
-        raise ValueError("relevance fusion stands single dense vectors against their background and can't follow "
-                         "a MaxSim (late interaction) ranking; use fusion='rrf' for a late-interaction collection")
     if opts.weights:
         raise ValueError("rrf_weights apply to RRF fusion; relevance fusion weighs each hit by its standing above "
                          "its own background and takes none: leave them out, or use fusion='rrf'")

@@ -305,6 +305,14 @@ class BackendCore(ABC):
                     results[slot] = exc
         return results
 
+    def _run_all(self, requests: list[Any]) -> list[list[Any]]:
+        """Several requests of one query in one engine call; when the engine refuses the batch, one by one
+        (so the error raised is the failing request's own)."""
+        try:
+            return list(self._run_batch(requests))
+        except QUERY_FAILURES:
+            return [self._run(request) for request in requests]
+
     def _run_alone(self, request: Any) -> Union[list[Any], BaseException]:
         try:
             return self._run(request)

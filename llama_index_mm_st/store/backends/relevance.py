@@ -29,7 +29,7 @@ def relevance_hits(backend: "BackendCore", plan: QueryPlan) -> "list[Hit]":
     common = backend._engine_filter(plan.filter)
     dense = [b for b in plan.branches if b.using not in SPARSE_BRANCHES]
     sparse = [b for b in plan.branches if b.using in SPARSE_BRANCHES]
-    found = backend._run_batch([backend._scores_request(b, common, b.limit) for b in (*dense, *sparse)])
+    found = backend._run_all([backend._scores_request(b, common, b.limit) for b in (*dense, *sparse)])
     # Ids as text (the engines give a UUID object or text): the same key whichever engine, and ties
     # broken by it order alike (canonical UUID text sorts as the number does).
     dense_scores: dict[str, dict[str, float]] = {b.using: {} for b in dense}
