@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .multivector import PooledVector, attach_multivector, node_multivector
     from .pipeline import MultimodalRetriever, build_pipeline
     from .readers import ImageReader, MediaReader, ReadReport, VideoFrameSampler
-    from .remote import RemoteMultimodalEmbedding, RemoteReranker
+    from .remote import RemoteMultimodalEmbedding, RemoteMultimodalStore, RemoteReranker
     from .rerank import MultimodalReranker, RerankedNode
     from .store import MultimodalQdrantStore
     from .types import EmbeddingResult
@@ -56,6 +56,7 @@ _LAZY = {
     "MultimodalReranker": ".rerank",
     "RerankedNode": ".rerank",
     "RemoteMultimodalEmbedding": ".remote",
+    "RemoteMultimodalStore": ".remote",
     "RemoteReranker": ".remote",
     "MultimodalRetriever": ".pipeline",
     "build_pipeline": ".pipeline",

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 
 class MMSTError(Exception):
@@ -111,7 +111,12 @@ class SchemaMismatchError(MMSTError):
 
 
 class StoreLockedError(MMSTError):
-    """The embedded store is held by another process."""
+    """The embedded store is held by another process. ``holder`` is its record (``locks.Holder``: PID,
+    command line, the URL when it is a server), when it wrote one."""
+
+    def __init__(self, message: str, holder: Any = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class UnfinishedStoreError(MMSTError):

@@ -74,7 +74,7 @@ class SearchRequest:
     so (``SearchResult.abstained``) and names the best hit it dropped. Needs relevance scores."""
 
     @property
-    def example(self) -> tuple[Optional[str], Any]:
+    def example(self) -> tuple[Optional[Modality], Any]:
         """(kind, value) of the example, or (None, None) for a text-only search."""
         kind = next((kind for kind in EXAMPLE_KINDS if getattr(self, kind) is not None), None)
         return kind, None if kind is None else getattr(self, kind)

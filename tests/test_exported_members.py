@@ -41,6 +41,7 @@ EXPECTED = {
     "attach_multivector",
     "node_multivector",
     "RemoteMultimodalEmbedding",
+    "RemoteMultimodalStore",
     "RemoteReranker",
     "RemoteServerError",
 }
@@ -62,6 +63,7 @@ def test_public_classes_follow_llama_index_conventions():
     assert m.VideoFrameSampler.class_name() == "VideoFrameSampler"
     assert m.RemoteMultimodalEmbedding.class_name() == "RemoteMultimodalEmbedding"
     assert m.RemoteReranker.class_name() == "RemoteReranker"
+    assert m.RemoteMultimodalStore.class_name() == "RemoteMultimodalStore"
 
 
 def test_store_import_does_not_load_torch():

@@ -55,18 +55,21 @@ def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip:
 
 
 @pytest.fixture(scope="module")
-def readme_server(tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir):  # type: ignore[no-untyped-def]
-    """What the README's serving section starts with ``mmst serve --rerank ... --rerank ...``, on 127.0.0.1."""
+def readme_server(tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """What the README's serving section starts with ``mmst serve --store ... --rerank ... --rerank ...``, on
+    127.0.0.1 (an empty index of its own, which the documents and RemoteMultimodalStore blocks fill)."""
     pytest.importorskip("fastapi")
-    from llama_index_mm_st import MultimodalEmbedding, MultimodalReranker
+    from llama_index_mm_st import MultimodalEmbedding, MultimodalQdrantStore, MultimodalReranker
     from llama_index_mm_st.serve import Components, create_app
     from tests.serve.conftest import running_server
 
     embedding = MultimodalEmbedding(str(tiny_clip_dir), device="cpu", precision="fp32")
     reranker = MultimodalReranker([str(tiny_bert_cross_encoder_dir), str(tiny_blip_itm_dir)], device="cpu",
                                   precision="fp32", on_unsupported="keep")
-    with running_server(create_app(Components(embedding, reranker))) as base:
+    store = MultimodalQdrantStore("mmst", path=str(tmp_path_factory.mktemp("readme_served") / "index"))
+    with running_server(create_app(Components(embedding, reranker, store))) as base:
         yield base
+    store.close()
 
 
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))

@@ -36,6 +36,10 @@ def add_index_arguments(index: argparse.ArgumentParser) -> None:
                        help="a new index: also store a learned sparse vector of the words (a sentence-transformers "
                             "SparseEncoder id or folder, e.g. a SPLADE model), searched beside BM25")
     index.add_argument("--no-bm25", action="store_true", help="with --sparse-model: the learned vector replaces BM25")
+    index.add_argument("--server", default=None, metavar="URL",
+                       help="send the files to a running 'mmst serve' (it holds the index and its model, and writes "
+                            "them as this command would); no model is loaded here")
+    index.add_argument("--api-key", default=None, help="with --server: the server's key (default: $MMST_API_KEY)")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -63,6 +67,12 @@ def sparse_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    if args.server:
+        from .index_remote import cmd_index_remote
+
+        return cmd_index_remote(args)
+    if args.api_key:
+        raise CLIError("--api-key goes with --server (a Qdrant server's key comes from QDRANT_API_KEY)")
     if args.url:
         return _index(args)
     from ..locks import reserve

@@ -35,7 +35,7 @@ NODES_PER_WRITE = 64
 """Nodes embedded and stored together: a kill loses at most this many nodes' work, and a chunk is
 still large enough to fill the model's batches."""
 
-Pending = tuple[NodeParts, str]
+Pending = tuple[NodeParts, Optional[str]]
 """A node to embed and the resume action of its document ("new" or "replace")."""
 
 
@@ -119,7 +119,7 @@ class Indexer:
                     if work.action == "replace":
                         self.store.delete(work.document_id)
                         stored.forget(work.document_id)
-                    pending += [(parts, work.action) for parts in work.nodes]  # type: ignore[misc]
+                    pending += [(parts, work.action) for parts in work.nodes]
         return pending
 
     def _embed_and_store(self, pending: Sequence[Pending], summary: IndexSummary) -> None:

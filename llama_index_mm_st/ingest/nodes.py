@@ -9,22 +9,29 @@ says whether they are new, unchanged (skipped) or replace what the store holds o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Optional, Protocol
 
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import Document, ImageDocument, NodeRelationship
+from llama_index.core.schema import Document, ImageDocument, NodeRelationship, RelatedNodeInfo
 
 from ..ids import chunk_id
 from ..inputs import NodeParts, read_node, storable
 from ..readers import frame_nodes
 from ..readers.frames import DEFAULT_EVERY_S
+from ..types import Modality
 from .resume import ResumeAction, StoredCount, resume_action
 
 TEXT_CHUNK_TOKENS = 512
 TEXT_CHUNK_OVERLAP = 32
 """Text documents are split into chunks of this many tokens, overlapping by this many (the model
 truncates a chunk longer than its window: CLIP reads 77 tokens; see the README on chunking)."""
-MODALITY_ORDER = ("text", "image", "audio", "video")
+MODALITY_ORDER: tuple[Modality, ...] = ("text", "image", "audio", "video")
+
+
+class ReadsModalities(Protocol):
+    """What a plan asks of the model: ``MultimodalEmbedding.supports`` (or a stand-in with it)."""
+
+    def supports(self, modality: Modality) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -38,9 +45,9 @@ class IngestPlan:
     chunk_overlap: int = TEXT_CHUNK_OVERLAP
 
     @classmethod
-    def for_model(cls, embedding: object, **options: float) -> "IngestPlan":
-        reads = tuple(m for m in MODALITY_ORDER if embedding.supports(m))  # type: ignore[attr-defined]
-        return cls(reads, **options)  # type: ignore[arg-type]
+    def for_model(cls, embedding: ReadsModalities, **options: Any) -> "IngestPlan":
+        reads = tuple(m for m in MODALITY_ORDER if embedding.supports(m))
+        return cls(reads, **options)
 
     def splitter(self) -> SentenceSplitter:
         """How text documents are split (node ids depend on it)."""
@@ -92,7 +99,7 @@ def nodes_of(document: Document, splitter: SentenceSplitter, frames: bool = Fals
         node.id_ = renamed[node.id_]
         for kind in (NodeRelationship.PREVIOUS, NodeRelationship.NEXT):  # they named the splitter's random ids
             related = node.relationships.get(kind)
-            if related is not None:
+            if isinstance(related, RelatedNodeInfo):  # PREVIOUS and NEXT name one node each
                 related.node_id = renamed.get(related.node_id, related.node_id)
     return nodes
 

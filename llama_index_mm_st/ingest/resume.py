@@ -28,11 +28,14 @@ PATHS_PER_READ = 256
 
 
 def resume_action(document: Document, node_count: int, stored: StoredCount) -> ResumeAction:
-    """All of a document's nodes stored with its current hash -> unchanged (skip); some of its points
-    stored otherwise -> replace (delete them first); none -> new."""
-    if stored(document, document.metadata.get(HASH_KEY)) == node_count:
+    """All of a document's nodes stored with its current hash and no other points -> unchanged (skip);
+    some of its points stored otherwise -> replace (delete them first); none -> new. (Other points beside
+    a whole current version are what a writer that writes the new version first, then deletes the old
+    one, leaves when it is killed in between: ``serve.writer``.)"""
+    everything = stored(document, None)
+    if everything and stored(document, document.metadata.get(HASH_KEY)) == node_count == everything:
         return "unchanged"
-    return "replace" if stored(document, None) else "new"
+    return "replace" if everything else "new"
 
 
 class StoredDocuments:

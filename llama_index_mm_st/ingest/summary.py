@@ -11,6 +11,7 @@ from typing import Optional
 
 from ..readers.frames import DEFAULT_EVERY_S
 from ..types import MODALITIES
+from .listing import Listing
 from .nodes import DocumentWork
 
 ACTIONS = ("new", "unchanged", "replace")
@@ -86,8 +87,8 @@ def format_summary(summary: IndexSummary) -> list[str]:
         kinds = ", ".join(f"{_files(len(files))} of {m}" for m, files in sorted(summary.unreadable.items()))
         lines.append(f"not indexed, the model can't read them (it reads {', '.join(summary.model_reads)}): {kinds}")
     if summary.ignored:
-        kinds = sorted(summary.ignored.items(), key=lambda kv: (-kv[1], kv[0]))
-        lines.append("ignored (type not indexed): " + ", ".join(f"{count} {suffix}" for suffix, count in kinds))
+        by_count = sorted(summary.ignored.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("ignored (type not indexed): " + ", ".join(f"{count} {suffix}" for suffix, count in by_count))
     return lines
 
 
@@ -103,8 +104,8 @@ def format_problems(summary: IndexSummary) -> list[str]:
     return lines
 
 
-def empty_summary(listing: object, model_reads: tuple[str, ...], frame_every_s: Optional[float] = None) -> IndexSummary:
+def empty_summary(listing: Listing, model_reads: tuple[str, ...], frame_every_s: Optional[float] = None) -> IndexSummary:
     """A summary that starts from what the walk found (``listing.Listing``)."""
-    return IndexSummary(skipped=list(listing.skipped), not_followed=list(listing.not_followed),  # type: ignore[attr-defined]
-                        ignored=Counter(listing.ignored_types), model_reads=model_reads,  # type: ignore[attr-defined]
+    return IndexSummary(skipped=list(listing.skipped), not_followed=list(listing.not_followed),
+                        ignored=Counter(listing.ignored_types), model_reads=model_reads,
                         frame_every_s=frame_every_s or DEFAULT_EVERY_S)

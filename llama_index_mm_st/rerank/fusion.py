@@ -31,10 +31,12 @@ sigmoid), a logit (a cross-encoder without an activation, a yes/no logit differe
 
 
 def score_scale(scorer: Any) -> ScoreScale:
-    """The scale a scorer declares (``score_scale``); a scorer that declares none gives real-valued
-    scores, read as logits."""
-    declared = getattr(scorer, "score_scale", None)
-    return declared if declared in SCORE_SCALES else "logit"
+    """The scale a scorer declares (``ScorerAbilities.score_scale``); one that declares none gives
+    real-valued scores, read as logits."""
+    from .scorers.base import abilities_of
+
+    declared = abilities_of(scorer).score_scale
+    return declared if declared in SCORE_SCALES else "logit"  # type: ignore[return-value]
 
 
 def to_relevance(scale: ScoreScale, raw: Sequence[float], query_tokens: Optional[int] = None) -> np.ndarray:

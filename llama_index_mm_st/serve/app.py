@@ -32,6 +32,8 @@ def create_app(components: Union[Components, Loader], settings: Optional[ServeSe
     except ImportError as exc:
         raise MissingDependencyError("fastapi and uvicorn", "serve") from exc
     from .. import __version__
+    from .documents import router as documents_router
+    from .nodes import router as nodes_router
     from .gate import Gate
     from .routes import router
 
@@ -52,6 +54,8 @@ def create_app(components: Union[Components, Loader], settings: Optional[ServeSe
                   description="Embeddings (OpenAI, Infinity and TEI shapes), rerank (Cohere/Jina, TEI) and search.")
     app.state.server = state
     app.include_router(router)
+    app.include_router(documents_router)
+    app.include_router(nodes_router)
     app.add_middleware(Gate, state=state)
 
     def answer(error: APIError) -> Response:

@@ -24,6 +24,9 @@ from .metrics import Metrics
 from .settings import ServeSettings
 
 SERVED_MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "video")
+NODES = "nodes"
+"""The lane group of whole nodes (``inputs.NodeParts``, images decoded) that the documents API writes:
+``MultimodalEmbedding.embed_nodes`` sets each node's vectors by the store's rule, as ``mmst index`` does."""
 WINDOW_SANITY = 1_000_000
 """A declared text window above this is a tokenizer that declares none (``int(1e30)``)."""
 
@@ -91,6 +94,10 @@ class EmbedService:
 
     def _run_group(self, key: Any, payloads: List[Any]) -> List[Outcome]:
         modality, role = key
+        if modality == NODES:
+            kept, failures = self.embedding.embed_nodes(payloads, on_error="skip")
+            failed = {failure.position: failure.error for failure in failures}
+            return [failed.get(i, parts) for i, parts in enumerate(payloads)]
         result = self.embedding.embed(payloads, modality, role=role, on_error="skip")
         failed = {failure.position: failure.error for failure in result.failures}
         tokens = self._token_counts(payloads) if modality == "text" else [0] * len(payloads)

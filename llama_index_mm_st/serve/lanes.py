@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, List, Optional, Sequence, Union
+from typing import Any, Callable, Hashable, List, Optional, Sequence
 
 from ..concurrency import DynamicBatcher
 from .errors import APIError, Overloaded, Unavailable
@@ -31,7 +31,8 @@ from .settings import Limits
 
 log = logging.getLogger("llama_index_mm_st.serve")
 
-Outcome = Union[Any, BaseException]
+Outcome = Any
+"""A job's result, or the ``BaseException`` it raised (``first_error`` finds the first)."""
 RunGroup = Callable[[Hashable, List[Any]], Sequence[Outcome]]
 """Runs one group of a batch (items sharing a key, e.g. (modality, role)): one result or exception each.
 An item's own bad input is returned as its exception (a ``ValueError``); anything it raises is fatal."""

@@ -33,7 +33,7 @@ def make_server(app: Any, host: str, port: int, *, drain_s: float = 0.0, max_dra
         raise MissingDependencyError("uvicorn", "serve") from exc
     state: ServerState = app.state.server
 
-    class DrainingServer(uvicorn.Server):  # type: ignore[misc, name-defined]
+    class DrainingServer(uvicorn.Server):
         stop_requested_at: Optional[float] = None
 
         def handle_exit(self, sig: int, frame: Optional[FrameType]) -> None:

@@ -142,7 +142,8 @@ class Collection:
         self.backend.create(schema)
         statistics_of(self.backend).reset()
         self._hold(schema, {})
-        wanted = {key: "keyword" for key in KEYWORD_INDEXED_KEYS} | dict(self.settings.payload_indexes)
+        wanted: Dict[str, IndexKind] = {key: "keyword" for key in KEYWORD_INDEXED_KEYS}
+        wanted.update(self.settings.payload_indexes)
         self.indexes.ensure(wanted, self.settings.payload_hnsw)
         return schema
 

@@ -159,7 +159,7 @@ class MultimodalQdrantStore(StoreFields):
         return self._collection.backend.raw
 
     @property
-    def schema(self) -> Optional[StoreSchema]:
+    def schema(self) -> Optional[StoreSchema]:  # type: ignore[override]  # over pydantic's deprecated schema()
         """The collection's schema, storage options included; None before the collection exists."""
         return self._collection.schema
 

@@ -81,8 +81,10 @@ def test_a_scorer_without_a_declared_scale_is_read_as_logits() -> None:
     class Plain:
         pass
 
+    from llama_index_mm_st.rerank.scorers.base import ScorerAbilities
+
     class Declared:
-        score_scale = "probability"
+        abilities = ScorerAbilities(score_scale="probability")
 
     assert score_scale(Plain()) == "logit" and score_scale(Declared()) == "probability"
 

@@ -20,7 +20,7 @@ from llama_index_mm_st.errors import (
     UnsupportedModalityError,
 )
 from llama_index_mm_st.rerank import BlipITMScorer, CrossEncoderScorer, MultimodalReranker, RerankedNode
-from llama_index_mm_st.rerank.fusion import rank_by_score
+from llama_index_mm_st.rerank.fusion import rank_by_score, score_scale
 from llama_index_mm_st.relevance import sigmoid
 from llama_index_mm_st.runtime import resolve_precision
 
@@ -112,7 +112,7 @@ def test_a_logit_scorer_is_fused_through_the_sigmoid(cross_encoder: Any, blip: t
     logits_model = copy.copy(cross_encoder)
     logits_model.activation_fn = torch.nn.Identity()
     reranker = MultimodalReranker([logits_model, BlipITMScorer(*blip, precision="fp32")], top_n=20, precision="fp32")
-    assert reranker.scorers[0].score_scale == "logit" and reranker.scorers[1].score_scale == "probability"
+    assert [score_scale(s) for s in reranker.scorers] == ["logit", "probability"]
     query = "a cat photo"
     result = reranker.postprocess_nodes(_mixed_nodes(image_files), query_str=query)
     raw = {item.retrieval_rank: item.model_score for item in result}

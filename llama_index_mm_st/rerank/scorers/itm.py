@@ -20,7 +20,7 @@ import torch
 from ...images import DecodeOptions
 from ...runtime import resolve_precision
 from ...types import Precision
-from .base import LoadedParts, PairModality, compute_context
+from .base import LoadedParts, PairModality, ScorerAbilities, compute_context
 from ...onnx.choice import BackendReport
 from .forward import TorchTowers, Towers
 
@@ -33,8 +33,6 @@ class BlipITMScorer:
     image query against text documents."""
 
     pairs: frozenset[PairModality] = frozenset({("text", "image"), ("image", "text")})
-    score_scale = "probability"
-    """The ITM head's softmax probability of a match (``rerank.fusion.to_relevance``)."""
     report: BackendReport | None = None
     """Which path the towers take and why (set by the loader; None for a scorer built directly)."""
 
@@ -50,6 +48,10 @@ class BlipITMScorer:
         # JPEGs may decode at a reduced scale, never below what the model resizes to.
         self.decode_options = DecodeOptions(draft_size=(size, size) if size else None)
         self.name = name or str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+
+    @property
+    def abilities(self) -> ScorerAbilities:
+        return ScorerAbilities(report=self.report, score_scale="probability")  # the ITM head's match probability
 
     def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         if not documents:

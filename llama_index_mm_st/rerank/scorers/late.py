@@ -18,7 +18,7 @@ from ...images import DecodeOptions
 from ...multivector import maxsim
 from ...runtime import resolve_precision
 from ...types import Precision
-from .base import LoadedParts, PairModality, compute_context
+from .base import LoadedParts, PairModality, ScorerAbilities, compute_context
 
 LATE_PAIRS: frozenset[PairModality] = frozenset({("text", "image"), ("text", "text"), ("image", "image"),
                                                  ("image", "text")})
@@ -32,9 +32,6 @@ def _model_input(side: LoadedParts) -> Any:
 class LateInteractionScorer:
     """Scores (query, candidate) pairs by MaxSim with a sentence-transformers ``MultiVectorEncoder``."""
 
-    score_scale = "maxsim"
-    """A sum over the query's tokens (``query_token_count``): its relevance is the mean best match."""
-
     def __init__(self, model: Any, precision: Precision = "auto", name: str = "") -> None:
         self.model = model
         self.name = name or str(getattr(model, "model_card_data", None) and model.model_card_data.base_model
@@ -44,6 +41,11 @@ class LateInteractionScorer:
         self.precision = resolve_precision(precision, str(model.device))
         self.dimension = int(model.get_embedding_dimension())
         self._last_query: tuple[int, int] = (0, 0)  # (id of the last query scored, its token count)
+
+    @property
+    def abilities(self) -> ScorerAbilities:
+        # MaxSim is a sum over the query's tokens (``query_token_count``): its relevance is the mean best match.
+        return ScorerAbilities(multivector_dim=self.dimension, score_scale="maxsim")
 
     def _encode(self, inputs: list[Any], role: str, batch_size: int) -> list[np.ndarray]:
         encode = self.model.encode_query if role == "query" else self.model.encode_document

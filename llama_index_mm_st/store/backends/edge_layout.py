@@ -126,7 +126,7 @@ class EdgeFolder:
         self.key = os.path.realpath(self.dir)
         self.users = 0
         """Store objects (their backends) holding the folder; the last to ``leave`` lets it go."""
-        self.engine: Optional[Any] = None
+        self.engine: Optional[q.EdgeShard] = None
         self.schema: Optional[StoreSchema] = None
         self.disk = DiskGuard(str(path) if path is not None else str(self.dir), self.dir)
         self._held_dense: Optional[frozenset[str]] = None
@@ -241,7 +241,7 @@ class EdgeFolder:
 
     # ---------------------------------------------------------------- letting go
 
-    def leave(self, checkpoint: Callable[[Any], None]) -> None:
+    def leave(self, checkpoint: Callable[[q.EdgeShard], None]) -> None:
         """One store object is done with the folder: ``checkpoint`` the engine (a flush), and when it
         was the last, close the engine and let go of the lock; the last two whatever the flush does."""
         with _OPEN_GUARD:
