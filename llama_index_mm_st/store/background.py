@@ -107,7 +107,7 @@ class VectorSample:
                 return None
             ids = sorted(self.members)  # a fixed order: the same sample gives the same floats
             if name in WORD_VECTORS:
-                self._fitted = WordBackground.of([self.vectors[i] for i in ids], self.count)
+                self._fitted = WordBackground.of([self.vectors[i].tolist() for i in ids], self.count)
             else:
                 self._fitted = Background.of(np.stack([self.vectors[i] for i in ids]), self.count)
             self._changes = 0

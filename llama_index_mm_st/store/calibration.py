@@ -59,12 +59,12 @@ def fit_model(samples: Mapping[str, Sequence[tuple[float, float, bool]]], base: 
     for name, rows in sorted(samples.items()):
         features = np.array([[logit, words] for logit, words, _ in rows], dtype=np.float64).reshape(-1, 2)
         labels = [label for _, _, label in rows]
-        before = expected_calibration_error(sigmoid(features[:, 0] + base.word_weight * features[:, 1]), labels) \
-            if rows else 0.0
+        before = expected_calibration_error(
+            sigmoid(features[:, 0] + base.word_weight * features[:, 1]).tolist(), labels) if rows else 0.0
         if len(rows) < minimum or all(labels) or not any(labels):
             report[name] = VectorFit(len(rows), sum(labels), before, None)
             continue
         fitted[name] = fit_logistic(features, labels)
-        after = expected_calibration_error(fitted[name](features), labels)
+        after = expected_calibration_error(fitted[name](features).tolist(), labels)
         report[name] = VectorFit(len(rows), sum(labels), before, after)
     return CalibrationReport(queries, report, replace(base, fitted=fitted))

@@ -23,7 +23,12 @@ from dataclasses import replace
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 from llama_index.core.schema import BaseNode
-from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryResult
+from llama_index.core.vector_stores.types import (
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
 from qdrant_client import models
 from tqdm.auto import tqdm
 
@@ -369,8 +374,11 @@ class Collection:
         found = iter(self.backend.query_batch([p for p in planned if isinstance(p, QueryPlan)]))
         out: List[Union[VectorStoreQueryResult, BaseException]] = []
         for plan, (_, overrides) in zip(planned, items):
-            hits = plan if isinstance(plan, BaseException) else next(found)
-            if isinstance(hits, BaseException) or isinstance(plan, BaseException):
+            if isinstance(plan, BaseException):
+                out.append(plan)
+                continue
+            hits = next(found)
+            if isinstance(hits, BaseException):
                 out.append(hits)
                 continue
             try:
@@ -390,16 +398,20 @@ class Collection:
         base = replace(statistics.model(), fitted={}, model=model)
         samples: Dict[str, List[tuple[float, float, bool]]] = {}
         for query in queries:
-            vsq = VectorStoreQuery(query_embedding=list(query.embedding), query_str=query.text,
-                                   mode="hybrid" if query.text else "default", similarity_top_k=depth)
-            plan = self.plan(vsq, {"fusion": "relevance", "query_modality": query.query_modality})
-            if plan.relevance is None:
+            mode = VectorStoreQueryMode.HYBRID if query.text else VectorStoreQueryMode.DEFAULT
+            vsq = VectorStoreQuery(query_embedding=list(query.embedding), query_str=query.text, mode=mode,
+                                   similarity_top_k=depth)
+            planned = self.plan(vsq, {"fusion": "relevance", "query_modality": query.query_modality})
+            stage = planned.relevance
+            if stage is None:
                 continue
-            plan = replace(plan, relevance=replace(plan.relevance, model=base))  # sampled by the prior
+            stage = replace(stage, model=base)  # sampled by the prior
             relevant = {point_id(i) for i in query.relevant}
-            for found in self.backend.query(plan):
+            for found in self.backend.query(replace(planned, relevance=stage)):
                 detail = found.detail
-                background = plan.relevance.backgrounds.get(detail.vector) if detail is not None else None
+                if detail is None or detail.vector is None or detail.z is None:
+                    continue  # found by its words alone: the vectors' maps are fitted on vector evidence
+                background = stage.backgrounds.get(detail.vector)
                 if background is None:
                     continue
                 label = found.id in relevant or (query.matches is not None and bool(query.matches(node_of(found))))

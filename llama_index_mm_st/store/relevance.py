@@ -263,9 +263,9 @@ def fuse(query: Any, dense: Mapping[str, Mapping[str, float]], sparse: Mapping[s
         for node, value in zip(ids, alone.tolist()):
             if node not in best or value > best[node][0]:
                 best[node] = (value, None, best[node][2] if node in best else None)
-    for node, w in words.items():
+    for node, lift in words.items():
         if node not in best:  # words of a list without a full-match scale, and no vector evidence: a floor
-            best[node] = (float(model.prior.logit(0.0, 1)) + model.word_weight * w, None, None)
+            best[node] = (float(model.prior.logit(0.0, 1)) + model.word_weight * lift, None, None)
     ordered = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
     if limit is not None:
         ordered = ordered[:limit]

@@ -70,7 +70,7 @@ class Statistics:
                 self._dirty = True
                 return
             samples = self._ensure(names)
-            members = sorted(samples.member_ids())
+            members: list[Any] = sorted(samples.member_ids())
             if members:
                 sampled = models.Filter(must=[models.HasIdCondition(has_id=members)])
                 samples.discard(hit.id for hit in self._backend.scroll(all_of([chosen, sampled]), payload=False))
