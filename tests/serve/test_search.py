@@ -13,6 +13,7 @@ from llama_index.core.vector_stores.types import MetadataFilters
 from llama_index_mm_st import build_pipeline
 from llama_index_mm_st.defaults import DEFAULT_DOCUMENT_KEY, RERANK_CANDIDATES_PER_RESULT
 from llama_index_mm_st.hits import score_kind, search_hits
+from llama_index_mm_st.pipeline import effective_fusion
 from tests.fixtures.ranking import assert_same_ranking
 from tests.serve.conftest import RARE, data_uri
 
@@ -29,7 +30,8 @@ def _in_process(served, text: Optional[str] = None, image: Any = None, top_k: in
     retriever = build_pipeline(served.store, served.embedding, reranker, top_k=candidates, mode=mode, modality=modality,
                                filters=MetadataFilters.model_validate(filters) if filters else None, **quality)
     results = retriever.search(text, **({"image": image} if image is not None else {}))[:top_k]
-    kind = score_kind(mode, len(served.reranker.scorers) if rerank else 0, fusion=quality.get("fusion", "rrf"),
+    fusion = effective_fusion(served.store, quality.get("fusion"), quality.get("rrf_weights"))
+    kind = score_kind(mode, len(served.reranker.scorers) if rerank else 0, fusion=fusion,
                       mmr="mmr" in quality)
     return json.loads(json.dumps([hit.to_dict() for hit in search_hits(results, kind)]))
 
