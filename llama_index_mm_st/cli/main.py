@@ -9,6 +9,7 @@
                 [--backend auto|torch|onnx]
     mmst info [--recall]
     mmst eval QRELS [--mode dense sparse hybrid] [--rerank MODEL]... [--k K] [--json]
+    mmst calibrate QRELS [--rerank MODEL]... [--depth N] [--json]
     mmst copy --to-store DIR | --to-url URL [--to-collection NAME] [--quantization int8|binary] [--on-disk]
 
 Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
@@ -67,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --allow-urls: also fetch from loopback, link-local and private addresses (intranet)")
     search.add_argument("--rerank", action="append", default=None, metavar="MODEL",
                         help="reranker model id or directory; repeat it for a mixed index (a text cross-encoder "
-                             "plus BLIP): each result goes to the first model that reads it, rankings merge by RRF")
+                             "plus BLIP): each result goes to the first model that reads it, and all are ordered by "
+                             "relevance (each model's score mapped to one 0-1 scale; mmst calibrate fits it)")
     search.add_argument("--rerank-unsupported", choices=["keep", "raise"], default="keep",
                         help="a result no reranker reads: keep it at its retrieval rank (default) or fail")
     search.add_argument("--modality", choices=["image", "text", "audio", "video"], default=None,
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also estimate recall@10 of the approximate search against exact search, per vector")
     _store_options(info)
 
+    from .calibrate_cmd import add_calibrate_parser
     from .copy_job import add_copy_parser
     from .eval_cmd import add_eval_parser
     from .serve_cmd import add_serve_parser
@@ -93,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_options(add_copy_parser(commands))
     _store_options(add_serve_parser(commands))
     _store_options(add_eval_parser(commands))
+    _store_options(add_calibrate_parser(commands))
     return parser
 
 
@@ -128,6 +132,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate_cmd import cmd_calibrate as run_calibrate
+
+    return run_calibrate(args)
+
+
 def cmd_copy(args: argparse.Namespace) -> int:
     from .copy_job import cmd_copy as run_copy
 
@@ -147,7 +157,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy, "serve": cmd_serve,
-            "eval": cmd_eval}
+            "eval": cmd_eval, "calibrate": cmd_calibrate}
 
 
 def _server_errors() -> tuple[type[BaseException], ...]:

@@ -103,8 +103,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls,
                                        allow_private_urls=args.allow_private_urls, **backend_option(args))
             if args.rerank:
+                from ..calibration import rerank_calibration
+
                 reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported,
-                                         **backend_option(args))
+                                         calibration=rerank_calibration(store), **backend_option(args))
         try:
             result = search(store, embedding, reranker, request)
         except InvalidQueryError as exc:

@@ -137,7 +137,6 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
     )
 
     _scorers: List[Scorer] = PrivateAttr()
-    _calibration: RerankCalibration = PrivateAttr(default_factory=RerankCalibration)
     _warned_unscored: set = PrivateAttr(default_factory=set)
     _init_args: Optional[Dict[str, Any]] = PrivateAttr(default=None)
 
@@ -189,7 +188,6 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
             unscored_order=unscored_order, calibration=fitted.to_dict(), **kwargs,
         )
         self._scorers = scorers
-        self._calibration = fitted
         # What pickling sends instead of the loaded models; None when a model came as an object.
         by_name = all(isinstance(spec, (str, Path)) for spec in specs)
         self._init_args = None if not by_name else {
@@ -351,6 +349,7 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
         """Model scores and relevances by position: one ``score`` call per (scorer, query view, stored or
         not) group; each group's scores mapped by its scorer's scale, then its calibration per modality."""
         stored = stored or {}
+        calibration = RerankCalibration.from_dict(self.calibration)  # the field: a copy may replace it
         groups: dict[tuple[int, str, bool], list[Route]] = {}
         for route in routes:
             groups.setdefault((route.scorer, route.query.modality, route.position in stored), []).append(route)
@@ -372,7 +371,7 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
             for route, value, r in zip(group, values, mapped.tolist(), strict=True):
                 scores[route.position] = value
                 relevance[route.position] = float(
-                    self._calibration.apply(scorer.name, route.document.modality, np.asarray([r]))[0])
+                    calibration.apply(scorer.name, route.document.modality, np.asarray([r]))[0])
         return scores, relevance
 
 
