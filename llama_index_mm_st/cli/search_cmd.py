@@ -33,7 +33,6 @@ def query_error(exc: InvalidQueryError, example_flag: str = "image") -> CLIError
         "no_query": 'give query text or --image/--audio/--video PATH, e.g. mmst search "a red car"',
         "sparse_example": f"leave out --{example_flag}, or use --mode hybrid or dense to search by {example_flag}",
         "no_words": "use other words, or --mode hybrid or dense",
-        "no_relevance": "add --fusion relevance",
     }
     hint = hints.get(exc.code)
     return CLIError(f"{FLAGS.get(exc.param, exc.param)}: {exc.reason}" + (f"; {hint}" if hint else ""))
