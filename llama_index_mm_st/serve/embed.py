@@ -82,7 +82,9 @@ class EmbedService:
         """Vectors for prepared items; the first bad item is a 400 naming ``param[i]`` (``param`` itself when
         not ``indexed``: a search's one query)."""
         jobs = [Job((modality, role), item.payload, item.cost) for item in items]
-        outcomes = await self.lane.run(jobs)
+        # Queries (a search's, or a client's with input_type "query") go ahead of queued documents: someone is
+        # waiting on each, while a bulk ingestion only waits a batch longer.
+        outcomes = await self.lane.run(jobs, urgent=role == "query")
         self.metrics.items.labels(modality).inc(len(items))
         failed = first_error(outcomes)
         if failed is not None:

@@ -99,11 +99,12 @@ class Lane:
         rate = self._items_per_s
         return count / rate if rate else 1.0
 
-    async def run(self, jobs: Sequence[Job]) -> List[Outcome]:
-        """Queue the jobs (all or none), wait for them; each gets its result or its exception."""
+    async def run(self, jobs: Sequence[Job], urgent: bool = False) -> List[Outcome]:
+        """Queue the jobs (all or none), wait for them; each gets its result or its exception. ``urgent``
+        jobs (a search's query and its reranking) go ahead of queued bulk work, under the same admission."""
         self._admit(len(jobs))
         try:
-            waiting = asyncio.gather(*(self._batcher.submit(job) for job in jobs), return_exceptions=True)
+            waiting = asyncio.gather(*(self._batcher.submit(job, urgent) for job in jobs), return_exceptions=True)
             timeout = self._limits.max_queue_wait_s + self._limits.batch_timeout_s
             return await asyncio.wait_for(waiting, timeout)
         except asyncio.TimeoutError:
