@@ -82,8 +82,8 @@ class Background:
     variances: np.ndarray
     residual: float = 0.0
 
-    def moments(self, query: np.ndarray) -> tuple[float, float]:
-        q = unit(np.asarray(query, dtype=np.float64))
+    def moments(self, query: np.ndarray, normalised: bool = False) -> tuple[float, float]:
+        q = np.asarray(query, dtype=np.float64) if normalised else unit(np.asarray(query, dtype=np.float64))
         p = self.basis.T @ q
         variance = float(p @ (self.variances * p) + self.residual * max(1.0 - float(p @ p), 0.0))
         return float(q @ self.mean), math.sqrt(max(variance, MIN_SD**2))
@@ -206,7 +206,8 @@ class Scored:
     """One fused hit: its relevance, the vector that found it best (None: words alone), that vector's
     z, and its word score (0..1)."""
 
-    id: str
+    id: Any
+    """The point id (text; as the engine gave it until the hit is read back)."""
     relevance: float
     vector: Optional[str]
     z: Optional[float]
@@ -243,13 +244,13 @@ def fuse(query: Any, dense: Mapping[str, Mapping[str, float]], sparse: Mapping[s
     a full match (``WordBackground.full_match``) where known. A node's logit is the larger of its best
     vector's (plus its words' lift) and its words' alone."""
     words, coverage = word_scores(sparse, full)
-    best: dict[str, tuple[float, Optional[str], Optional[float]]] = {}
-    q = np.asarray(query, dtype=np.float64)
+    best: dict[Any, tuple[float, Optional[str], Optional[float]]] = {}
+    q = unit(np.asarray(query, dtype=np.float64))
     for name, found in dense.items():
         background = backgrounds.get(name)
         if background is None or not found:
             continue
-        mean, sd = background.moments(q)
+        mean, sd = background.moments(q, normalised=True)
         ids = list(found)
         z = (np.fromiter((found[i] for i in ids), np.float64, len(ids)) - mean) / sd
         w = np.fromiter((words.get(i, 0.0) for i in ids), np.float64, len(ids))
