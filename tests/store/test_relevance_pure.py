@@ -23,8 +23,10 @@ def test_moments_are_the_mean_and_spread_of_the_cosines() -> None:
     x = unit_rows(rng.normal(size=(400, 24)) + 2.0 * rng.normal(size=24))
     q = rng.normal(size=24)
     cos = x @ (q / np.linalg.norm(q))
-    mean, sd = Background.of(x).moments(q)
+    mean, sd = Background.of(x, prior_points=0).moments(q)
     assert mean == pytest.approx(cos.mean()) and sd == pytest.approx(cos.std(ddof=1))
+    leaning = Background.of(x[:3]).moments(q)  # three points lean on random directions: mean near 0
+    assert abs(leaning[0]) < abs(float(np.mean(x[:3] @ (q / np.linalg.norm(q)))))
 
 
 def test_a_low_rank_background_keeps_most_of_the_spread() -> None:
@@ -33,8 +35,8 @@ def test_a_low_rank_background_keeps_most_of_the_spread() -> None:
     scales = 1.0 / np.arange(1, 257)
     x = unit_rows(rng.normal(size=(3000, 256)) * scales + 0.3)
     q = rng.normal(size=256)
-    exact = Background.of(x, rank=256).moments(q)
-    approx = Background.of(x, rank=64).moments(q)
+    exact = Background.of(x, rank=256, prior_points=0).moments(q)
+    approx = Background.of(x, rank=64, prior_points=0).moments(q)
     assert approx[0] == pytest.approx(exact[0]) and approx[1] == pytest.approx(exact[1], rel=0.1)
 
 
