@@ -21,6 +21,7 @@ from .errors import (
     MediaLoadError,
     MissingDependencyError,
     MMSTError,
+    ModelUnavailableError,
     RemoteServerError,
     SchemaMismatchError,
     SkippedItemsWarning,
@@ -28,6 +29,7 @@ from .errors import (
     UnfinishedStoreError,
     UnscoredNodesWarning,
     UnsupportedFilterError,
+    UnsupportedIndexError,
     UnsupportedModalityError,
 )
 from .types import Backend, Modality
@@ -78,6 +80,7 @@ __all__ = sorted(
         "ItemError",
         "ItemFailure",
         "MMSTError",
+        "ModelUnavailableError",
         "MediaLoadError",
         "MissingDependencyError",
         "Modality",
@@ -88,6 +91,7 @@ __all__ = sorted(
         "UnfinishedStoreError",
         "UnscoredNodesWarning",
         "UnsupportedFilterError",
+        "UnsupportedIndexError",
         "UnsupportedModalityError",
         "__version__",
     ]

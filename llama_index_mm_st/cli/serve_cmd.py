@@ -25,6 +25,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     """The ``serve`` sub-command; the caller adds the store options (--store/--url/--collection)."""
     from ..serve.settings import Limits
+    from ..serve.slow_clients import HEADERS_TIMEOUT_S
 
     defaults = Limits()
     serve = commands.add_parser(
@@ -75,6 +76,9 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
                             "<store>/<collection>.files)")
     serve.add_argument("--drain-seconds", type=float, default=0.0,
                        help="after SIGTERM, keep answering 503 at least this long (for a load balancer to notice)")
+    serve.add_argument("--headers-timeout", type=float, default=HEADERS_TIMEOUT_S, metavar="SECONDS",
+                       help="close a connection that sends no complete request headers in this long (slow clients; "
+                            "default %(default)s)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     return serve
 
@@ -104,6 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.allow_private_urls and not args.allow_urls:
         raise CLIError("--allow-private-urls needs --allow-urls")
+    if not args.headers_timeout > 0:
+        raise CLIError(f"--headers-timeout must be > 0, got {args.headers_timeout:g}")
     limits = _limits(args)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     serves_index = bool(args.url or args.store or Path(DEFAULT_STORE_DIR).exists())
@@ -128,7 +134,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, store: Any, limits: Any, api_key: Optional[str], serves_index: bool) -> int:
     from ..fetch import FetchOptions
     from ..ingest.manifest import check_model, read_manifest
-    from ..serve import Components, ServeSettings, create_app, run
+    from ..serve import Components, ServeSettings, create_app
+    from ..serve.runner import listen
     from .models import DEFAULT_MODEL, load_embedding, load_reranker, model_name, resolve_model
 
     manifest = read_manifest(store) if store is not None and store.schema is not None else None
@@ -151,19 +158,32 @@ def _serve(args: argparse.Namespace, store: Any, limits: Any, api_key: Optional[
                              read_only=args.read_only,
                              index_root=Path(args.index_root).resolve() if args.index_root else None,
                              files_dir=Path(args.files).resolve() if args.files else None)
+    sock = listen(args.host, args.port)  # a port in use fails here, in one line, before anything starts
+    try:
+        return _run(args, sock, create_app(load, settings), store, api_key, source.name, serves_index)
+    finally:
+        sock.close()  # uvicorn closes it when it stops; closing again is harmless
+
+
+def _run(args: argparse.Namespace, sock: Any, app: Any, store: Any, api_key: Optional[str], model: str,
+         serves_index: bool) -> int:
+    from ..serve import run
+
     _configure_logging(args.log_level)
     if args.host not in LOCAL_HOSTS and api_key is None:
         print(f"mmst serve: warning: listening on {args.host} with no API key (set --api-key or ${API_KEY_ENV})",
               file=sys.stderr)
-    what = f"{source.name}" + (f" and the index ({args.url or args.store or DEFAULT_STORE_DIR})" if serves_index else "")
-    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"
+    what = model + (f" and the index ({args.url or args.store or DEFAULT_STORE_DIR})" if serves_index else "")
+    port = sock.getsockname()[1]  # the port asked for, or the one --port 0 got
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{port}"
     print(f"mmst serve: {url}, loading {what}", file=sys.stderr)
     if store is not None and store.local_path is not None and not args.read_only:
         from ..locks import record_serving
 
         record_serving(store.local_path, url)  # whoever is refused this store is told to send documents here
-    app = create_app(load, settings)
-    if run(app, args.host, args.port, drain_s=args.drain_seconds, log_level=args.log_level):
+    if run(app, args.host, port, drain_s=args.drain_seconds, log_level=args.log_level, sock=sock,
+           headers_timeout_s=args.headers_timeout):
         raise CLIError(f"the server could not load its models: {app.state.server.failure}")
     return 0
 

@@ -19,7 +19,8 @@ from ..inputs import NodeParts, read_node, storable
 from ..readers import frame_nodes
 from ..readers.frames import DEFAULT_EVERY_S
 from ..types import Modality
-from .resume import ResumeAction, StoredCount, resume_action
+from .catalog import INDEXED_AT_KEY, now_stamp
+from .resume import CONTENT_KEY, HASH_KEY, ResumeAction, StoredCount, content_hash, resume_action
 
 TEXT_CHUNK_TOKENS = 512
 TEXT_CHUNK_OVERLAP = 32
@@ -104,6 +105,24 @@ def nodes_of(document: Document, splitter: SentenceSplitter, frames: bool = Fals
     return nodes
 
 
+def stamp(nodes: list, when: Optional[str] = None, content: Optional[str] = None) -> None:
+    """Record when these nodes are indexed (``indexed_at``, what ``mmst ls`` shows) and, when it is not the
+    file's own hash, their document's content hash (``resume.CONTENT_KEY``), as bookkeeping that no model
+    and no LLM reads."""
+    values = {INDEXED_AT_KEY: when or now_stamp()}
+    for node in nodes:
+        if content and content != node.metadata.get(HASH_KEY):
+            values[CONTENT_KEY] = content
+        for key, value in values.items():
+            node.metadata[key] = value
+            node.excluded_embed_metadata_keys = _with(node.excluded_embed_metadata_keys, key)
+            node.excluded_llm_metadata_keys = _with(node.excluded_llm_metadata_keys, key)
+
+
+def _with(keys: list, key: str) -> list:
+    return keys if key in keys else [*keys, key]
+
+
 def plan_document(document: Document, plan: IngestPlan, stored: StoredCount,
                   splitter: Optional[SentenceSplitter] = None) -> DocumentWork:
     """One document's work: its nodes and resume action, or why it is left out."""
@@ -116,4 +135,6 @@ def plan_document(document: Document, plan: IngestPlan, stored: StoredCount,
     if not nodes:
         return DocumentWork(document.id_, file, "empty", framed=frames)
     action = resume_action(document, len(nodes), stored)
+    if action != "unchanged":
+        stamp(nodes, content=content_hash(document))
     return DocumentWork(document.id_, file, "indexed", action, [read_node(node) for node in nodes], framed=frames)

@@ -11,7 +11,7 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Optional, Union
 
-from ..errors import MissingDependencyError
+from ..errors import ItemError, MissingDependencyError
 from .errors import APIError, validation_error
 from .lifecycle import Components, Loader, ServerState
 from .metrics import Metrics
@@ -74,6 +74,12 @@ def create_app(components: Union[Components, Loader], settings: Optional[ServeSe
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> Response:
         return answer(APIError(error.status_code, str(error.detail), code="not_found" if error.status_code == 404 else None))
+
+    @app.exception_handler(ItemError)
+    async def item_error(_: Request, error: ItemError) -> Response:
+        # Routes name a bad item by its request field (``bad_item``); one that escaped them is still the
+        # caller's input, named by the library's label, and never a 500.
+        return answer(APIError(400, str(error), code="invalid_item"))
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, error: Exception) -> Response:

@@ -16,7 +16,6 @@ what a search returns while the new version is written still points at the old f
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 import os
 import re
@@ -33,6 +32,7 @@ from ..ingest.listing import TEXT_EXTENSIONS, FileItem, list_inputs
 from ..media import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 from ..readers import ImageReader, supported_extensions
 from ..readers.formats import PDF_EXTENSIONS
+from .body import parse_json
 from .errors import APIError, validation_error
 from .items import MediaRules, check_header, media_bytes
 from .multipart import FormPart
@@ -247,11 +247,12 @@ def _owner(name: str, by_name: Dict[Optional[str], FormPart], suffixes: frozense
 
 
 def _json_field(part: FormPart, kind: type) -> Any:
+    part.text()  # UTF-8, or a 400 naming the field
     try:
-        value = json.loads(part.text())
-    except ValueError as exc:
-        raise APIError(400, f"form field {part.field!r} is not valid JSON ({exc})", code="invalid_json",
-                       param=part.field) from None
+        value = parse_json(part.data)  # the one bounded, strict parser (``body.py``)
+    except APIError as error:
+        raise APIError(error.status, f"form field {part.field!r}: {error.message}", code=error.code,
+                       param=f"{part.field}.{error.param}" if error.param else part.field) from None
     if not isinstance(value, kind):
         raise APIError(422, f"form field {part.field!r} must be a JSON {kind.__name__}", code="validation_error",
                        param=part.field)

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 from typing import Any, Dict, List, Optional
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from .body import parse_body, parse_json
 from .doc_items import items_from_form, items_from_json
 from .errors import APIError, Overloaded
 from .lifecycle import ServerState
 from .multipart import parse_form
+from .routes import body_schema, json_response
 from .writer import DocumentWriter
 
 router = APIRouter()
@@ -57,8 +58,7 @@ def _writer(request: Request, write: bool = False) -> DocumentWriter:
 
 
 def _json(content: Any, status: int = 200) -> Response:
-    return Response(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode(), status,
-                    media_type="application/json")
+    return json_response(content, status)  # refuses NaN, as every route's answer
 
 
 @router.post("/documents")
@@ -71,11 +71,7 @@ async def add_documents(request: Request) -> Response:
     if content_type.startswith("multipart/form-data"):
         specs = items_from_form(parse_form(content_type, body))
     else:
-        try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            raise APIError(400, f"the body is not valid JSON ({exc})", code="invalid_json") from None
-        specs = items_from_json(payload)
+        specs = items_from_json(parse_json(body))  # the one bounded, strict parser (``body.py``)
     limit = state.settings.limits.max_request_items
     if not specs:
         raise APIError(400, "no documents given", code="invalid_request", param="documents")
@@ -127,9 +123,10 @@ async def delete_document(document_id: str, request: Request) -> Response:
     return _json({"id": document_id, "deleted": True, "points": sum(entry["points"] for entry in deleted)})
 
 
-@router.post("/documents/delete")
-@router.post("/v1/documents/delete")
-async def delete_documents(body: DeleteRequest, request: Request) -> Response:
+@router.post("/documents/delete", openapi_extra=body_schema(DeleteRequest))
+@router.post("/v1/documents/delete", openapi_extra=body_schema(DeleteRequest))
+async def delete_documents(request: Request) -> Response:
+    body = parse_body(await request.body(), DeleteRequest)
     from .search import _filters as parse_filters  # the one reading of a filters body (/v1/search's)
 
     writer = _writer(request, write=True)

@@ -46,7 +46,7 @@ class APIError(Exception):
         return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
 
     def content(self) -> bytes:
-        return json.dumps(self.body(), ensure_ascii=False).encode()
+        return json.dumps(self.body()).encode()  # ASCII escapes: a message never fails to encode
 
 
 class Overloaded(APIError):

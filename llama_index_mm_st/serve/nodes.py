@@ -31,17 +31,19 @@ from ..errors import UnsupportedFilterError
 from ..fetch import is_url
 from ..inputs import NodeParts, read_node, storable
 from ..node_wire import decode_vector, node_from_wire, node_to_wire
+from .body import parse_body
 from .documents import _json, _writer
 from .embed import NODES
 from .errors import APIError, bad_item
 from .lanes import Job
 from .lifecycle import ServerState
+from .routes import body_schema
 
 router = APIRouter()
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AddNodes(_Body):
@@ -116,9 +118,10 @@ async def index_info(request: Request) -> Response:
     return _json({"object": "index", **await asyncio.to_thread(read)})
 
 
-@router.post("/nodes")
-@router.post("/v1/nodes")
-async def add_nodes(body: AddNodes, request: Request) -> Response:
+@router.post("/nodes", openapi_extra=body_schema(AddNodes))
+@router.post("/v1/nodes", openapi_extra=body_schema(AddNodes))
+async def add_nodes(request: Request) -> Response:
+    body = parse_body(await request.body(), AddNodes)
     store, state = _store(request)
     writer = _writer(request, write=True)
     limit = state.settings.limits.max_request_items
@@ -207,9 +210,10 @@ def _param_of(message: str, nodes: List[Any]) -> Optional[str]:
     return next((f"nodes[{i}]" for i, node in enumerate(nodes) if f"node {node.node_id}" in message), "nodes")
 
 
-@router.post("/nodes/query")
-@router.post("/v1/nodes/query")
-async def query_nodes(body: NodeQuery, request: Request) -> Response:
+@router.post("/nodes/query", openapi_extra=body_schema(NodeQuery))
+@router.post("/v1/nodes/query", openapi_extra=body_schema(NodeQuery))
+async def query_nodes(request: Request) -> Response:
+    body = parse_body(await request.body(), NodeQuery)
     store, state = _store(request)
     if body.similarity_top_k > state.settings.limits.max_top_k:
         raise APIError(400, f"similarity_top_k={body.similarity_top_k} is over the limit of "
@@ -261,9 +265,10 @@ async def _query_vector(text: str, state: ServerState, store: Any) -> List[float
     return (await embed.embed(prepared, "text", "query", "query_str")).vectors[0]
 
 
-@router.post("/nodes/get")
-@router.post("/v1/nodes/get")
-async def get_nodes(body: NodeSelection, request: Request) -> Response:
+@router.post("/nodes/get", openapi_extra=body_schema(NodeSelection))
+@router.post("/v1/nodes/get", openapi_extra=body_schema(NodeSelection))
+async def get_nodes(request: Request) -> Response:
+    body = parse_body(await request.body(), NodeSelection)
     store, _ = _store(request)
     if body.all:
         raise APIError(400, "all is for delete; get every node by leaving node_ids and filters out",
@@ -282,9 +287,10 @@ async def get_nodes(body: NodeSelection, request: Request) -> Response:
     return _json({"object": "list", "nodes": nodes})
 
 
-@router.post("/nodes/delete")
-@router.post("/v1/nodes/delete")
-async def delete_nodes(body: NodeSelection, request: Request) -> Response:
+@router.post("/nodes/delete", openapi_extra=body_schema(NodeSelection))
+@router.post("/v1/nodes/delete", openapi_extra=body_schema(NodeSelection))
+async def delete_nodes(request: Request) -> Response:
+    body = parse_body(await request.body(), NodeSelection)
     store, _ = _store(request)
     writer = _writer(request, write=True)
     if body.all == (body.node_ids is not None or body.filters is not None):

@@ -37,7 +37,7 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 
 from ..errors import ItemError, MissingDependencyError, SchemaMismatchError
 from ..ingest import IngestPlan, plan_document, prepare_store, read_file, read_manifest, readers_for, write_manifest
-from ..ingest.resume import FILE_KEY, HASH_KEY
+from ..ingest.resume import FILE_KEY, HASH_KEY, HASH_KEYS, stored_hash
 from ..inputs import ImageRef, NodeParts
 from ..readers import ImageReader
 from .doc_items import DOC_ID_KEY, DOC_NAME_KEY, ItemRefused, ItemSpec, Staged, Stager, item_folder
@@ -226,8 +226,8 @@ class DocumentWriter:
         if self.store.schema is None:
             return {}
         found: Dict[str, Counter] = {}
-        for payload in self.store.payload_values([REF_DOC_ID_KEY, HASH_KEY, REV_KEY], self._selector(staged)):
-            found.setdefault(str(payload.get(REF_DOC_ID_KEY)), Counter())[(payload.get(HASH_KEY), payload.get(REV_KEY))] += 1
+        for payload in self.store.payload_values([REF_DOC_ID_KEY, *HASH_KEYS, REV_KEY], self._selector(staged)):
+            found.setdefault(str(payload.get(REF_DOC_ID_KEY)), Counter())[(stored_hash(payload), payload.get(REV_KEY))] += 1
         return found
 
     def _selector(self, staged: Staged) -> MetadataFilters:

@@ -35,6 +35,7 @@ import qdrant_edge as q
 from llama_index_mm_st import locks
 from llama_index_mm_st.errors import UnfinishedStoreError
 from llama_index_mm_st.store.backends.disk import DiskGuard
+from llama_index_mm_st.store.backends.records import read_record
 from llama_index_mm_st.store.schema import KEYWORD_INDEXED_KEYS, StoreSchema
 
 SCHEMA_FILE = "mmst_schema.json"
@@ -180,7 +181,7 @@ class EdgeFolder:
         record = self.dir / SCHEMA_FILE
         if self.unfinished is not None or not record.exists():
             return None
-        return StoreSchema.from_dict(json.loads(record.read_text()))
+        return read_record(record, "schema", StoreSchema.from_dict)
 
     def record_schema(self, schema: StoreSchema) -> None:
         _write_atomically(self.dir / SCHEMA_FILE, json.dumps(schema.to_dict(), indent=1))
@@ -188,7 +189,7 @@ class EdgeFolder:
 
     def read_metadata(self) -> dict[str, Any]:
         record = self.dir / METADATA_FILE
-        return json.loads(record.read_text()) if record.exists() else {}
+        return read_record(record, "metadata") if record.exists() else {}
 
     def write_metadata(self, metadata: Mapping[str, Any]) -> None:
         self.disk.ensure()
