@@ -12,7 +12,8 @@ Ratios are printed against the peer. Local-mode queries are brute force (about a
 Sections (``--sections``): ``peers`` (the table above), ``write`` (per-point cost split and
 ``store.add`` against the engine's own id-only upsert), ``query`` (store p50 against the time inside
 the engine), ``batch`` (64 concurrent ``aquery`` against one after another, and the engine's own
-``query_batch`` gain), ``recall`` (recall@10 and p50 against the search width ``hnsw_ef`` on an easy and
+``query_batch`` gain), ``relevance`` (a hybrid query's p50 fused by relevance beside RRF, and
+``store.add`` with the relevance statistics against without; ``bench/_store_relevance.py``), ``recall`` (recall@10 and p50 against the search width ``hnsw_ef`` on an easy and
 a hard set, the store's own estimate beside it, what ``target_recall=0.95`` picks, and the cost of MMR
 and ``max_per_document``, at ``--recall-size``; ``bench/_store_recall.py``), ``storage`` (recall@10
 against exact search, size and speed per storage option, at ``--recall-size``), ``scale``
@@ -215,7 +216,7 @@ def report(size: int, results: list[Result]) -> None:
         print("(ratios vs llamaindex-local: 'upsert x' = points/s ratio, 'p50 x' = how many times faster)")
 
 
-SECTIONS = ("peers", "write", "query", "batch", "recall", "storage", "scale")
+SECTIONS = ("peers", "write", "query", "batch", "relevance", "recall", "storage", "scale")
 STANDALONE = {"scale", "recall", "storage"}
 """Sections that build their own data (at --recall-size or streaming): no nodes at --sizes needed."""
 
@@ -262,12 +263,18 @@ def run_sections(size: int, args: argparse.Namespace) -> None:
         report(size, results)
     if "write" in args.sections:
         S.write_split(nodes)
-    if "query" in args.sections or "batch" in args.sections:
+    if "relevance" in args.sections:
+        import _store_relevance as V
+
+        V.add_cost(nodes)
+    if "query" in args.sections or "batch" in args.sections or "relevance" in args.sections:
         store = edge_store(nodes)
         if "query" in args.sections:
             S.query_overhead(store, queries)
         if "batch" in args.sections:
             S.batching(store, queries[:64])
+        if "relevance" in args.sections:
+            V.query_cost(store, queries)
         store.close()
     del nodes
     gc.collect()
@@ -276,7 +283,8 @@ def run_sections(size: int, args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
-    parser.add_argument("--sections", nargs="+", default=["peers", "write", "query", "batch"], choices=SECTIONS)
+    parser.add_argument("--sections", nargs="+", default=["peers", "write", "query", "batch", "relevance"],
+                        choices=SECTIONS)
     parser.add_argument("--recall-size", type=int, default=100_000, help="points for the recall and storage sections")
     parser.add_argument("--recall-sets", nargs="+", default=["easy", "hard"], choices=["easy", "hard"],
                         help="recall section: the synthetic sets")

@@ -15,22 +15,28 @@ from llama_index.core.schema import NodeWithScore
 from .inputs import read_node
 from .media_refs import FRAME_TIME_KEY
 
-ScoreKind = Literal["rrf", "dbsf", "bm25", "learned_sparse", "maxsim", "mmr", "reranker", "reranker_rrf"]
-SCORE_KINDS: tuple[ScoreKind, ...] = ("rrf", "dbsf", "bm25", "learned_sparse", "maxsim", "mmr", "reranker",
-                                      "reranker_rrf")
+ScoreKind = Literal["relevance", "rrf", "dbsf", "bm25", "learned_sparse", "maxsim", "mmr", "reranker"]
+SCORE_KINDS: tuple[ScoreKind, ...] = ("relevance", "rrf", "dbsf", "bm25", "learned_sparse", "maxsim", "mmr",
+                                      "reranker")
 
 
 def score_kind(mode: str, rerankers: int, late: bool = False, fusion: str = "rrf", mmr: bool = False,
                sparse: Sequence[str] = ("bm25",)) -> ScoreKind:
     """What the final scores are: the rerankers' when there are any, else the store's for this mode.
 
-    ``fusion`` is the store's ("rrf" or "dbsf"); ``mmr``: an MMR stage picked the hits (its scores are
-    each hit's cosine to the query); ``sparse``: the index's sparse vectors (``StoreSchema.sparse_vectors``:
-    "bm25", "learned" or both), which say what a sparse search's score is (one list: its own score;
-    two: their fusion). A dense search of a late-interaction index reports each page's exact MaxSim.
+    ``fusion`` is the store's ("relevance", "rrf" or "dbsf"); ``mmr``: an MMR stage picked the hits (its
+    scores are each hit's cosine to the query, or its relevance under relevance fusion); ``sparse``: the
+    index's sparse vectors (``StoreSchema.sparse_vectors``: "bm25", "learned" or both), which say what a
+    sparse search's score is (one list: its own score; two: their fusion). A dense search of a
+    late-interaction index reports each page's exact MaxSim. Rerankers give relevances: over a store
+    that fuses by relevance every hit is a relevance ("relevance"); over another, the nodes no reranker
+    reads keep the store's score ("reranker").
     """
+    relevance = fusion == "relevance" and mode != "sparse" and not late
     if rerankers:
-        return "reranker" if rerankers == 1 else "reranker_rrf"
+        return "relevance" if relevance else "reranker"
+    if relevance:
+        return "relevance"
     if mmr and mode != "sparse":
         return "mmr"
     if mode == "sparse":
@@ -50,6 +56,11 @@ def _word_lists(sparse: Sequence[str]) -> str:
 
 def explain(kind: str, mode: str, late: bool = False, sparse: Sequence[str] = ("bm25",)) -> str:
     """One line saying what a score of this kind is (``sparse``: the index's word vectors)."""
+    if kind == "relevance":
+        return ("score: relevance in [0, 1], one scale for every modality (how far the hit stands above its own "
+                "vector's background in this index, with its words; or a reranker's calibrated probability): about "
+                "the share of hits so scored that are relevant, so a cutoff (min_relevance) of 0.5 keeps hits more "
+                "likely relevant than not")
     if kind == "maxsim":
         return ("score: exact MaxSim (late interaction: each query token's best match among the page's token "
                 "vectors, summed; higher is better)")
@@ -70,9 +81,8 @@ def explain(kind: str, mode: str, late: bool = False, sparse: Sequence[str] = ("
     if kind == "mmr":
         return ("score: cosine similarity to the query; the order is MMR's (relevance traded against diversity), "
                 "so scores need not fall down the list")
-    if kind == "reranker":
-        return "score: the reranker model's own relevance score (higher is better)"
-    return "score: RRF fusion of the rerankers' rankings (their own scales don't compare; higher is better)"
+    return ("score: the rerankers' relevance in [0, 1] (each model's output mapped to one scale); a node no reranker "
+            "reads keeps the store's score and place")
 
 
 @dataclass(frozen=True)

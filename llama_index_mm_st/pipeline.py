@@ -84,13 +84,21 @@ class MultimodalRetriever(BaseRetriever):
         fusion: Optional[str] = None,
         rrf_k: Optional[int] = None,
         rrf_weights: Optional[Dict[str, float]] = None,
+        min_relevance: Optional[float] = None,
         **kwargs: Any,
     ) -> None:
         refuse_unknown(type(self).__name__, kwargs, _RETRIEVER_BASE_ARGUMENTS,
-                       named=("top_k", "mode", "modality", "filters", *_STORE_OPTIONS))
+                       named=("top_k", "mode", "modality", "filters", "min_relevance", *_STORE_OPTIONS))
         check_options(mode=mode, top_k=top_k, mmr=mmr, max_per_document=max_per_document, fusion=fusion,
-                      rrf_k=rrf_k, rrf_weights=rrf_weights)
+                      rrf_k=rrf_k, rrf_weights=rrf_weights, min_relevance=min_relevance)
+        by_relevance = fuses_by_relevance(store, fusion, mode, rrf_weights)
+        if min_relevance is not None and not by_relevance:
+            raise InvalidQueryError("min_relevance", relevance_needed(store, fusion, mode), "no_relevance")
+        if by_relevance and reranker is not None and "unscored_order" in type(reranker).model_fields:
+            # Retrieval scores are relevances too: a node no scorer reads is ordered among the reranked by its own.
+            reranker = reranker.model_copy(update={"unscored_order": "relevance"})
         super().__init__(**kwargs)
+        self.min_relevance = min_relevance
         self.store, self.embedding, self.reranker = store, embedding, reranker
         self.top_k, self.mode, self.modality, self.filters = top_k, mode, modality, filters
         given = {"mmr_threshold": mmr, "mmr_candidates": mmr_candidates, "max_per_document": max_per_document,
@@ -127,6 +135,8 @@ class MultimodalRetriever(BaseRetriever):
         rerankable = query.modality in ("text", "image") or query.text is not None
         if self.reranker is not None and nodes and rerankable:
             nodes = yield _Rerank(nodes, query_bundle)
+        if self.min_relevance is not None:  # after reranking too: what is left is what clears the cut
+            nodes = [n for n in nodes if n.score is not None and n.score >= self.min_relevance]
         return nodes
 
     def embed_query(self, query: QueryParts) -> List[float]:
@@ -198,14 +208,16 @@ class MultimodalRetriever(BaseRetriever):
         return self.retrieve(query_bundle(text, image=image, audio=audio, video=video))
 
     def as_query_engine(self, llm: Any = None, *, multimodal: bool = False, **kwargs: Any) -> Any:
-        """A LlamaIndex ``RetrieverQueryEngine`` over this retriever, answering with ``llm``.
+        """A LlamaIndex ``RetrieverQueryEngine`` over this retriever, answering with ``llm``. When the retriever
+        finds nothing (``min_relevance`` cut every hit), it answers ``abstain.NO_EVIDENCE`` without calling
+        the LLM (``abstain.AbstainingQueryEngine``).
 
         ``multimodal=True`` (a chat LLM that reads images) sends each retrieved image to the LLM as an
         image block, followed by its words when it has any (a caption, a PDF page's text); text nodes go
         as text. Images are loaded by this package's rules (paths, PDF page renders, and URLs only when
         the embedding allows them: ``allow_urls``, within its limits), not fetched by LlamaIndex. Other ``kwargs`` go to ``RetrieverQueryEngine.from_args``.
         """
-        from llama_index.core.query_engine import RetrieverQueryEngine
+        from .abstain import AbstainingQueryEngine
 
         if multimodal:
             from .answer import ImageAnswerBlocks
@@ -213,7 +225,7 @@ class MultimodalRetriever(BaseRetriever):
             postprocessors = list(kwargs.pop("node_postprocessors", None) or [])
             kwargs["node_postprocessors"] = [*postprocessors, ImageAnswerBlocks(self.embedding.fetch_options)]
             kwargs["multimodal"] = True
-        return RetrieverQueryEngine.from_args(self, llm=llm, **kwargs)
+        return AbstainingQueryEngine.from_args(self, llm=llm, **kwargs)
 
 
 def build_pipeline(
@@ -247,8 +259,13 @@ def build_pipeline(
     max_per_document : int | None, default None
         At most this many hits per document (``ref_doc_id``, or the metadata key ``document_key``, e.g.
         ``"file_path"`` so a PDF's pages count as one), the rest filled from further down.
-    fusion : "rrf" | "dbsf" | None, default None (the store's: rrf)
-        How the ranked lists are fused; ``rrf_k`` and ``rrf_weights`` (e.g. ``{"image": 2, "bm25": 0.5}``) tune RRF.
+    fusion : "relevance" | "rrf" | "dbsf" | None, default None (the store's)
+        How the ranked lists are fused: by relevance (each hit's standing above its own vector's background,
+        with its words: a score in [0, 1] with one meaning for every modality), or by rank (RRF; ``rrf_k`` and
+        ``rrf_weights``, e.g. ``{"image": 2, "bm25": 0.5}``, tune it), or DBSF.
+    min_relevance : float | None, default None
+        With relevance scores: drop hits below this relevance, after reranking too; a query with nothing
+        relevant returns no nodes (and ``as_query_engine`` answers "no relevant evidence found").
 
     ``search(text, image=...)`` queries by text, image or both: the image drives the dense search, the
     text drives BM25 and the reranker. ``as_query_engine(llm=..., multimodal=True)`` answers with images.
@@ -290,9 +307,32 @@ def query_bundle(text: Optional[str], *, image: Any = None, audio: Any = None, v
     return QueryBundle(query_str=text or "", image_path=image)
 
 
+def effective_fusion(store: Any, fusion: Optional[str], rrf_weights: Optional[Any] = None) -> str:
+    """The fusion a search runs: the one asked for; else RRF when RRF weights are given; else the store's."""
+    return fusion or ("rrf" if rrf_weights else getattr(store, "fusion", None) or "rrf")
+
+
+def fuses_by_relevance(store: Any, fusion: Optional[str], mode: str, rrf_weights: Optional[Any] = None) -> bool:
+    """Whether a search's scores are relevances: fused by relevance (asked, or the store's own), in a
+    dense or hybrid search of an index of single vectors."""
+    schema = getattr(store, "schema", None)
+    late = bool(schema is not None and schema.late_interaction)
+    return effective_fusion(store, fusion, rrf_weights) == "relevance" and mode != "sparse" and not late
+
+
+def relevance_needed(store: Any, fusion: Optional[str], mode: str) -> str:
+    """Why a search has no relevance scores to cut (``min_relevance``), in words."""
+    if mode == "sparse":
+        return "cuts relevance scores, and a sparse search scores words (BM25) alone: use mode 'dense' or 'hybrid'"
+    schema = getattr(store, "schema", None)
+    if schema is not None and schema.late_interaction:
+        return "cuts relevance scores, and a late-interaction index scores by MaxSim: leave min_relevance out"
+    return f"cuts relevance scores, and this search fuses by {effective_fusion(store, fusion)!r}: use fusion 'relevance'"
+
+
 def check_options(*, mode: str = "hybrid", top_k: int = 1, mmr: Optional[float] = None,
                   max_per_document: Optional[int] = None, fusion: Optional[str] = None, rrf_k: Optional[int] = None,
-                  rrf_weights: Optional[Dict[str, float]] = None) -> None:
+                  rrf_weights: Optional[Dict[str, float]] = None, min_relevance: Optional[float] = None) -> None:
     """The retrieval options a search can't take, refused before anything runs, each naming its option
     (``InvalidQueryError.param``): the one set of checks behind ``build_pipeline``, the CLI, eval and the server."""
     if mode not in _MODES:
@@ -313,10 +353,16 @@ def check_options(*, mode: str = "hybrid", top_k: int = 1, mmr: Optional[float] 
         raise InvalidQueryError("fusion", f"must be one of {list(FUSIONS)}, got {fusion!r}")
     if rrf_k is not None and (isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or not 1 <= rrf_k <= MAX_RRF_K):
         raise InvalidQueryError("rrf_k", f"must be an integer from 1 to {MAX_RRF_K}, got {rrf_k!r}")
+    if min_relevance is not None and (isinstance(min_relevance, bool) or not isinstance(min_relevance, (int, float))
+                                      or not 0.0 <= min_relevance <= 1.0):
+        raise InvalidQueryError("min_relevance", f"must be a relevance between 0 and 1, got {min_relevance!r}")
     if rrf_weights is not None:
         if fusion == "dbsf":
             raise InvalidQueryError("rrf_weights", "weights apply to RRF; DBSF normalises each list's scores and "
                                                    "takes no weights")
+        if fusion == "relevance":
+            raise InvalidQueryError("rrf_weights", "weights apply to RRF; relevance fusion weighs each hit by its "
+                                                   "standing above its own background and takes none")
         from .store.settings import check_weights
 
         try:

@@ -28,7 +28,17 @@ from llama_index.core.vector_stores.types import BasePydanticVectorStore, Metada
 from .defaults import RERANK_CANDIDATES_PER_RESULT
 from .errors import InvalidQueryError, ItemError
 from .hits import ScoreKind, SearchHit, score_kind, search_hits
-from .pipeline import EXAMPLE_KINDS, ModelCalls, MultimodalRetriever, SearchMode, check_options, query_bundle
+from .pipeline import (
+    EXAMPLE_KINDS,
+    ModelCalls,
+    MultimodalRetriever,
+    SearchMode,
+    check_options,
+    effective_fusion,
+    fuses_by_relevance,
+    query_bundle,
+    relevance_needed,
+)
 from .inputs import read_query
 from .types import Modality
 
@@ -59,6 +69,9 @@ class SearchRequest:
     fusion: Optional[str] = None
     rrf_k: Optional[int] = None
     rrf_weights: Optional[Mapping[str, float]] = None
+    min_relevance: Optional[float] = None
+    """Keep only hits at or above this relevance (after reranking too); with none left, the result says
+    so (``SearchResult.abstained``) and names the best hit it dropped. Needs relevance scores."""
 
     @property
     def example(self) -> tuple[Optional[Modality], Any]:
@@ -79,21 +92,45 @@ class SearchRequest:
             raise InvalidQueryError("mode", f"'sparse' matches exact words and {noun} has none", "sparse_example")
         check_options(mode=self.mode, top_k=self.top_k, mmr=self.mmr, max_per_document=self.max_per_document,
                       fusion=self.fusion, rrf_k=self.rrf_k,
-                      rrf_weights=None if self.rrf_weights is None else dict(self.rrf_weights))
+                      rrf_weights=None if self.rrf_weights is None else dict(self.rrf_weights),
+                      min_relevance=self.min_relevance)
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The hits (ranked from 1), the nodes they were made from, and what their scores are."""
+    """The hits (ranked from 1), the nodes they were made from, and what their scores are.
+
+    ``abstained``: ``min_relevance`` left no hit (the index holds nothing relevant enough); ``best`` is
+    then the best hit it dropped (None when the search found nothing at all)."""
 
     hits: List[SearchHit]
     nodes: List[NodeWithScore]
     score_kind: ScoreKind
     request: SearchRequest = field(repr=False)
+    abstained: bool = False
+    best: Optional[SearchHit] = None
 
     def to_dicts(self) -> List[dict[str, Any]]:
         """The hits as ``mmst search --json`` prints them and ``/v1/search`` sends them."""
         return [hit.to_dict() for hit in self.hits]
+
+    @property
+    def abstention(self) -> str:
+        """What an abstaining search says in one line: "nothing relevant (best: 0.21, photo.jpg)"."""
+        if self.best is None:
+            return "nothing relevant (the index returned nothing)"
+        return f"nothing relevant (best: {self.best.score or 0.0:.2f}, {hit_label(self.best)})"
+
+
+def hit_label(hit: SearchHit) -> str:
+    """A hit in a few words: its file's name (and page or time), else the start of its text, else its id."""
+    if hit.source:
+        name = hit.source.rstrip("/").rsplit("/", 1)[-1] or hit.source
+        if hit.page is not None:
+            return f"{name} page {hit.page}"
+        return name if hit.time_s is None else f"{name} at {hit.time_s:.1f} s"
+    text = " ".join(hit.text.split())
+    return (text[:40] + "...") if len(text) > 40 else (text or hit.id)
 
 
 def search(store: BasePydanticVectorStore, embedding: Any, reranker: Optional[BaseNodePostprocessor] = None,
@@ -135,7 +172,7 @@ def result_score_kind(store: Any, request: SearchRequest, rerankers: int) -> Sco
     schema = getattr(store, "schema", None)
     late = bool(schema is not None and schema.late_interaction)
     sparse: Sequence[str] = schema.sparse_vectors if schema is not None else ("bm25",)
-    fusion = request.fusion or getattr(store, "fusion", None) or "rrf"
+    fusion = effective_fusion(store, request.fusion, request.rrf_weights)
     return score_kind(request.mode, rerankers, late, fusion=fusion, mmr=request.mmr is not None, sparse=sparse)
 
 
@@ -172,6 +209,9 @@ def _prepare(store: BasePydanticVectorStore, embedding: Any, reranker: Optional[
                                 "unsupported_modality")
     if request.mode == "sparse":
         _check_words(store, request.text or "")
+    if request.min_relevance is not None and not fuses_by_relevance(store, request.fusion, request.mode,
+                                                                    request.rrf_weights):
+        raise InvalidQueryError("min_relevance", relevance_needed(store, request.fusion, request.mode), "no_relevance")
     active = _active_reranker(reranker, request)
     retriever = MultimodalRetriever(
         store, embedding, active, top_k=candidates(request, active is not None), mode=request.mode,
@@ -221,6 +261,13 @@ def _result(store: Any, request: SearchRequest, retriever: MultimodalRetriever,
     reranked = reranker is not None and (request.text is not None or kind in (None, "image"))
     rerankers = (len(getattr(reranker, "scorers", ())) or 1) if reranked else 0
     score = result_score_kind(store, request, rerankers)
+    cut = request.min_relevance
+    if cut is not None:
+        kept = [n for n in nodes if n.score is not None and n.score >= cut]
+        if not kept:
+            best = search_hits(nodes[:1], score)
+            return SearchResult([], [], score, request, abstained=True, best=best[0] if best else None)
+        nodes = kept
     nodes = nodes[: request.top_k]
     return SearchResult(search_hits(nodes, score), nodes, score, request)
 

@@ -2,7 +2,10 @@
 
 Every ``--mode`` is run without a reranker and with each ``--rerank`` model, side by side in one table
 (or ``--json``): recall@k, nDCG@10, MRR@10, the median time of a query, and how many queries a mode
-could not run (a sparse search of a query by image: no words). The metrics are
+could not run (a sparse search of a query by image: no words). Rows with relevance scores add their
+calibration error (the worst modality's; every modality's in ``--json``) and abstention: nAUC, and at
+``--min-relevance`` (default 0.5) the share of queries answered and, for queries with ``"relevant": []``,
+the share left silent. The metrics are
 ``llama_index_mm_st.evaluation``'s; the search flags (``--mmr``, ``--max-per-document``, ``--fusion``,
 ``--rrf-k``, ``--weight``) apply to every row (``--mmr`` to the dense and hybrid ones).
 """
@@ -40,12 +43,22 @@ def add_eval_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParse
 
 def _table(rows: list[dict[str, Any]], k: int, queries: int) -> str:
     head = f"{'mode':<8}{'rerank':<28}{f'recall@{k}':>11}{'nDCG@10':>9}{'MRR@10':>8}{'p50 ms':>9}{'skipped':>9}"
+    relevance = any(row.get("abstention") for row in rows)
+    if relevance:
+        head += f"{'ECE max':>9}{'nAUC':>7}{'answered':>10}{'silent':>8}"
     lines = [f"{queries} queries", head]
     for row in rows:
         rerank = row["rerank"] or "-"
         rerank = rerank if len(rerank) <= 26 else "..." + rerank[-23:]
-        lines.append(f"{row['mode']:<8}{rerank:<28}{row[f'recall@{k}']:>11.3f}{row['ndcg@10']:>9.3f}"
-                     f"{row['mrr@10']:>8.3f}{row['p50_ms']:>9.1f}{row['skipped']:>9}")
+        line = (f"{row['mode']:<8}{rerank:<28}{row[f'recall@{k}']:>11.3f}{row['ndcg@10']:>9.3f}"
+                f"{row['mrr@10']:>8.3f}{row['p50_ms']:>9.1f}{row['skipped']:>9}")
+        if relevance:
+            ece = row.get("ece") or {}
+            abstention = row.get("abstention") or {}
+            line += f"{max(ece.values()) if ece else float('nan'):>9.3f}" + "".join(
+                f"{abstention[key]:>{width}.3f}" if key in abstention else f"{'-':>{width}}"
+                for key, width in (("nauc", 7), ("coverage", 10), ("silent", 8)))
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -67,6 +80,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         options = dict(quality)
         if mode == "sparse":
             options.pop("mmr", None)  # MMR compares dense vectors; a words-only search has none
+            options.pop("min_relevance", None)  # and BM25 scores are not relevances
         requests[mode] = SearchRequest(text="?", mode=mode, top_k=max(args.k, 10), **options)
         try:
             requests[mode].check()
@@ -88,7 +102,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 for model in args.rerank or []]
         for mode, request in requests.items():
             for name, reranker in rerankers:
-                result = evaluate(SearchSetup(store, embedding, reranker, request), qrels, k=args.k)
+                cut = args.min_relevance if args.min_relevance is not None else 0.5
+                result = evaluate(SearchSetup(store, embedding, reranker, request), qrels, k=args.k, cut=cut)
                 rows.append({"mode": mode, "rerank": name, **result.to_dict()})
     print(json.dumps({"k": args.k, "queries": len(qrels), "rows": rows}, indent=2) if args.json
           else _table(rows, args.k, len(qrels)))

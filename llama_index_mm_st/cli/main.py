@@ -4,12 +4,14 @@
                [--sparse-model ID_OR_DIR [--no-bm25]] [--keep-missing]
     mmst search "TEXT" | --image PATH | --audio PATH | --video PATH [--top-k N] [--rerank MODEL]...
                 [--rerank-unsupported keep|raise] [--modality image|text|audio|video] [--mode dense|sparse|hybrid] [--json]
-                [--mmr [LAMBDA]] [--max-per-document N] [--fusion rrf|dbsf] [--rrf-k K] [--weight text=1,image=2]
+                [--mmr [LAMBDA]] [--max-per-document N] [--fusion relevance|rrf|dbsf] [--min-relevance R]
+                [--rrf-k K] [--weight text=1,image=2]
                 [--backend auto|torch|onnx] [--filter KEY=VALUE]...
     mmst ls [PATH...] [--json]
     mmst rm PATH...
     mmst info [--recall]
     mmst eval QRELS [--mode dense sparse hybrid] [--rerank MODEL]... [--k K] [--json]
+    mmst calibrate QRELS [--rerank MODEL]... [--depth N] [--json]
     mmst copy --to-store DIR | --to-url URL [--to-collection NAME] [--quantization int8|binary] [--on-disk]
 
 Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback. Every command
@@ -70,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --allow-urls: also fetch from loopback, link-local and private addresses (intranet)")
     search.add_argument("--rerank", action="append", default=None, metavar="MODEL",
                         help="reranker model id or directory; repeat it for a mixed index (a text cross-encoder "
-                             "plus BLIP): each result goes to the first model that reads it, rankings merge by RRF")
+                             "plus BLIP): each result goes to the first model that reads it, and all are ordered by "
+                             "relevance (each model's score mapped to one 0-1 scale; mmst calibrate fits it)")
     search.add_argument("--rerank-unsupported", choices=["keep", "raise"], default="keep",
                         help="a result no reranker reads: keep it at its retrieval rank (default) or fail")
     search.add_argument("--modality", choices=["image", "text", "audio", "video"], default=None,
@@ -92,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also estimate recall@10 of the approximate search against exact search, per vector")
     _store_options(info)
 
+    from .calibrate_cmd import add_calibrate_parser
     from .catalog_cmd import add_catalog_parsers
     from .copy_job import add_copy_parser
     from .eval_cmd import add_eval_parser
@@ -102,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_options(add_copy_parser(commands))
     _store_options(add_serve_parser(commands))
     _store_options(add_eval_parser(commands))
+    _store_options(add_calibrate_parser(commands))
     return parser
 
 
@@ -137,6 +142,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate_cmd import cmd_calibrate as run_calibrate
+
+    return run_calibrate(args)
+
+
 def cmd_copy(args: argparse.Namespace) -> int:
     from .copy_job import cmd_copy as run_copy
 
@@ -168,7 +179,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy, "serve": cmd_serve,
-            "eval": cmd_eval, "ls": cmd_ls, "rm": cmd_rm}
+            "eval": cmd_eval, "ls": cmd_ls, "rm": cmd_rm, "calibrate": cmd_calibrate}
 
 
 def _server_errors() -> tuple[type[BaseException], ...]:

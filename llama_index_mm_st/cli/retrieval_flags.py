@@ -1,5 +1,5 @@
 """The search-quality flags ``mmst search`` and ``mmst eval`` share: diversity, one hit per document,
-fusion. Parsed here into the keyword arguments of ``build_pipeline``, checked before any model loads."""
+fusion, the relevance cutoff. Parsed here into the keyword arguments of ``build_pipeline``, checked before any model loads."""
 
 from __future__ import annotations
 
@@ -19,11 +19,17 @@ def add_retrieval_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-per-document", type=int, default=None, metavar="N",
                         help="at most N results from one source file (a PDF's pages, a video's frames), the rest "
                              "filled from further down")
-    parser.add_argument("--fusion", choices=["rrf", "dbsf"], default=None,
-                        help="how the ranked lists merge: rrf (by rank, default) or dbsf (by normalised score)")
-    parser.add_argument("--rrf-k", type=int, default=None, metavar="K", help="RRF's k (default 60)")
+    parser.add_argument("--fusion", choices=["relevance", "rrf", "dbsf"], default=None,
+                        help="how the ranked lists merge: relevance (each hit's standing above its own list's "
+                             "background, one 0-1 scale for every modality), rrf (by rank) or dbsf (by normalised "
+                             "score); default: the index's")
+    parser.add_argument("--min-relevance", type=float, default=None, metavar="R",
+                        help="keep only results with a relevance of at least R (0 to 1; relevance fusion); with "
+                             "none left, say so and name the best one")
+    parser.add_argument("--rrf-k", type=int, default=None, metavar="K", help="RRF's k (default 60; implies --fusion rrf)")
     parser.add_argument("--weight", default=None, metavar="LIST",
-                        help="RRF weight per list, e.g. text=1,image=2,bm25=0.5 (lists: " + ", ".join(BRANCHES) + ")")
+                        help="RRF weight per list, e.g. text=1,image=2,bm25=0.5 (lists: " + ", ".join(BRANCHES)
+                             + "; implies --fusion rrf)")
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -50,8 +56,12 @@ def retrieval_options(args: argparse.Namespace) -> dict[str, Any]:
         options.update(max_per_document=args.max_per_document, document_key=DEFAULT_DOCUMENT_KEY)
     if args.fusion is not None:
         options["fusion"] = args.fusion
+    elif args.weight is not None or args.rrf_k is not None:
+        options["fusion"] = "rrf"  # RRF's own settings, and no fusion named: they say which fusion is meant
     if args.rrf_k is not None:
         options["rrf_k"] = args.rrf_k
     if args.weight is not None:
         options["rrf_weights"] = parse_weights(args.weight)
+    if args.min_relevance is not None:
+        options["min_relevance"] = args.min_relevance
     return options

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import InvalidQueryError, UnsupportedModalityError
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 FLAGS = {"text": "the query text", "image": "--image", "audio": "--audio", "video": "--video", "mode": "--mode",
          "top_k": "--top-k", "mmr": "--mmr", "max_per_document": "--max-per-document", "fusion": "--fusion",
-         "rrf_k": "--rrf-k", "rrf_weights": "--weight", "filters": "--filter", "modality": "--modality"}
+         "rrf_k": "--rrf-k", "rrf_weights": "--weight", "filters": "--filter", "modality": "--modality",
+         "min_relevance": "--min-relevance"}
 """Each ``SearchRequest`` field as the command line names it."""
 
 
@@ -102,8 +104,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls,
                                        allow_private_urls=args.allow_private_urls, **backend_option(args))
             if rerankers:
+                from ..calibration import rerank_calibration
+
                 reranker = load_reranker(rerankers, top_n=args.top_k, on_unsupported=args.rerank_unsupported,
-                                         **backend_option(args))
+                                         calibration=rerank_calibration(store), **backend_option(args))
         try:
             result = search(store, embedding, reranker, request)
         except InvalidQueryError as exc:
@@ -116,5 +120,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     late = schema is not None and schema.late_interaction
     sparse = schema.sparse_vectors if schema is not None else ("bm25",)
     rows = result.to_dicts()
+    if result.abstained:  # one line for people; JSON readers get an empty list, and the line on stderr
+        print(to_json(rows) if args.json else result.abstention)
+        if args.json:
+            print(result.abstention, file=sys.stderr)
+        return 0
     print(to_json(rows) if args.json else to_table(rows, result.score_kind, args.mode, late, sparse))
     return 0

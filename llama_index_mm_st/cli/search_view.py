@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from ..hits import explain
 
 COLUMN_TITLES: dict[str, str] = {"rrf": "RRF", "dbsf": "DBSF", "bm25": "BM25", "learned_sparse": "sparse",
-                                 "maxsim": "MaxSim", "mmr": "MMR cos", "reranker": "rerank", "reranker_rrf": "rerankRRF"}
+                                 "maxsim": "MaxSim", "mmr": "MMR cos", "reranker": "rerank", "relevance": "relevance"}
 
 
 def _clock(seconds: float) -> str:

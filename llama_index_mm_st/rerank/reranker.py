@@ -2,8 +2,8 @@
 
 Flow: resolve the query and each node to what it carries (text, image, both) -> route each node
 to the first scorer that reads that pair -> decode every needed image in parallel -> score each
-scorer's pairs in batches -> order (one scorer: by its scores; several: RRF of their rankings)
--> top_n. Nodes come back as new ``RerankedNode`` objects wrapping the caller's node objects,
+scorer's pairs in batches -> map each score to a relevance in [0, 1] (``fusion.to_relevance``, then
+the scorer's calibration) -> order by relevance, whichever scorer read the node -> top_n. Nodes come back as new ``RerankedNode`` objects wrapping the caller's node objects,
 which are never modified; the retrieval score is kept on ``RerankedNode.retrieval_score``.
 """
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, cast
+from typing import Any, Dict, List, Literal, Optional, Sequence, cast
+
+import numpy as np
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
@@ -36,13 +38,17 @@ from ..multivector import node_multivector
 from ..text_limits import paired_limit
 from ..types import Backend, OnError, OnUnsupported, Precision
 from .routing import Route, content, find_route, load_images, load_media, node_side, query_side, text_limit
-from .fusion import DEFAULT_RRF_K, keep_in_place, rank_by_score, reciprocal_rank_fusion
+from .fusion import DEFAULT_RRF_K, RerankCalibration, order_by_relevance, score_scale, to_relevance
 from .scorers.base import MultivectorScorer, Scorer, abilities_of
 from .loading import LoadOptions, ModelSpec, load_scorer
 
 dispatcher = get_dispatcher(__name__)
 
 ON_UNSUPPORTED_VALUES = ("raise", "keep")  # the values of types.OnUnsupported
+UnscoredOrder = Literal["position", "relevance"]
+UNSCORED_ORDERS: tuple[UnscoredOrder, ...] = ("position", "relevance")
+FAILED_SCORE = 0.0
+"""The score of a node whose image could not be loaded (``on_error="skip"``): last, and never None."""
 
 
 
@@ -56,12 +62,14 @@ _SCORER_HINTS = {
 
 
 class RerankedNode(NodeWithScore):
-    """A reranked node. ``score`` is the reranker's score (see ``MultimodalReranker``); the rest
+    """A reranked node. ``score`` is its relevance in [0, 1] from the scorer that read it, or, for a
+    node no scorer reads, the score it arrived with (see ``MultimodalReranker``); never None. The rest
     says where it came from. ``node`` is the caller's node object itself, unchanged."""
 
     retrieval_score: Optional[float] = Field(default=None, description="The score the node arrived with.")
     retrieval_rank: int = Field(description="The node's position (from 0) in the list given to the reranker.")
-    model_score: Optional[float] = Field(default=None, description="The scoring model's own score for the pair.")
+    model_score: Optional[float] = Field(default=None, description="The scoring model's own score for the pair "
+                                         "(its own scale: a logit, a probability, a MaxSim sum).")
     scorer: Optional[str] = Field(default=None, description="Name of the scorer that scored the node, if any.")
     skipped_reason: Optional[str] = Field(default=None, description="Why the node was not scored, if it was not.")
 
@@ -78,16 +86,21 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
     checkpoint's config), a ``CrossEncoder``, a ``BlipForImageTextRetrieval`` or a ``Scorer``.
     Each node goes to the first model that reads its (query, node) modalities.
 
-    Scores: with one scorer, ``score`` is that model's own score (``CrossEncoder.predict``'s scale,
-    or BLIP's ITM match probability). When several scorers were used, their scales don't compare,
-    so ``score`` is the reciprocal-rank-fusion score of the per-scorer rankings (``rrf_k``) and
-    ``model_score`` keeps each model's own score. ``retrieval_score`` keeps the incoming score.
+    Scores: ``score`` is a relevance in [0, 1] with one meaning for every scorer and modality: each
+    model's output mapped by its scale (a cross-encoder's sigmoid or logit, BLIP's ITM probability, a
+    VLM's yes/no logit difference, a late-interaction model's mean best match; ``fusion.to_relevance``)
+    and, where labels were fitted (``calibration``, made by ``mmst calibrate``), by its map. Several
+    scorers are fused by that relevance, not by the ranks of their scores. ``model_score`` keeps each
+    model's own score, ``retrieval_score`` the incoming one.
 
-    ``on_unsupported="keep"`` (the default) leaves a node no scorer reads at its retrieval position,
-    unscored, and warns once per reranker naming what is missing: whether a retriever returns an
-    image depends on the query, so a pipeline must not crash on the first query that returns one.
+    ``on_unsupported="keep"`` (the default) keeps a node no scorer reads, with the score it arrived
+    with (never None), and warns once per reranker naming what is missing: whether a retriever returns
+    an image depends on the query, so a pipeline must not crash on the first query that returns one.
+    ``unscored_order="position"`` leaves such a node at its retrieval position; ``"relevance"`` (what
+    the pipeline sets over a store that fuses by relevance, whose scores are on the same scale) orders
+    it among the reranked nodes by that score.
     ``"raise"`` raises ``UnsupportedModalityError`` instead. ``on_error="skip"`` puts a node whose image
-    can't be loaded at the bottom (unscored) and reports it with a ``SkippedItemsWarning``,
+    can't be loaded at the bottom (score 0) and reports it with a ``SkippedItemsWarning``,
     instead of raising its ``ImageLoadError``.
     """
 
@@ -109,7 +122,14 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
     on_unsupported: OnUnsupported = Field(
         default="keep", description="Nodes no scorer reads: keep them at their retrieval rank (warned once), or raise."
     )
-    rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0, description="RRF constant when several scorers are used.")
+    rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0, description="Unused: scorers are fused by relevance now; kept "
+                       "so that existing calls keep working.")
+    unscored_order: UnscoredOrder = Field(
+        default="position", description="Nodes no scorer reads: at their retrieval position, or ordered among the "
+        "reranked ones by their retrieval score ('relevance': when that score is a relevance too).")
+    calibration: Dict[str, Dict[str, Dict[str, Any]]] = Field(
+        default_factory=dict, description="Fitted maps per scorer name and document modality (fusion.RerankCalibration; "
+        "made by mmst calibrate): a scorer's relevance on labelled data.")
     decode_workers: Optional[int] = Field(default=None, description="Image decoding threads; None: one per core.")
     fetch: FetchOptions = Field(
         default_factory=FetchOptions,
@@ -137,6 +157,8 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
         model_kwargs: Optional[Dict[str, Any]] = None,
         processor_kwargs: Optional[Dict[str, Any]] = None,
         backend: Backend = "auto",
+        unscored_order: UnscoredOrder = "position",
+        calibration: Optional[Dict[str, Any]] = None,
         **kwargs: Any,
     ) -> None:
         refuse_unknown(type(self).__name__, kwargs,
@@ -146,6 +168,9 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
         check_on_error(on_error)
         if on_unsupported not in ON_UNSUPPORTED_VALUES:
             raise ValueError(f"on_unsupported must be one of {ON_UNSUPPORTED_VALUES}, got {on_unsupported!r}")
+        if unscored_order not in UNSCORED_ORDERS:
+            raise ValueError(f"unscored_order must be one of {UNSCORED_ORDERS}, got {unscored_order!r}")
+        fitted = RerankCalibration.from_dict(calibration or {})
         specs = list(model_name) if isinstance(model_name, (list, tuple)) else [model_name]
         if not specs:
             raise ValueError("model_name needs at least one model")
@@ -160,7 +185,8 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
         super().__init__(
             model_name=", ".join(scorer.name for scorer in scorers), top_n=top_n, batch_size=batch_size,
             precision=precision, device=device, instruction=instruction, on_error=on_error,
-            on_unsupported=on_unsupported, rrf_k=rrf_k, decode_workers=decode_workers, backend=backend, **kwargs,
+            on_unsupported=on_unsupported, rrf_k=rrf_k, decode_workers=decode_workers, backend=backend,
+            unscored_order=unscored_order, calibration=fitted.to_dict(), **kwargs,
         )
         self._scorers = scorers
         # What pickling sends instead of the loaded models; None when a model came as an object.
@@ -169,7 +195,8 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
             "model_name": specs, "top_n": top_n, "batch_size": batch_size, "precision": precision,
             "device": device, "instruction": instruction, "on_error": on_error, "on_unsupported": on_unsupported,
             "rrf_k": rrf_k, "decode_workers": decode_workers, "trust_remote_code": trust_remote_code,
-            "model_kwargs": model_kwargs, "processor_kwargs": processor_kwargs, "backend": backend, **kwargs,
+            "model_kwargs": model_kwargs, "processor_kwargs": processor_kwargs, "backend": backend,
+            "unscored_order": unscored_order, "calibration": fitted.to_dict(), **kwargs,
         }
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -240,14 +267,10 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
             raise failures[min(failures)]
         routes = [route for route in routes if route.position not in failures]
 
-        model_scores = self._score(routes, images, media, stored)
-        used = sorted({route.scorer for route in routes})
-        by_scorer = [{r.position: model_scores[r.position] for r in routes if r.scorer == s} for s in used]
-        if len(used) == 1:
-            final = dict(by_scorer[0])
-        else:
-            final = reciprocal_rank_fusion([rank_by_score(group) for group in by_scorer], self.rrf_k)
-        order = keep_in_place(rank_by_score(final), unsupported) + sorted(failures)
+        model_scores, relevance = self._score(routes, images, media, stored)
+        # A node no scorer reads keeps the score it came with (0 when it came with none), never None.
+        kept = {p: float(nodes[p].score) if nodes[p].score is not None else 0.0 for p in unsupported}
+        order = order_by_relevance(relevance, kept, self.unscored_order == "relevance") + sorted(failures)
 
         if failures:
             report = [ItemFailure(p, failures[p].item, failures[p]) for p in sorted(failures)]
@@ -255,10 +278,12 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
         scorer_of = {route.position: self._scorers[route.scorer].name for route in routes}
         reasons = {p: "no scorer reads this (query, node) pair" for p in unsupported}
         reasons.update({p: str(error) for p, error in failures.items()})
+        final = {**kept, **relevance}
         return [
             RerankedNode(
-                node=nodes[p].node, score=final.get(p), retrieval_score=nodes[p].score, retrieval_rank=p,
-                model_score=model_scores.get(p), scorer=scorer_of.get(p), skipped_reason=reasons.get(p),
+                node=nodes[p].node, score=final.get(p, FAILED_SCORE), retrieval_score=nodes[p].score,
+                retrieval_rank=p, model_score=model_scores.get(p), scorer=scorer_of.get(p),
+                skipped_reason=reasons.get(p),
             )
             for p in order[: self.top_n]
         ]
@@ -320,28 +345,38 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
         return found
 
     def _score(self, routes: Sequence[Route], images: dict[tuple[int, int], Any],
-               media: Optional[dict[int, dict]] = None, stored: Optional[dict[int, Any]] = None) -> dict[int, float]:
-        """Model scores by position: one ``score`` call per (scorer, query view, stored or not) group."""
+               media: Optional[dict[int, dict]] = None,
+               stored: Optional[dict[int, Any]] = None) -> tuple[dict[int, float], dict[int, float]]:
+        """Model scores and relevances by position: one ``score`` call per (scorer, query view, stored or
+        not) group; each group's scores mapped by its scorer's scale, then its calibration per modality."""
         stored = stored or {}
+        calibration = RerankCalibration.from_dict(self.calibration)  # the field: a copy may replace it
         groups: dict[tuple[int, str, bool], list[Route]] = {}
         for route in routes:
             groups.setdefault((route.scorer, route.query.modality, route.position in stored), []).append(route)
         scores: dict[int, float] = {}
+        relevance: dict[int, float] = {}
         for (scorer_index, _, from_store), group in groups.items():
             scorer = self._scorers[scorer_index]
             chars = text_limit(scorer)
             query = content(group[0].query, images.get((group[0].position, 0)), text_chars=chars)
             if from_store:
-                values = cast(MultivectorScorer, scorer).score_multivectors(query, [stored[route.position] for route in group])
-                scores.update({route.position: value for route, value in zip(group, values, strict=True)})
-                continue
-            query_text = group[0].query.text
-            documents = [content(route.document, images.get((route.position, 1)), (media or {}).get(route.position),
-                                 text_chars=paired_limit(route.document.text or "", query_text, chars))
-                         for route in group]
-            values = scorer.score(query, documents, self.batch_size)
-            scores.update({route.position: value for route, value in zip(group, values, strict=True)})
-        return scores
+                values = cast(MultivectorScorer, scorer).score_multivectors(
+                    query, [stored[route.position] for route in group])
+            else:
+                query_text = group[0].query.text
+                documents = [content(route.document, images.get((route.position, 1)), (media or {}).get(route.position),
+                                     text_chars=paired_limit(route.document.text or "", query_text, chars))
+                             for route in group]
+                values = scorer.score(query, documents, self.batch_size)
+            scale = score_scale(scorer)
+            tokens = scorer.query_token_count(query) if scale == "maxsim" else None  # type: ignore[attr-defined]
+            mapped = to_relevance(scale, values, tokens)
+            for route, value, r in zip(group, values, mapped.tolist(), strict=True):
+                scores[route.position] = value
+                relevance[route.position] = float(
+                    calibration.apply(scorer.name, route.document.modality, np.asarray([r]))[0])
+        return scores, relevance
 
 
 def _rebuild(cls: type, init_args: Dict[str, Any]) -> Any:

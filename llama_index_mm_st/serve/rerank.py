@@ -70,7 +70,8 @@ class RerankService:
         """Every document in ranked order. One no scorer reads is a 400 naming it (code ``unscored``), or,
         with ``keep_unscored``, stays at its position unscored."""
         ranked = await self.rerank_nodes(query, nodes)
-        scored = [Scored(r.retrieval_rank, None if r.score is None else float(r.score), r.skipped_reason)
+        # A node no scorer read (or whose image failed) carries the score it came with; the wire says unscored.
+        scored = [Scored(r.retrieval_rank, None if r.scorer is None else float(r.score), r.skipped_reason)
                   for r in ranked]
         broken = next((entry for entry in scored if entry.score is not None and not math.isfinite(entry.score)), None)
         if broken is not None:

@@ -94,6 +94,7 @@ class SearchRequest(_Body):
     mmr: Optional[float] = Field(default=None, ge=0.0, le=1.0)
     max_per_document: Optional[int] = Field(default=None, ge=1)
     document_key: str = DEFAULT_DOCUMENT_KEY
-    fusion: Optional[Literal["rrf", "dbsf"]] = None
+    fusion: Optional[Literal["relevance", "rrf", "dbsf"]] = None
     rrf_k: Optional[int] = Field(default=None, ge=1, le=MAX_RRF_K)
     rrf_weights: Optional[Dict[str, Weight]] = None
+    min_relevance: Optional[float] = Field(default=None, ge=0.0, le=1.0)

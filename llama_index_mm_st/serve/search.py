@@ -32,7 +32,7 @@ from .settings import ServeSettings
 EXAMPLE_KINDS = ("image", "audio", "video")
 WIRE_NAMES = {"text": "query"}
 """``SearchRequest`` fields whose body name differs (the body's text is ``query``, as in ``/v1/rerank``)."""
-QUALITY_OPTIONS = ("mmr", "max_per_document", "fusion", "rrf_k", "rrf_weights")
+QUALITY_OPTIONS = ("mmr", "max_per_document", "fusion", "rrf_k", "rrf_weights", "min_relevance")
 """The body's search-quality fields, passed to the search step under the same names when given."""
 
 
@@ -88,8 +88,14 @@ class SearchService:
         except UnsupportedFilterError as exc:
             raise APIError(400, str(exc), code="unsupported_filter", param="filters") from None
         self.metrics.items.labels("search").inc()
-        return {"object": "list", "results": result.to_dicts(), "score_kind": result.score_kind,
-                "model": self.embed.embedding.model_name}
+        answer = {"object": "list", "results": result.to_dicts(), "score_kind": result.score_kind,
+                  "model": self.embed.embedding.model_name}
+        if request.min_relevance is not None:  # said either way, so a client need not guess from an empty list
+            answer["abstained"] = result.abstained
+            if result.abstained:
+                answer["message"] = result.abstention
+                answer["best"] = None if result.best is None else result.best.to_dict()
+        return answer
 
     async def _example(self, value: str, kind: Modality) -> tuple[Prepared, Any]:
         """The example ready for the embedding lane (an image decoded as the model will read it), and as the

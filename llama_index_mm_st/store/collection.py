@@ -23,7 +23,12 @@ from dataclasses import replace
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 from llama_index.core.schema import BaseNode
-from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryResult
+from llama_index.core.vector_stores.types import (
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
 from qdrant_client import models
 from tqdm.auto import tqdm
 
@@ -47,12 +52,14 @@ from llama_index_mm_st.store.schema import (
     KEYWORD_INDEXED_KEYS, MODALITY_KEY, REF_DOC_ID_KEY, IndexKind, StoreSchema, check_schema, kind_mismatch,
 )
 from llama_index_mm_st.store.settings import check_weights, chosen_dense, known_dense
+from llama_index_mm_st.store.calibration import CalibrationReport, LabeledQuery, fit_model
+from llama_index_mm_st.store.statistics import statistics_of
 from llama_index_mm_st.store.tuning import dense_search, hnsw_ef
 from llama_index_mm_st.store.wanted import late_wanted, options_given, sparse_wanted, wanted_schema
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES, MODALITIES
 
 QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality", "query_multivector", "fusion", "mmr_threshold",
-                "mmr_candidates", "max_per_document", "document_key")
+                "mmr_candidates", "max_per_document", "document_key", "min_relevance")
 """The per-query overrides ``query`` takes (the store fields of the same names are the defaults)."""
 QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
 
@@ -68,6 +75,25 @@ def selection(node_ids: Optional[Sequence[str]], filters: Optional[MetadataFilte
             to_qdrant_filter(filters) if filters is not None and filters.filters else None,
         ]
     )
+
+
+def check_min_relevance(value: Any) -> Optional[float]:
+    """``min_relevance``: None, or a relevance in [0, 1]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"min_relevance must be a relevance in [0, 1], got {value!r}")
+    return float(value)
+
+
+def above(hits: Sequence[Any], plan: QueryPlan, cut: Optional[float]) -> Sequence[Any]:
+    """The hits at or above the relevance ``cut`` (None: all); only relevance-fused scores have a cut."""
+    if cut is None:
+        return hits
+    if plan.relevance is None:
+        raise ValueError("min_relevance cuts relevance scores: use fusion='relevance' (a dense or hybrid query); "
+                         f"this query's scores are {plan.fusion if plan.fused else 'its own list'}'s")
+    return [h for h in hits if h.score is not None and h.score >= cut]
 
 
 def query_result(hits: Sequence[Any]) -> VectorStoreQueryResult:
@@ -121,6 +147,7 @@ class Collection:
         """The one place a collection is made: by ``open`` (``dim`` given), the first ``add``,
         ``ensure`` and ``import_points``."""
         self.backend.create(schema)
+        statistics_of(self.backend).reset()
         self._hold(schema, {})
         wanted: Dict[str, IndexKind] = {key: "keyword" for key in KEYWORD_INDEXED_KEYS}
         wanted.update(self.settings.payload_indexes)
@@ -161,7 +188,17 @@ class Collection:
         return self._learned
 
     def close(self) -> None:
-        self.backend.close()
+        try:
+            statistics_of(self.backend).save()
+        except OSError:  # DiskFullError included
+            pass  # the record is a cache: a store opened without a current one reads the sample from its points
+        finally:
+            self.backend.close()
+
+    def flush(self) -> None:
+        """Make every write durable, the relevance statistics' record included."""
+        statistics_of(self.backend).save()
+        self.backend.flush()
 
     # ------------------------------------------------------------ writes and deletes
 
@@ -209,11 +246,24 @@ class Collection:
 
     def write(self, points: Sequence[PointSpec], batch_size: int,
               on_batch: Optional[Callable[[int], None]] = None) -> None:
-        """Every upsert of points goes through here (``add``, ``add_parts``, ``import_points``)."""
-        self.backend.upsert(points, batch_size, on_batch)
+        """Every upsert of points goes through here (``add``, ``add_parts``, ``import_points``); the
+        relevance statistics follow each batch written."""
+        statistics = statistics_of(self.backend)
+        names = self._schema.dense if self._schema is not None else DENSE_VECTOR_NAMES
+        written = 0
+
+        def after_batch(size: int) -> None:
+            nonlocal written
+            statistics.written(points[written:written + size], names)
+            written += size
+            if on_batch is not None:
+                on_batch(size)
+
+        self.backend.upsert(points, batch_size, after_batch)
 
     def delete(self, chosen: Optional[models.Filter]) -> None:
         """Every delete goes through here (``delete``, ``delete_nodes``; ``clear`` with None: every point)."""
+        statistics_of(self.backend).before_delete(chosen, self._schema.dense if self._schema is not None else ())
         if chosen is None:
             self.backend.clear()
         else:
@@ -288,8 +338,17 @@ class Collection:
         query, late = late_stage(schema, query, overrides.get("query_multivector"), settings.prefetch_limit,
                                  settings.oversampling)
         learned = self.learned_for(schema)
+        # RRF weights given with no fusion named say which fusion is meant.
+        fusion = overrides.get("fusion") or ("rrf" if overrides.get("rrf_weights") else settings.fusion)
+        dense = self.searched_dense(schema)
+        relevance: Dict[str, Any] = {}
+        if fusion == "relevance" and query.query_embedding is not None and schema is not None \
+                and not schema.late_interaction:
+            statistics = statistics_of(self.backend)
+            sampled = (*dense, *((schema.sparse,) if schema.sparse is not None else ()))
+            relevance = {"backgrounds": statistics.backgrounds(sampled), "relevance_model": statistics.model()}
         opts = QueryOptions(
-            dense=self.searched_dense(schema),
+            dense=dense,
             hybrid=settings.hybrid,
             modality=overrides.get("modality", settings.modality),
             rrf_k=int(overrides.get("rrf_k", settings.rrf_k)),
@@ -299,16 +358,21 @@ class Collection:
             late=late,
             with_multivector=settings.return_multivectors and schema is not None and schema.late_interaction,
             bm25=schema is None or schema.sparse is not None,
-            fusion=overrides.get("fusion", settings.fusion),
+            fusion=fusion,
             mmr=overrides.get("mmr_threshold"),
             mmr_candidates=overrides.get("mmr_candidates", settings.mmr_candidates),
             max_per_document=overrides.get("max_per_document", settings.max_per_document),
             document_key=overrides.get("document_key", settings.document_key),
+            **relevance,
         )
         return plan_query(query, opts, self.bm25.query, learned.query if learned is not None else None)
 
     def query(self, query: VectorStoreQuery, overrides: Mapping[str, Any]) -> VectorStoreQueryResult:
-        return query_result(self.backend.query(self.plan(query, overrides)))
+        plan = self.plan(query, overrides)
+        return query_result(above(self.backend.query(plan), plan, self._min_relevance(overrides)))
+
+    def _min_relevance(self, overrides: Mapping[str, Any]) -> Optional[float]:
+        return check_min_relevance(overrides.get("min_relevance", self.settings.min_relevance))
 
     def query_batch(self, items: Sequence[QueryItem]) -> List[Union[VectorStoreQueryResult, BaseException]]:
         """Several queries as one engine batch; a bad query gets its own error, the rest run."""
@@ -320,10 +384,53 @@ class Collection:
                 planned.append(exc)
         found = iter(self.backend.query_batch([p for p in planned if isinstance(p, QueryPlan)]))
         out: List[Union[VectorStoreQueryResult, BaseException]] = []
-        for plan in planned:
-            hits = plan if isinstance(plan, BaseException) else next(found)
-            out.append(hits if isinstance(hits, BaseException) else query_result(hits))
+        for plan, (_, overrides) in zip(planned, items):
+            if isinstance(plan, BaseException):
+                out.append(plan)
+                continue
+            hits = next(found)
+            if isinstance(hits, BaseException):
+                out.append(hits)
+                continue
+            try:
+                out.append(query_result(above(hits, plan, self._min_relevance(overrides))))
+            except ValueError as exc:
+                out.append(exc)
         return out
+
+    def calibrate(self, queries: Sequence[LabeledQuery], depth: int, model: Optional[str]) -> CalibrationReport:
+        """Fit the relevance model to labelled queries (``store.calibrate``) and keep it with the collection."""
+        schema = self.schema
+        if schema is None:
+            raise ValueError("the collection does not exist yet: add nodes first")
+        if not queries:
+            raise ValueError("calibrate needs labelled queries")
+        statistics = statistics_of(self.backend)
+        base = replace(statistics.model(), fitted={}, model=model)
+        samples: Dict[str, List[tuple[float, float, bool]]] = {}
+        for query in queries:
+            mode = VectorStoreQueryMode.HYBRID if query.text else VectorStoreQueryMode.DEFAULT
+            vsq = VectorStoreQuery(query_embedding=list(query.embedding), query_str=query.text, mode=mode,
+                                   similarity_top_k=depth)
+            planned = self.plan(vsq, {"fusion": "relevance", "query_modality": query.query_modality})
+            stage = planned.relevance
+            if stage is None:
+                continue
+            stage = replace(stage, model=base)  # sampled by the prior
+            relevant = {point_id(i) for i in query.relevant}
+            for found in self.backend.query(replace(planned, relevance=stage)):
+                detail = found.detail
+                if detail is None or detail.vector is None or detail.z is None:
+                    continue  # found by its words alone: the vectors' maps are fitted on vector evidence
+                background = stage.backgrounds.get(detail.vector)
+                if background is None:
+                    continue
+                label = found.id in relevant or (query.matches is not None and bool(query.matches(node_of(found))))
+                logit = float(base.prior.logit(detail.z, background.count))
+                samples.setdefault(detail.vector, []).append((logit, detail.words, label))
+        report = fit_model(samples, base, len(queries))
+        statistics.set_model(report.model)
+        return report
 
     # ------------------------------------------------------------ moving points, durability, tuning
 

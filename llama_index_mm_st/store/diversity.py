@@ -76,7 +76,7 @@ def standing_vector(dense: dict[str, Any], order: Sequence[str]) -> Optional[Any
 def mmr_hits(hits: Sequence[Any], stage: MmrStage, limit: int, group: Optional[GroupStage] = None,
              document_of: Any = None) -> list[Any]:
     """MMR over candidate hits (``core.Hit``, read with their dense vectors): the picked hits, each
-    scored by its cosine relevance to the query."""
+    scored by its cosine relevance to the query (a hit fused by relevance keeps its relevance)."""
     usable = [(h, v) for h in hits if (v := standing_vector(h.dense, stage.order)) is not None]
     if not usable:
         return []
@@ -88,6 +88,7 @@ def mmr_hits(hits: Sequence[Any], stage: MmrStage, limit: int, group: Optional[G
     out = []
     for i in order:
         found = usable[i][0]
-        found.score = float(scores[i])
+        if getattr(found, "detail", None) is None:
+            found.score = float(scores[i])
         out.append(found)
     return out

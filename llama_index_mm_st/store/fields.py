@@ -101,8 +101,14 @@ class StoreFields(BasePydanticVectorStore):
         "on them picks oversampling x the limit, exact MaxSim over the originals ranks those.",
     )
     fusion: Fusion = Field(
-        default="rrf", description='How the ranked lists are fused: "rrf" (by rank; rrf_k, rrf_weights) or "dbsf" '
-        "(each list's scores normalised by its mean and 3 standard deviations, then summed; no weights).",
+        default="relevance", description='How the ranked lists are fused: "relevance" (each hit\'s standing above its own '
+        "vector's background, plus its words, as a relevance in [0, 1] with one meaning for every modality; a node by "
+        'its best vector), "rrf" (by rank; rrf_k, rrf_weights) or "dbsf" (each list\'s scores normalised by its mean '
+        "and 3 standard deviations, then summed; no weights).",
+    )
+    min_relevance: Optional[float] = Field(
+        default=None, ge=0.0, le=1.0, description="Relevance fusion: drop hits below this relevance (a query with "
+        "nothing relevant returns nothing); None keeps every hit.",
     )
     mmr_candidates: Optional[int] = Field(
         default=None, gt=0, description="MMR (mode MMR, or mmr_threshold=): fused hits it chooses from; None: 5 x "

@@ -19,6 +19,7 @@ from llama_index_mm_st.ids import point_id
 from llama_index_mm_st.inputs import QUERY_MODALITIES, QueryModality
 from llama_index_mm_st.store import filters as F
 from llama_index_mm_st.store.payload import SparseEncoder, check_vector
+from llama_index_mm_st.store.relevance import Background, RelevanceModel, WordBackground
 from llama_index_mm_st.store.schema import LEARNED_SPARSE_NAME, MODALITY_KEY, REF_DOC_ID_KEY, SPARSE_VECTOR_NAME
 from llama_index_mm_st.store.stages import FUSIONS, Fusion, GroupStage, MmrStage, group_stage, mmr_lambda, mmr_stage
 from llama_index_mm_st.types import Modality
@@ -64,6 +65,19 @@ class LateStage:
 
 
 @dataclass(frozen=True)
+class RelevanceStage:
+    """Relevance fusion (``store/relevance.py``): the dense branches rank every point holding their
+    vector, each sparse branch's candidates are rescored by every dense vector, and the lists are fused
+    on our side by relevance, with ``backgrounds`` (per dense vector) and ``model`` (prior or fitted)."""
+
+    vector: list[float]
+    backgrounds: Mapping[str, Background]
+    model: RelevanceModel
+    full: Mapping[str, float] = field(default_factory=dict)
+    """Per BM25 branch, the score of a full match (``relevance.WordBackground.full_match``)."""
+
+
+@dataclass(frozen=True)
 class QueryPlan:
     """Branches fused inside the engine (RRF or DBSF; one branch: searched directly), all under
     ``filter`` (metadata filters, ids and the modality tag), which a backend translates once. With
@@ -88,6 +102,8 @@ class QueryPlan:
     group: Optional[GroupStage] = None
     with_dense: tuple[str, ...] = ()
     """Dense vectors each hit comes back with (what our own MMR compares)."""
+    relevance: Optional[RelevanceStage] = None
+    """Set when the lists are fused by relevance (``fusion="relevance"``, a dense or hybrid query)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,9 @@ class QueryOptions:
     """Fused hits MMR chooses from; None: ``stages.DEFAULT_MMR_CANDIDATES_PER_HIT`` x the hits returned."""
     max_per_document: Optional[int] = None
     document_key: Optional[str] = None
+    backgrounds: Mapping[str, Any] = field(default_factory=dict)
+    """Relevance fusion: each dense vector's background, and BM25's (``store/background.py``)."""
+    relevance_model: RelevanceModel = RelevanceModel()
 
 
 SPARSE_BRANCHES = (SPARSE_VECTOR_NAME, LEARNED_SPARSE_NAME)
@@ -196,8 +215,11 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
         vector = embedding.tolist() if hasattr(embedding, "tolist") else list(embedding)
         check_vector(vector, "the query embedding")
         dense_k = top_k if opts.late is None else max(top_k, opts.late.prefetch_limit)
+        # Fused by relevance, a node is counted once by its best vector: each list ranks every point.
+        by_relevance = opts.fusion == "relevance" and opts.late is None
         branches += [
-            Branch(name, vector, dense_k, dense_restriction(name, opts.query_modality), opts.search)
+            Branch(name, vector, dense_k, None if by_relevance else dense_restriction(name, opts.query_modality),
+                   opts.search)
             for name in opts.dense
         ]
     wants_sparse = mode in _SPARSE_MODES or mode == VectorStoreQueryMode.HYBRID or opts.hybrid
@@ -225,6 +247,10 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
             raise ValueError("weights (rrf_weights, alpha) apply to RRF fusion; DBSF normalises each list's scores "
                              "and takes none: leave them out, or use fusion='rrf'")
         weights = None
+    relevance = None
+    if opts.fusion == "relevance" and mode not in _SPARSE_MODES and late is None:
+        relevance = _relevance_stage(vector, query.alpha, opts, branches)
+        weights = None
     group = group_stage(opts.max_per_document, opts.document_key)
     mmr = None
     if lambda_ is not None:
@@ -235,11 +261,37 @@ def plan_query(query: VectorStoreQuery, opts: QueryOptions, encode_query: Sparse
             raise ValueError("MMR compares single dense vectors and can't follow a MaxSim (late interaction) "
                              "ranking; leave MMR out, or query by the pooled vector alone")
         mmr = mmr_stage(vector, lambda_, opts.dense, opts.query_modality, opts.mmr_candidates, limit, group)
+        if relevance is not None:  # the engine's MMR follows its own fusion: ours runs over relevance
+            mmr = replace(mmr, using=None)
         branches = [replace(b, limit=max(b.limit, mmr.candidates)) for b in branches]
     fused = mode not in _SPARSE_MODES or len(branches) > 1
+    # A words-only search has no vector to stand against a background, and a late-interaction one ranks by
+    # exact MaxSim over token vectors: their lists are fused by rank.
+    fusion = opts.fusion if relevance is not None or opts.fusion != "relevance" else "rrf"
     return QueryPlan(branches=branches, limit=limit, filter=common, rrf_k=opts.rrf_k, weights=weights, late=late,
-                     with_multivector=opts.with_multivector, fused=fused, fusion=opts.fusion, mmr=mmr, group=group,
-                     with_dense=() if mmr is None or mmr.using is not None else mmr.order)
+                     with_multivector=opts.with_multivector, fused=fused, fusion=fusion, mmr=mmr, group=group,
+                     with_dense=() if mmr is None or mmr.using is not None else mmr.order, relevance=relevance)
+
+
+def _relevance_stage(vector: Optional[list[float]], alpha: Optional[float], opts: QueryOptions,
+                     branches: Sequence[Branch]) -> RelevanceStage:
+    """Relevance fusion's stage, checked: it takes no RRF weights, and ``alpha`` (LlamaIndex's balance:
+    0 words only, 1 meaning only, 0.5 the default) scales the words' evidence."""
+    if opts.weights:
+        raise ValueError("rrf_weights apply to RRF fusion; relevance fusion weighs each hit by its standing above "
+                         "its own background and takes none: leave them out, or use fusion='rrf'")
+    model = opts.relevance_model
+    if alpha is not None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        model = replace(model, word_weight=model.word_weight * 2.0 * (1.0 - alpha))
+    full = {}
+    for branch in branches:
+        words = opts.backgrounds.get(branch.using)
+        if isinstance(words, WordBackground):
+            full[branch.using] = words.full_match(branch.vector.indices, branch.vector.values)
+    dense = {name: b for name, b in opts.backgrounds.items() if isinstance(b, Background)}
+    return RelevanceStage(list(vector or ()), dense, model, full)  # a dense or hybrid query has a vector
 
 
 def _late_weights(branches: Sequence[Branch], weights: Mapping[str, float], alpha: Optional[float]) -> Optional[list[float]]:

@@ -11,11 +11,13 @@ from typing import Literal, Optional, Sequence
 
 from llama_index_mm_st.types import DENSE_VECTOR_NAMES
 
-Fusion = Literal["rrf", "dbsf"]
-FUSIONS: tuple[Fusion, ...] = ("rrf", "dbsf")
-"""How the engine fuses the ranked lists: RRF (ranks: each list adds ``1 / ((rank + 1) / w + k - 1)``,
-rank from 0, which is ``1 / (k + rank)`` at weight 1) or DBSF (each list's scores normalised by their
-mean and three standard deviations, then summed; no weights)."""
+Fusion = Literal["rrf", "dbsf", "relevance"]
+FUSIONS: tuple[Fusion, ...] = ("rrf", "dbsf", "relevance")
+"""How the ranked lists are fused: RRF (ranks: each list adds ``1 / ((rank + 1) / w + k - 1)``, rank
+from 0, which is ``1 / (k + rank)`` at weight 1) or DBSF (each list's scores normalised by their mean
+and three standard deviations, then summed; no weights), both in the engine; or relevance (each hit's
+standing above its own vector's background, plus its words, as a relevance in [0, 1]; a node by its
+best vector: ``store/relevance.py``), on our side over the engine's lists."""
 
 
 @dataclass(frozen=True)

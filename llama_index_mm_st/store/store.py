@@ -28,6 +28,7 @@ from llama_index_mm_st.store import recall as R
 from llama_index_mm_st.store.backends import Backend
 from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  # noqa: F401 - API_KEY_ENV kept importable here
 from llama_index_mm_st.store.bm25 import QdrantBm25
+from llama_index_mm_st.store.calibration import DEFAULT_DEPTH, CalibrationReport, LabeledQuery
 from llama_index_mm_st.store.collection import Collection, QueryItem, selection
 from llama_index_mm_st.store.documents import StoredDocument
 from llama_index_mm_st.store.fields import StoreFields
@@ -73,6 +74,8 @@ class MultimodalQdrantStore(StoreFields):
         **fields: Any,
     ) -> None:
         refuse_unknown(type(self).__name__, fields, {*type(self).model_fields, "api_key", "client", "client_kwargs"})
+        if fields.get("rrf_weights") and "fusion" not in fields:
+            fields["fusion"] = "rrf"  # RRF weights given, and no fusion named: they say which fusion is meant
         super().__init__(collection_name=collection_name, path=None if path is None else str(path), url=url, **fields)
         check_weights(self.rrf_weights)
         chosen_dense(self.dense_vectors)  # a bad choice fails here, before anything is opened
@@ -374,8 +377,9 @@ class MultimodalQdrantStore(StoreFields):
 
     def flush(self) -> None:
         """Make every write so far durable: the checkpoint of a bulk build with ``wal=False``
-        (record "done" only after it returns). With the WAL (the default) writes are durable anyway."""
-        self._collection.backend.flush()
+        (record "done" only after it returns). With the WAL (the default) writes are durable anyway.
+        The relevance statistics' record is written too (as on ``close``)."""
+        self._collection.flush()
 
     def optimize(self) -> None:
         """Build the HNSW and payload indexes now (Edge); call after a bulk load for full query speed.
@@ -406,6 +410,25 @@ class MultimodalQdrantStore(StoreFields):
         search exactly (``schema.exact_search``). Run it again when the collection has changed much
         (``optimize()`` does, with ``target_recall`` set)."""
         return self._collection.tune_hnsw_ef(target, sample, top_k)
+
+    # ------------------------------------------------------------ relevance
+
+    def calibrate(self, queries: Sequence[LabeledQuery], *, depth: int = DEFAULT_DEPTH,
+                  model: Optional[str] = None) -> CalibrationReport:
+        """Fit relevance to labels: for each labelled query (``store.calibration.LabeledQuery``: its vector,
+        its words, what is relevant) the top ``depth`` hits fused by relevance are labelled, and per dense
+        vector a logistic map from their evidence (standing above the background, word score) to
+        relevance is fitted, stored with the collection and used by every later relevance query. A
+        vector with too few labelled hits keeps the label-free prior. ``mmst calibrate QRELS`` runs this
+        from a qrels file. ``model`` names the embedding model the maps are for (recorded with them).
+        Returns what was fitted, with the calibration error before and after."""
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        return self._collection.calibrate(list(queries), depth, model)
+
+    async def acalibrate(self, queries: Sequence[LabeledQuery], *, depth: int = DEFAULT_DEPTH,
+                         model: Optional[str] = None) -> CalibrationReport:
+        return await asyncio.to_thread(self.calibrate, queries, depth=depth, model=model)
 
     # ------------------------------------------------------------ lifecycle
 

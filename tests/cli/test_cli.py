@@ -55,8 +55,12 @@ def test_json_schema_and_table_output(run_cli, corpus, tmp_path, tiny_clip_dir):
     assert scores == sorted(scores, reverse=True)
     pages = [r for r in results if r["source"].endswith("report.pdf")]
     assert all(isinstance(r["page"], int) for r in pages)
-    assert {row["score_kind"] for row in results} == {"rrf"}
+    assert {row["score_kind"] for row in results} == {"relevance"}
+    assert all(0.0 <= s <= 1.0 for s in scores)
     code, out, _ = run_cli("search", "quarterly revenue", "--store", str(store), "--top-k", "3")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["rank", "relevance", "modality"]
+    assert out.splitlines()[-1].startswith("score: relevance in [0, 1], one scale for every modality")
+    code, out, _ = run_cli("search", "quarterly revenue", "--store", str(store), "--top-k", "3", "--fusion", "rrf")
     assert code == 0 and out.splitlines()[0].split()[:3] == ["rank", "RRF", "modality"]
     assert out.splitlines()[-1].startswith("score: RRF fusion of the dense text and image rankings and the BM25")
 

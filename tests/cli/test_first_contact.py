@@ -130,12 +130,12 @@ def test_several_rerankers_and_unsupported_nodes(run_cli, indexed, tiny_bert_cro
 
     code, rows, err = search("--rerank", str(tiny_bert_cross_encoder_dir), "--rerank", str(tiny_blip_itm_dir))
     assert code == 0, err
-    assert len(rows) == 5 and {row["score_kind"] for row in rows} == {"reranker_rrf"}
+    assert len(rows) == 5 and {row["score_kind"] for row in rows} == {"relevance"}  # every score on one scale
     assert any(row["modality"] == "image" for row in rows) and any(row["modality"] == "text" for row in rows)
 
     # a text cross-encoder alone can't read pure images: kept at their rank by default, an error on request
     code, rows, err = search("--rerank", str(tiny_bert_cross_encoder_dir))
-    assert code == 0 and {row["score_kind"] for row in rows} == {"reranker"}, err
+    assert code == 0 and {row["score_kind"] for row in rows} == {"relevance"}, err  # kept: their own relevance
     code, _, err = search("--rerank", str(tiny_bert_cross_encoder_dir), "--rerank-unsupported", "raise")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "--rerank-unsupported keep" in err and "on_unsupported" not in err

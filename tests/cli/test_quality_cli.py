@@ -50,7 +50,7 @@ def test_index_with_a_sparse_model_and_info(run_cli, index: Path, tiny_splade_di
 def test_search_quality_flags(run_cli, index: Path) -> None:
     diverse = search(run_cli, index, "quarterly revenue", "--top-k", "6", "--mmr", "0.3")
     pool = search(run_cli, index, "quarterly revenue", "--top-k", "30")  # MMR picks from the fused candidates
-    assert len(diverse) == 6 and {r["score_kind"] for r in diverse} == {"mmr"}
+    assert len(diverse) == 6 and {r["score_kind"] for r in diverse} == {"relevance"}  # MMR's order, relevance scores
     assert {r["id"] for r in diverse} <= {r["id"] for r in pool}
     one = search(run_cli, index, "quarterly revenue", "--top-k", "6", "--max-per-document", "1")
     assert len({r["source"] for r in one}) == len(one)  # the PDF's two pages count as one file
@@ -60,7 +60,7 @@ def test_search_quality_flags(run_cli, index: Path) -> None:
     # BM25's first hit at weight 5 and k=10 scores 1 / ((0 + 1) / 5 + 10 - 1), whatever it adds from the others
     assert weighted[0]["source"].endswith("notes.txt") and weighted[0]["score"] >= 1 / (1 / 5 + 9) - 1e-6
     code, out, _ = run_cli("search", "quarterly revenue", "--store", str(index), "--mmr", "0.5", "--top-k", "3")
-    assert code == 0 and out.splitlines()[0].split()[1:3] == ["MMR", "cos"]
+    assert code == 0 and out.splitlines()[0].split()[1] == "relevance"  # MMR's order, each hit's relevance
 
 
 @pytest.mark.parametrize("args, message", [
@@ -127,3 +127,53 @@ def test_eval_matches_figures_worked_out_from_search(run_cli, indexed: tuple[Pat
     assert code == 0 and out.splitlines()[0] == "3 queries" and out.splitlines()[1].split()[:3] == ["mode", "rerank", "recall@10"]
     code, _, err = run_cli("eval", str(tmp_path / "missing.jsonl"), "--store", str(index))
     assert code == 1 and "no qrels file" in err
+
+
+def test_min_relevance_says_nothing_relevant_in_one_line(run_cli, index: Path) -> None:
+    code, out, err = run_cli("search", "quarterly revenue", "--store", str(index), "--min-relevance", "1.0")
+    assert code == 0, err
+    (line,) = out.splitlines()
+    best = search(run_cli, index, "quarterly revenue", "--top-k", "1")[0]
+    assert line == f"nothing relevant (best: {best['score']:.2f}, {Path(best['source']).name}" + (
+        f" page {best['page']})" if best["page"] is not None else ")")
+    code, out, err = run_cli("search", "quarterly revenue", "--store", str(index), "--min-relevance", "1.0", "--json")
+    assert code == 0 and json.loads(out) == [] and err.strip().splitlines()[-1].startswith("nothing relevant (best: ")
+    kept = search(run_cli, index, "quarterly revenue", "--min-relevance", "0")
+    assert kept and all(0 <= r["score"] <= 1 and r["score_kind"] == "relevance" for r in kept)
+    code, _, err = run_cli("search", "quarterly revenue", "--store", str(index), "--min-relevance", "0.5",
+                           "--fusion", "rrf")
+    assert code == 1 and "--min-relevance: cuts relevance scores" in err and "use fusion 'relevance'" in err
+    code, _, err = run_cli("search", "quarterly revenue", "--store", str(index), "--min-relevance", "2")
+    assert code == 1 and "--min-relevance: must be a relevance between 0 and 1" in err
+
+
+def test_calibrate_keeps_its_fit_with_the_index_and_eval_reports_calibration(run_cli, indexed: tuple[Path, Path],
+                                                                             tmp_path: Path) -> None:
+    import shutil
+
+    corpus, index = indexed
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy)  # calibration writes into the index: leave the module's one as it is
+    qrels = tmp_path / "qrels.jsonl"
+    rows = [("QX-7731 valve", ["notes.txt"]), ("quarterly revenue", ["report.pdf", "guide.md"]),
+            ("round circles and squares", ["guide.md"]), ("a purple elephant", [])]
+    qrels.write_text("\n".join(json.dumps({"query": q, "relevant": [str(corpus / n) for n in names]})
+                               for q, names in rows) + "\n")
+    code, out, err = run_cli("eval", str(qrels), "--store", str(copy), "--mode", "hybrid", "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)["rows"]
+    assert set(row["ece"]) <= {"text", "image", "text+image"} and row["ece"]
+    assert all(0 <= v <= 1 for v in row["ece"].values())
+    abstention = row["abstention"]
+    assert abstention["cut"] == 0.5 and 0 <= abstention["coverage"] <= 1 and "silent" in abstention and "nauc" in abstention
+    code, out, err = run_cli("calibrate", str(qrels), "--store", str(copy), "--depth", "10", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["queries"] == 4 and set(report["vectors"]) <= {"text", "image"}
+    from llama_index_mm_st.store import MultimodalQdrantStore
+
+    with MultimodalQdrantStore(path=str(copy)) as store:
+        saved = store.get_metadata()["mmst_calibration"]
+    assert saved["model"] and saved["version"] == 1
+    code, out, err = run_cli("calibrate", str(qrels), "--store", str(copy), "--depth", "10")
+    assert code == 0 and out.splitlines()[0] == "4 queries", err

@@ -53,9 +53,13 @@ def test_maxsim_reranking_equals_sentence_transformers(tiny_colqwen2_dir, pages,
     reranker = MultimodalReranker(str(tiny_colqwen2_dir), top_n=6, precision="fp32", device="cpu")
     out = reranker.postprocess_nodes(_candidates(pages), QueryBundle(QUERY))
     expected = _reference_scores(reference, pages)
-    got = {r.retrieval_rank: r.score for r in out}
+    got = {r.retrieval_rank: r.model_score for r in out}
     np.testing.assert_allclose([got[i] for i in range(6)], expected, atol=1e-4)
-    assert [r.score for r in out] == sorted(got.values(), reverse=True)
+    # The relevance is the mean best match per query token: MaxSim over the query's token count.
+    tokens = len(reference.encode_query([QUERY])[0])
+    relevance = {r.retrieval_rank: r.score for r in out}
+    np.testing.assert_allclose([relevance[i] for i in range(6)], np.clip(np.array(expected) / tokens, 0, 1), atol=1e-5)
+    assert [r.score for r in out] == sorted(relevance.values(), reverse=True)
 
 
 def test_stored_multivectors_are_scored_without_encoding(tiny_colqwen2_dir, pages, reference, monkeypatch) -> None:
@@ -80,7 +84,7 @@ def test_stored_multivectors_are_scored_without_encoding(tiny_colqwen2_dir, page
     out = reranker.postprocess_nodes(candidates, QueryBundle(QUERY))
     assert sum(encoded) == 3  # only the three candidates without a multivector (2 pages, 1 text) were encoded
     tokens = reference.encode_query([QUERY])[0].numpy()
-    got = {r.retrieval_rank: r.score for r in out}
+    got = {r.retrieval_rank: r.model_score for r in out}
     for position, matrix in stored.items():
         assert got[position] == pytest.approx(maxsim(tokens, matrix), abs=1e-4)
     expected = _reference_scores(reference, pages)

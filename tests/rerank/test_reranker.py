@@ -20,7 +20,8 @@ from llama_index_mm_st.errors import (
     UnsupportedModalityError,
 )
 from llama_index_mm_st.rerank import BlipITMScorer, CrossEncoderScorer, MultimodalReranker, RerankedNode
-from llama_index_mm_st.rerank.fusion import rank_by_score, reciprocal_rank_fusion
+from llama_index_mm_st.rerank.fusion import rank_by_score, score_scale
+from llama_index_mm_st.relevance import sigmoid
 from llama_index_mm_st.runtime import resolve_precision
 
 from .nodes import TEXTS, image_node, text_nodes
@@ -81,9 +82,11 @@ def test_batch_size_and_input_order_do_not_change_scores(cross_encoder: Any) -> 
         assert a[key] == pytest.approx(b[key], abs=1e-5)
 
 
-def test_mixed_list_is_fused_by_rrf_of_each_models_ranking(
+def test_mixed_list_is_fused_by_the_relevance_of_each_models_scores(
     mixed_reranker: MultimodalReranker, cross_encoder: Any, blip: tuple[Any, Any], image_files: dict[str, Path]
 ) -> None:
+    """Two scorers on different scales (a cross-encoder's sigmoid, BLIP's ITM probability) are fused by
+    relevance: both are probabilities, so the order is by their values, computed here by hand."""
     query = "a cat photo"
     nodes = _mixed_nodes(image_files)
     result = mixed_reranker.postprocess_nodes(nodes, query_str=query)
@@ -95,9 +98,28 @@ def test_mixed_list_is_fused_by_rrf_of_each_models_ranking(
     image_scores = {4 + i: by_rank[4 + i].model_score for i in range(3)}  # BLIP parity is tested elsewhere
     for position, score in text_scores.items():
         assert by_rank[position].model_score == pytest.approx(score, abs=1e-5)
-    fused = reciprocal_rank_fusion([rank_by_score(text_scores), rank_by_score(image_scores)], k=60)
-    assert [item.retrieval_rank for item in result] == rank_by_score(fused)
-    assert [item.score for item in result] == pytest.approx([fused[p] for p in rank_by_score(fused)])
+    hand = {**text_scores, **image_scores}  # sigmoid outputs and ITM probabilities: relevances as they are
+    assert [item.retrieval_rank for item in result] == rank_by_score(hand)
+    assert [item.score for item in result] == pytest.approx([hand[p] for p in rank_by_score(hand)], abs=1e-5)
+
+
+def test_a_logit_scorer_is_fused_through_the_sigmoid(cross_encoder: Any, blip: tuple[Any, Any],
+                                                      image_files: dict[str, Path]) -> None:
+    """A cross-encoder without an activation gives logits; its relevance is their sigmoid, and it is
+    fused with BLIP's probabilities on that scale (hand computation)."""
+    import copy
+
+    logits_model = copy.copy(cross_encoder)
+    logits_model.activation_fn = torch.nn.Identity()
+    reranker = MultimodalReranker([logits_model, BlipITMScorer(*blip, precision="fp32")], top_n=20, precision="fp32")
+    assert [score_scale(s) for s in reranker.scorers] == ["logit", "probability"]
+    query = "a cat photo"
+    result = reranker.postprocess_nodes(_mixed_nodes(image_files), query_str=query)
+    raw = {item.retrieval_rank: item.model_score for item in result}
+    hand = {p: float(sigmoid(raw[p])) if p < 4 else raw[p] for p in raw}
+    assert [item.retrieval_rank for item in result] == rank_by_score(hand)
+    assert [item.score for item in result] == pytest.approx([hand[p] for p in rank_by_score(hand)], abs=1e-6)
+    assert all(0.0 <= item.score <= 1.0 for item in result)
 
 
 def test_text_and_image_node_is_read_whole_by_a_vlm_and_as_image_by_blip(
@@ -134,8 +156,9 @@ def test_unsupported_node_keeps_its_retrieval_rank_by_default(cross_encoder: Any
         again = reranker.postprocess_nodes(nodes, query_str="a dog")
     assert again[1].node is nodes[1].node
     assert result[1].node is nodes[1].node
-    assert result[1].score is None and result[1].skipped_reason
-    scored = [item for item in result if item.score is not None]
+    # It keeps the score it came with (never None: LlamaIndex code sorts and cuts on scores).
+    assert result[1].score == nodes[1].score and result[1].scorer is None and result[1].skipped_reason
+    scored = [item for item in result if item.scorer is not None]
     assert len(scored) == 4
     assert [item.score for item in scored] == sorted((item.score for item in scored), reverse=True)
 
@@ -162,8 +185,8 @@ def test_skip_mode_keeps_unloadable_nodes_at_the_bottom_and_reports_them(
         result = reranker.postprocess_nodes(nodes, query_str="a cat photo")
     assert len(result) == len(nodes)
     assert [item.retrieval_rank for item in result[-2:]] == [0, len(nodes) - 1]
-    assert all(item.score is None and item.skipped_reason for item in result[-2:])
-    assert all(item.score is not None for item in result[:-2])
+    assert all(item.score == 0.0 and item.scorer is None and item.skipped_reason for item in result[-2:])
+    assert all(item.scorer is not None for item in result[:-2])
     failures = record[0].message.failures
     assert [failure.position for failure in failures] == [0, len(nodes) - 1]
     assert str(broken_images["missing"]) in str(record[0].message)
@@ -286,9 +309,36 @@ def test_url_images_are_fetched_only_when_allowed(blip: tuple[Any, Any]) -> None
     assert reranker.allow_urls is False and reranker.allow_private_urls is False
     with pytest.warns(SkippedItemsWarning) as record:
         (result,) = reranker.postprocess_nodes([NodeWithScore(node=ImageNode(image_url=url), score=0.5)], query_str="cat")
-    assert result.score is None and "URL fetching is off" in result.skipped_reason
+    assert result.score == 0.0 and result.scorer is None and "URL fetching is off" in result.skipped_reason
     assert url in str(record[0].message)
     allowed = MultimodalReranker(BlipITMScorer(*blip, precision="fp32"), on_error="skip", allow_urls=True)
     with pytest.warns(SkippedItemsWarning) as record:
         allowed.postprocess_nodes([NodeWithScore(node=ImageNode(image_url=url), score=0.5)], query_str="cat")
     assert "private address" in str(record[0].message)
+
+
+def test_unscored_nodes_merge_by_their_relevance_over_a_relevance_store(cross_encoder: Any,
+                                                                         image_files: dict[str, Path]) -> None:
+    """Over a store that fuses by relevance the incoming scores are relevances too: an image no scorer
+    reads is ordered among the reranked texts by its own, and every score sorts (LlamaIndex sorts them)."""
+    reranker = MultimodalReranker(cross_encoder, top_n=10, precision="fp32", unscored_order="relevance")
+    nodes = text_nodes(TEXTS[:4]) + [image_node(image_files["png"], score=0.999)]
+    with pytest.warns(UnscoredNodesWarning):
+        result = reranker.postprocess_nodes(nodes, query_str="a cat photo")
+    assert result[0].node is nodes[4].node and result[0].score == 0.999
+    assert [item.score for item in result] == sorted((item.score for item in result), reverse=True)
+    assert sorted(result, key=lambda item: item.score)  # no None anywhere
+    with pytest.raises(ValueError, match="unscored_order"):
+        MultimodalReranker(cross_encoder, unscored_order="bottom")
+
+
+def test_a_fitted_calibration_maps_a_scorers_relevance(cross_encoder: Any) -> None:
+    name = MultimodalReranker(cross_encoder, precision="fp32").scorers[0].name
+    plain = MultimodalReranker(cross_encoder, top_n=10, precision="fp32")
+    fitted = MultimodalReranker(cross_encoder, top_n=10, precision="fp32",
+                                calibration={name: {"text": {"weights": [0.0], "bias": 1.0}}})
+    before = plain.postprocess_nodes(text_nodes(), query_str="a cat")
+    after = fitted.postprocess_nodes(text_nodes(), query_str="a cat")
+    assert [item.score for item in after] == pytest.approx([float(sigmoid(1.0))] * len(after))
+    raw = {item.retrieval_rank: item.model_score for item in before}
+    assert all(item.model_score == pytest.approx(raw[item.retrieval_rank]) for item in after)

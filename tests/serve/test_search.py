@@ -13,6 +13,7 @@ from llama_index.core.vector_stores.types import MetadataFilters
 from llama_index_mm_st import build_pipeline
 from llama_index_mm_st.defaults import DEFAULT_DOCUMENT_KEY, RERANK_CANDIDATES_PER_RESULT
 from llama_index_mm_st.hits import score_kind, search_hits
+from llama_index_mm_st.pipeline import effective_fusion
 from tests.fixtures.ranking import assert_same_ranking
 from tests.serve.conftest import RARE, data_uri
 
@@ -29,7 +30,8 @@ def _in_process(served, text: Optional[str] = None, image: Any = None, top_k: in
     retriever = build_pipeline(served.store, served.embedding, reranker, top_k=candidates, mode=mode, modality=modality,
                                filters=MetadataFilters.model_validate(filters) if filters else None, **quality)
     results = retriever.search(text, **({"image": image} if image is not None else {}))[:top_k]
-    kind = score_kind(mode, len(served.reranker.scorers) if rerank else 0, fusion=quality.get("fusion", "rrf"),
+    fusion = effective_fusion(served.store, quality.get("fusion"), quality.get("rrf_weights"))
+    kind = score_kind(mode, len(served.reranker.scorers) if rerank else 0, fusion=fusion,
                       mmr="mmr" in quality)
     return json.loads(json.dumps([hit.to_dict() for hit in search_hits(results, kind)]))
 
@@ -98,12 +100,29 @@ def test_an_image_example_alone_and_with_words(served) -> None:  # type: ignore[
     ({"query": "valve", "mmr": 1.5}, 422, "mmr", "mmr"),
     ({"query": "valve", "max_per_document": 0}, 422, "max_per_document", "max_per_document"),
     ({"query": "valve", "mmr_lambda": 0.5}, 422, "mmr_lambda", "mmr_lambda"),
+    ({"query": "valve", "min_relevance": 1.5}, 422, "min_relevance", "min_relevance"),
+    ({"query": "valve", "min_relevance": 0.5, "fusion": "rrf"}, 400, "cuts relevance scores", "min_relevance"),
+    ({"query": "valve", "fusion": "relevance", "rrf_weights": {"image": 2}}, 400, "relevance fusion", "rrf_weights"),
 ])
 def test_bad_searches_are_refused_with_a_reason(served, body: dict, status: int, words: str, param: str) -> None:  # type: ignore[no-untyped-def]
     response = httpx.post(served.base + "/v1/search", headers=served.headers, json=body)
     assert response.status_code == status, response.text
     assert words in response.json()["detail"]
     assert response.json()["error"]["param"] == param, response.text  # the field, as the body names it
+
+
+def test_min_relevance_abstains_and_names_the_best_hit(served) -> None:  # type: ignore[no-untyped-def]
+    response = httpx.post(served.base + "/v1/search", headers=served.headers,
+                          json={"query": "valve", "min_relevance": 1.0}, timeout=30)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    best = _served(served, query="valve", top_k=1)[0]
+    assert answer["results"] == [] and answer["abstained"] is True and answer["score_kind"] == "relevance"
+    assert answer["best"]["id"] == best["id"] and answer["best"]["score"] == pytest.approx(best["score"])
+    assert answer["message"].startswith(f"nothing relevant (best: {best['score']:.2f}, ")
+    kept = httpx.post(served.base + "/v1/search", headers=served.headers,
+                      json={"query": "valve", "min_relevance": 0.0}, timeout=30).json()
+    assert kept["abstained"] is False and kept["results"] and "best" not in kept
 
 
 def test_a_server_without_an_index_says_so(serve_models) -> None:  # type: ignore[no-untyped-def]

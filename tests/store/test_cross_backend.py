@@ -56,7 +56,8 @@ def test_rrf_order_and_scores_match(stores) -> None:
     edge, client, rng = stores
     for weights in ({}, {"image": 3.0}):
         q = VectorStoreQuery(query_embedding=unit(rng.normal(size=DIM)), similarity_top_k=12)
-        a, b = edge.query(q, rrf_k=20, rrf_weights=weights), client.query(q, rrf_k=20, rrf_weights=weights)
+        a = edge.query(q, rrf_k=20, rrf_weights=weights, fusion="rrf")
+        b = client.query(q, rrf_k=20, rrf_weights=weights, fusion="rrf")
         assert a.similarities == pytest.approx(b.similarities, rel=1e-6)
         # Equal ranks in the text and image lists tie; compare who holds each score, except at the cut.
         last = a.similarities[-1]

@@ -80,7 +80,7 @@ def candidates(store: MultimodalQdrantStore, query: VectorStoreQuery, count: int
 @pytest.mark.parametrize("lambda_", [0.0, 0.3, 0.7])
 def test_engine_mmr_equals_numpy_mmr_on_the_same_candidates(make_store: Make, rng: np.random.Generator,
                                                             lambda_: float) -> None:
-    store = make_store(dense_vectors=["text"])
+    store = make_store(dense_vectors=["text"], fusion="rrf")  # the engine's MMR follows its own fusion
     store.add(text_nodes(rng))
     q = rng.normal(size=DIM)
     query = VectorStoreQuery(query_embedding=unit(q), similarity_top_k=6, mode="mmr")
@@ -135,8 +135,8 @@ def test_our_mmr_and_the_engines_agree(tmp_path, rng: np.random.Generator) -> No
     from qdrant_client import QdrantClient
 
     nodes = text_nodes(rng)
-    edge = MultimodalQdrantStore(path=str(tmp_path))
-    server = MultimodalQdrantStore(client=QdrantClient(":memory:"))
+    edge = MultimodalQdrantStore(path=str(tmp_path), fusion="rrf")  # the engine's MMR follows its own fusion
+    server = MultimodalQdrantStore(client=QdrantClient(":memory:"), fusion="rrf")
     query = VectorStoreQuery(query_embedding=unit(rng.normal(size=DIM)), similarity_top_k=7, mode="mmr")
     try:
         for store in (edge, server):

@@ -261,15 +261,19 @@ def test_get_nodes_round_trips_multivectors(make_store: Make) -> None:
         assert np.allclose(node_multivector(node), node_multivector(nodes[int(node.node_id[1:])]), atol=1e-6)
 
 
-def two_stores(tmp_path: Path) -> tuple[MultimodalQdrantStore, MultimodalQdrantStore]:
-    return MultimodalQdrantStore(path=str(tmp_path / "edge")), MultimodalQdrantStore(client=QdrantClient(":memory:"))
+def two_stores(tmp_path: Path, **fields: object) -> tuple[MultimodalQdrantStore, MultimodalQdrantStore]:
+    return (MultimodalQdrantStore(path=str(tmp_path / "edge"), **fields),
+            MultimodalQdrantStore(client=QdrantClient(":memory:"), **fields))
 
 
+@pytest.mark.parametrize("fusion", ["relevance", "rrf"])
 @pytest.mark.parametrize("mode", ["dense", "hybrid", "sparse"])
-def test_similarities_mean_the_same_on_both_backends_and_ignore_other_modalities(tmp_path: Path, mode: str) -> None:
+def test_similarities_mean_the_same_on_both_backends_and_ignore_other_modalities(tmp_path: Path, mode: str,
+                                                                                 fusion: str) -> None:
     """The same query over the same text nodes scores the same on Edge and on a server, in the order
     of the returned nodes, and adding images to the store changes no text node's score (dense and
-    hybrid: RRF, sum of w / (k + rank) with rank from 0; sparse: BM25)."""
+    hybrid: a relevance against the texts' own background, or RRF, sum of w / (k + rank) with rank from
+    0; sparse: BM25)."""
     rng = np.random.default_rng(11)
     texts = mixed_nodes(rng)[:6]
     for i, node in enumerate(texts):  # BM25 scores without ties: "alpha" is more frequent in longer texts
@@ -279,7 +283,7 @@ def test_similarities_mean_the_same_on_both_backends_and_ignore_other_modalities
                              query_str="alpha", similarity_top_k=20,
                              mode={"dense": "default", "hybrid": "hybrid", "sparse": "sparse"}[mode])
     results = []
-    for store in two_stores(tmp_path / mode):
+    for store in two_stores(tmp_path / mode, fusion=fusion):
         store.add(texts)
         before = store.query(query)
         store.add([ImageNode(id_=f"img{i}", image_path=f"/x/{i}.png", embedding=mixed_nodes(rng)[6].embedding)
@@ -293,7 +297,7 @@ def test_similarities_mean_the_same_on_both_backends_and_ignore_other_modalities
     edge, client = results
     assert edge.ids[0] == client.ids[0] == "t2"
     assert edge.similarities == pytest.approx(client.similarities, rel=1e-5)
-    if mode == "dense":  # one dense list: exactly 1 / (60 + rank)
+    if mode == "dense" and fusion == "rrf":  # one dense list: exactly 1 / (60 + rank)
         assert edge.similarities == pytest.approx([1 / (60 + r) for r in range(6)], rel=1e-5)
 
 
@@ -301,9 +305,9 @@ def test_a_similarity_cutoff_keeps_the_same_nodes_on_both_backends(tmp_path: Pat
     rng = np.random.default_rng(12)
     texts = mixed_nodes(rng)[:6]
     query = VectorStoreQuery(query_embedding=texts[0].embedding, similarity_top_k=6)
-    cutoff = SimilarityPostprocessor(similarity_cutoff=1 / 62.5)  # keeps the top three of a list
+    cutoff = SimilarityPostprocessor(similarity_cutoff=1 / 62.5)  # keeps the top three of an RRF list
     kept = []
-    for store in two_stores(tmp_path):
+    for store in two_stores(tmp_path, fusion="rrf"):
         store.add(texts)
         result = store.query(query)
         nodes = [NodeWithScore(node=n, score=s) for n, s in zip(result.nodes, result.similarities)]

@@ -85,6 +85,9 @@ class ScorerAbilities:
     """Which video frames its processor would sample (videos are decoded to those frames only)."""
     report: BackendReport | None = None
     """Which path its forward pass takes and why (``MultimodalReranker.describe``)."""
+    score_scale: str | None = None
+    """What its scores are, for their relevance (``rerank.fusion.ScoreScale``: "probability", "logit",
+    "signed", "maxsim"); None: real-valued scores, read as logits."""
 
 
 NO_ABILITIES = ScorerAbilities()

@@ -115,7 +115,14 @@ class CrossEncoderScorer:
     @property
     def abilities(self) -> ScorerAbilities:
         return ScorerAbilities(instruction=self.instruction, sampling_rate=self.sampling_rate,
-                               frame_chooser=self.frame_chooser, report=self.report)
+                               frame_chooser=self.frame_chooser, report=self.report, score_scale=self.score_scale)
+
+    @property
+    def score_scale(self) -> str:
+        """What ``predict`` returns, read from the model's activation: a sigmoid gives probabilities, no
+        activation logits (a yes/no logit difference too), a tanh scores in [-1, 1]."""
+        activation = type(getattr(self.model, "activation_fn", None)).__name__
+        return {"Sigmoid": "probability", "Tanh": "signed"}.get(activation, "logit")
 
     def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         if not documents:

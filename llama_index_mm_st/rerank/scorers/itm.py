@@ -51,7 +51,7 @@ class BlipITMScorer:
 
     @property
     def abilities(self) -> ScorerAbilities:
-        return ScorerAbilities(report=self.report)
+        return ScorerAbilities(report=self.report, score_scale="probability")  # the ITM head's match probability
 
     def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         if not documents:

@@ -40,10 +40,12 @@ class LateInteractionScorer:
         self.decode_options = DecodeOptions()
         self.precision = resolve_precision(precision, str(model.device))
         self.dimension = int(model.get_embedding_dimension())
+        self._last_query: tuple[int, int] = (0, 0)  # (id of the last query scored, its token count)
 
     @property
     def abilities(self) -> ScorerAbilities:
-        return ScorerAbilities(multivector_dim=self.dimension)
+        # MaxSim is a sum over the query's tokens (``query_token_count``): its relevance is the mean best match.
+        return ScorerAbilities(multivector_dim=self.dimension, score_scale="maxsim")
 
     def _encode(self, inputs: list[Any], role: str, batch_size: int) -> list[np.ndarray]:
         encode = self.model.encode_query if role == "query" else self.model.encode_document
@@ -53,7 +55,15 @@ class LateInteractionScorer:
 
     def query_tokens(self, query: LoadedParts) -> np.ndarray:
         """The query's token vectors (its text, else its image)."""
-        return self._encode([_model_input(query)], "query", 1)[0]
+        tokens = self._encode([_model_input(query)], "query", 1)[0]
+        self._last_query = (id(query), len(tokens))
+        return tokens
+
+    def query_token_count(self, query: LoadedParts) -> int:
+        """How many token vectors the query has (remembered from scoring it, else encoded)."""
+        if self._last_query[0] == id(query):
+            return self._last_query[1]
+        return len(self.query_tokens(query))
 
     def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         tokens = self.query_tokens(query)

@@ -83,6 +83,11 @@ class Backend(Protocol):
 
     def count(self, flt: Optional[models.Filter]) -> int: ...
 
+    @property
+    def shared_state(self) -> dict[str, Any]:
+        """State kept per collection as this process holds it (one dict for every store object on an
+        Edge folder; a server collection's backend object has its own): the relevance statistics."""
+
     def dense_held(self, names: Sequence[str]) -> tuple[str, ...]:
         """The dense vectors among ``names`` a query must search: on Edge only those some point
         carries (every writer is in this process); a server collection may be written by others at

@@ -265,6 +265,10 @@ class ClientBackend(BackendCore):
                                    limit=plan.limit, with_payload=payload_keys(plan), params=self._params(branch),
                                    with_vector=vector_names(plan))
 
+    def _scores_request(self, branch: Branch, engine_filter: Any, limit: int) -> models.QueryRequest:
+        return models.QueryRequest(query=_vector(branch.vector), using=branch.using, filter=engine_filter,
+                                   limit=limit, params=self._params(branch), with_payload=False, with_vector=False)
+
     def _prefetch(self, branch: Branch, engine_filter: Any) -> models.Prefetch:
         return models.Prefetch(query=_vector(branch.vector), using=branch.using, limit=branch.limit,
                                filter=engine_filter, params=self._params(branch))

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 from qdrant_client import models
 
 from llama_index_mm_st.store import diversity, grouping
+from llama_index_mm_st.store.backends.relevance import relevance_hits
 from llama_index_mm_st.store.filters import all_of
 from llama_index_mm_st.store.payload import READ_BACK_KEYS, PointSpec
 from llama_index_mm_st.store.plan import SPARSE_BRANCHES, Branch, LateStage, QueryPlan, SearchSettings
@@ -44,20 +45,21 @@ class Hit:
     payload alone, and the engine's UUID object plus its ``str`` cost about 9 µs a hit.
     ``multivector`` is the point's late-interaction multivector, when the request asked for it
     (``QueryPlan.with_multivector``); ``dense`` its named dense vectors and ``sparse`` its named sparse
-    ones, when a read asked for vectors.
+    ones, when a read asked for vectors. ``detail``: how relevance fusion scored it (``relevance.Scored``).
     """
 
-    __slots__ = ("_record", "score", "payload", "multivector", "dense", "sparse")
+    __slots__ = ("_record", "score", "payload", "multivector", "dense", "sparse", "detail")
 
     def __init__(self, record: Any, score: Optional[float], payload: Mapping[str, Any],
                  multivector: Optional[Any] = None, dense: Optional[Mapping[str, Any]] = None,
-                 sparse: Optional[Mapping[str, Any]] = None) -> None:
+                 sparse: Optional[Mapping[str, Any]] = None, detail: Optional[Any] = None) -> None:
         self._record = record
         self.score = score
         self.payload = payload
         self.multivector = multivector
         self.dense = dense or {}
         self.sparse = sparse or {}
+        self.detail = detail
 
     @property
     def id(self) -> str:
@@ -104,8 +106,8 @@ def vector_names(plan: QueryPlan) -> Optional[list[str]]:
 
 def own_stages(plan: QueryPlan) -> bool:
     """Whether the plan has a last stage the engine can't run (MMR over mixed vectors or with document
-    caps, a document cap): ``BackendCore`` runs it over the engine's fused list."""
-    return plan.group is not None or (plan.mmr is not None and plan.mmr.using is None)
+    caps, a document cap), or is fused on our side (relevance): ``BackendCore`` runs it."""
+    return plan.group is not None or (plan.mmr is not None and plan.mmr.using is None) or plan.relevance is not None
 
 
 class BackendCore(ABC):
@@ -113,6 +115,11 @@ class BackendCore(ABC):
 
     searches_exactly = False
     """See ``Backend.searches_exactly``; qdrant-client's local mode sets it."""
+
+    @property
+    def shared_state(self) -> dict[str, Any]:
+        """See ``Backend.shared_state``: this object's own (Edge keeps it with the folder)."""
+        return self.__dict__.setdefault("_shared_state", {})
 
     # ---------------------------------------------------------------- adapters: engine types
 
@@ -179,6 +186,10 @@ class BackendCore(ABC):
     @abstractmethod
     def _late_prefetch(self, prefetches: Sequence[Any], late: LateStage, limit: int) -> Any:
         """The same MaxSim ranking as a prefetch (one list of an RRF fusion)."""
+
+    @abstractmethod
+    def _scores_request(self, branch: Branch, engine_filter: Any, limit: int) -> Any:
+        """The nearest ``limit`` points by one branch's vector, ids and scores only (relevance fusion's lists)."""
 
     @abstractmethod
     def _run(self, request: Any) -> list[Any]:
@@ -252,11 +263,15 @@ class BackendCore(ABC):
         return self._hits(plan)
 
     def _hits(self, plan: QueryPlan) -> list[Hit]:
+        if plan.relevance is not None:
+            return relevance_hits(self, plan)
         return [hit(record) for record in self._run(self._request(plan))]
 
     def _staged(self, plan: QueryPlan) -> list[Hit]:
         """The last stages the engine can't run, over its fused list: our MMR (on the candidates it
         would choose from, read with their dense vectors), or the document cap (``grouping``)."""
+        if plan.mmr is None and plan.group is None:
+            return self._hits(plan)
         if plan.mmr is not None:
             candidates = self._hits(replace(plan, limit=plan.mmr.candidates))
             return diversity.mmr_hits(candidates, plan.mmr, plan.limit, plan.group, grouping.document_of)
@@ -293,6 +308,14 @@ class BackendCore(ABC):
                 except QUERY_FAILURES as exc:
                     results[slot] = exc
         return results
+
+    def _run_all(self, requests: list[Any]) -> list[list[Any]]:
+        """Several requests of one query in one engine call; when the engine refuses the batch, one by one
+        (so the error raised is the failing request's own)."""
+        try:
+            return list(self._run_batch(requests))
+        except QUERY_FAILURES:
+            return [self._run(request) for request in requests]
 
     def _run_alone(self, request: Any) -> Union[list[Any], BaseException]:
         try:

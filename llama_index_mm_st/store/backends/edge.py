@@ -257,6 +257,10 @@ class EdgeBackend(BackendCore):
         query, params = self._late_query(late)
         return q.Prefetch(limit=limit, prefetches=list(prefetches), query=query, params=params)
 
+    def _scores_request(self, branch: Branch, engine_filter: Any, limit: int) -> Any:
+        return q.QueryRequest(limit=limit, query=q.Query.Nearest(_vector(branch.vector), using=branch.using),
+                              filter=engine_filter, params=self._params(branch), with_payload=False, with_vector=False)
+
     def _run(self, request: Any) -> list[Any]:
         return self._require().query(request)
 
@@ -299,6 +303,11 @@ class EdgeBackend(BackendCore):
         if self._shard is not None:
             self._folder.disk.ensure()
             self._shard.flush()
+
+    @property
+    def shared_state(self) -> dict[str, Any]:
+        """Kept with the folder: every store object of this process on it shares it."""
+        return self._folder.shared
 
     def dense_held(self, names: Sequence[str]) -> tuple[str, ...]:
         """Only the dense vectors some point carries: every writer of the shard is in this process

@@ -131,6 +131,9 @@ class EdgeFolder:
         self.schema: Optional[StoreSchema] = None
         self.disk = DiskGuard(str(path) if path is not None else str(self.dir), self.dir)
         self._held_dense: Optional[frozenset[str]] = None
+        self.shared: dict[str, Any] = {}
+        """State the store's parts keep per folder, so every store object on it sees one copy (the
+        relevance statistics: ``store/statistics.py``)."""
         self._lock = locks.take(self.dir)  # a runner's reserved lock (``locks.reserve``), or a new one
         try:
             self.unfinished = self._interrupted_creation()
