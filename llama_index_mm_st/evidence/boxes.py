@@ -52,16 +52,16 @@ def grid_cell_box(row: int, col: int, rows: int, cols: int) -> Box:
     return (col / cols, row / rows, (col + 1) / cols, (row + 1) / rows)
 
 
-def map_regions(scores: np.ndarray, threshold: float, keep: int = 3) -> list[tuple[Box, float]]:
-    """Boxes around the connected groups of cells of a (rows, cols) score map at or above ``threshold``
-    (4-neighbour connectivity), each with its best cell's score, best first, at most ``keep``.
+def map_regions(scores: np.ndarray, threshold: float) -> list[tuple[Box, list[tuple[int, int]]]]:
+    """The connected groups (4-neighbour) of cells of a (rows, cols) score map at or above
+    ``threshold``, each as (the box around it, its cells), in the order of their first cell.
 
     The map covers the whole image, cell (r, c) being ``grid_cell_box(r, c, rows, cols)``."""
     grid = np.asarray(scores, dtype=np.float64)
     rows, cols = grid.shape
     above = grid >= threshold
     seen = np.zeros_like(above)
-    found: list[tuple[Box, float]] = []
+    found: list[tuple[Box, list[tuple[int, int]]]] = []
     for r in range(rows):
         for c in range(cols):
             if not above[r, c] or seen[r, c]:
@@ -76,7 +76,5 @@ def map_regions(scores: np.ndarray, threshold: float, keep: int = 3) -> list[tup
                         seen[ny, nx] = True
                         stack.append((ny, nx))
             ys, xs = [y for y, _ in cells], [x for _, x in cells]
-            box = (min(xs) / cols, min(ys) / rows, (max(xs) + 1) / cols, (max(ys) + 1) / rows)
-            found.append((box, float(max(grid[y, x] for y, x in cells))))
-    found.sort(key=lambda item: -item[1])
-    return found[:keep]
+            found.append(((min(xs) / cols, min(ys) / rows, (max(xs) + 1) / cols, (max(ys) + 1) / rows), cells))
+    return found

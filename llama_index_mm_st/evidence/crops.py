@@ -126,11 +126,12 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
 
 
 def cosine(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Cosine of each row of ``vectors`` to ``query``."""
+    """Cosine of each row of ``vectors`` to ``query`` (-2 for a row of NaN: an input the model could not take)."""
     matrix = np.asarray(vectors, dtype=np.float64)
     target = np.asarray(query, dtype=np.float64)
     norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(target) or 1.0)
-    return (matrix @ target) / np.where(norms > 0, norms, 1.0)
+    values = (matrix @ target) / np.where(norms > 0, norms, 1.0)
+    return np.nan_to_num(values, nan=-2.0)  # a row that failed to embed (NaN) ranks below every real one
 
 
 CropRound = Generator[list[Image.Image], np.ndarray, list[tuple[Box, float]]]

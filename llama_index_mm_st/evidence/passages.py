@@ -1,0 +1,103 @@
+"""Passages of a text hit: the sentences that matched, by words and by meaning.
+
+The node's text is cut into sentences (at ``.``, ``!``, ``?`` or a line break; a sentence over
+``MAX_UNIT_CHARS`` is cut at word boundaries). Each is scored twice:
+
+- **words**: the share of the query's BM25 terms it holds (``words.QueryTerms``, the store's rule);
+- **meaning**: its embedding's cosine to the query vector, rescaled to 0..1 within the hit (the best
+  sentence 1, the worst 0).
+
+A passage's score is ``(2 * words + meaning) / 3``: a sentence with all the query's words outranks
+any sentence without them (exact words are what the user typed), and meaning orders the rest and
+finds the passage when no word matches (a paraphrase, an image query). Passages scoring at least
+half the best are kept, best first. A chunk of many sentences is scored in groups of adjacent
+sentences (at most ``MAX_UNITS`` embeddings per hit).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Generator, Optional, Sequence
+
+import numpy as np
+
+from .crops import cosine
+from .words import QueryTerms
+
+SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n\s*")
+MAX_UNIT_CHARS = 400
+MAX_UNITS = 24
+KEEP_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class PassageSettings:
+    keep: int = 3
+    """Most passages reported per hit."""
+    max_units: int = MAX_UNITS
+    """Most sentences (or groups of them) embedded per hit."""
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``, whitespace trimmed; long ones cut at word boundaries."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in SENTENCE_END.finditer(text):
+        spans.extend(_cut(text, start, match.start()))
+        start = match.end()
+    spans.extend(_cut(text, start, len(text)))
+    return spans
+
+
+def _cut(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    pieces = []
+    while end - start > MAX_UNIT_CHARS:
+        cut = text.rfind(" ", start, start + MAX_UNIT_CHARS)
+        cut = cut if cut > start else start + MAX_UNIT_CHARS
+        pieces.append((start, cut))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if end > start:
+        pieces.append((start, end))
+    return pieces
+
+
+def group(units: Sequence[tuple[int, int]], most: int) -> list[tuple[int, int]]:
+    """At most ``most`` spans: adjacent units joined in equal runs when there are more."""
+    if len(units) <= most:
+        return list(units)
+    size = -(-len(units) // most)
+    return [(units[i][0], units[min(i + size, len(units)) - 1][1]) for i in range(0, len(units), size)]
+
+
+PassageSearch = Generator[list[str], np.ndarray, list[tuple[int, int, float]]]
+"""Yields the texts to embed (once), is sent their vectors; returns (start, end, score), best first."""
+
+
+def search_passages(text: str, query: Optional[np.ndarray], terms: QueryTerms,
+                    settings: PassageSettings = PassageSettings()) -> PassageSearch:
+    """The passages of ``text`` that match the query, as the module describes. ``query`` is the query
+    vector (None: by words only); ``terms`` the query's words."""
+    units = group(sentences(text), settings.max_units)
+    if not units:
+        return []
+    words = np.array([terms.share(text[a:b]) for a, b in units])
+    if query is not None and len(units) > 1:
+        meaning = cosine((yield [text[a:b] for a, b in units]), query)
+        low, high = float(meaning.min()), float(meaning.max())
+        meaning = (meaning - low) / (high - low) if high > low else np.ones(len(units))
+    else:
+        meaning = np.ones(len(units)) if query is not None else np.zeros(len(units))
+    scores = (2 * words + meaning) / 3
+    best = float(scores.max())
+    if best <= 0:
+        return []
+    order = sorted(range(len(units)), key=lambda i: (-scores[i], i))
+    kept = [i for i in order if scores[i] >= KEEP_FRACTION * best][: settings.keep]
+    return [(units[i][0], units[i][1], float(scores[i])) for i in kept]
