@@ -36,6 +36,7 @@ from ..inputs import QueryParts, image_ref, read_node
 from ..media_refs import FRAME_TIME_KEY, media_input
 from ..multivector import node_multivector, query_multivector
 from ..types import Modality, Role
+from .audio_template import match_offsets
 from .crops import CropSettings, search_regions
 from .kinds import Evidence, Passage, Region, Span, best_first
 from .late import late_regions, layout_for
@@ -108,11 +109,20 @@ class _Context:
         self.late = bool(getattr(embedding, "late_interaction", False))
         self._example: Any = None
         self._example_length: Optional[float] = None
+        self._audio: Optional[tuple[int, np.ndarray]] = None
 
     def example_image(self) -> Any:
         if self._example is None and self.query.parts.example_kind == "image":
             self._example = image_ref(self.query.parts.example, 0).load(self.decode, self.fetch)
         return self._example
+
+    def example_audio(self, rate: int) -> Optional[np.ndarray]:
+        """The query's audio example at ``rate`` (None when the query has none)."""
+        if self.query.parts.example_kind != "audio":
+            return None
+        if self._audio is None or self._audio[0] != rate:
+            self._audio = (rate, media_input("audio", self.query.parts.example, 0).load_audio(rate, self.fetch))
+        return self._audio[1]
 
     def window_s(self, kind: str) -> float:
         given = self.settings.audio_window_s if kind == "audio" else self.settings.video_window_s
@@ -254,11 +264,16 @@ def _late_regions(node: Any, parts: Any, document: np.ndarray, page: Optional[in
 
 def _recording_spans(ref: Any, context: _Context) -> Generator[EmbedCall, np.ndarray, list[Evidence]]:
     window = context.window_s(ref.kind)
+    proposals: list[tuple[float, float]] = []
     if ref.kind == "audio":
         track: Any = load_audio_track(ref, model_sampling_rate(context.embedding) or DEFAULT_SAMPLING_RATE, context.fetch)
+        example = context.example_audio(track.rate)
+        if example is not None:
+            proposals = match_offsets(track.samples, example, track.rate)
     else:
         track = load_video_track(ref, context.fetch)
-    search = search_spans(track.duration_s, window, context.vector, context.settings.windows)  # type: ignore[arg-type]
+    search = search_spans(track.duration_s, window, context.vector, context.settings.windows,  # type: ignore[arg-type]
+                          proposals)
     spans = yield from _through(search, ref.kind, lambda w: track.window(*w))
     return [Span(start, end, score) for start, end, score in spans]
 

@@ -60,7 +60,7 @@ class _Frame:
     """PDF user space (points, y up, from the media box's origin) to 0..1 of the rendered page."""
 
     def __init__(self, page) -> None:  # type: ignore[no-untyped-def]
-        self.left, self.bottom, self.right, self.top = page.get_cropbox()
+        self.left, self.bottom, self.right, self.top = page.get_bbox()  # media box within crop box, inherited ones included
         self.rotation = page.get_rotation() % 360
 
     def box(self, left: float, bottom: float, right: float, top: float) -> Box:

@@ -34,20 +34,26 @@ Window = tuple[float, float]
 class WindowSettings:
     max_windows: int = 24
     """Most coarse windows per hit (a long recording's windows are spread over it)."""
+    stride: float = 0.5
+    """Coarse windows start this fraction of a window apart."""
+    beam: int = 2
+    """The best this many coarse windows are each refined (one model call per round for all)."""
     min_step_s: float = 0.25
     """Refinement stops when its step is under this."""
     max_extend: int = 8
     """Most windows a span grows by on each side."""
     keep: int = 3
     """Most spans per hit."""
+    confirm: float = 0.8
+    """A query example found in the recording at this correlation or more is a span as it is."""
 
 
-def coarse_windows(duration_s: float, window_s: float, max_windows: int) -> list[Window]:
-    """Windows of ``window_s`` at a stride of half a window over ``[0, duration_s]`` (the last one ends
-    at the end), at most ``max_windows`` of them, evenly spread."""
+def coarse_windows(duration_s: float, window_s: float, max_windows: int, stride: float = 0.5) -> list[Window]:
+    """Windows of ``window_s`` at a stride of ``stride`` windows over ``[0, duration_s]`` (the last one
+    ends at the end), at most ``max_windows`` of them, evenly spread."""
     if duration_s <= window_s:
         return [(0.0, duration_s)]
-    stride = window_s / 2
+    stride = window_s * stride
     count = int(np.ceil((duration_s - window_s) / stride - 1e-9)) + 1
     count = min(count, max_windows)
     last = duration_s - window_s
@@ -64,27 +70,38 @@ SpanSearch = Generator[list[Window], np.ndarray, list[tuple[float, float, float]
 """Yields the windows of a round, is sent their vectors; returns (start_s, end_s, score), best first."""
 
 
-def search_spans(duration_s: float, window_s: float, query: np.ndarray,
-                 settings: WindowSettings = WindowSettings()) -> SpanSearch:
-    """The spans of a recording of ``duration_s`` that match ``query``, as the module describes."""
+def search_spans(duration_s: float, window_s: float, query: np.ndarray, settings: WindowSettings = WindowSettings(),
+                 proposals: Sequence[tuple[float, float]] = ()) -> SpanSearch:
+    """The spans of a recording of ``duration_s`` that match ``query``, as the module describes.
+
+    ``proposals``: (start_s, correlation) where the query example itself was found
+    (``audio_template.match_offsets``); those at ``settings.confirm`` or more are the spans, each a
+    window long and scored by the model, and the search stops there."""
     window_s = min(window_s, duration_s)
-    coarse = coarse_windows(duration_s, window_s, settings.max_windows)
+    confirmed = [(start, min(start + window_s, duration_s)) for start, correlation in proposals
+                 if correlation >= settings.confirm]
+    if confirmed:
+        scores = cosine((yield confirmed), query)
+        return sorted([(a, b, float(s)) for (a, b), s in zip(confirmed, scores)], key=lambda item: -item[2])
+    coarse = coarse_windows(duration_s, window_s, settings.max_windows, settings.stride)
     scores = list(cosine((yield coarse), query))
     if len(coarse) == 1:
         return [(coarse[0][0], coarse[0][1], scores[0])]
-    best = int(np.argmax(scores))
-    start, score = coarse[best][0], scores[best]
+    order = sorted(range(len(coarse)), key=lambda i: (-scores[i], i))[: max(1, settings.beam)]
+    beams = [(coarse[i][0], float(scores[i])) for i in order]
     step = (coarse[1][0] - coarse[0][0]) / 2
     tried = {round(w[0], 6) for w in coarse}
     while step >= settings.min_step_s:
-        moves = [s for s in (start - step, start + step) if 0 <= s <= duration_s - window_s and round(s, 6) not in tried]
-        if moves:
-            found = cosine((yield [(s, s + window_s) for s in moves]), query)
-            tried.update(round(s, 6) for s in moves)
-            top = int(np.argmax(found))
-            if found[top] > score:
-                start, score = moves[top], float(found[top])
+        moves = [[s for s in (start - step, start + step)
+                  if 0 <= s <= duration_s - window_s and round(s, 6) not in tried] for start, _ in beams]
+        flat = list(dict.fromkeys(round(s, 6) for group in moves for s in group))
+        if flat:
+            found = dict(zip(flat, cosine((yield [(s, s + window_s) for s in flat]), query)))
+            tried.update(flat)
+            beams = [max([(start, score)] + [(s, float(found[round(s, 6)])) for s in group], key=lambda b: b[1])
+                     for (start, score), group in zip(beams, moves)]
         step /= 2
+    start, score = max(beams, key=lambda b: b[1])
     bar = _bar(score, scores)
     span_start, span_end = start, start + window_s
     before_open = after_open = True

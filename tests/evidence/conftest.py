@@ -23,3 +23,13 @@ def siglip(tiny_siglip_dir: Path) -> MultimodalEmbedding:
 @pytest.fixture(scope="session")
 def clap(tiny_clap_dir: Path) -> MultimodalEmbedding:
     return MultimodalEmbedding(str(tiny_clap_dir), device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def colqwen2_embedding(tiny_colqwen2_dir: Path) -> MultimodalEmbedding:
+    return MultimodalEmbedding(str(tiny_colqwen2_dir), device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def colpali_embedding(tiny_colpali_dir: Path) -> MultimodalEmbedding:
+    return MultimodalEmbedding(str(tiny_colpali_dir), device="cpu", precision="fp32")
