@@ -15,6 +15,9 @@
   - ``UnsupportedFilterError`` (also a ``ValueError``): a metadata filter that Qdrant (or the Edge
     backend) cannot express; the message names the filter and why.
   - ``UnsupportedModalityError`` (also a ``ValueError``): the model cannot encode or score this modality.
+  - ``InvalidQueryError`` (also a ``ValueError``): a search its request makes impossible (empty text, two
+    examples, an option it can't take); ``param`` names the request field, so a front end words it its
+    own way (the CLI's flag, the server's 400 ``param``) without reading the message.
   - ``SchemaMismatchError``: an existing collection or index does not match what we were asked to open.
   - ``StoreLockedError``: another process holds the embedded store.
   - ``UnfinishedStoreError``: an embedded store's files are not a whole store and can't be finished
@@ -89,6 +92,18 @@ class UnsupportedFilterError(MMSTError, ValueError):
 
 class UnsupportedModalityError(MMSTError, ValueError):
     """The model or scorer cannot handle this modality."""
+
+
+class InvalidQueryError(MMSTError, ValueError):
+    """A search that its request makes impossible. ``param`` is the ``SearchRequest`` field it is about
+    (``text``, ``image``, ``mode``, ``top_k``, ``rrf_weights``, ...), ``reason`` says why, and ``code`` names
+    the kind of mistake (``empty_text``, ``no_query``, ``two_examples``, ``sparse_example``, ``no_words``,
+    ``unsupported_modality``, ``bad_example``, ``invalid_option``), so front ends word it their own way
+    without reading the message."""
+
+    def __init__(self, param: str, reason: str, code: str = "invalid_option") -> None:
+        super().__init__(f"{param}: {reason}")
+        self.param, self.reason, self.code = param, reason, code
 
 
 class SchemaMismatchError(MMSTError):

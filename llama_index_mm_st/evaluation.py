@@ -35,6 +35,7 @@ from typing import Any, Iterable, List, Optional, Sequence, Union
 
 from .fetch import is_url
 from .hits import SearchHit, search_hits
+from .search import SearchSetup
 
 EXAMPLE_KINDS = ("image", "audio", "video")
 NDCG_AT = MRR_AT = 10
@@ -201,21 +202,38 @@ class EvalResult:
 
 def _can_run(retriever: Any, qrel: Qrel) -> bool:
     """A sparse (words only) search needs query text."""
-    return not (getattr(retriever, "mode", None) == "sparse" and qrel.query is None)
+    mode = retriever.request.mode if isinstance(retriever, SearchSetup) else getattr(retriever, "mode", None)
+    return not (mode == "sparse" and qrel.query is None)
 
 
-def _retrieve(retriever: Any, qrel: Qrel) -> list[Any]:
+def _retrieve(retriever: Any, qrel: Qrel, top_k: int) -> list[Any]:
+    """The hits for one qrel: a ``SearchSetup`` runs the search step with ``top_k`` (what ``mmst search
+    --top-k`` returns); a retriever returns what it returns."""
+    example = {qrel.example_kind: qrel.example} if qrel.example else {}
+    if isinstance(retriever, SearchSetup):
+        return retriever.run(qrel.query, top_k=top_k, **example).nodes
     if hasattr(retriever, "search"):  # MultimodalRetriever: text, an example, or both
-        return retriever.search(qrel.query, **({qrel.example_kind: qrel.example} if qrel.example else {}))
+        return retriever.search(qrel.query, **example)
     if qrel.example is not None:
         raise ValueError(f"qrels line {qrel.line}: a query by {qrel.example_kind} needs a MultimodalRetriever")
     return retriever.retrieve(qrel.query)
 
 
+def _first_ranks(retriever: Any, qrel: Qrel, top_k: int) -> List[int]:
+    try:
+        results = _retrieve(retriever, qrel, top_k)
+    except ValueError as exc:
+        raise ValueError(f"qrels line {qrel.line}: {exc}") from exc
+    return first_ranks(search_hits(results[:top_k], "rrf"), qrel.relevant)
+
+
 def evaluate(retriever: Any, qrels: Union[str, Path, Sequence[Qrel]], k: int = 10) -> EvalResult:
-    """recall@``k``, nDCG@10 and MRR@10 of ``retriever`` (a ``MultimodalRetriever`` from ``build_pipeline``,
-    or any LlamaIndex retriever for text queries) over ``qrels`` (a JSONL path or ``load_qrels``'s list).
-    The retriever should return at least ``max(k, 10)`` hits (its ``top_k``, or its reranker's ``top_n``)."""
+    """recall@``k``, nDCG@10 and MRR@10 of ``retriever`` over ``qrels`` (a JSONL path or ``load_qrels``'s list).
+
+    ``retriever`` is a ``search.SearchSetup`` (what ``mmst eval`` runs: each figure comes from the search
+    ``mmst search`` runs with that many results, ``--top-k k`` for recall@k and 10 for nDCG and MRR), a
+    ``MultimodalRetriever`` from ``build_pipeline``, or any LlamaIndex retriever for text queries; a
+    retriever should return at least ``max(k, 10)`` hits (its ``top_k``, or its reranker's ``top_n``)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     rows = load_qrels(qrels) if isinstance(qrels, (str, Path)) else list(qrels)
@@ -227,14 +245,13 @@ def evaluate(retriever: Any, qrels: Union[str, Path, Sequence[Qrel]], k: int = 1
             per_query.append(QueryMetrics(qrel.line, 0.0, 0.0, 0.0, (), 0.0, skipped=True))
             continue
         start = time.perf_counter()
-        try:
-            results = _retrieve(retriever, qrel)
-        except ValueError as exc:
-            raise ValueError(f"qrels line {qrel.line}: {exc}") from exc
+        ranks = _first_ranks(retriever, qrel, max(k, NDCG_AT))
         ms = (time.perf_counter() - start) * 1000
-        hits = search_hits(results[: max(k, NDCG_AT)], "rrf")
-        ranks = first_ranks(hits, qrel.relevant)
         recall, ndcg, mrr = metrics_of_ranks(ranks, len(qrel.relevant), k)
+        if isinstance(retriever, SearchSetup) and k < NDCG_AT:  # recall@k: what a search for k results finds
+            recall = metrics_of_ranks(_first_ranks(retriever, qrel, k), len(qrel.relevant), k)[0]
+        elif isinstance(retriever, SearchSetup) and k > NDCG_AT:  # nDCG and MRR: what a search for 10 finds
+            ndcg, mrr = metrics_of_ranks(_first_ranks(retriever, qrel, NDCG_AT), len(qrel.relevant), k)[1:]
         per_query.append(QueryMetrics(qrel.line, recall, ndcg, mrr, tuple(ranks), ms))
     count = len(per_query)
     timed = [m.ms for m in per_query if not m.skipped]

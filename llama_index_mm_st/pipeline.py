@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Generator, List, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Generator, List, Literal, Optional, Protocol, Union
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
@@ -22,11 +22,11 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
 )
 
-from .errors import refuse_unknown
+from .errors import InvalidQueryError, refuse_unknown
 from .inputs import MediaQueryBundle, QueryParts, read_query
 from .types import Modality
 
-__all__ = ["MediaQueryBundle", "MultimodalRetriever", "SearchMode", "build_pipeline"]
+__all__ = ["MediaQueryBundle", "MultimodalRetriever", "SearchMode", "build_pipeline", "check_options", "query_bundle"]
 
 if TYPE_CHECKING:  # a RemoteMultimodalEmbedding works as well: a CPU app server need not import torch
     from .embedding import MultimodalEmbedding
@@ -88,18 +88,8 @@ class MultimodalRetriever(BaseRetriever):
     ) -> None:
         refuse_unknown(type(self).__name__, kwargs, _RETRIEVER_BASE_ARGUMENTS,
                        named=("top_k", "mode", "modality", "filters", *_STORE_OPTIONS))
-        if mode not in _MODES:
-            raise ValueError(f"mode must be one of {list(_MODES)}, got {mode!r}")
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        if mmr is not None and mode == "sparse":
-            raise ValueError("mmr compares the hits' dense vectors: use mode 'dense' or 'hybrid' with it, not 'sparse'")
-        if rrf_weights is not None:  # refused here, before a query runs (the CLI, eval and the server build this)
-            if fusion == "dbsf":
-                raise ValueError("rrf_weights apply to RRF; DBSF normalises each list's scores and takes no weights")
-            from .store.settings import check_weights
-
-            check_weights(rrf_weights)
+        check_options(mode=mode, top_k=top_k, mmr=mmr, max_per_document=max_per_document, fusion=fusion,
+                      rrf_k=rrf_k, rrf_weights=rrf_weights)
         super().__init__(**kwargs)
         self.store, self.embedding, self.reranker = store, embedding, reranker
         self.top_k, self.mode, self.modality, self.filters = top_k, mode, modality, filters
@@ -126,9 +116,11 @@ class MultimodalRetriever(BaseRetriever):
         query = read_query(query_bundle)
         embedding = None
         if self.mode != "sparse":
-            if query.modality == "text" and query.text is None:
-                raise ValueError("the query has neither text nor an image")
-            embedding = yield _Embed(query)
+            embedding = query_bundle.embedding  # a caller that embedded the query already (LlamaIndex's convention)
+            if embedding is None:
+                if query.modality == "text" and query.text is None:
+                    raise InvalidQueryError("text", "the query has neither text nor an example", "no_query")
+                embedding = yield _Embed(query)
         result = yield _Query(self._plan(query, embedding), self._query_kwargs(query))
         nodes = _with_scores(result)
         # A query that is only an audio or video example has nothing a reranker reads (text or an image).
@@ -137,26 +129,31 @@ class MultimodalRetriever(BaseRetriever):
             nodes = yield _Rerank(nodes, query_bundle)
         return nodes
 
+    def embed_query(self, query: QueryParts) -> List[float]:
+        """The query's vector: its example's (image, audio or video) when it has one, else its text's."""
+        if query.modality in ("audio", "video"):
+            return self._media_query_embedding(query)
+        if query.modality == "image":
+            return self.embedding.get_image_query_embedding(query.example)
+        return self.embedding.get_query_embedding(query.text)
+
+    async def aembed_query(self, query: QueryParts) -> List[float]:
+        if query.modality in ("audio", "video"):
+            return await asyncio.to_thread(self._media_query_embedding, query)
+        if query.modality == "image":
+            return await self.embedding.aget_image_query_embedding(query.example)
+        return await self.embedding.aget_query_embedding(query.text)
+
     def _run(self, step: Step) -> Any:
         if isinstance(step, _Embed):
-            query = step.query
-            if query.modality in ("audio", "video"):
-                return self._media_query_embedding(query)
-            if query.modality == "image":
-                return self.embedding.get_image_query_embedding(query.example)
-            return self.embedding.get_query_embedding(query.text)
+            return self.embed_query(step.query)
         if isinstance(step, _Query):
             return self.store.query(step.query, **step.kwargs)
         return self.reranker.postprocess_nodes(step.nodes, step.query_bundle)  # type: ignore[union-attr]
 
     async def _arun(self, step: Step) -> Any:
         if isinstance(step, _Embed):
-            query = step.query
-            if query.modality in ("audio", "video"):
-                return await asyncio.to_thread(self._media_query_embedding, query)
-            if query.modality == "image":
-                return await self.embedding.aget_image_query_embedding(query.example)
-            return await self.embedding.aget_query_embedding(query.text)
+            return await self.aembed_query(step.query)
         if isinstance(step, _Query):
             return await self.store.aquery(step.query, **step.kwargs)
         return await self.reranker.apostprocess_nodes(step.nodes, step.query_bundle)  # type: ignore[union-attr]
@@ -171,11 +168,23 @@ class MultimodalRetriever(BaseRetriever):
             return done.value
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+        return await self.aretrieve_with(query_bundle, None)
+
+    async def aretrieve_with(self, query_bundle: QueryBundle, calls: Optional[ModelCalls]) -> List[NodeWithScore]:
+        """``aretrieve`` with the model calls (the query embedding, the reranking) run by ``calls`` instead of
+        in-process: how the server puts a search's model work in the same queues as its other requests.
+        None runs them here (``_arun``). LlamaIndex's retrieval callbacks are not fired on this path."""
         steps = self._steps(query_bundle)
         try:
             step = next(steps)
             while True:
-                step = steps.send(await self._arun(step))
+                if calls is not None and isinstance(step, _Embed):
+                    result = await calls.embed_query(step.query)
+                elif calls is not None and isinstance(step, _Rerank):
+                    result = await calls.rerank(step.nodes, step.query_bundle)
+                else:
+                    result = await self._arun(step)
+                step = steps.send(result)
         except StopIteration as done:
             return done.value
 
@@ -186,16 +195,7 @@ class MultimodalRetriever(BaseRetriever):
                video: Any = None) -> List[NodeWithScore]:
         """Search by text, by an example (an image, audio or video: path or URL), or text and one example.
         The example drives the dense search, the text BM25 and the rerankers."""
-        examples = {"image": image, "audio": audio, "video": video}
-        given = [kind for kind, value in examples.items() if value is not None]
-        if len(given) > 1:
-            raise ValueError(f"search takes one example at a time, got {given}")
-        if text is None and not given:
-            raise ValueError("search needs text, an image, audio or video example, or both")
-        if given and given[0] != "image":
-            kind = given[0]
-            return self.retrieve(MediaQueryBundle(query_str=text or "", media=examples[kind], media_kind=kind))  # type: ignore[arg-type]
-        return self.retrieve(QueryBundle(query_str=text or "", image_path=image))
+        return self.retrieve(query_bundle(text, image=image, audio=audio, video=video))
 
     def as_query_engine(self, llm: Any = None, *, multimodal: bool = False, **kwargs: Any) -> Any:
         """A LlamaIndex ``RetrieverQueryEngine`` over this retriever, answering with ``llm``.
@@ -259,3 +259,67 @@ def build_pipeline(
 def _with_scores(result: Any) -> List[NodeWithScore]:
     similarities = result.similarities or [None] * len(result.nodes or [])
     return [NodeWithScore(node=node, score=score) for node, score in zip(result.nodes or [], similarities)]
+
+
+class ModelCalls(Protocol):
+    """Who runs a retrieval's model work (``MultimodalRetriever.aretrieve_with``): the query's embedding
+    and the reranking. The server's implementation queues both in its model lanes."""
+
+    async def embed_query(self, query: QueryParts) -> List[float]: ...
+
+    async def rerank(self, nodes: List[NodeWithScore], query_bundle: QueryBundle) -> List[NodeWithScore]: ...
+
+
+EXAMPLE_KINDS = ("image", "audio", "video")
+MAX_RRF_K = 100_000
+"""RRF's k above this makes every rank score alike (1/(k+rank) flattens); the engines take a u32."""
+
+
+def query_bundle(text: Optional[str], *, image: Any = None, audio: Any = None, video: Any = None) -> QueryBundle:
+    """The query as LlamaIndex's retrievers take it: text and at most one example (image, audio or video;
+    a path, URL, ``data:`` URI or bytes). The example drives the dense search, the text BM25 and rerankers."""
+    examples = {"image": image, "audio": audio, "video": video}
+    given = [kind for kind in EXAMPLE_KINDS if examples[kind] is not None]
+    if len(given) > 1:
+        raise InvalidQueryError(given[1], f"a search takes one example at a time, got {given}", "two_examples")
+    if text is None and not given:
+        raise InvalidQueryError("text", "a search needs text, an image, audio or video example, or both", "no_query")
+    if given and given[0] != "image":
+        kind = given[0]
+        return MediaQueryBundle(query_str=text or "", media=examples[kind], media_kind=kind)  # type: ignore[arg-type]
+    return QueryBundle(query_str=text or "", image_path=image)
+
+
+def check_options(*, mode: str = "hybrid", top_k: int = 1, mmr: Optional[float] = None,
+                  max_per_document: Optional[int] = None, fusion: Optional[str] = None, rrf_k: Optional[int] = None,
+                  rrf_weights: Optional[Dict[str, float]] = None) -> None:
+    """The retrieval options a search can't take, refused before anything runs, each naming its option
+    (``InvalidQueryError.param``): the one set of checks behind ``build_pipeline``, the CLI, eval and the server."""
+    if mode not in _MODES:
+        raise InvalidQueryError("mode", f"must be one of {list(_MODES)}, got {mode!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InvalidQueryError("top_k", f"must be an integer of at least 1, got {top_k!r}")
+    if mmr is not None:
+        if not 0.0 <= mmr <= 1.0:
+            raise InvalidQueryError("mmr", f"MMR's lambda must be between 0 and 1, got {mmr}")
+        if mode == "sparse":
+            raise InvalidQueryError("mmr", "MMR compares the hits' dense vectors: use mode 'dense' or 'hybrid' with "
+                                           "it, not 'sparse'")
+    if max_per_document is not None and max_per_document < 1:
+        raise InvalidQueryError("max_per_document", f"must be at least 1, got {max_per_document}")
+    from .store.stages import FUSIONS
+
+    if fusion is not None and fusion not in FUSIONS:
+        raise InvalidQueryError("fusion", f"must be one of {list(FUSIONS)}, got {fusion!r}")
+    if rrf_k is not None and (isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or not 1 <= rrf_k <= MAX_RRF_K):
+        raise InvalidQueryError("rrf_k", f"must be an integer from 1 to {MAX_RRF_K}, got {rrf_k!r}")
+    if rrf_weights is not None:
+        if fusion == "dbsf":
+            raise InvalidQueryError("rrf_weights", "weights apply to RRF; DBSF normalises each list's scores and "
+                                                   "takes no weights")
+        from .store.settings import check_weights
+
+        try:
+            check_weights(rrf_weights)
+        except ValueError as exc:
+            raise InvalidQueryError("rrf_weights", str(exc)) from None

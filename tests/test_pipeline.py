@@ -7,6 +7,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.schema import ImageNode, QueryBundle, TextNode
 
 from llama_index_mm_st import MultimodalEmbedding, MultimodalQdrantStore, MultimodalReranker, build_pipeline
+from llama_index_mm_st.errors import InvalidQueryError
 from tests.fixtures.ranking import assert_same_ranking
 
 RARE = "Part QX-7731 is the replacement valve."
@@ -109,12 +110,19 @@ def test_unknown_and_conflicting_pipeline_options_are_refused(indexed):
     store, embedding, _ = indexed
     with pytest.raises(TypeError, match=r"unexpected argument 'mmr_lambda'; valid: .*mmr"):
         build_pipeline(store, embedding, mmr_lambda=0.5)
-    with pytest.raises(ValueError, match="mmr compares the hits' dense vectors"):
+    # Every refusal names its option (InvalidQueryError.param), so front ends word it without reading the text.
+    with pytest.raises(InvalidQueryError, match="MMR compares the hits' dense vectors") as refused:
         build_pipeline(store, embedding, mode="sparse", mmr=0.5)
-    with pytest.raises(ValueError, match="fusion must be one of"):
-        build_pipeline(store, embedding, fusion="borda").search("x")
+    assert refused.value.param == "mmr"
+    with pytest.raises(InvalidQueryError, match="must be one of") as refused:
+        build_pipeline(store, embedding, fusion="borda")  # before any query or model runs
+    assert refused.value.param == "fusion"
     # Weights are checked when the pipeline is built, before any query or model runs.
-    with pytest.raises(ValueError, match="DBSF normalises each list's scores and takes no weights"):
+    with pytest.raises(ValueError, match="DBSF normalises each list's scores and takes no weights") as refused:
         build_pipeline(store, embedding, fusion="dbsf", rrf_weights={"image": 2.0})
+    assert refused.value.param == "rrf_weights"
+    for weight in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(InvalidQueryError, match="must be a finite number >= 0"):
+            build_pipeline(store, embedding, rrf_weights={"image": weight})
     with pytest.raises(ValueError, match=r"rrf_weights keys must be among .*\['pictures'\]"):
         build_pipeline(store, embedding, rrf_weights={"pictures": 2.0})

@@ -13,7 +13,6 @@ import argparse
 import json
 from typing import Any, Optional
 
-from ..defaults import RERANK_CANDIDATES_PER_RESULT
 from .models import CLIError, add_backend_flags, backend_option
 from .retrieval_flags import add_retrieval_flags, retrieval_options
 
@@ -51,21 +50,32 @@ def _table(rows: list[dict[str, Any]], k: int, queries: int) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from ..errors import InvalidQueryError
     from ..evaluation import evaluate, load_qrels
-    from ..pipeline import build_pipeline
     from ..ingest.manifest import read_manifest
+    from ..search import SearchRequest, SearchSetup
     from .models import load_embedding, load_reranker, resolve_model
     from .progress import quiet_libraries
+    from .search_cmd import query_error
     from .stores import open_store
 
     if args.k < 1:
         raise CLIError("--k must be at least 1")
-    quality = retrieval_options(args, "hybrid")  # a bad flag fails before anything loads
+    quality = retrieval_options(args)
+    requests = {}
+    for mode in dict.fromkeys(args.mode):  # every row's options, checked before anything loads
+        options = dict(quality)
+        if mode == "sparse":
+            options.pop("mmr", None)  # MMR compares dense vectors; a words-only search has none
+        requests[mode] = SearchRequest(text="?", mode=mode, top_k=max(args.k, 10), **options)
+        try:
+            requests[mode].check()
+        except InvalidQueryError as exc:
+            raise query_error(exc) from None
     try:
         qrels = load_qrels(args.qrels)
     except FileNotFoundError:
         raise CLIError(f"no qrels file at {args.qrels}") from None
-    shown = max(args.k, 10)
     rows: list[dict[str, Any]] = []
     with open_store(args, must_exist=True) as store:
         manifest = read_manifest(store)
@@ -74,15 +84,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         with quiet_libraries():
             embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls, **backend_option(args))
             rerankers: list[tuple[Optional[str], Any]] = [(None, None)] + [
-                (model, load_reranker([model], top_n=shown, on_unsupported="keep", **backend_option(args))) for model in args.rerank or []]
-        for mode in dict.fromkeys(args.mode):
+                (model, load_reranker([model], top_n=max(args.k, 10), on_unsupported="keep", **backend_option(args)))
+                for model in args.rerank or []]
+        for mode, request in requests.items():
             for name, reranker in rerankers:
-                top_k = shown * RERANK_CANDIDATES_PER_RESULT if reranker is not None else shown
-                options = dict(quality)
-                if mode == "sparse":
-                    options.pop("mmr", None)  # MMR compares dense vectors; a words-only search has none
-                retriever = build_pipeline(store, embedding, reranker, top_k=top_k, mode=mode, **options)
-                result = evaluate(retriever, qrels, k=args.k)
+                result = evaluate(SearchSetup(store, embedding, reranker, request), qrels, k=args.k)
                 rows.append({"mode": mode, "rerank": name, **result.to_dict()})
     print(json.dumps({"k": args.k, "queries": len(qrels), "rows": rows}, indent=2) if args.json
           else _table(rows, args.k, len(qrels)))

@@ -22,17 +22,13 @@ import argparse
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Optional, Sequence
 
-from ..defaults import DEFAULT_COLLECTION, RERANK_CANDIDATES_PER_RESULT
-from ..errors import MMSTError, UnsupportedModalityError
+from ..defaults import DEFAULT_COLLECTION
+from ..errors import MMSTError
 from .index_cmd import STRICT_EXIT, add_index_arguments, cmd_index
-from .models import (CLIError, add_backend_flags, backend_option, load_embedding, load_reranker, model_backend_line,
-                     model_name, resolve_model)
+from .models import CLIError, add_backend_flags, model_backend_line
 from .stores import DEFAULT_STORE, open_store
-
-if TYPE_CHECKING:
-    from ..store import MultimodalQdrantStore
 
 __all__ = ["CLIError", "DEFAULT_COLLECTION", "DEFAULT_STORE", "STRICT_EXIT", "build_parser", "main"]
 
@@ -99,92 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_query(args: argparse.Namespace) -> None:
-    if args.text is not None and not args.text.strip():
-        raise CLIError('the query text is empty (only whitespace): give words, e.g. mmst search "a red car", '
-                       "or --image PATH")
-    flag, example = _example(args)
-    if args.text is None and example is None:
-        raise CLIError('give query text or --image/--audio/--video PATH, e.g. mmst search "a red car"')
-    if args.mode == "sparse" and example:
-        noun = {"image": "an image", "audio": "an audio clip", "video": "a video"}[flag]
-        raise CLIError(f"--mode sparse matches exact words and {noun} has none: leave out --{flag}, "
-                       f"or use --mode hybrid or dense to search by {flag}")
-    from ..fetch import is_file_url, is_url
-
-    if example and is_file_url(example):
-        raise CLIError(f"--{flag} {example}: give a file:// {flag} as a plain path instead")
-    remote = example is not None and is_url(example)
-    if remote and not args.allow_urls:
-        raise CLIError(f"--{flag} {example} is a URL: add --allow-urls to fetch it")
-    if example and not remote and not os.path.exists(example):
-        raise CLIError(f"query {flag} not found: {example}")
-    if args.top_k < 1:
-        raise CLIError("--top-k must be at least 1")
-
-
-def _example(args: argparse.Namespace) -> tuple[str, Optional[str]]:
-    """Which search-by-example flag was given (--image, --audio or --video; at most one) and its value."""
-    for flag in ("image", "audio", "video"):
-        value = getattr(args, flag, None)
-        if value is not None:
-            return flag, value
-    return "image", None
-
-
-def _check_words(text: str, store: "MultimodalQdrantStore") -> None:
-    """``--mode sparse`` needs a word BM25 can match (stop words and punctuation alone give none)."""
-    if not len(store.sparse_query_vector(text).indices):
-        raise CLIError(f"--mode sparse matches exact words, and {text!r} has none it can search for (only "
-                       "stop words or punctuation); use other words, or --mode hybrid or dense")
-
-
 def cmd_search(args: argparse.Namespace) -> int:
-    _check_query(args)  # before any heavy import: a refused query fails in a fraction of a second
+    from .search_cmd import cmd_search as run_search
 
-    from ..hits import score_kind, search_hits
-    from ..ingest import check_model, read_manifest
-    from ..pipeline import build_pipeline
-    from .progress import quiet_libraries
-    from .retrieval_flags import retrieval_options
-    from .search_view import to_json, to_table
-
-    quality = retrieval_options(args)
-    with open_store(args, must_exist=True) as store:
-        manifest = read_manifest(store)
-        if manifest is None:
-            raise CLIError("this index is empty: add files with 'mmst index PATH' first")
-        check_model(manifest, model_name(args.model) if args.model else None)
-        if args.mode == "sparse" and store.schema is not None and store.schema.learned_sparse is None:
-            _check_words(args.text, store)
-        reranker = None
-        with quiet_libraries():  # the answer goes to stdout; no loading bars on stderr for a search
-            embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls,
-                                       allow_private_urls=args.allow_private_urls, **backend_option(args))
-            if args.rerank:
-                reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported,
-                                         **backend_option(args))
-        candidates = RERANK_CANDIDATES_PER_RESULT * args.top_k if reranker else args.top_k
-        retriever = build_pipeline(store, embedding, reranker, top_k=candidates, mode=args.mode,
-                                   modality=args.modality, **quality)
-        flag, example = _example(args)
-        if example is not None and flag != "image" and not embedding.supports(flag):
-            raise CLIError(f"--{flag}: the index's model ({manifest.model}) cannot read {flag}; it reads "
-                           + ", ".join(m for m in ("text", "image", "audio", "video") if embedding.supports(m)))
-        try:
-            results = retriever.search(args.text, **({flag: example} if example is not None else {}))[: args.top_k]
-        except UnsupportedModalityError as exc:  # only raised with --rerank-unsupported raise
-            raise CLIError("--rerank-unsupported raise: some results are of a kind no --rerank model reads (an image "
-                           "with only a text cross-encoder, say); add a --rerank model that reads them, or use "
-                           "--rerank-unsupported keep (--debug names the results)") from exc
-    schema = store.schema
-    late = schema is not None and schema.late_interaction
-    sparse = schema.sparse_vectors if schema is not None else ("bm25",)
-    kind = score_kind(args.mode, len(args.rerank or ()), late, fusion=quality.get("fusion", "rrf"),
-                      mmr="mmr" in quality, sparse=sparse)
-    rows = [hit.to_dict() for hit in search_hits(results, kind)]
-    print(to_json(rows) if args.json else to_table(rows, kind, args.mode, late, sparse))
-    return 0
+    return run_search(args)
 
 
 def cmd_info(args: argparse.Namespace) -> int:

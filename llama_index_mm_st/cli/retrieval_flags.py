@@ -4,7 +4,7 @@ fusion. Parsed here into the keyword arguments of ``build_pipeline``, checked be
 from __future__ import annotations
 
 import argparse
-from typing import Any, Optional
+from typing import Any
 
 from ..defaults import DEFAULT_DOCUMENT_KEY
 from .models import CLIError
@@ -27,45 +27,31 @@ def add_retrieval_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_weights(text: str) -> dict[str, float]:
-    """``text=1,image=2`` -> {"text": 1.0, "image": 2.0}, with a one-line error naming the bad part."""
+    """``text=1,image=2`` -> {"text": 1.0, "image": 2.0}, with a one-line error naming the bad part. Which
+    names and values a search takes is the search step's rule (``pipeline.check_options``)."""
     weights: dict[str, float] = {}
     for part in text.split(","):
         name, sep, value = part.strip().partition("=")
         if not sep or not name:
             raise CLIError(f"--weight {text!r}: write NAME=NUMBER pairs separated by commas, e.g. text=1,image=2")
-        if name not in BRANCHES:
-            raise CLIError(f"--weight: unknown list {name!r}; choose among {', '.join(BRANCHES)}")
         try:
             weights[name] = float(value)
         except ValueError:
             raise CLIError(f"--weight: {name}={value!r} is not a number") from None
-        if weights[name] < 0:
-            raise CLIError(f"--weight: {name}={value} must not be negative")
     return weights
 
 
-def retrieval_options(args: argparse.Namespace, mode: Optional[str] = None) -> dict[str, Any]:
-    """``build_pipeline`` keyword arguments from the flags (only those given), checked."""
-    mode = mode or args.mode
+def retrieval_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``SearchRequest`` fields from the flags (only those given); the search step checks them."""
     options: dict[str, Any] = {}
     if args.mmr is not None:
-        if not 0.0 <= args.mmr <= 1.0:
-            raise CLIError(f"--mmr {args.mmr}: LAMBDA must be between 0 and 1")
-        if mode == "sparse":
-            raise CLIError("--mmr compares the results' meaning (dense vectors): use it with --mode dense or hybrid")
         options["mmr"] = args.mmr
     if args.max_per_document is not None:
-        if args.max_per_document < 1:
-            raise CLIError("--max-per-document must be at least 1")
         options.update(max_per_document=args.max_per_document, document_key=DEFAULT_DOCUMENT_KEY)
     if args.fusion is not None:
         options["fusion"] = args.fusion
     if args.rrf_k is not None:
-        if args.rrf_k < 1:
-            raise CLIError("--rrf-k must be at least 1")
         options["rrf_k"] = args.rrf_k
     if args.weight is not None:
-        if args.fusion == "dbsf":
-            raise CLIError("--weight applies to RRF; DBSF normalises each list's scores and takes no weights")
         options["rrf_weights"] = parse_weights(args.weight)
     return options

@@ -67,20 +67,29 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _message(response: httpx.Response) -> tuple[str, Optional[str], Optional[str]]:
-    """The error's message, ``param`` and ``code`` from an OpenAI-shaped body (or ``detail``, or the text)."""
+@dataclass(frozen=True)
+class _ErrorBody:
+    """An error answer's parts: OpenAI's ``message``, ``param`` and ``code``."""
+
+    message: str
+    param: Optional[str] = None
+    code: Optional[str] = None
+
+
+def _error_body(response: httpx.Response) -> _ErrorBody:
+    """The error's parts from an OpenAI-shaped body (or ``detail``, or the text)."""
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase, None, None
+        return _ErrorBody(response.text.strip()[:300] or response.reason_phrase)
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"]), error.get("param"), error.get("code")
+            return _ErrorBody(str(error["message"]), error.get("param"), error.get("code"))
         detail = body.get("detail")
         if detail:
-            return (detail if isinstance(detail, str) else str(detail))[:300], None, None
-    return str(body)[:300], None, None
+            return _ErrorBody((detail if isinstance(detail, str) else str(detail))[:300])
+    return _ErrorBody(str(body)[:300])
 
 
 class Endpoint:
@@ -116,12 +125,14 @@ class Endpoint:
                                         response.status_code) from None
         if response.status_code in RETRY_STATUSES and attempt < self.retry.max_retries:
             return _Retry(self.retry.delay(attempt, parse_retry_after(response.headers.get("retry-after"))))
-        message, param, code = _message(response)
+        error = _error_body(response)
+        param = error.param
         found = ITEM_PARAM.match(param) if isinstance(param, str) and response.status_code == 400 else None
         if found:
-            reason = message[len(param) + 2:] if message.startswith(param + ": ") else message
-            raise RejectedItem(int(found.group(1)), reason, code)
-        raise RemoteServerError(self.url(path), f"answered HTTP {response.status_code}: {message}", response.status_code)
+            # The item is told by the structured ``param``; the server's message is its reason as sent.
+            raise RejectedItem(int(found.group(1)), error.message, error.code)
+        raise RemoteServerError(self.url(path), f"answered HTTP {response.status_code}: {error.message}",
+                                response.status_code)
 
     def _unreachable(self, path: str, exc: httpx.HTTPError, attempt: int) -> _Retry:
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)) and attempt < self.retry.max_retries:

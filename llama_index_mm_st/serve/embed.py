@@ -74,8 +74,10 @@ class EmbedService:
 
         return await asyncio.to_thread(lambda: [prepare(i, value) for i, value in enumerate(values)])
 
-    async def embed(self, items: Sequence[Prepared], modality: Modality, role: Role, param: str) -> Embedded:
-        """Vectors for prepared items; the first bad item is a 400 naming ``param[i]``."""
+    async def embed(self, items: Sequence[Prepared], modality: Modality, role: Role, param: str,
+                    indexed: bool = True) -> Embedded:
+        """Vectors for prepared items; the first bad item is a 400 naming ``param[i]`` (``param`` itself when
+        not ``indexed``: a search's one query)."""
         jobs = [Job((modality, role), item.payload, item.cost) for item in items]
         outcomes = await self.lane.run(jobs)
         self.metrics.items.labels(modality).inc(len(items))
@@ -84,7 +86,7 @@ class EmbedService:
             position, error = failed
             if isinstance(error, APIError):
                 raise error
-            raise bad_item(f"{param}[{position}]", getattr(error, "reason", None) or str(error))
+            raise bad_item(f"{param}[{position}]" if indexed else param, getattr(error, "reason", None) or str(error))
         return Embedded([vector for vector, _ in outcomes], sum(tokens for _, tokens in outcomes))
 
     def _run_group(self, key: Any, payloads: List[Any]) -> List[Outcome]:
@@ -92,7 +94,8 @@ class EmbedService:
         result = self.embedding.embed(payloads, modality, role=role, on_error="skip")
         failed = {failure.position: failure.error for failure in result.failures}
         tokens = self._token_counts(payloads) if modality == "text" else [0] * len(payloads)
-        return [failed[i] if i in failed else (list(vector), tokens[i])
+        # A late-interaction query vector (``PooledVector``) is a list already and keeps its token vectors.
+        return [failed[i] if i in failed else (vector if isinstance(vector, list) else list(vector), tokens[i])
                 for i, vector in enumerate(result.embeddings)]
 
     def _token_counts(self, texts: List[str]) -> List[int]:

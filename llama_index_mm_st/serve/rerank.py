@@ -67,6 +67,19 @@ class RerankService:
     async def rerank(self, query: QueryBundle, nodes: List[NodeWithScore], keep_unscored: bool = False) -> List[Scored]:
         """Every document in ranked order. One no scorer reads is a 400 naming it (code ``unscored``), or,
         with ``keep_unscored``, stays at its position unscored."""
+        ranked = await self.rerank_nodes(query, nodes)
+        scored = [Scored(r.retrieval_rank, None if r.score is None else float(r.score), r.skipped_reason)
+                  for r in ranked]
+        unscored = next((entry for entry in scored if entry.score is None), None)
+        if unscored is not None and not keep_unscored:
+            raise APIError(400, f"documents[{unscored.index}]: {unscored.reason or 'it could not be scored'} (add a "
+                                "reranker that reads it, or send \"unscored\": \"keep\")", code="unscored",
+                           param=f"documents[{unscored.index}]")
+        return scored
+
+    async def rerank_nodes(self, query: QueryBundle, nodes: List[NodeWithScore]) -> List[Any]:
+        """Every node ranked by the reranker (``RerankedNode``s), through the reranker's lane: ``/v1/rerank``
+        and ``/v1/search`` share its queue, admission and hang detection."""
         (outcome,) = await self.lane.run([Job("rerank", (query, nodes))])
         self.metrics.items.labels("rerank").inc(len(nodes))
         failed = first_error([outcome])
@@ -75,14 +88,7 @@ class RerankService:
             if isinstance(error, APIError):
                 raise error
             raise APIError(400, str(error), code="invalid_item")
-        scored = [Scored(r.retrieval_rank, None if r.score is None else float(r.score), r.skipped_reason)
-                  for r in outcome]
-        unscored = next((entry for entry in scored if entry.score is None), None)
-        if unscored is not None and not keep_unscored:
-            raise APIError(400, f"documents[{unscored.index}]: {unscored.reason or 'it could not be scored'} (add a "
-                                "reranker that reads it, or send \"unscored\": \"keep\")", code="unscored",
-                           param=f"documents[{unscored.index}]")
-        return scored
+        return outcome
 
     def _run_group(self, key: Any, payloads: List[Any]) -> List[Outcome]:
         (query, nodes), = payloads

@@ -6,6 +6,7 @@ sit next to it.
 
 from __future__ import annotations
 
+import math
 from typing import Dict, Optional, Sequence
 
 from llama_index_mm_st.store.plan import SearchSettings
@@ -33,6 +34,9 @@ def check_weights(weights: Dict[str, float]) -> None:
     unknown = set(weights) - set(branches)
     if unknown:
         raise ValueError(f"rrf_weights keys must be among {list(branches)}, got {sorted(unknown)}")
+    for name, weight in weights.items():  # NaN or infinity would reach the engine and the scores
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"rrf_weights[{name!r}] must be a finite number >= 0, got {weight!r}")
 
 
 def known_dense(names: Sequence[str]) -> tuple[str, ...]:

@@ -101,7 +101,7 @@ def indexed(run_cli, corpus, tmp_path, tiny_clip_dir) -> Path:  # type: ignore[n
 @pytest.mark.parametrize("argv, expected", [
     (["   "], "only whitespace"),
     (["\t\n"], "only whitespace"),
-    (["--mode", "sparse", "--image", "IMAGE"], "--mode sparse matches exact words and an image has none"),
+    (["--mode", "sparse", "--image", "IMAGE"], "--mode: 'sparse' matches exact words and an image has none"),
     (["red", "--mode", "sparse", "--image", "IMAGE"], "leave out --image"),
     (["the of and", "--mode", "sparse"], "has none it can search for"),
     (["?!", "--mode", "sparse"], "has none it can search for"),

@@ -64,12 +64,15 @@ def test_search_quality_flags(run_cli, index: Path) -> None:
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--mmr", "1.5"), "LAMBDA must be between 0 and 1"),
-    (("--mmr", "0.5", "--mode", "sparse"), "--mmr compares"),
+    (("--mmr", "1.5"), "--mmr: MMR's lambda must be between 0 and 1"),
+    (("--mmr", "0.5", "--mode", "sparse"), "--mmr: MMR compares"),
     (("--weight", "text"), "NAME=NUMBER"),
-    (("--weight", "smell=1"), "unknown list 'smell'"),
-    (("--weight", "text=1", "--fusion", "dbsf"), "takes no weights"),
-    (("--max-per-document", "0"), "at least 1"),
+    (("--weight", "smell=1"), "--weight: rrf_weights keys must be among"),
+    (("--weight", "image=nan"), "--weight: rrf_weights['image'] must be a finite number >= 0"),
+    (("--weight", "text=1", "--fusion", "dbsf"), "--weight: weights apply to RRF"),
+    (("--max-per-document", "0"), "--max-per-document: must be at least 1"),
+    (("--rrf-k", "0"), "--rrf-k: must be an integer from 1"),
+    (("--top-k", "0"), "--top-k: must be an integer of at least 1"),
 ])
 def test_bad_quality_flags_are_one_line(run_cli, index: Path, args: tuple, message: str) -> None:
     code, _, err = run_cli("search", "quarterly revenue", "--store", str(index), *args)
@@ -108,9 +111,13 @@ def test_eval_matches_figures_worked_out_from_search(run_cli, indexed: tuple[Pat
     report = json.loads(out)
     assert report["queries"] == 3 and [r["mode"] for r in report["rows"]] == ["dense", "sparse", "hybrid"]
     for row in report["rows"]:
-        figures = [by_hand(search(run_cli, index, q, "--mode", row["mode"], "--top-k", "10"),
-                           {str((corpus / name).resolve()) for name in names}, k=5) for q, names in queries]
-        assert row["recall@5"] == pytest.approx(sum(f[0] for f in figures) / 3)
+        # Each figure is what `mmst search` shows: recall@5 from --top-k 5, nDCG@10 and MRR@10 from --top-k 10.
+        wanted = [{str((corpus / name).resolve()) for name in names} for _, names in queries]
+        figures = [by_hand(search(run_cli, index, q, "--mode", row["mode"], "--top-k", "10"), relevant, k=5)
+                   for (q, _), relevant in zip(queries, wanted)]
+        at_5 = [by_hand(search(run_cli, index, q, "--mode", row["mode"], "--top-k", "5"), relevant, k=5)[0]
+                for (q, _), relevant in zip(queries, wanted)]
+        assert row["recall@5"] == pytest.approx(sum(at_5) / 3)
         assert row["ndcg@10"] == pytest.approx(sum(f[1] for f in figures) / 3)
         assert row["mrr@10"] == pytest.approx(sum(f[2] for f in figures) / 3)
         assert row["skipped"] == 0 and row["rerank"] is None

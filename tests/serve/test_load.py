@@ -157,3 +157,54 @@ def test_many_concurrent_clients_are_batched_together(serve_models, count: int) 
     assert len(embedding._test_batches) < count / 2  # coalesced across clients, not one forward pass each
     expected = serve_models[0].get_text_embedding_batch([f"caption {i}" for i in range(count)])
     assert max(abs(a - b) for got, want in zip(vectors, expected) for a, b in zip(got, want)) < 1e-5
+
+
+def test_searches_and_embeddings_share_one_queue_per_model(serve_models, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``/v1/search`` embeds its query in the embedding lane: a burst of mixed embeddings and searches over a
+    queue of 2 is admitted or refused (429) by one rule, each admitted query is embedded once by the lane's
+    worker, and the lane's depth shows in /metrics while the burst waits."""
+    from llama_index.core.schema import TextNode
+
+    from llama_index_mm_st import MultimodalQdrantStore
+    from llama_index_mm_st.serve import Components, Limits, ServeSettings, create_app
+
+    embedding = _embedding(serve_models, delay=0.25)
+    store = MultimodalQdrantStore("lanes", path=str(tmp_path / "index"))
+    store.add(embedding([TextNode(id_=f"t{i}", text=f"note number {i} about valves") for i in range(6)]))
+    embedding._test_batches.clear()
+    app = create_app(Components(embedding, None, store), ServeSettings(limits=Limits(max_queue=2)))
+    depths: list[float] = []
+
+    async def burst(base: str) -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
+            async def watch() -> None:
+                for _ in range(20):
+                    text = (await client.get(base + "/metrics")).text
+                    line = next(l for l in text.splitlines() if l.startswith('mmst_queue_depth{model="embedding"}'))
+                    depths.append(float(line.split()[-1]))
+                    await asyncio.sleep(0.02)
+
+            calls = [client.post(base + "/v1/search", json={"query": f"valve {i}", "mode": "dense", "top_k": 2})
+                     if i % 2 else client.post(base + "/v1/embeddings", json={"input": [f"text {i}"]})
+                     for i in range(24)]
+            *responses, _ = await asyncio.gather(*calls, watch())
+            return responses
+
+    try:
+        with running_server(app) as base:
+            responses = asyncio.run(burst(base))
+            searches, embeds = responses[1::2], responses[0::2]
+            assert {r.status_code for r in responses} <= {200, 429}, [r.text for r in responses]
+            assert any(r.status_code == 429 for r in searches), "searches are admitted by the embedding lane"
+            assert any(r.status_code == 200 for r in searches) and any(r.status_code == 200 for r in embeds)
+            for refused in (r for r in searches if r.status_code == 429):
+                assert int(refused.headers["Retry-After"]) >= 1 and refused.json()["error"]["code"] == "queue_full"
+            assert max(depths) >= 1  # the waiting queries and texts were counted in the lane's depth
+            # Each admitted search's query was embedded once, in the lane's batches; a refused one never ran.
+            queries = [t for _, texts in embedding._test_batches for t in texts if str(t).startswith("valve")]
+            assert sorted(queries) == sorted(r.request.read().decode().split('"')[3] for r in searches
+                                             if r.status_code == 200)
+            answer = httpx.post(base + "/v1/search", json={"query": "valve", "mode": "dense", "top_k": 2})
+            assert answer.status_code == 200 and len(answer.json()["results"]) == 2
+    finally:
+        store.close()
