@@ -335,14 +335,16 @@ def embed_rows(embedding: Any, call: EmbedCall) -> np.ndarray:
     """Run one call on an embedding: a (rows, dim) array, NaN rows for inputs that failed; a late
     model's query vectors also carry their token vectors (``.multivectors``)."""
     result = embedding.embed(call.inputs, call.modality, role=call.role, on_error="skip")
-    return _rows(result.embeddings)
+    return rows_of(result.embeddings)
 
 
 class _Rows(np.ndarray):
     multivectors: Optional[list[Any]] = None
 
 
-def _rows(embeddings: Sequence[Optional[Sequence[float]]]) -> np.ndarray:
+def rows_of(embeddings: Sequence[Optional[Sequence[float]]]) -> np.ndarray:
+    """Vectors (None for a failed input) as the rows a localiser is sent: NaN rows for the failures, and a
+    late model's query token vectors as ``.multivectors``."""
     width = next((len(v) for v in embeddings if v is not None), 1)
     rows = np.full((len(embeddings), width), np.nan)
     for index, vector in enumerate(embeddings):
@@ -365,14 +367,19 @@ def run_steps(steps: Steps, run: Callable[[EmbedCall], np.ndarray]) -> list[list
 
 
 async def arun_steps(steps: Steps, run: Callable[[EmbedCall], Any]) -> list[list[Evidence]]:
-    """Drive ``evidence_steps`` with an async ``run``; the localisers' own work runs in a thread."""
-    try:
-        call = await asyncio.to_thread(next, steps)
-        while True:
-            vectors = await run(call)
-            call = await asyncio.to_thread(steps.send, vectors)
-    except StopIteration as done:
-        return done.value
+    """Drive ``evidence_steps`` with an async ``run``; the localisers' own work (decoding, cropping,
+    matching) runs in a worker thread, never on the event loop."""
+    def advance(sent: Optional[np.ndarray]) -> tuple[bool, Any]:
+        # StopIteration can't cross into a Future: the generator's end comes back as a value.
+        try:
+            return False, (next(steps) if sent is None else steps.send(sent))
+        except StopIteration as done:
+            return True, done.value
+
+    finished, value = await asyncio.to_thread(advance, None)
+    while not finished:
+        finished, value = await asyncio.to_thread(advance, await run(value))
+    return value
 
 
 def find_evidence(hits: Sequence[NodeWithScore], embedding: Any, query: EvidenceQuery,
@@ -389,7 +396,7 @@ async def afind_evidence(hits: Sequence[NodeWithScore], embedding: Any, query: E
     async def run(call: EmbedCall) -> np.ndarray:
         if hasattr(embedding, "aembed"):
             result = await embedding.aembed(call.inputs, call.modality, role=call.role, on_error="skip")
-            return _rows(result.embeddings)
+            return rows_of(result.embeddings)
         return await asyncio.to_thread(embed_rows, embedding, call)
 
     return await arun_steps(evidence_steps(hits, embedding, query, settings, frames), run)

@@ -3,14 +3,15 @@
 The node's text is cut into sentences (at ``.``, ``!``, ``?`` or a line break; a sentence over
 ``MAX_UNIT_CHARS`` is cut at word boundaries). Each is scored twice:
 
-- **words**: the share of the query's BM25 terms it holds (``words.QueryTerms``, the store's rule);
+- **words**: how many of the query's ``n`` BM25 terms it holds, ``k`` (``words.QueryTerms``, the
+  store's rule);
 - **meaning**: its embedding's cosine to the query vector, rescaled to 0..1 within the hit (the best
-  sentence 1, the worst 0).
+  sentence 1, the worst 0), ``m``.
 
-A passage's score is ``(2 * words + meaning) / 3``: a sentence with all the query's words outranks
-any sentence without them (exact words are what the user typed), and meaning orders the rest and
-finds the passage when no word matches (a paraphrase, an image query). Passages scoring at least
-half the best are kept, best first. A chunk of many sentences is scored in groups of adjacent
+A passage's score is ``(k + m / 2) / (n + 1 / 2)``, in 0..1: a sentence holding more of the query's
+words always outranks one holding fewer (exact words are what the user typed), and meaning orders
+sentences with as many words, and finds the passage when no word matches (a paraphrase, an image
+query: then the score is ``m``). Passages scoring at least half the best are kept, best first. A chunk of many sentences is scored in groups of adjacent
 sentences (at most ``MAX_UNITS`` embeddings per hit).
 """
 
@@ -87,14 +88,14 @@ def search_passages(text: str, query: Optional[np.ndarray], terms: QueryTerms,
     units = group(sentences(text), settings.max_units)
     if not units:
         return []
-    words = np.array([terms.share(text[a:b]) for a, b in units])
+    words = np.array([len(terms.of(text[a:b])) for a, b in units], dtype=np.float64)
     if query is not None and len(units) > 1:
         meaning = cosine((yield [text[a:b] for a, b in units]), query)
         low, high = float(meaning.min()), float(meaning.max())
         meaning = (meaning - low) / (high - low) if high > low else np.ones(len(units))
     else:
         meaning = np.ones(len(units)) if query is not None else np.zeros(len(units))
-    scores = (2 * words + meaning) / 3
+    scores = (words + meaning / 2) / (len(terms.terms) + 0.5)
     best = float(scores.max())
     if best <= 0:
         return []

@@ -90,3 +90,6 @@ class SearchRequest(_Body):
     fusion: Optional[Literal["rrf", "dbsf"]] = None
     rrf_k: Optional[int] = Field(default=None, ge=1)
     rrf_weights: Optional[Dict[str, float]] = None
+    evidence: bool = False
+    """Each result also carries where it matched (``"evidence"``: regions, spans, passages), as ``mmst
+    search --evidence --json`` prints it."""
