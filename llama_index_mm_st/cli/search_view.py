@@ -10,6 +10,7 @@ import json
 import shutil
 from typing import Any, Sequence
 
+from ..evidence.kinds import describe, evidence_from_dict
 from ..hits import explain
 
 COLUMN_TITLES: dict[str, str] = {"rrf": "RRF", "dbsf": "DBSF", "bm25": "BM25", "learned_sparse": "sparse",
@@ -22,28 +23,6 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes)}:{rest:04.1f}"
 
 
-def span_clock(start_s: float, end_s: float) -> str:
-    """A span as people read it: "1:04-1:12" (tenths of a second for a span under two seconds)."""
-    def clock(seconds: float, tenths: bool) -> str:
-        minutes, rest = divmod(seconds, 60)
-        return f"{int(minutes)}:{rest:04.1f}" if tenths else f"{int(minutes)}:{int(rest):02d}"
-
-    tenths = end_s - start_s < 2
-    return f"{clock(start_s, tenths)}-{clock(end_s if tenths else end_s + 0.999, tenths)}"
-
-
-def evidence_text(piece: dict[str, Any], text: str = "") -> str:
-    """One piece of evidence in words: ``page 3, (0.12, 0.40)-(0.55, 0.62)``, ``1:04-1:12`` or a quote."""
-    if piece["kind"] == "region":
-        x0, y0, x1, y1 = piece["box"]
-        where = f"({x0:.2f}, {y0:.2f})-({x1:.2f}, {y1:.2f})"
-        return f"page {piece['page']}, {where}" if piece.get("page") is not None else where
-    if piece["kind"] == "span":
-        return span_clock(piece["start_s"], piece["end_s"])
-    quote = " ".join(text[piece["start"]:piece["end"]].split())
-    return f"chars {piece['start']}-{piece['end']}" + (f' "{quote}"' if quote else "")
-
-
 def evidence_lines(row: dict[str, Any], room: int) -> list[str]:
     """The evidence of one row, one line each (the file written for it, with --crops)."""
     pieces = row.get("evidence") or []
@@ -52,7 +31,7 @@ def evidence_lines(row: dict[str, Any], room: int) -> list[str]:
     files = row.get("crops") or [None] * len(pieces)
     lines = []
     for piece, path in zip(pieces, files):
-        line = f"evidence: {evidence_text(piece, str(row.get('text') or ''))}" + (f" -> {path}" if path else "")
+        line = f"evidence: {describe(evidence_from_dict(piece), str(row.get('text') or ''))}" + (f" -> {path}" if path else "")
         lines.append(line if len(line) <= max(20, room) or path else line[: max(20, room) - 3] + "...")
     return lines
 

@@ -6,7 +6,8 @@ results (a node postprocessor does the same: ``EvidenceLocator``); each hit gets
 which kind of hit; each method's module says how, and why that method.
 """
 
-from .kinds import EVIDENCE_KINDS, Evidence, EvidenceKind, Passage, Region, Span, best_first, evidence_from_dict
+from .kinds import (EVIDENCE_KINDS, Evidence, EvidenceKind, Passage, Region, Span, best_first, clock, describe,
+                    evidence_from_dict)
 from .locate import (EmbedCall, EvidenceQuery, EvidenceSettings, afind_evidence, arun_steps, embed_rows,
                      evidence_steps, find_evidence, run_steps, store_frames)
 from .crops import CropSettings
@@ -17,6 +18,6 @@ from .nodes import EVIDENCE_KEY, EvidenceLocator, node_evidence, with_evidence
 __all__ = [
     "EVIDENCE_KEY", "EVIDENCE_KINDS", "CropSettings", "EmbedCall", "Evidence", "EvidenceKind", "EvidenceLocator",
     "EvidenceQuery", "EvidenceSettings", "Passage", "PassageSettings", "Region", "Span", "WindowSettings",
-    "afind_evidence", "arun_steps", "best_first", "embed_rows", "evidence_from_dict", "evidence_steps",
+    "afind_evidence", "arun_steps", "best_first", "clock", "describe", "embed_rows", "evidence_from_dict", "evidence_steps",
     "find_evidence", "node_evidence", "run_steps", "store_frames", "with_evidence",
 ]

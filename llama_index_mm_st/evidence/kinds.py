@@ -149,3 +149,26 @@ def best_first(items: Sequence[Evidence]) -> list[Evidence]:
     """Each kind best first, kinds in the order region, span, passage; equal scores keep their given order."""
     order = {kind: position for position, kind in enumerate(EVIDENCE_KINDS)}
     return sorted(items, key=lambda item: (order[item.kind], -item.score))
+
+
+def clock(start_s: float, end_s: float) -> str:
+    """A span as people read it: "1:04-1:12" (tenths of a second for a span under two seconds)."""
+    def one(seconds: float, tenths: bool) -> str:
+        minutes, rest = divmod(seconds, 60)
+        return f"{int(minutes)}:{rest:04.1f}" if tenths else f"{int(minutes)}:{int(rest):02d}"
+
+    tenths = end_s - start_s < 2
+    return f"{one(start_s, tenths)}-{one(end_s if tenths else math.ceil(end_s), tenths)}"
+
+
+def describe(piece: Evidence, text: str = "") -> str:
+    """One piece of evidence in words: ``page 3, (0.12, 0.40)-(0.55, 0.62)``, ``1:04-1:12``, or a passage's
+    characters (quoted from ``text``, the node's own text, when given)."""
+    if isinstance(piece, Region):
+        x0, y0, x1, y1 = piece.box
+        where = f"({x0:.2f}, {y0:.2f})-({x1:.2f}, {y1:.2f})"
+        return f"page {piece.page}, {where}" if piece.page is not None else where
+    if isinstance(piece, Span):
+        return clock(piece.start_s, piece.end_s)
+    quote = " ".join(piece.text_of(text).split())
+    return f"chars {piece.start}-{piece.end}" + (f' "{quote}"' if quote else "")
