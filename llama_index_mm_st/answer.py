@@ -34,7 +34,7 @@ from PIL import Image
 from .errors import ImageLoadError, ItemError
 from .fetch import FetchOptions
 from .images import DecodeOptions
-from .inputs import node_image_ref, read_node
+from .inputs import node_image_ref, read_node, to_image_node
 
 DEFAULT_CONTEXT_PX = 256
 """The longer side of the downscaled whole image sent beside the crops of its regions."""
@@ -113,11 +113,13 @@ def for_answer(node: BaseNode, fetch: FetchOptions = FetchOptions(), context_px:
     from .evidence import Region, Span, node_evidence
 
     evidence = node_evidence(node)
+    parts = read_node(node)
+    if not isinstance(node, ImageNode) and parts.image is not None and parts.media is None:
+        node = to_image_node(node)  # an ImageDocument (LlamaIndex 0.14 keeps its image in image_resource)
     if isinstance(node, ImageNode) and not isinstance(node, AnswerImageNode):
         return _image_answer(node, [p for p in evidence if isinstance(p, Region)],
                              [p for p in evidence if isinstance(p, Span)], fetch, context_px)
     spans = [p for p in evidence if isinstance(p, Span)]
-    parts = read_node(node)
     if spans and parts.media is not None and not isinstance(node, AnswerMediaNode):
         answer = AnswerMediaNode(**{name: getattr(node, name) for name in TextNode.model_fields if hasattr(node, name)})
         answer._media = _media_blocks(parts.media, spans, fetch, media)
