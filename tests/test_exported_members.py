@@ -43,6 +43,12 @@ EXPECTED = {
     "RemoteMultimodalEmbedding",
     "RemoteReranker",
     "RemoteServerError",
+    "EvidenceLocator",
+    "Passage",
+    "Region",
+    "Span",
+    "find_evidence",
+    "node_evidence",
 }
 
 
