@@ -16,8 +16,11 @@ them) say which rows are image tokens, in raster order over the grid, and the gr
   ``merge_size``, over the page resized whole (aspect ratio kept).
 
 A row that holds several patches (token pooling) credits every patch it holds (``PatchLayout.cells``
-maps a row to its patches); a layout whose row count differs from the stored multivector's is not
-used (then no regions).
+maps a row to its patches). Which patches a pooled row holds is not stored, so for a pooled index the
+page's unpooled token vectors are computed once (one forward pass of the page, in-process) and each
+joins the stored row it is nearest to (``pooled_layout``): the cluster it was pooled into, in nearly
+every case. A layout whose row count still differs from the stored multivector's is not used (no
+regions).
 """
 
 from __future__ import annotations
@@ -124,3 +127,25 @@ def _grid(features: dict[str, Any], processor: Any, count: int) -> Optional[tupl
         side = int(round(math.sqrt(count)))
         rows, cols = side, side
     return (rows, cols) if rows * cols == count and count > 0 else None
+
+
+def pooled_layout(layout: PatchLayout, unpooled: np.ndarray, stored: np.ndarray) -> PatchLayout:
+    """The layout of a pooled multivector: each unpooled token (rows of ``unpooled``, in ``layout``'s
+    order) joins the ``stored`` row nearest to it by cosine, with its cells."""
+    if len(unpooled) != layout.tokens:
+        raise ValueError(f"{len(unpooled)} unpooled token vectors for a layout of {layout.tokens} tokens")
+    a = np.asarray(unpooled, np.float32)
+    b = np.asarray(stored, np.float32)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    nearest = (a @ b.T).argmax(axis=1)
+    cells: list[list[int]] = [[] for _ in range(len(b))]
+    for row, owner in enumerate(nearest):
+        cells[int(owner)].extend(layout.cells[row])
+    return PatchLayout(layout.rows, layout.cols, tuple(tuple(sorted(c)) for c in cells))
+
+
+def unpooled_tokens(model: Any, image: Any) -> np.ndarray:
+    """The page's token vectors before pooling (the model's own document path, fp32), rows as the layout's."""
+    vectors = model.encode_document([image], convert_to_numpy=True)
+    return np.asarray(vectors[0], dtype=np.float32)

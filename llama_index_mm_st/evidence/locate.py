@@ -39,7 +39,7 @@ from ..types import Modality, Role
 from .audio_template import match_offsets
 from .crops import CropSettings, search_regions
 from .kinds import Evidence, Passage, Region, Span, best_first
-from .late import late_regions, layout_for
+from .late import late_regions, layout_for, pooled_layout, unpooled_tokens
 from .passages import PassageSettings, search_passages
 from .pdf_text import line_regions, page_lines, pdf_source
 from .recordings import (DEFAULT_SAMPLING_RATE, DEFAULT_WINDOW_S, load_audio_track, load_video_track, local_model,
@@ -255,9 +255,12 @@ def _late_regions(node: Any, parts: Any, document: np.ndarray, page: Optional[in
     model = local_model(context.embedding)
     if model is None:
         return []
-    layout = layout_for(model, parts.image.load(context.decode, context.fetch))
+    image = parts.image.load(context.decode, context.fetch)
+    layout = layout_for(model, image)
     if layout is None:
         return []
+    if layout.tokens != len(document):  # a pooled index: map the stored rows back to their patches
+        layout = pooled_layout(layout, unpooled_tokens(model, image), document)
     return [Region(box, score, page) for box, score in
             late_regions(context.multivector, document, layout, page, context.settings.regions)]  # type: ignore[arg-type]
 

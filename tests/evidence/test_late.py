@@ -94,3 +94,47 @@ def test_layout_from_the_models_processor_matches_its_stored_rows(request, famil
     assert sorted(cell for cells in patches for cell in cells) == list(range(layout.rows * layout.cols))
     if family == "colqwen2":  # a dynamic grid follows the page's shape
         assert (layout.cols > layout.rows) == (size[0] > size[1])
+
+
+def test_pooled_rows_are_mapped_back_to_their_patches(tiny_colqwen2_dir):
+    """A pooled index (token_pool_factor=2): every patch is held by one stored row, and a query token equal
+    to a stored row finds a region covering exactly that row's patches."""
+    from llama_index_mm_st.embedding import MultimodalEmbedding
+    from llama_index_mm_st.evidence.late import pooled_layout, unpooled_tokens
+
+    pooled = MultimodalEmbedding(str(tiny_colqwen2_dir), device="cpu", precision="fp32", token_pool_factor=2)
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (84, 112, 3), dtype=np.uint8))
+    stored = pooled.embed([image], "image").embeddings[0].multivector
+    layout = layout_for(pooled.model, image)
+    assert layout.tokens > len(stored)
+    mapped = pooled_layout(layout, unpooled_tokens(pooled.model, image), stored)
+    assert mapped.tokens == len(stored)
+    held = sorted(cell for cells in mapped.cells for cell in cells)
+    assert held == list(range(layout.rows * layout.cols))  # each patch held by exactly one row
+    row = max(range(len(stored)), key=lambda r: len(mapped.cells[r]))
+    box, _ = late_regions(stored[[row]], stored, mapped)[0]
+    assert _covers(box, mapped.cells[row], layout.rows, layout.cols)
+
+
+def test_a_late_interaction_search_returns_regions_from_the_stored_multivectors(colqwen2_embedding, tmp_path):
+    """Through the search step: page hits of a late-interaction index get regions laid on their patch grid,
+    each scored by the MaxSim credit it holds."""
+    from llama_index.core.schema import ImageNode
+
+    from llama_index_mm_st import MultimodalQdrantStore
+    from llama_index_mm_st.evidence import Region
+    from llama_index_mm_st.search import search
+
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"page{i}.png"
+        Image.fromarray(np.random.default_rng(10 + i).integers(0, 255, (112, 84, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    store = MultimodalQdrantStore("late_evidence", path=str(tmp_path / "index"))
+    store.add(colqwen2_embedding([ImageNode(image_path=str(p)) for p in paths]))
+    result = search(store, colqwen2_embedding, None, text="revenue by region", mode="dense", top_k=2, evidence=True)
+    store.close()
+    for hit in result.hits:
+        regions = [piece for piece in hit.evidence if isinstance(piece, Region)]
+        assert regions and all(piece.score > 0 and piece.page is None for piece in regions)
+        assert result.score_kind == "maxsim"
