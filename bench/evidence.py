@@ -215,9 +215,12 @@ def regions_section(args: argparse.Namespace) -> None:
           "CLIP ViT-B/32 random weights)")
     print(f"  {'method':<52} {'IoU>=0.5':>9} {'mean IoU':>9} {'calls/hit':>10} {'ms/hit':>8}")
     variants = {
-        "crops: coarse windows + 2 refine rounds (text path)": (lambda s, q, v: search_regions(s, v, None), True),
-        "crops: coarse windows + 4 refine rounds": (lambda s, q, v: search_regions(s, v, None, CropSettings(refine_rounds=4)), True),
-        "crops: 2 scales (0.5, 0.3) + 2 refine rounds": (lambda s, q, v: search_regions(s, v, None, CropSettings(scales=(0.5, 0.3))), True),
+        "crops: windows side by side + centre, 1 refine (text)": (lambda s, q, v: search_regions(s, v, None), True),
+        "crops: windows overlapping by half, 2 refine rounds": (
+            lambda s, q, v: search_regions(s, v, None, CropSettings(stride=0.5, centre=False, refine_rounds=2)), True),
+        "crops: 2 scales (0.5, 0.3) overlapping, 2 refine": (
+            lambda s, q, v: search_regions(s, v, None, CropSettings(scales=(0.5, 0.3), stride=0.5, refine_rounds=2)),
+            True),
         "pixel-match proposals + model scores (ours, example)": (lambda s, q, v: search_regions(s, v, q), True),
         "patch tokens (last layer, projected), 7x7 grid": (None, False),
     }

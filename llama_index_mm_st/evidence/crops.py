@@ -4,7 +4,8 @@ A single-vector model says how well a whole image matches; to say *where*, crops
 embedded with the same model and scored against the query vector (cosine). The search is coarse to
 fine, in rounds, so the crops of every hit go to the model in one batch per round:
 
-1. **coarse**: the whole image and windows at ``scales`` of it, laid with a stride of half a window;
+1. **coarse**: the whole image and windows at ``scales`` of it, side by side (``stride``), and one in
+   the middle;
 2. **refine**: around the best box, shifted by a fraction of its size in each direction and scaled
    up and down, the step halving each round (``refine_rounds``); the best box so far is kept.
 
@@ -36,7 +37,11 @@ class CropSettings:
 
     scales: tuple[float, ...] = (0.5,)
     """Coarse window sizes, as fractions of the largest window of their aspect that fits the image."""
-    refine_rounds: int = 2
+    stride: float = 1.0
+    """Coarse windows start this fraction of a window apart (1: side by side, 0.5: overlapping by half)."""
+    centre: bool = True
+    """Also a window of each scale in the middle of the image (where side-by-side windows meet)."""
+    refine_rounds: int = 1
     """Rounds of local refinement around the best box (each: 6 crops per hit)."""
     refine_step: float = 0.25
     """The first round's shift, as a fraction of the box's size (and scale step); halved every round."""
@@ -50,20 +55,20 @@ class CropSettings:
     def __post_init__(self) -> None:
         if not self.scales or any(not 0 < s <= 1 for s in self.scales):
             raise ValueError(f"scales must be fractions in (0, 1], got {self.scales}")
-        if self.refine_rounds < 0 or self.keep < 1 or not 0 < self.refine_step < 0.5:
-            raise ValueError("refine_rounds >= 0, keep >= 1 and 0 < refine_step < 0.5 are required")
+        if self.refine_rounds < 0 or self.keep < 1 or not 0 < self.refine_step < 0.5 or not 0 < self.stride <= 1:
+            raise ValueError("refine_rounds >= 0, keep >= 1, 0 < refine_step < 0.5 and 0 < stride <= 1 are required")
 
     def crops_per_hit(self) -> int:
-        """Model calls per hit with a square image and window (a bound for other aspects)."""
-        coarse = 1 + sum(_positions(s) ** 2 for s in self.scales)
+        """Model calls per hit with a square image and window (more for other aspects)."""
+        coarse = 1 + sum(_positions(s, self.stride) ** 2 + self.centre for s in self.scales)
         return coarse + 6 * self.refine_rounds  # an example found by its pixels costs 1 + 3 instead
 
 
-def _positions(size: float) -> int:
-    """Window starts along one axis at a stride of half a window: 0, size/2, ..., 1 - size."""
+def _positions(size: float, stride: float = 0.5) -> int:
+    """Window starts along one axis ``stride`` windows apart: 0, ..., 1 - size."""
     if size >= 1:
         return 1
-    return int(math.ceil((1 - size) / (size / 2) - 1e-9)) + 1
+    return int(math.ceil((1 - size) / (size * stride) - 1e-9)) + 1
 
 
 def window_size(window_aspect: float, image_aspect: float, scale: float) -> tuple[float, float]:
@@ -74,18 +79,22 @@ def window_size(window_aspect: float, image_aspect: float, scale: float) -> tupl
     return width * scale, height * scale
 
 
-def coarse_boxes(window_aspect: float, image_aspect: float, scales: Sequence[float]) -> list[Box]:
-    """The whole image, then windows at each scale with a stride of half a window, row by row."""
+def coarse_boxes(window_aspect: float, image_aspect: float, scales: Sequence[float], stride: float = 0.5,
+                 centre: bool = False) -> list[Box]:
+    """The whole image, then windows at each scale ``stride`` windows apart, row by row (and one in the
+    middle with ``centre``)."""
     boxes: list[Box] = [(0.0, 0.0, 1.0, 1.0)]
     for scale in scales:
         width, height = window_size(window_aspect, image_aspect, scale)
-        xs, ys = _starts(width), _starts(height)
+        xs, ys = _starts(width, stride), _starts(height, stride)
         boxes += [(x, y, x + width, y + height) for y in ys for x in xs]
+        if centre:
+            boxes.append(((1 - width) / 2, (1 - height) / 2, (1 + width) / 2, (1 + height) / 2))
     return _distinct(boxes)
 
 
-def _starts(size: float) -> list[float]:
-    count = _positions(size)
+def _starts(size: float, stride: float) -> list[float]:
+    count = _positions(size, stride)
     if count == 1:
         return [max(0.0, (1 - size) / 2)]
     return [i * (1 - size) / (count - 1) for i in range(count)]
@@ -164,7 +173,7 @@ def search_regions(image: Image.Image, query: np.ndarray, example: Optional[Imag
         return _keep(confirmed, settings.keep)
     whole = scores[0]
     aspect = example.size[0] / example.size[1] if example is not None else 1.0
-    coarse = [b for b in coarse_boxes(aspect, width / height, settings.scales)
+    coarse = [b for b in coarse_boxes(aspect, width / height, settings.scales, settings.stride, settings.centre)
               if b not in first and _big_enough(b, width, height, settings.min_side_px)]
     boxes, scores = first + coarse, scores + (list(cosine((yield [crop(image, b) for b in coarse]), query)) if coarse else [])
     best = int(np.argmax(scores))
