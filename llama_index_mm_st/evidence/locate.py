@@ -37,6 +37,7 @@ from ..media_refs import FRAME_TIME_KEY, media_input
 from ..multivector import node_multivector, query_multivector
 from ..types import Modality, Role
 from .audio_template import match_offsets
+from .video_template import match_frames
 from .crops import CropSettings, search_regions
 from .kinds import Evidence, Passage, Region, Span, best_first
 from .late import late_regions, layout_for, pooled_layout, unpooled_tokens
@@ -110,6 +111,7 @@ class _Context:
         self._example: Any = None
         self._example_length: Optional[float] = None
         self._audio: Optional[tuple[int, np.ndarray]] = None
+        self._video: Any = None
 
     def example_image(self) -> Any:
         if self._example is None and self.query.parts.example_kind == "image":
@@ -123,6 +125,14 @@ class _Context:
         if self._audio is None or self._audio[0] != rate:
             self._audio = (rate, media_input("audio", self.query.parts.example, 0).load_audio(rate, self.fetch))
         return self._audio[1]
+
+    def example_video(self) -> Any:
+        """The query's video example, decoded as video hits are (None when the query has none)."""
+        if self.query.parts.example_kind != "video":
+            return None
+        if self._video is None:
+            self._video = load_video_track(media_input("video", self.query.parts.example, 0), self.fetch)
+        return self._video
 
     def window_s(self, kind: str) -> float:
         given = self.settings.audio_window_s if kind == "audio" else self.settings.video_window_s
@@ -275,6 +285,9 @@ def _recording_spans(ref: Any, context: _Context) -> Generator[EmbedCall, np.nda
             proposals = match_offsets(track.samples, example, track.rate)
     else:
         track = load_video_track(ref, context.fetch)
+        example_track = context.example_video()
+        if example_track is not None:
+            proposals = match_frames(track.frames, track.times, example_track.frames)
     search = search_spans(track.duration_s, window, context.vector, context.settings.windows,  # type: ignore[arg-type]
                           proposals)
     spans = yield from _through(search, ref.kind, lambda w: track.window(*w))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
-from llama_index_mm_st.evidence import EvidenceQuery, Span, WindowSettings, find_evidence, store_frames
+from llama_index_mm_st.evidence import EvidenceQuery, EvidenceSettings, Span, WindowSettings, find_evidence, store_frames
 from llama_index_mm_st.evidence.spans import coarse_windows, frame_span, search_spans
 from llama_index_mm_st.inputs import MediaQueryBundle, read_query
 from tests.fixtures.evidence import recording_with_clip, video_with_query
@@ -114,3 +114,28 @@ def test_without_a_store_frame_hits_of_one_video_merge(frame_store, clip):
     span = next(item for item in found[0] if isinstance(item, Span))
     assert span.start_s <= hits[0].node.metadata["frame_time_s"] <= span.end_s
     assert span.start_s >= min(times) - 0.5 and span.end_s <= max(times) + 0.5
+
+
+def test_a_clip_inside_a_video_embedded_whole(tiny_qwen3_vl_embedder_dir, tmp_path):
+    """A whole-video model (Qwen3-VL embedder): a 3 s clip placed at 3 s of an 8 s video is the span, within one
+    decoded frame (0.5 s), for a search by that clip; a text query's windows stay inside the video."""
+    from llama_index_mm_st import MediaReader, MultimodalEmbedding
+    from tests.fixtures import media
+
+    qwen = MultimodalEmbedding(str(tiny_qwen3_vl_embedder_dir), device="cpu", precision="fp32")
+    fps = 10
+    clip = media.video_frames(seconds=3.0, fps=fps, seed=21)
+    long = media.video_frames(seconds=8.0, fps=fps, seed=22)
+    long[3 * fps:6 * fps] = clip
+    media.write_video(tmp_path / "clip.mp4", clip, fps=fps)
+    media.write_video(tmp_path / "long.mp4", long, fps=fps)
+    documents = MediaReader().load_data([tmp_path / "long.mp4"])
+    query = MediaQueryBundle(query_str="", media=str(tmp_path / "clip.mp4"), media_kind="video")
+    found = find_evidence([NodeWithScore(node=documents[0], score=1.0)], qwen, EvidenceQuery(read_query(query)))
+    spans = [item for item in found[0] if isinstance(item, Span)]
+    assert abs(spans[0].start_s - 3.0) <= 0.5 and abs(spans[0].end_s - 6.0) <= 0.5
+    few = EvidenceSettings(video_window_s=4.0, windows=WindowSettings(max_windows=3, min_step_s=1.0, beam=1))
+    words = find_evidence([NodeWithScore(node=documents[0], score=1.0)], qwen,
+                          EvidenceQuery(read_query(QueryBundle(query_str="a moving square"))), few)
+    spans = [item for item in words[0] if isinstance(item, Span)]
+    assert spans and all(0 <= s.start_s < s.end_s <= 8.0 + 1e-6 for s in spans)
