@@ -145,6 +145,13 @@ def evidence_from_dict(data: Mapping[str, Any]) -> Evidence:
     raise ValueError(f"evidence kind must be one of {list(EVIDENCE_KINDS)}, got {kind!r}")
 
 
+def by_kind(items: Sequence[Evidence]) -> list[Evidence]:
+    """Regions, then spans, then passages, each kind in the order given (a localiser's best first; text-layer
+    lines before model regions, whose scores are on other scales)."""
+    order = {kind: position for position, kind in enumerate(EVIDENCE_KINDS)}
+    return sorted(items, key=lambda item: order[item.kind])
+
+
 def best_first(items: Sequence[Evidence]) -> list[Evidence]:
     """Each kind best first, kinds in the order region, span, passage; equal scores keep their given order."""
     order = {kind: position for position, kind in enumerate(EVIDENCE_KINDS)}

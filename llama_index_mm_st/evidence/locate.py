@@ -39,7 +39,7 @@ from ..types import Modality, Role
 from .audio_template import match_offsets
 from .video_template import match_frames
 from .crops import CropSettings, search_regions
-from .kinds import Evidence, Passage, Region, Span, best_first
+from .kinds import Evidence, Passage, Region, Span, by_kind
 from .late import late_regions, layout_for, pooled_layout, unpooled_tokens
 from .passages import PassageSettings, search_passages
 from .pdf_text import line_regions, page_lines, pdf_source
@@ -112,6 +112,8 @@ class _Context:
         self._example_length: Optional[float] = None
         self._audio: Optional[tuple[int, np.ndarray]] = None
         self._video: Any = None
+        self.videos: dict[Any, list] = {}
+        """Each video's stored frames, read once per run (several frame hits of one video share them)."""
 
     def example_image(self) -> Any:
         if self._example is None and self.query.parts.example_kind == "image":
@@ -221,7 +223,7 @@ def _hit_task(item: NodeWithScore, position: int, context: _Context
     except LOCALISER_ERRORS as exc:
         warnings.warn(f"no evidence for hit {position + 1} ({item.node.node_id}): {exc}", RuntimeWarning, stacklevel=2)
         return []
-    return best_first(found)
+    return by_kind(found)
 
 
 def _hit_evidence(item: NodeWithScore, position: int, context: _Context
@@ -300,7 +302,9 @@ def _frame_span(item: NodeWithScore, time_s: float, context: _Context) -> Option
     node = item.node
     video = _video_of(node)
     if context.frames_of is not None and context.vector is not None:
-        frames = sorted(context.frames_of(node), key=lambda frame: frame[0])
+        if video not in context.videos:
+            context.videos[video] = sorted(context.frames_of(node), key=lambda frame: frame[0])
+        frames = context.videos[video]
         if frames:
             times = [t for t, _ in frames]
             scores = [_cosine(vector, context.vector) for _, vector in frames]

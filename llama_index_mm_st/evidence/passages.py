@@ -11,7 +11,10 @@ The node's text is cut into sentences (at ``.``, ``!``, ``?`` or a line break; a
 A passage's score is ``(k + m / 2) / (n + 1 / 2)``, in 0..1: a sentence holding more of the query's
 words always outranks one holding fewer (exact words are what the user typed), and meaning orders
 sentences with as many words, and finds the passage when no word matches (a paraphrase, an image
-query: then the score is ``m``). Passages scoring at least half the best are kept, best first. A chunk of many sentences is scored in groups of adjacent
+query: then the score is ``m``). Meaning is computed only where it decides: among the sentences
+holding the most query words when several do, or for every sentence when none holds any (elsewhere
+``m`` counts 0); a chunk whose best sentence is the only one with the most words costs no model call.
+Passages scoring at least half the best are kept, best first. A chunk of many sentences is scored in groups of adjacent
 sentences (at most ``MAX_UNITS`` embeddings per hit).
 """
 
@@ -89,12 +92,14 @@ def search_passages(text: str, query: Optional[np.ndarray], terms: QueryTerms,
     if not units:
         return []
     words = np.array([len(terms.of(text[a:b])) for a, b in units], dtype=np.float64)
-    if query is not None and len(units) > 1:
-        meaning = cosine((yield [text[a:b] for a, b in units]), query)
-        low, high = float(meaning.min()), float(meaning.max())
-        meaning = (meaning - low) / (high - low) if high > low else np.ones(len(units))
-    else:
-        meaning = np.ones(len(units)) if query is not None else np.zeros(len(units))
+    deciding = [i for i in range(len(units)) if words[i] == words.max()]
+    meaning = np.zeros(len(units))
+    if query is not None and len(deciding) > 1:
+        values = cosine((yield [text[units[i][0]:units[i][1]] for i in deciding]), query)
+        low, high = float(values.min()), float(values.max())
+        meaning[deciding] = (values - low) / (high - low) if high > low else 1.0
+    elif query is not None or words.max() > 0:
+        meaning[deciding] = 1.0  # one sentence decides alone
     scores = (words + meaning / 2) / (len(terms.terms) + 0.5)
     best = float(scores.max())
     if best <= 0:
