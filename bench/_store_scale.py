@@ -89,7 +89,7 @@ def write_split(nodes: list[Any], rounds: int = 3) -> None:
     for _ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="mmst-split-") as tmp:
             store = MultimodalQdrantStore(path=tmp, collection_name="split", dim=DIM, show_progress=False)
-            backend = store._backend  # the split times the engine's own steps, under the store
+            backend = store._collection.backend  # the split times the engine's own steps, under the store
             start = time.perf_counter()
             specs = store.plan_points(nodes)
             keep("plan", time.perf_counter() - start)
@@ -173,8 +173,8 @@ def query_overhead(store: Any, queries: list[Any], repeats: int = 3) -> None:
     (the backend's engine call is timed from within, so both sides see the same request and the same
     cache state); and, as a second engine figure, the same prepared request run again right after
     (warm caches: what the engine costs at best)."""
-    backend = store._backend
-    requests = [backend._request(store._plan(q, {})) for q in queries]
+    backend = store._collection.backend
+    requests = [backend._request(store.plan(q)) for q in queries]
     engine_run = backend._run
     spent: list[float] = []
 
@@ -214,8 +214,8 @@ def batching(store: Any, queries: list[Any], rounds: int = 7) -> None:
     own ``query_batch`` against its ``query`` one by one, interleaved round by round."""
     import qdrant_edge as q
 
-    backend, shard = store._backend, store.client
-    requests = [backend._request(store._plan(x, {})) for x in queries]
+    backend, shard = store._collection.backend, store.client
+    requests = [backend._request(store.plan(x)) for x in queries]
 
     async def concurrent() -> list[Any]:
         return await asyncio.gather(*(store.aquery(x) for x in queries))

@@ -118,7 +118,7 @@ def measure(name: str, points: int, root: Path) -> dict[str, float]:
     original = EdgeBackend.upsert
 
     def recording(self: EdgeBackend, specs: Any, size: int, on_batch: Any = None) -> None:
-        estimates.append(sum(disk.point_bytes(p, self._schema) for p in specs))
+        estimates.append(sum(disk.point_bytes(p, self._folder.schema) for p in specs))
         original(self, specs, size, on_batch)
 
     EdgeBackend.upsert = recording  # type: ignore[method-assign]

@@ -2,7 +2,8 @@
 
 - **Opt-in.** Nothing is fetched unless ``FetchOptions.allow_urls`` (each component's ``allow_urls``
   field, default False): an image reference that happens to be a URL must not make a library call
-  the network on its own. ``file://`` URLs are never read as files (the caller passes the path itself).
+  the network on its own. ``file://`` URLs are never read as files (the caller passes the path itself):
+  ``url_of`` tells a string source apart, and refuses them, for every component.
 - **Public addresses only, by default.** Loopback, link-local (cloud metadata at 169.254.169.254),
   private, shared, multicast and reserved addresses are refused unless ``allow_private_urls``. The
   check runs on the addresses DNS returns, the connection goes to the checked address (so a second
@@ -24,11 +25,13 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
-from typing import Union
+import warnings
+from typing import Any, Union
 from urllib.parse import urljoin, urlsplit
 
-from .errors import ImageLoadError
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ImageLoadError, ItemError, refuse_unknown
 
 ALLOWED_SCHEMES = ("http", "https")
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -42,33 +45,98 @@ from .defaults import DEFAULT_URL_TIMEOUT_S as DEFAULT_TIMEOUT_S  # noqa: E402
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 
-@dataclass(frozen=True)
-class FetchOptions:
-    """The URL policy and the limits for one download (see the module docstring)."""
+class FetchOptions(BaseModel):
+    """The URL policy and the limits for one download (see the module docstring): the one fetch policy
+    every component holds as its ``fetch`` field (``ImageReader``, ``MultimodalEmbedding``,
+    ``MultimodalReranker``), and ``mmst serve``'s."""
 
-    timeout: float = DEFAULT_TIMEOUT_S
-    """Seconds the whole download may take: connect, redirects, headers and body together."""
-    max_bytes: int = DEFAULT_MAX_BYTES
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout: float = Field(default=DEFAULT_TIMEOUT_S, gt=0,
+                           description="Seconds the whole download may take: connect, redirects, headers and body.")
+    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0, description="Largest download accepted (declared and actual).")
     user_agent: str = "llama-index-mm-st"
-    allow_urls: bool = False
-    """Fetch http(s) URLs at all."""
-    allow_private_urls: bool = False
-    """Also fetch from loopback, link-local and private addresses (intranet use)."""
+    allow_urls: bool = Field(default=False, description="Fetch http(s) URLs at all (off: a URL is a refused item).")
+    allow_private_urls: bool = Field(
+        default=False, description="Also fetch from loopback, link-local and private addresses (intranet use).")
+
+
+FLAT_FIELDS = {"allow_urls": "allow_urls", "allow_private_urls": "allow_private_urls"}
+"""Keywords every component takes beside ``fetch=`` (shorthands for its fields, kept as they are)."""
+DEPRECATED_FIELDS = {"url_timeout": "timeout", "url_max_bytes": "max_bytes", "max_download_bytes": "max_bytes"}
+"""The old per-component names of the limits (the reader's ``url_max_bytes``, the embedding's
+``max_download_bytes``): still taken, with a ``DeprecationWarning`` naming ``fetch=FetchOptions(...)``."""
+
+
+FETCH_KEYWORDS = {
+    "allow_urls": "Shorthand for fetch=FetchOptions(allow_urls=...): fetch http(s) URLs (off by default).",
+    "allow_private_urls": "Shorthand for fetch=FetchOptions(allow_private_urls=...): also loopback, link-local "
+                          "and private addresses.",
+}
+"""The flat keywords, for a component's ``help()`` (``docs.document_parameters``)."""
+
+
+def with_fetch_policy(component: str, data: dict[str, Any], default: FetchOptions | None = None) -> dict[str, Any]:
+    """A component's keywords with its fetch settings gathered into one ``fetch`` (a ``FetchOptions``):
+    ``fetch=`` (a ``FetchOptions`` or a dict of its fields) with the flat keywords (``allow_urls``, the
+    deprecated ``url_timeout`` ...) applied on top. ``default``: the component's policy when none is given."""
+    flat = {key: data.pop(key) for key in [*FLAT_FIELDS, *DEPRECATED_FIELDS] if key in data}
+    given = data.get("fetch")
+    if not flat and given is None:
+        if default is not None:
+            data["fetch"] = default
+        return data
+    base = given if given is not None else (default or FetchOptions())
+    fields = dict(base.model_dump() if isinstance(base, FetchOptions) else base)
+    for key, value in flat.items():
+        if key in DEPRECATED_FIELDS:
+            warnings.warn(f"{component}({key}=...) is deprecated: pass fetch=FetchOptions("
+                          f"{DEPRECATED_FIELDS[key]}=...) (llama_index_mm_st.fetch)", DeprecationWarning, stacklevel=4)
+        fields[DEPRECATED_FIELDS.get(key, key)] = value
+    data["fetch"] = FetchOptions(**fields)
+    return data
+
+
+class FlatFetchFields:
+    """Mixin (first among the bases) for a component with a ``fetch: FetchOptions`` field: its
+    constructor takes the flat keywords too (``with_fetch_policy``), and the flat names its settings
+    had (``reader.allow_urls``, ``embedding.url_timeout`` ...) read ``fetch``, so code that used them
+    keeps working."""
+
+    def __init__(self, **data: Any) -> None:
+        refuse_unknown(type(self).__name__, data,  # type: ignore[attr-defined]
+                       [*type(self).model_fields, *FLAT_FIELDS, *DEPRECATED_FIELDS])
+        super().__init__(**with_fetch_policy(type(self).__name__, data))
+
+    @property
+    def allow_urls(self) -> bool:
+        return self.fetch.allow_urls  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def allow_private_urls(self) -> bool:
+        return self.fetch.allow_private_urls  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def url_timeout(self) -> float:
+        """Deprecated: ``fetch.timeout``."""
+        return self.fetch.timeout  # type: ignore[attr-defined, no-any-return]
+
+
+def url_of(source: object, label: str, error: type[ItemError] = ImageLoadError,
+           instead: str = "pass the file's path instead") -> str | None:
+    """The http(s) URL a source is, or None when it is something else (a path, bytes, pixels). The one
+    place every component tells a string source apart, so the one place a ``file:`` URL is refused:
+    ``error(label, "file:// URLs are refused; <instead>")`` (a file is read from its path, never a URL)."""
+    if not isinstance(source, str):
+        return None
+    if source[:5].lower() == "file:":
+        raise error(label, f"file:// URLs are refused; {instead}")
+    return source if is_url(source) else None
 
 
 def is_url(text: str) -> bool:
     """True for http(s) URLs, the only remote references we fetch."""
     return urlsplit(text).scheme.lower() in ALLOWED_SCHEMES
-
-
-def is_file_url(text: str) -> bool:
-    """True for ``file:`` URLs, which are refused everywhere rather than read as local paths."""
-    return text[:5].lower() == "file:"
-
-
-def refuse_file_url(label: str) -> ImageLoadError:
-    """The error for a ``file:`` URL given as an image: named, with what to do instead."""
-    return ImageLoadError(label, "file:// URLs are refused; pass the file's path instead")
 
 
 def _public(address: IPAddress) -> bool:
@@ -155,9 +223,7 @@ class _Deadline:
 
 def fetch_bytes(url: str, options: FetchOptions = FetchOptions()) -> bytes:
     """Download ``url`` under the policy and limits; any failure is an ``ImageLoadError`` naming the URL."""
-    if is_file_url(url):
-        raise refuse_file_url(url)
-    if not is_url(url):
+    if url_of(url, url) is None:
         raise ImageLoadError(url, "only http and https URLs are fetched")
     if not options.allow_urls:
         raise ImageLoadError(url, "URL fetching is off; pass allow_urls=True to fetch http(s) images")

@@ -28,7 +28,7 @@ from PIL import Image
 
 from .errors import ImageLoadError
 from .inline import decode_base64, short_label
-from .fetch import FetchOptions, fetch_bytes, is_file_url, is_url, refuse_file_url
+from .fetch import FetchOptions, fetch_bytes, url_of
 from .images import DecodeOptions, decode, prepare_pil
 from .media_refs import (
     FRAME_TIME_KEY, MediaRef, VideoFrame, media_input, media_resource_of, node_media_ref, read_frame_pixels,
@@ -76,10 +76,9 @@ class ImageRef:
             if not source:
                 raise ImageLoadError(self.label, "empty data (zero bytes)")
             return decode(BytesIO(source), self.label, decode_options)
-        if isinstance(source, str) and is_file_url(source):
-            raise refuse_file_url(self.label)
-        if isinstance(source, str) and is_url(source):
-            return decode(BytesIO(fetch_bytes(source, fetch)), self.label, decode_options)
+        url = url_of(source, self.label)
+        if url is not None:
+            return decode(BytesIO(fetch_bytes(url, fetch)), self.label, decode_options)
         return decode(source, self.label, decode_options)
 
 
@@ -170,6 +169,17 @@ class NodeParts:
         if self.has_media:
             return _MEDIA_FIELDS[self.media.kind]  # type: ignore[union-attr]
         return _PIXEL_FIELDS if self.has_pixels else _TEXT_FIELDS
+
+    def field_inputs(self, fuse: bool = False, late: bool = False) -> dict["EmbeddingField", Parts]:
+        """What each of the node's vector fields is embedded from: the rule the in-process and the remote
+        embedding both set nodes by. ``embedding``: ``parts(fuse)``; ``text_embedding``: the embed text
+        of a node with pixels and words (its field in ``vector_fields``), except for a late-interaction
+        model (``late``), which reads a page by its pixels and leaves its words to BM25."""
+        found: dict[EmbeddingField, Parts] = {"embedding": self.parts(fuse)}
+        text = self.text_parts()
+        if not late and text is not None and "text_embedding" in self.vector_fields.values():
+            found["text_embedding"] = text
+        return found
 
     def text_parts(self) -> Parts | None:
         """The embed text of a node with pixels and words, which the store keeps as its text vector.

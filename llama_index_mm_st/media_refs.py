@@ -23,7 +23,7 @@ from llama_index.core.schema import BaseNode
 
 from .errors import ImageLoadError, MediaLoadError
 from .inline import decode_base64, short_label
-from .fetch import FetchOptions, fetch_bytes, is_file_url, is_url
+from .fetch import FetchOptions, fetch_bytes, url_of
 from .media import IndexChooser, MediaLimits, VideoFrames, load_audio, load_frame, load_video, mono_array
 from .types import MediaKind
 
@@ -82,11 +82,10 @@ class MediaRef:
         source = self.source
         if isinstance(source, InlineMedia):
             return decode_base64(source.payload, self.label, MediaLoadError)
-        if isinstance(source, str) and is_file_url(source):
-            raise MediaLoadError(self.label, "file:// URLs are refused; pass the path itself")
-        if isinstance(source, str) and is_url(source):
+        url = url_of(source, self.label, MediaLoadError)
+        if url is not None:
             try:
-                return fetch_bytes(source, fetch)
+                return fetch_bytes(url, fetch)
             except ImageLoadError as exc:  # the URL policy speaks of images; the reason holds for media
                 raise MediaLoadError(self.label, exc.reason.replace("images", "media")) from None
         if isinstance(source, (AudioArray, VideoArray)):
@@ -137,7 +136,7 @@ def _frames_from_array(source: VideoArray, label: str, choose: IndexChooser | No
 def read_frame_pixels(frame: VideoFrame, label: str, fetch: FetchOptions) -> np.ndarray:
     """Decode one video frame; failures are ``ImageLoadError``s (a frame is an image to its callers)."""
     try:
-        ref = MediaRef("video", label, frame.video if is_url(frame.video) else Path(frame.video))
+        ref = MediaRef("video", label, url_of(frame.video, label, MediaLoadError) or Path(frame.video))
         source = ref._file(fetch)
         return load_frame(source, label, frame.seconds)
     except MediaLoadError as exc:

@@ -12,9 +12,8 @@ Modality = Literal["text", "image", "text+image", "audio", "video"]
 """What an item carries. The store names its dense vectors after the single ones (not "text+image")."""
 
 MODALITIES: tuple[Modality, ...] = get_args(Modality)
-MediaKind = Literal["audio", "video"]
-MEDIA_KINDS: tuple[MediaKind, ...] = get_args(MediaKind)
 """Every modality, in this order wherever they are listed (summaries, counts)."""
+MediaKind = Literal["audio", "video"]
 DenseVectorName = Literal["text", "image", "audio", "video"]
 DENSE_VECTOR_NAMES: tuple[DenseVectorName, ...] = get_args(DenseVectorName)
 

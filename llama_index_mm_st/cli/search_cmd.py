@@ -49,11 +49,14 @@ def check_example_path(flag: str, example: Optional[str], allow_urls: bool) -> N
     """An example on the command line is a path that exists, or an http(s) URL with ``--allow-urls``."""
     if example is None:
         return
-    from ..fetch import is_file_url, is_url
+    from ..errors import ItemError
+    from ..fetch import url_of
 
-    if is_file_url(example):
-        raise CLIError(f"--{flag} {example}: give a file:// {flag} as a plain path instead")
-    if is_url(example):
+    try:
+        remote = url_of(example, f"--{flag}", instead=f"give the {flag} as a plain path") is not None
+    except ItemError as refused:
+        raise CLIError(f"--{flag} {example}: {refused.reason}") from None
+    if remote:
         if not allow_urls:
             raise CLIError(f"--{flag} {example} is a URL: add --allow-urls to fetch it")
     elif not os.path.exists(example):

@@ -9,9 +9,11 @@ recorded when the first point is written); otherwise the embedded nodes go back 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
-from dataclasses import dataclass, replace
-from typing import Any, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -20,22 +22,38 @@ from ..ingest import Manifest, write_manifest
 from ..inputs import ImageRef, NodeParts
 from ..multivector import attach_multivector, node_multivector
 from ..store import MultimodalQdrantStore
+from ..store.backends.choose import API_KEY_ENV
+from ..store.reopen import ReopenArgs
 from .read import row, rows_of, to_batch
 
 
 @dataclass(frozen=True)
 class StoreSpec:
-    """How an actor opens the server store for itself. The key travels in Ray's object store, never in logs."""
+    """How an actor opens the server store for itself: the store's own way to reopen, as pickling it
+    sends (its ``ReopenArgs``: the url, the api key, the ``client_kwargs`` and the store's settings), so
+    an actor connects exactly as the caller's store does. The key travels in Ray's object store, never
+    in logs. ``identity`` tells two specs apart (a worker keeps one connection per spec)."""
 
     collection: str
     url: str
-    api_key: Optional[str] = None
+    reopen: tuple[Callable[..., MultimodalQdrantStore], tuple[Any, ...]] = field(repr=False, compare=False)
+    identity: str = field(repr=False)
+
+    @classmethod
+    def of(cls, store: MultimodalQdrantStore) -> "StoreSpec":
+        """The spec of a store on a Qdrant server; a ``ValueError`` for any other store."""
+        if store.url is None:
+            raise ValueError("actors write only to a Qdrant server (a store opened with url=)")
+        rebuild, args = store.__reduce__()  # (reopened, (class, ReopenArgs)): TypeError if it can't be reopened
+        if len(args) == 2 and isinstance(args[1], ReopenArgs) and args[1].api_key is None:
+            # the store's key came from the driver's $QDRANT_API_KEY: the actors get that key, not their own
+            args = (args[0], replace(args[1], api_key=os.environ.get(API_KEY_ENV)))
+        return cls(store.collection_name, store.url, (rebuild, args),
+                   hashlib.sha256(pickle.dumps((rebuild, args))).hexdigest())
 
     def open(self) -> MultimodalQdrantStore:
-        return MultimodalQdrantStore(self.collection, url=self.url, api_key=self.api_key)
-
-    def __repr__(self) -> str:
-        return f"StoreSpec(collection={self.collection!r}, url={self.url!r})"
+        rebuild, args = self.reopen
+        return rebuild(*args)
 
 
 def pack_node(node: Any) -> bytes:

@@ -26,7 +26,6 @@ from ..ingest.summary import empty_summary
 from ..inputs import read_node
 from ..readers import ImageReader
 from ..store import MultimodalQdrantStore
-from ..store.backends.choose import API_KEY_ENV
 from ._ray import ensure_ray, require_ray
 from .embed import EmbedWorker, StoreSpec, unpack_node
 from .read import ReadConfig, read_batch, rows_of
@@ -82,7 +81,7 @@ def ray_index(paths: Sequence[str], store: MultimodalQdrantStore, embedding: Mul
         raise ValueError("actors write only to a Qdrant server (a store opened with url=)")
     if listing.files:
         ensure_ray()
-        spec = StoreSpec(store.collection_name, store.url, os.environ.get(API_KEY_ENV)) if actors_write else None
+        spec = StoreSpec.of(store) if actors_write else None
         counts = ServerCounts(spec) if spec is not None else SnapshotCounts(
             StoredDocuments.of_files(store, [str(item.path) for item in listing.files]))
         config = ReadConfig(readers_for(reader, job_cache_root(reader)), plan, embedding.decode_options,

@@ -23,26 +23,25 @@ from sentence_transformers import SentenceTransformer
 from ..concurrency import DynamicBatcher
 from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error, refuse_unknown
-from ..fetch import FetchOptions
+from ..fetch import DEPRECATED_FIELDS, FETCH_KEYWORDS, FLAT_FIELDS, FetchOptions, FlatFetchFields, with_fetch_policy
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
 from ..inputs import INPUT_READERS, NodeParts, Parts, data_uri_modality, read_node
 from ..media import MediaLimits
 from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..onnx.choice import BackendReport, log_choice, plan as backend_plan
+from ..onnx.selection import select
 from ..runtime import resolve_device, resolve_precision, torch_dtype
 from ..types import Backend, Embedding, EmbeddingResult, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder
-from .forward import Forward, select_forward
+from .forward import Forward, embedding_kind
 from .late import LateEncoder
 from .profiles import backbone_config, checkpoint_kind, image_target_size, profile_for
 
 from ..defaults import (
-    DEFAULT_MAX_DOWNLOAD_BYTES,
     DEFAULT_MAX_MEDIA_BYTES,
     DEFAULT_MAX_MEDIA_SECONDS,
     DEFAULT_MAX_VIDEO_DECODED_BYTES,
     DEFAULT_MODEL,
-    DEFAULT_URL_TIMEOUT_S,
 )
 
 _INPUT_READERS: Dict[Modality, Callable[[Any, int], Parts]] = INPUT_READERS  # type: ignore[assignment]
@@ -51,8 +50,8 @@ Outcome = Union[Embedding, Exception]
 """One item's result in the shared routine: its vector, or the error that stopped it."""
 
 
-@document_parameters(model="A loaded SentenceTransformer to use instead of loading model_name.")
-class MultimodalEmbedding(MultiModalEmbedding):
+@document_parameters(model="A loaded SentenceTransformer to use instead of loading model_name.", **FETCH_KEYWORDS)
+class MultimodalEmbedding(FlatFetchFields, MultiModalEmbedding):
     """Sentence Transformers models (CLIP, SigLIP/SigLIP-2, CLAP, VLM embedders) as a LlamaIndex embedding.
 
     ``embed(items, "audio")`` and ``embed(items, "video")`` take media (paths, URLs, bytes, nodes, arrays
@@ -99,12 +98,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
                     "None: on where torch runs bf16/fp16 (oneDNN keeps a kernel per shape), off in fp32 and int8, "
                     "where memory stays flat without it and padding would only cost compute.",
     )
-    allow_urls: bool = Field(default=False, description="Fetch http(s) image URLs (off: a URL is a refused item).")
-    allow_private_urls: bool = Field(
-        default=False, description="Also fetch from loopback, link-local and private addresses (intranet use)."
+    fetch: FetchOptions = Field(
+        default_factory=FetchOptions,
+        description="URL policy and download limits for image and media URLs (fetch.FetchOptions): allow_urls, "
+                    "allow_private_urls, timeout, max_bytes.",
     )
-    url_timeout: float = Field(default=DEFAULT_URL_TIMEOUT_S, gt=0, description="Seconds a whole image download may take.")
-    max_download_bytes: int = Field(default=DEFAULT_MAX_DOWNLOAD_BYTES, gt=0, description="Largest image or media download.")
     max_media_seconds: Optional[float] = Field(
         default=DEFAULT_MAX_MEDIA_SECONDS, gt=0, description="Refuse audio or video longer than this (read from the header first)."
     )
@@ -140,7 +138,9 @@ class MultimodalEmbedding(MultiModalEmbedding):
         if model_name is None:
             config = backbone_config(model) if model is not None else None
             model_name = getattr(config, "_name_or_path", None) or ("custom" if model is not None else DEFAULT_MODEL)
-        refuse_unknown(type(self).__name__, kwargs, set(type(self).model_fields) | {"model"})
+        refuse_unknown(type(self).__name__, kwargs,
+                       {*type(self).model_fields, "model", *FLAT_FIELDS, *DEPRECATED_FIELDS})
+        kwargs = with_fetch_policy(type(self).__name__, kwargs)
         model_name = native_checkpoint(model_name)
         super().__init__(model_name=model_name, **kwargs)
         # What pickling sends instead of the loaded model; None when the model came as an object.
@@ -161,9 +161,8 @@ class MultimodalEmbedding(MultiModalEmbedding):
         model.eval()
         if plan.onnx_precision is not None:
             model.to(dtype=torch_dtype("fp32"))  # graphs are exported from (and checked against) fp32 weights
-        selection = select_forward(model, self.model_name if loaded_by_name else None, plan,
-                                   batch_size=self.batch_size, model_kwargs=self.model_kwargs,
-                                   late_interaction=_is_late(model))
+        kind = embedding_kind(model, batch_size=self.batch_size, late_interaction=_is_late(model))
+        selection = select(kind, self.model_name if loaded_by_name else None, plan, self.model_kwargs)
         model.to(dtype=torch_dtype(selection.torch_precision))
         precision = selection.report.precision
         self.device, self.precision, self.backend = device, precision, selection.report.backend
@@ -179,10 +178,7 @@ class MultimodalEmbedding(MultiModalEmbedding):
         settings = EncodeSettings(
             batch_size=self.batch_size, normalize=self.normalize, truncate_dim=self.truncate_dim,
             decode=DecodeOptions(max_pixels=self.max_pixels, draft_size=draft),
-            fetch=FetchOptions(
-                timeout=self.url_timeout, max_bytes=self.max_download_bytes,
-                allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls,
-            ),
+            fetch=self.fetch,
             devices=tuple(self.devices) if self.devices else None,
             bucket_batches=self.bucket_batches if self.bucket_batches is not None else precision in ("bf16", "fp16"),
             media=MediaLimits(max_duration_s=self.max_media_seconds, max_bytes=self.max_media_bytes,
@@ -240,12 +236,22 @@ class MultimodalEmbedding(MultiModalEmbedding):
 
     @property
     def fetch_options(self) -> FetchOptions:
-        """This embedding's URL policy and download limits."""
-        return self._encoder.settings.fetch
+        """This embedding's URL policy and download limits (its ``fetch``)."""
+        return self.fetch
+
+    @property
+    def max_download_bytes(self) -> int:
+        """Deprecated: ``fetch.max_bytes``."""
+        return self.fetch.max_bytes
 
     def supports(self, modality: Modality) -> bool:
         """Whether the model can encode this modality (text+image needs a VLM embedder)."""
         return self._encoder.supports(modality)
+
+    def close(self) -> None:
+        """Stop the image decoding threads now. They also stop when the embedding is garbage collected;
+        a later call starts them again, so closing a shared embedding early is safe."""
+        self._encoder.close()
 
     # ---- the one routine -----------------------------------------------------------------------
 
@@ -408,15 +414,11 @@ class MultimodalEmbedding(MultiModalEmbedding):
         nodes that got them and the failures. A caller that decoded the pixels elsewhere (a Ray read
         task) passes ``NodeParts`` whose image is the decoded array, and the rule stays this one."""
         check_on_error(on_error)
-        fuse = self._fuses()
-        # The fields are the store's (``NodeParts.vector_fields``): the main vector goes to ``embedding``,
-        # the words of a node with pixels to ``text_embedding``. A late-interaction model reads a page by
-        # its pixels; the page's words go to BM25, not to a second vector.
-        late = self.late_interaction
-        text_of = {position: text for position, parts in enumerate(nodes)
-                   if not late and "text_embedding" in parts.vector_fields.values()
-                   and (text := parts.text_parts()) is not None}
-        items: List[Union[Parts, Exception]] = [parts.parts(fuse) for parts in nodes]
+        # Which field gets which vector is the store's rule (``NodeParts.field_inputs``).
+        wanted = [parts.field_inputs(self._fuses(), self.late_interaction) for parts in nodes]
+        text_of = {position: fields["text_embedding"] for position, fields in enumerate(wanted)
+                   if "text_embedding" in fields}
+        items: List[Union[Parts, Exception]] = [fields["embedding"] for fields in wanted]
         items += list(text_of.values())  # one pass: these batch with the text nodes
         outcomes = self._encode_parts(items, "document", stop_on_error=on_error == "raise",
                                       show_progress=show_progress)

@@ -11,6 +11,8 @@ normalise) so results match it exactly in fp32, and adds what it lacks:
 
 from __future__ import annotations
 
+import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -118,7 +120,19 @@ class Encoder:
         self._text_padding = None if self._text_kwargs else right_padding(model)
         self._sampling_rate = audio_sampling_rate(model)
         self._choose_frames = video_frame_chooser(model)
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mmst-decode")
+        self._workers = max(1, workers)
+        self._pool_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._shut_pool: weakref.finalize | None = None
+
+    def _decode_pool(self) -> ThreadPoolExecutor:
+        """The decode threads, started on first use (again after ``close``). They are shut by ``close``,
+        or when this encoder is garbage collected (a finalizer holds the pool, never the encoder)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="mmst-decode")
+                self._shut_pool = weakref.finalize(self, self._pool.shutdown, wait=False)
+            return self._pool
 
     def supports(self, modality: Modality) -> bool:
         return self.model.supports(_ST_MODALITY[modality])
@@ -214,7 +228,7 @@ class Encoder:
               ) -> tuple[list[Any], list[int], list[ItemFailure]]:
         if modality == "text":
             return [item.text for item in chunk], list(positions), []
-        results = list(self._pool.map(self._load_one, chunk))
+        results = list(self._decode_pool().map(self._load_one, chunk))
         inputs, ok, failures = [], [], []
         for position, item, result in zip(positions, chunk, results):
             if isinstance(result, ItemError):
@@ -290,7 +304,11 @@ class Encoder:
         return output
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False)
+        """Shut the decode threads now (work already handed to them finishes); a later call starts new ones."""
+        with self._pool_lock:
+            shut, self._pool, self._shut_pool = self._shut_pool, None, None
+        if shut is not None:
+            shut()
 
 
 def _label(item: Parts) -> str:

@@ -11,12 +11,12 @@ transformer and any Pooling/Dense/Normalize modules after it), traced from
 forward gives. One graph per modality the model reads (text, image, audio); a model with a
 ``Router`` (different query and document modules) gets one per role too. A part that does not
 export, or whose graph does not reproduce torch (``onnx.export.verify``), stays on torch.
+``embedding_kind`` describes all this to ``onnx.selection.select``, which chooses the path.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Mapping, Optional, Sequence, Union
 
@@ -26,11 +26,10 @@ from PIL import Image
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import batch_to_device
 
-from ..onnx.cache import ExportFailed, GraphCache
-from ..onnx.choice import BackendReport, DecisionStore, Plan, measure, min_cosine, torch_candidates
+from ..onnx.cache import ExportFailed
 from ..onnx.export import GraphSpec
-from ..onnx.graphs import cached_graph, checkpoint_fingerprint
-from ..onnx.session import OnnxGraph, default_threads
+from ..onnx.selection import ModelKind, Part, Probe
+from ..onnx.session import OnnxGraph
 from ..runtime import torch_dtype
 from ..types import Modality, Precision, Role
 from .profiles import audio_sampling_rate
@@ -79,15 +78,6 @@ class OnnxForward:
 Forward = Union[TorchForward, OnnxForward]
 
 
-@dataclass(frozen=True)
-class Selection:
-    """The forward object, the report of why, and the precision the torch model must hold."""
-
-    forward: Forward
-    report: BackendReport
-    torch_precision: Precision
-
-
 class _Pipeline(torch.nn.Module):
     """What is traced: the model's pipeline for one modality (and role), taking tensors positionally."""
 
@@ -101,54 +91,29 @@ class _Pipeline(torch.nn.Module):
         return self.model(features, task=self.role)["sentence_embedding"]
 
 
-def select_forward(model: SentenceTransformer, checkpoint: Optional[str], plan: Plan, *,
-                   batch_size: int, model_kwargs: Mapping[str, Any], late_interaction: bool = False,
-                   cache: Optional[GraphCache] = None) -> Selection:
-    """The forward pass ``plan`` asks for. ``model`` must hold fp32 weights (graphs are exported from them)."""
-    requested = {"backend": plan.backend, "precision": plan.precision}
-    torch_forward = TorchForward(model)
-    if plan.onnx_precision is None:
-        return Selection(torch_forward, BackendReport("torch", plan.torch_precision, plan.reason, requested),
-                         plan.torch_precision)
-    fallback_precision: Precision = "fp32" if plan.onnx_precision == "fp32" else plan.torch_precision
-    cache = cache or GraphCache()
-    fingerprint, blocker = None, _blocker(model, late_interaction)
-    if not blocker:
-        fingerprint, blocker = checkpoint_fingerprint(checkpoint, cache, sum(p.numel() for p in model.parameters()))
-    if fingerprint is None:
-        return Selection(torch_forward, BackendReport("torch", fallback_precision, blocker, requested), fallback_precision)
+def embedding_kind(model: SentenceTransformer, *, batch_size: int, late_interaction: bool = False) -> ModelKind[Forward]:
+    """The embedding as ``onnx.selection.select`` takes it: one part per modality the model reads (and
+    per role, for a model with a ``Router``), probed on a batch of its first exported modality."""
     roles: tuple[Optional[Role], ...] = ("query", "document") if _has_router(model) else (None,)
-    graphs: dict[tuple[str, Optional[str]], OnnxGraph] = {}
-    parts: dict[str, str] = {}
+    places: dict[str, tuple[str, Optional[str]]] = {}
+    parts = []
     for modality in [m for m in EXPORTED_MODALITIES if model.supports(_ST_MODALITY[m])]:
         for role in roles:
             label = modality if role is None else f"{modality} ({role})"
-            try:
-                entry = cached_graph(cache, fingerprint, ["sentence-transformers pipeline", modality, role],
-                                     plan.onnx_precision, partial(_spec, model, modality, role), model_kwargs)
-                graphs[(modality, role)] = OnnxGraph(entry.path)
-                parts[label] = f"onnx {plan.onnx_precision}: {entry.path}"
-            except ExportFailed as failure:
-                parts[label] = f"torch {fallback_precision}: the {modality} tower did not export ({failure.reason})"
-    if not graphs:
-        reason = "no part of the model exports to ONNX: " + "; ".join(f"{k}: {v}" for k, v in parts.items())
-        return Selection(torch_forward, BackendReport("torch", fallback_precision, reason, requested, parts),
-                         fallback_precision)
-    onnx_forward = OnnxForward(graphs, torch_forward, by_role=roles != (None,))
-    if not plan.measure:
-        reason = f"backend={plan.backend!r}, precision={plan.precision!r} asks for ONNX Runtime {plan.onnx_precision}"
-        return Selection(onnx_forward, BackendReport("onnx", plan.onnx_precision, reason, requested, parts),
-                         fallback_precision)
-    store = DecisionStore(cache)
-    record = store.key(fingerprint, "embedding", sorted(parts), plan.precision, default_threads(),
-                       batch_size, repr(sorted(model_kwargs.items())))
-    report = store.load(record)
-    if report is None:
-        report = _measure(model, onnx_forward, plan, batch_size, requested, parts)
-        store.save(record, report, "embedding")
-    if report.backend == "onnx":
-        return Selection(onnx_forward, report, fallback_precision)
-    return Selection(torch_forward, report, report.precision)
+            places[label] = (modality, role)
+            parts.append(Part(label, ["sentence-transformers pipeline", modality, role],
+                              partial(_spec, model, modality, role), f"the {modality} tower"))
+
+    def onnx(graphs: Mapping[str, OnnxGraph], fallback: Forward) -> Forward:
+        return OnnxForward({places[label]: graph for label, graph in graphs.items()}, fallback,  # type: ignore[arg-type]
+                           by_role=roles != (None,))
+
+    def probe(torch_fp32: Forward, onnx_forward: Forward, lower: Sequence[Precision]) -> Probe:
+        return _probe(model, onnx_forward, batch_size, lower)  # type: ignore[arg-type]
+
+    return ModelKind("embedding", parts, lambda precision: TorchForward(model), onnx, probe,
+                     parameters=sum(p.numel() for p in model.parameters()),
+                     blocker=_blocker(model, late_interaction), decision_key=(batch_size,))
 
 
 def _blocker(model: SentenceTransformer, late_interaction: bool) -> str:
@@ -201,9 +166,9 @@ def _sample_inputs(model: SentenceTransformer, modality: str, rows: Optional[int
     return [[clip(1.0), clip(2.0)], [clip(0.5)], [clip(0.7), clip(3.0), clip(12.0)]]
 
 
-def _measure(model: SentenceTransformer, onnx_forward: OnnxForward, plan: Plan, batch_size: int,
-             requested: Mapping[str, str], parts: Mapping[str, str]) -> BackendReport:
-    """Time torch fp32, ONNX fp32 (and native bf16) on a probe batch of the first exported modality."""
+def _probe(model: SentenceTransformer, onnx_forward: OnnxForward, batch_size: int, lower: Sequence[Precision]) -> Probe:
+    """torch fp32, ONNX fp32 (and native bf16, on a copy of the model) on a probe batch of the first
+    exported modality: ingestion cost is mostly pixels."""
     modality = next(m for m in EXPORTED_MODALITIES if any(key[0] == m for key in onnx_forward.graphs))
     rows = min(batch_size, PROBE_ROWS)
     features = model.preprocess(_sample_inputs(model, modality, rows)[0])
@@ -215,12 +180,9 @@ def _measure(model: SentenceTransformer, onnx_forward: OnnxForward, plan: Plan, 
         return once
 
     runs = {"torch fp32": run(onnx_forward.fallback), "onnx fp32": run(onnx_forward)}
-    lowered = {p: copy.deepcopy(model).to(dtype=torch_dtype(p)) for p in torch_candidates(plan) if p != "fp32"}
-    runs.update({f"torch {p}": run(TorchForward(m)) for p, m in lowered.items()})
-    probe = f"a probe batch of {rows} {UNITS[modality]}, {default_threads()} threads"
-    chosen, measurements, reason = measure(runs, rows, UNITS[modality], probe, min_cosine)
-    backend, precision = chosen.path.split()
-    return BackendReport(backend, precision, reason, dict(requested), dict(parts), tuple(measurements))  # type: ignore[arg-type]
+    runs.update({f"torch {p}": run(TorchForward(copy.deepcopy(model).to(dtype=torch_dtype(p)))) for p in lower})
+    return Probe(rows, UNITS[modality], f"a probe batch of {rows} {UNITS[modality]}", runs)
+
 
 def _half_dtype(model: Any) -> Optional[torch.dtype]:
     """The model's dtype when it runs in bf16 or fp16, else None (fp32 inputs are passed as they are)."""

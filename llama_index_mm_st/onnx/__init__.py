@@ -6,11 +6,14 @@
   shaped them; locked per key so concurrent processes build once; corrupt entries rebuilt.
 - ``graphs.py``: a part's cached graph (fp32, or int8 on request) from a checkpoint.
 - ``session.py``: an ONNX Runtime CPU session with torch's thread count, fed from processor features.
-- ``choice.py``: the (backend, precision) rules, ``"auto"``'s measured choice and its record.
+- ``choice.py``: the (backend, precision) rules, the report of the path taken, ``"auto"``'s recorded decisions.
+- ``measure.py``: ``"auto"``'s measurement: interleaved rounds, a paired speedup and its noise, the margin rule.
+- ``selection.py``: the one ``select()`` every model kind goes through, fed by its ``ModelKind``.
 - ``deps.py``, ``fingerprint.py``: is onnxruntime installed; content hashes remembered by stat.
 
-This is base layer: it knows torch modules and features, not embeddings or scorers; those build their
-graph specs and forward objects in ``embedding/forward.py`` and ``rerank/scorers/forward.py``.
+This is base layer: it knows torch modules and features, not embeddings or scorers; those describe
+themselves as a ``ModelKind`` (their parts, forward objects and probe) in ``embedding/forward.py``
+and ``rerank/scorers/forward.py``.
 Importing this package loads neither torch nor onnxruntime (``mmst info`` reads decisions through it).
 """
 

@@ -1,7 +1,8 @@
 """Which backend runs the forward pass: the request's rules, the measured choice of ``"auto"``, its record.
 
-``backend="auto"`` is measured, not guessed. On a CPU it times the candidates on a probe batch,
-best of ``REPEATS`` after a warm-up, and takes the fastest *exact* one:
+``backend="auto"`` is measured, not guessed. On a CPU it times the candidates on a probe batch in
+interleaved rounds and keeps torch fp32 unless another path wins by more than the noise it measured
+(``measure.py`` holds the rule). The candidates:
 
 - torch fp32 (the reference), ONNX Runtime fp32 (exact: verified at export within 1e-4, about 1e-6 measured);
 - torch bf16 only where the CPU runs bf16 natively (AVX512-BF16, AMX) and its outputs keep cosine
@@ -9,7 +10,8 @@ best of ``REPEATS`` after a warm-up, and takes the fastest *exact* one:
 
 On a GPU, with an explicit bf16/fp16 precision, or without onnxruntime installed, ``"auto"`` is torch
 without measuring, and says why. The decision is remembered on disk per (checkpoint, versions, CPU,
-threads), so later processes (Ray workers, a server's restarts) take the same path without measuring.
+threads, decision rule), so later processes (Ray workers, a server's restarts) take the same path
+without measuring, and a new CPU, a new thread count or an upgraded library measures again.
 """
 
 from __future__ import annotations
@@ -20,20 +22,20 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Literal, Mapping, Optional, Sequence
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 from ..types import Backend, Precision
 from .cache import GraphCache
-from .deps import EXTRA, onnxruntime_available, runtime_versions
+from .deps import EXTRA, onnxruntime_available, runtime_versions, version_of
 from .fingerprint import stable_hash, write_text_atomic
+from .measure import MIN_AGREEMENT, REFERENCE, Measurement, min_cosine  # noqa: F401 - the rule's names, kept importable here
 
 logger = logging.getLogger("llama_index_mm_st.onnx")
 
 BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx")
-MIN_AGREEMENT = 0.999
-"""A lossy path (torch bf16) is an ``auto`` candidate only at or above this agreement with torch fp32."""
-REPEATS = 3
-REFERENCE = "torch fp32"
+DECISION_RULE = 2
+"""Bumped when how ``auto`` measures or decides changes: part of every recorded decision's key, so a
+decision taken by an older rule (rule 1: one probe, best of three, no margin) is measured again."""
 Runs = Literal["torch", "onnx"]
 
 
@@ -52,14 +54,6 @@ class Plan:
 
 
 @dataclass(frozen=True)
-class Measurement:
-    path: str
-    items_per_s: float
-    agreement: Optional[float] = None
-    """Against torch fp32 on the probe (min row cosine); None for torch fp32 itself."""
-
-
-@dataclass(frozen=True)
 class BackendReport:
     """Which path a component took and why (``MultimodalEmbedding.describe()``, ``mmst info``)."""
 
@@ -73,13 +67,14 @@ class BackendReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["measurements"] = [asdict(m) for m in self.measurements]
+        data["measurements"] = [{**asdict(m), "margin": m.margin} for m in self.measurements]
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "BackendReport":
         return cls(data["backend"], data["precision"], data["reason"], dict(data.get("requested", {})),
-                   dict(data.get("parts", {})), tuple(Measurement(**m) for m in data.get("measurements", ())))
+                   dict(data.get("parts", {})), tuple(Measurement(**{k: v for k, v in m.items() if k != "margin"})
+                         for m in data.get("measurements", ())))
 
 
 def plan(backend: str, precision: str, device: str) -> Plan:
@@ -132,60 +127,6 @@ def torch_candidates(plan: Plan) -> list[Precision]:
     return found
 
 
-def best_of(run: Callable[[], Any], repeats: int = REPEATS) -> tuple[float, Any]:
-    """(seconds of the fastest of ``repeats`` runs after one warm-up, the last output)."""
-    output = run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        output = run()
-        best = min(best, time.perf_counter() - start)
-    return best, output
-
-
-def pick(measurements: Sequence[Measurement], exact: Collection[str], min_agreement: float = MIN_AGREEMENT) -> Measurement:
-    """The fastest measured path that is exact (torch fp32, or a path in ``exact``) or agrees with
-    torch fp32 at least ``min_agreement``."""
-    eligible = [m for m in measurements
-                if m.agreement is None or m.path in exact or m.agreement >= min_agreement]
-    if not eligible:
-        raise ValueError("no measured path is exact or agrees with torch fp32")
-    return max(eligible, key=lambda m: m.items_per_s)
-
-
-def measure(runs: Mapping[str, Callable[[], Any]], rows: int, unit: str, probe: str,
-            agreement: Callable[[Any, Any], float]) -> tuple[Measurement, list[Measurement], str]:
-    """Time every path of ``runs`` ("torch fp32" first: the reference) on one probe of ``rows`` items;
-    (the chosen path, all measurements, the sentence that says why). ONNX fp32 passed its exactness
-    check at export, so its agreement is shown, not a gate; other paths must reach ``MIN_AGREEMENT``."""
-    reference_seconds, reference = best_of(runs[REFERENCE])
-    measurements = [Measurement(REFERENCE, rows / reference_seconds)]
-    for path, run in runs.items():
-        if path != REFERENCE:
-            seconds, output = best_of(run)
-            measurements.append(Measurement(path, rows / seconds, agreement(output, reference)))
-    chosen = pick(measurements, exact={"onnx fp32"})
-    return chosen, measurements, explain(chosen, measurements, unit, probe)
-
-
-def min_cosine(output: Any, reference: Any) -> float:
-    """The smallest row cosine between two output arrays (embeddings, hidden states)."""
-    import numpy as np
-
-    a, b = np.asarray(output).reshape(len(output), -1), np.asarray(reference).reshape(len(reference), -1)
-    norms = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-    return float(np.min(np.sum(a * b, axis=1) / norms))
-
-
-def explain(chosen: Measurement, measurements: Sequence[Measurement], unit: str, probe: str) -> str:
-    """One sentence: what ``auto`` took, against what, on what probe."""
-    others = [m for m in measurements if m is not chosen]
-    parts = [f"{m.path} {m.items_per_s:.1f}" + (f" (cosine {m.agreement:.5f})" if m.agreement is not None else "")
-             for m in others]
-    against = f" against {', '.join(parts)}" if parts else ""
-    return f"auto measured {chosen.path} fastest: {chosen.items_per_s:.1f} {unit}/s{against} ({probe})"
-
-
 def cpu_signature() -> str:
     """This CPU, for keying measurements: model name, flags and logical cores (read without torch)."""
     model, flags = "", ""
@@ -203,6 +144,24 @@ def cpu_signature() -> str:
     return stable_hash([model, sorted(flags.split()), os.cpu_count()])
 
 
+def decision_versions() -> dict[str, str]:
+    """The versions a measured decision depends on: the graph's (``runtime_versions``), this package's
+    (its forward code and probes) and Python's."""
+    import platform
+
+    return {**runtime_versions(), "llama-index-mm-st": version_of("llama-index-mm-st"),
+            "python": platform.python_version()}
+
+
+def _load_average() -> Optional[float]:
+    """The one-minute load when a decision was measured (recorded beside it: a busy machine explains a
+    wide noise); None where the platform has none."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 class DecisionStore:
     """``auto``'s measured decisions, under ``<cache>/decisions/<checkpoint fingerprint>/<key>.json``."""
 
@@ -210,7 +169,10 @@ class DecisionStore:
         self.root = cache.root / "decisions"
 
     def key(self, fingerprint: str, *parts: object) -> Path:
-        key = stable_hash([fingerprint, runtime_versions(), cpu_signature(), *parts])
+        """Where the decision for ``parts`` on this machine is kept: the key holds the CPU, every version
+        that shapes the paths (torch, transformers, sentence-transformers, ONNX Runtime, this package,
+        Python) and the decision rule, so a change of any of them measures again."""
+        key = stable_hash([fingerprint, decision_versions(), cpu_signature(), DECISION_RULE, *parts])
         return self.root / fingerprint[:32] / f"{key}.json"
 
     def load(self, path: Path) -> Optional[BackendReport]:
@@ -220,7 +182,8 @@ class DecisionStore:
             return None
 
     def save(self, path: Path, report: BackendReport, what: str) -> None:
-        record = {"report": report.to_dict(), "what": what, "cpu": cpu_signature(), "measured_at": time.time()}
+        record = {"report": report.to_dict(), "what": what, "cpu": cpu_signature(), "measured_at": time.time(),
+                  "versions": decision_versions(), "load_average": _load_average()}
         write_text_atomic(path, json.dumps(record, indent=1, sort_keys=True))
 
     def recorded(self, fingerprint: str) -> list[dict[str, Any]]:

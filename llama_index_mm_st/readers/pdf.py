@@ -49,11 +49,6 @@ def _pdfium():  # type: ignore[no-untyped-def]
     return pypdfium2
 
 
-def require_pdfium() -> None:
-    """Fail early, before a read starts, when PDFs are asked for but the extra is missing."""
-    _pdfium()
-
-
 def _open_reason(err_code: int | None) -> str:
     """PDFium's load error code in words."""
     raw = _pdfium().raw

@@ -25,7 +25,7 @@ from llama_index.core.schema import ImageDocument
 from ..docs import document_parameters
 from ..strict import RefusesUnknownFields
 from ..errors import ItemFailure, MMSTError, SkippedItemsWarning
-from ..fetch import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, FetchOptions
+from ..fetch import FETCH_KEYWORDS, FetchOptions, FlatFetchFields
 from ..images import DEFAULT_MAX_PIXELS, default_workers
 from ..types import OnError
 from .cache import RenderCache, default_cache_dir
@@ -44,8 +44,8 @@ WINDOW_PER_WORKER = 4
 """Sources in flight per worker thread: enough to keep threads busy, small enough to bound memory."""
 
 
-@document_parameters()
-class ImageReader(RefusesUnknownFields, BasePydanticReader):
+@document_parameters(**FETCH_KEYWORDS)
+class ImageReader(FlatFetchFields, RefusesUnknownFields, BasePydanticReader):
     """Read images and PDF pages into ``ImageDocument``s that point at their files.
 
     ``load_data(sources)`` takes a file, a folder (walked recursively), an http(s) URL (with
@@ -63,15 +63,10 @@ class ImageReader(RefusesUnknownFields, BasePydanticReader):
     follow_external_links: bool = Field(
         default=False, description="Follow links that lead outside the folder being read."
     )
-    allow_urls: bool = Field(default=False, description="Accept http(s) URLs as sources.")
-    allow_private_urls: bool = Field(
-        default=False,
-        description="Also fetch from loopback, link-local and private addresses (intranet use); off by default.",
+    fetch: FetchOptions = Field(
+        default_factory=FetchOptions,
+        description="URL policy and download limits (fetch.FetchOptions): allow_urls, allow_private_urls, timeout, max_bytes.",
     )
-    url_timeout: float = Field(
-        default=DEFAULT_TIMEOUT_S, gt=0, description="Seconds a whole download may take (connect, redirects and body)."
-    )
-    url_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0, description="Largest download accepted.")
     max_pixels: Optional[int] = Field(
         default=DEFAULT_MAX_PIXELS, gt=0, description="Images (and rendered pages) larger than this are refused."
     )
@@ -116,6 +111,11 @@ class ImageReader(RefusesUnknownFields, BasePydanticReader):
 
     _last_report: ReadReport = PrivateAttr(default_factory=ReadReport)
 
+    @property
+    def url_max_bytes(self) -> int:
+        """Deprecated: ``fetch.max_bytes``."""
+        return self.fetch.max_bytes
+
     @classmethod
     def class_name(cls) -> str:
         return "MMSTImageReader"
@@ -142,7 +142,7 @@ class ImageReader(RefusesUnknownFields, BasePydanticReader):
         convention (``extra_info`` is merged into each document's metadata)."""
         if (sources is None) == (file is None):
             raise TypeError("pass exactly one of `sources` (positional) or `file`")
-        items = check_sources(sources if file is None else file, self.allow_urls)
+        items = check_sources(sources if file is None else file, self.fetch.allow_urls)
         cache_root = self.cache_dir or default_cache_dir()
         settings = self.read_settings(extra_info, fs)
         policy = WalkPolicy(
@@ -157,7 +157,7 @@ class ImageReader(RefusesUnknownFields, BasePydanticReader):
         report = report if report is not None else ReadReport()
         self._last_report = report
         tally = WalkTally(report.ignored_types)
-        walk = expand(items, policy, self.absolute_ids, tally, local=settings.fs is None, allow_urls=self.allow_urls)
+        walk = expand(items, policy, self.absolute_ids, tally, local=settings.fs is None, allow_urls=self.fetch.allow_urls)
         return self._documents(walk, settings, report)
 
     def read_settings(self, extra_info: Optional[dict[str, Any]] = None, fs: Any = None) -> ReadSettings:
@@ -170,12 +170,7 @@ class ImageReader(RefusesUnknownFields, BasePydanticReader):
             frames=self.frames,
             pdf_dpi=self.pdf_dpi,
             captions=self.captions,
-            fetch=FetchOptions(
-                timeout=self.url_timeout,
-                max_bytes=self.url_max_bytes,
-                allow_urls=self.allow_urls,
-                allow_private_urls=self.allow_private_urls,
-            ),
+            fetch=self.fetch,
             extra_info=dict(extra_info) if extra_info else None,
             fs=None if fs is None or isinstance(fs, LocalFileSystem) else fs,
         )

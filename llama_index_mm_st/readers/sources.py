@@ -10,7 +10,7 @@ from pathlib import Path, PurePath
 from typing import Iterator, Sequence, Union
 
 from ..errors import ImageLoadError, PathError
-from ..fetch import is_file_url, is_url
+from ..fetch import is_url, url_of
 from .report import IgnoredPath
 from .walk import WalkedFile, WalkPolicy, WalkTally, walk_path
 
@@ -54,9 +54,11 @@ def check_sources(items: object, allow_urls: bool) -> list[SourceItem]:
 
 def refusal(item: str, allow_urls: bool) -> ImageLoadError | None:
     """Why a string source is refused by policy, naming it; None when it may be read."""
-    if is_file_url(item):
-        return ImageLoadError(item, "a file:// URL is refused; pass the file's path instead")
-    if is_url(item) and not allow_urls:
+    try:
+        url = url_of(item, item)
+    except ImageLoadError as refused:  # a file:// URL
+        return refused
+    if url is not None and not allow_urls:
         return ImageLoadError(item, "URL reading is off: ImageReader(allow_urls=True) reads http(s) URLs")
     return None
 

@@ -111,6 +111,13 @@ class RemoteMultimodalEmbedding(MultiModalEmbedding):
             return self.dimensions or int(capabilities["dimension"])
         return len(self._get_text_embedding("dimension probe"))
 
+    @property
+    def late_interaction(self) -> bool:
+        """Whether the server's model is a late-interaction retriever (``mmst serve`` says so in ``/models``;
+        a server that does not say is taken as a single-vector one)."""
+        capabilities = self._model_info().get("capabilities")
+        return isinstance(capabilities, dict) and capabilities.get("late_interaction") is True
+
     def supports(self, modality: Modality) -> bool:
         """Whether the server's model reads this modality (text+image pairs are not sent remotely)."""
         capabilities = self._model_info().get("capabilities")
@@ -244,10 +251,18 @@ class RemoteMultimodalEmbedding(MultiModalEmbedding):
         """Set each node's vectors as ``MultimodalEmbedding`` does: ``embedding`` from its pixels (or its
         text, or its audio or video), and ``text_embedding`` from the words of a node that has both."""
         check_on_error(on_error)
+        if self.late_interaction:
+            raise ValueError(
+                f"the server's model {self.served_model!r} is a late-interaction retriever: its nodes need their "
+                "token multivectors, which /embeddings does not return; embed the nodes with MultimodalEmbedding "
+                "in process")
         read = [read_node(node) for node in nodes]
-        texts = {position: parts.text_parts() for position, parts in enumerate(read)}
-        texts = {position: text for position, text in texts.items() if text is not None}
-        result = self.embed_parts([parts.parts() for parts in read] + list(texts.values()), on_error=on_error)
+        # Which field gets which vector is the in-process rule (``NodeParts.field_inputs``); pairs are
+        # not fused remotely (a text+image item is not sent).
+        wanted = [parts.field_inputs() for parts in read]
+        texts = {position: fields["text_embedding"] for position, fields in enumerate(wanted)
+                 if "text_embedding" in fields}
+        result = self.embed_parts([fields["embedding"] for fields in wanted] + list(texts.values()), on_error=on_error)
         text_slot = {position: len(read) + k for k, position in enumerate(texts)}
         errors = {failure.position: failure.error for failure in result.failures}
         kept, failures = [], []

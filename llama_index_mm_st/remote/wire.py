@@ -19,7 +19,7 @@ from typing import Union
 import numpy as np
 
 from ..errors import ImageLoadError, ItemError, MediaLoadError
-from ..fetch import is_file_url, is_url, refuse_file_url
+from ..fetch import url_of
 from ..files import file_error_reason, regular_file_size
 from ..inline import decode_base64
 from ..inputs import Base64Data, ImageRef, Parts
@@ -53,10 +53,9 @@ def image_value(ref: ImageRef) -> str:
     """A data: URI of the image's own bytes (a file, bytes, inline base64), a URL as given, or a lossless
     PNG of in-memory pixels."""
     source = ref.source
-    if isinstance(source, str) and is_file_url(source):
-        raise refuse_file_url(ref.label)
-    if isinstance(source, str) and is_url(source):
-        return source
+    url = url_of(source, ref.label)
+    if url is not None:
+        return url
     if isinstance(source, (str, Path)):
         data = _read_file(source, ref.label, ImageLoadError)
     elif isinstance(source, Base64Data):
@@ -75,10 +74,9 @@ def image_value(ref: ImageRef) -> str:
 def media_value(ref: MediaRef) -> str:
     """A data: URI of an audio or video file's bytes, a URL as given, or a waveform as float32 WAV."""
     source = ref.source
-    if isinstance(source, str) and is_file_url(source):
-        raise MediaLoadError(ref.label, "file:// URLs are refused; pass the path itself")
-    if isinstance(source, str) and is_url(source):
-        return source
+    url = url_of(source, ref.label, MediaLoadError)
+    if url is not None:
+        return url
     if isinstance(source, AudioArray):
         return data_uri(float_wav(source.array, int(source.sampling_rate), ref.label), "audio/wav")
     if isinstance(source, VideoArray):

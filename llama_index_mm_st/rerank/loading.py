@@ -18,11 +18,12 @@ import torch
 from ..errors import MissingDependencyError
 from ..multivector import LATE_INTERACTION_ARCHITECTURES, native_checkpoint
 from ..onnx.choice import BackendReport, Plan, log_choice, plan as backend_plan
+from ..onnx.selection import select
 from ..runtime import resolve_device
 from ..types import Backend, Precision
 from .scorers.base import Scorer, score_head_name, store_linear_weights
 from .scorers.cross_encoder import CrossEncoderScorer
-from .scorers.forward import select_scores, select_towers
+from .scorers.forward import blip_kind, cross_encoder_kind
 from .scorers.itm import BlipITMScorer
 from .scorers.late import LateInteractionScorer
 
@@ -81,9 +82,9 @@ def load_cross_encoder(name: str, options: LoadOptions) -> Scorer:
         model_kwargs=options.weight_kwargs(device),
         processor_kwargs=dict(options.processor_kwargs) or None,
     )
-    selection = select_scores(model, name, options.plan(device), options.model_kwargs)
+    selection = select(cross_encoder_kind(model), name, options.plan(device), options.model_kwargs)
     scorer = CrossEncoderScorer(model, precision=selection.torch_precision, instruction=options.instruction_for(model),
-                                name=name, scores=selection.scores)
+                                name=name, scores=selection.forward)
     scorer.report = selection.report
     log_choice(f"reranker {name}", selection.report)
     head = score_head_name(model)
@@ -104,8 +105,8 @@ def load_blip_itm(name: str, options: LoadOptions) -> Scorer:
         name, trust_remote_code=options.trust_remote_code, **options.processor_kwargs
     )
     model = model.to(device).eval()
-    selection = select_towers(model, processor, name, options.plan(device), options.model_kwargs)
-    scorer = BlipITMScorer(model, processor, precision=selection.torch_precision, name=name, towers=selection.towers)
+    selection = select(blip_kind(model, processor), name, options.plan(device), options.model_kwargs)
+    scorer = BlipITMScorer(model, processor, precision=selection.torch_precision, name=name, towers=selection.forward)
     scorer.report = selection.report
     log_choice(f"reranker {name}", selection.report)
     store_linear_weights(model, scorer.precision, keep={"itm_head"})  # the scorer runs the head in fp32

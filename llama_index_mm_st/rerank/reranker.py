@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, cast
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
@@ -30,13 +30,13 @@ from ..errors import (
     check_on_error,
     refuse_unknown,
 )
-from ..fetch import FetchOptions
+from ..fetch import DEPRECATED_FIELDS, FETCH_KEYWORDS, FLAT_FIELDS, FetchOptions, FlatFetchFields, with_fetch_policy
 from ..inputs import Parts
 from ..multivector import node_multivector
 from ..types import Backend, OnError, OnUnsupported, Precision
 from .routing import Route, content, find_route, load_images, load_media, node_side, query_side
 from .fusion import DEFAULT_RRF_K, keep_in_place, rank_by_score, reciprocal_rank_fusion
-from .scorers.base import Scorer
+from .scorers.base import MultivectorScorer, Scorer, abilities_of
 from .loading import LoadOptions, ModelSpec, load_scorer
 
 dispatcher = get_dispatcher(__name__)
@@ -69,8 +69,8 @@ class RerankedNode(NodeWithScore):
         return "RerankedNode"
 
 
-@document_parameters(trust_remote_code="Run model code from the hub (only for models you trust).", model_kwargs="Passed to the models' from_pretrained.", processor_kwargs="Passed to the models' processors.")
-class MultimodalReranker(BaseNodePostprocessor):
+@document_parameters(trust_remote_code="Run model code from the hub (only for models you trust).", model_kwargs="Passed to the models' from_pretrained.", processor_kwargs="Passed to the models' processors.", **FETCH_KEYWORDS)
+class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
     """Reranks text, image and text+image nodes against a text or image query with cross-encoders.
 
     ``model_name`` is one model or a list: a hub id or directory (the scorer is chosen from the
@@ -110,11 +110,11 @@ class MultimodalReranker(BaseNodePostprocessor):
     )
     rrf_k: int = Field(default=DEFAULT_RRF_K, ge=0, description="RRF constant when several scorers are used.")
     decode_workers: Optional[int] = Field(default=None, description="Image decoding threads; None: one per core.")
-    allow_urls: bool = Field(default=False, description="Fetch http(s) image URLs (off: a URL is a refused item).")
-    allow_private_urls: bool = Field(
-        default=False, description="Also fetch from loopback, link-local and private addresses (intranet use)."
+    fetch: FetchOptions = Field(
+        default_factory=FetchOptions,
+        description="URL policy and download limits for candidates' image and media URLs (fetch.FetchOptions): "
+                    "allow_urls, allow_private_urls, timeout, max_bytes.",
     )
-    url_timeout: float = Field(default=10.0, gt=0, description="Seconds a whole image download may take.")
 
     _scorers: List[Scorer] = PrivateAttr()
     _warned_unscored: set = PrivateAttr(default_factory=set)
@@ -139,7 +139,9 @@ class MultimodalReranker(BaseNodePostprocessor):
         **kwargs: Any,
     ) -> None:
         refuse_unknown(type(self).__name__, kwargs,
-                       {*type(self).model_fields, "trust_remote_code", "model_kwargs", "processor_kwargs"})
+                       {*type(self).model_fields, "trust_remote_code", "model_kwargs", "processor_kwargs",
+                        *FLAT_FIELDS, *DEPRECATED_FIELDS})
+        kwargs = with_fetch_policy(type(self).__name__, kwargs)
         check_on_error(on_error)
         if on_unsupported not in ON_UNSUPPORTED_VALUES:
             raise ValueError(f"on_unsupported must be one of {ON_UNSUPPORTED_VALUES}, got {on_unsupported!r}")
@@ -152,7 +154,7 @@ class MultimodalReranker(BaseNodePostprocessor):
         )
         options.check()
         scorers = [load_scorer(spec, options) for spec in specs]
-        if instruction is not None and not any(getattr(s, "instruction", None) == instruction for s in scorers):
+        if instruction is not None and not any(abilities_of(s).instruction == instruction for s in scorers):
             raise ValueError("instruction is for chat-template rerankers (VLMs), and none of the models takes one")
         super().__init__(
             model_name=", ".join(scorer.name for scorer in scorers), top_n=top_n, batch_size=batch_size,
@@ -186,7 +188,7 @@ class MultimodalReranker(BaseNodePostprocessor):
         """Per scorer, in routing order: its name and the path its forward pass takes, and why."""
         found = []
         for scorer in self._scorers:
-            report = getattr(scorer, "report", None)
+            report = abilities_of(scorer).report
             found.append({"scorer": scorer.name, **(report.to_dict() if report is not None else
                                                     {"backend": "torch", "reason": "a Scorer given as an object"})})
         return found
@@ -225,9 +227,7 @@ class MultimodalReranker(BaseNodePostprocessor):
         routes, unsupported, failures = self._plan(query, nodes)
         if failures and self.on_error == "raise":
             raise failures[min(failures)]
-        fetch = FetchOptions(
-            timeout=self.url_timeout, allow_urls=self.allow_urls, allow_private_urls=self.allow_private_urls
-        )
+        fetch = self.fetch
         stored = self._stored_multivectors(routes, nodes)
         to_load = [route for route in routes if route.position not in stored]
         images, load_failures = load_images(to_load, self._scorers, self.decode_workers, fetch)
@@ -310,10 +310,11 @@ class MultimodalReranker(BaseNodePostprocessor):
         found: dict[int, Any] = {}
         for route in routes:
             scorer = self._scorers[route.scorer]
-            if not hasattr(scorer, "score_multivectors") or route.query.modality != "text":
+            width = abilities_of(scorer).multivector_dim
+            if width is None or route.query.modality != "text":
                 continue
             matrix = node_multivector(nodes[route.position].node)
-            if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == getattr(scorer, "dimension", -1):
+            if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == width:
                 found[route.position] = matrix
         return found
 
@@ -329,7 +330,7 @@ class MultimodalReranker(BaseNodePostprocessor):
             query = content(group[0].query, images.get((group[0].position, 0)))
             scorer = self._scorers[scorer_index]
             if from_store:
-                values = scorer.score_multivectors(query, [stored[route.position] for route in group])  # type: ignore[attr-defined]
+                values = cast(MultivectorScorer, scorer).score_multivectors(query, [stored[route.position] for route in group])
                 scores.update({route.position: value for route, value in zip(group, values, strict=True)})
                 continue
             documents = [content(route.document, images.get((route.position, 1)), (media or {}).get(route.position))

@@ -22,7 +22,7 @@ from ..images import DecodeOptions, map_isolated
 from ..inputs import ImageRef, Parts, read_node, read_query
 from ..media_refs import media_model_input
 from ..types import Modality
-from .scorers.base import LoadedParts, Scorer
+from .scorers.base import LoadedParts, Scorer, abilities_of
 
 VIEWS: dict[Modality, tuple[Modality, ...]] = {
     "text+image": ("text+image", "image", "text"),
@@ -115,8 +115,8 @@ def load_media(routes: Sequence[Route], scorers: Sequence[Scorer], fetch: FetchO
     jobs = [(route.position, route.document.media, scorers[route.scorer]) for route in routes
             if route.document.media is not None]
     results = map_isolated(
-        lambda job: media_model_input(job[1], getattr(job[2], "sampling_rate", None),
-                                      getattr(job[2], "frame_chooser", None), fetch),
+        lambda job: media_model_input(job[1], abilities_of(job[2]).sampling_rate,
+                                      abilities_of(job[2]).frame_chooser, fetch),
         jobs, workers, errors=(ItemError,))
     loaded: dict[int, dict] = {}
     failures: dict[int, ItemError] = {}

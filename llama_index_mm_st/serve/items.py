@@ -19,7 +19,7 @@ from io import BytesIO
 from typing import Any, Optional
 
 from ..errors import ItemError, MissingDependencyError
-from ..fetch import FetchOptions, fetch_bytes, is_file_url, is_url
+from ..fetch import FetchOptions, fetch_bytes, url_of
 from ..images import DecodeOptions, decode, open_checked
 from ..inline import decode_base64
 from ..media import MediaLimits
@@ -68,9 +68,11 @@ def media_bytes(value: str, param: str, rules: MediaRules) -> bytes:
         if not data:
             raise bad_item(param, "empty data (zero bytes)")
         return data
-    if is_file_url(value):
-        raise bad_item(param, "file:// URLs are refused; send the file's contents as a data: URI")
-    if is_url(value):
+    try:
+        url = url_of(value, param, ItemError, instead="send the file's contents as a data: URI")
+    except ItemError as refused:
+        raise bad_item(param, refused.reason) from None
+    if url is not None:
         if not rules.fetch.allow_urls:
             raise bad_item(param, "this server fetches no URLs (start it with --allow-urls); send the contents "
                                   "as a data: URI")

@@ -170,7 +170,7 @@ async def models(request: Request) -> Response:
     created = int(state.started)
     data = [{"id": name, "object": "model", "created": created, "owned_by": "llama-index-mm-st",
              "capabilities": {"kind": "embedding", "modalities": embed.modalities, "dimension": embed.embedding.dimension,
-                              "search": services.search is not None}}
+                              "late_interaction": embed.embedding.late_interaction, "search": services.search is not None}}
             for name in _served_embedding(services, state)]
     if services.rerank is not None:
         data.append({"id": state.settings.rerank_id or ", ".join(services.rerank.model_names), "object": "model",

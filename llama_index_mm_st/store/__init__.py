@@ -1,7 +1,8 @@
 """Multimodal Qdrant storage: one collection, a dense vector per modality plus BM25, RRF in the engine."""
 
 from llama_index_mm_st.errors import UnsupportedFilterError
-from llama_index_mm_st.store.plan import Branch, PointSpec, QueryPlan
+from llama_index_mm_st.store.payload import PointSpec
+from llama_index_mm_st.store.plan import Branch, QueryPlan
 from llama_index_mm_st.store.schema import IndexKind, StoreSchema
 from llama_index_mm_st.store.store import MultimodalQdrantStore
 

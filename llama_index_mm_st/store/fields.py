@@ -1,32 +1,27 @@
 """``StoreFields``: the settings of a ``MultimodalQdrantStore``, one pydantic field each with its description.
 
 Apart from the methods so the fields read as one list, and ``docs.document_parameters`` turns their
-descriptions into the store's ``help()``. The private attributes are declared here too: pydantic
-collects fields and private attributes only from model classes, so the method mixins hold none.
+descriptions into the store's ``help()``. They are the store's settings: its ``Collection`` reads
+them live (a field set after construction applies to the next call), and never writes one.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.vector_stores.types import BasePydanticVectorStore
 
-from llama_index_mm_st.concurrency import DynamicBatcher
 from llama_index_mm_st.defaults import DEFAULT_RRF_K
-from llama_index_mm_st.store.backends import Backend
-from llama_index_mm_st.store.bm25 import SparseTextEncoder
 from llama_index_mm_st.store.late import DEFAULT_PREFETCH_LIMIT
-from llama_index_mm_st.store.learned_sparse import LearnedSparseEncoder
-from llama_index_mm_st.store.reopen import ReopenArgs
-from llama_index_mm_st.store.schema import IndexKind, Quantization, StoreSchema, VectorDatatype
+from llama_index_mm_st.store.schema import IndexKind, Quantization, VectorDatatype
 from llama_index_mm_st.store.settings import DEFAULT_HNSW_EF
 from llama_index_mm_st.store.stages import Fusion
 from llama_index_mm_st.types import Modality
 
 
 class StoreFields(BasePydanticVectorStore):
-    """The store's pydantic fields and private attributes (``MultimodalQdrantStore`` documents them)."""
+    """The store's pydantic fields (``MultimodalQdrantStore`` documents them)."""
 
     stores_text: bool = True
 
@@ -138,12 +133,3 @@ class StoreFields(BasePydanticVectorStore):
         "measured against exact search by optimize() (and at open when the recorded target differs), recorded "
         "in the schema (see docs/store.md: recall against p50).",
     )
-
-    _live: Optional[Backend] = PrivateAttr(default=None)
-    _reopen: Optional["ReopenArgs"] = PrivateAttr(default=None)
-    _batcher: DynamicBatcher = PrivateAttr()
-    _bm25: SparseTextEncoder = PrivateAttr()
-    _schema: Optional[StoreSchema] = PrivateAttr(default=None)
-    _indexed: Dict[str, IndexKind] = PrivateAttr(default_factory=dict)
-    _held_dense: Optional[frozenset] = PrivateAttr(default=None)
-    _learned: Optional[LearnedSparseEncoder] = PrivateAttr(default=None)

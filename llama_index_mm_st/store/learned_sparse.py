@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 from dataclasses import replace
 
 from llama_index_mm_st.inputs import NodeParts
-from llama_index_mm_st.store.plan import PointSpec, bm25_text
+from llama_index_mm_st.store.payload import PointSpec, bm25_text
 from llama_index_mm_st.store.schema import LEARNED_SPARSE_NAME, SPARSE_VECTOR_NAME, StoreSchema
 from llama_index_mm_st.types import SparseVector
 

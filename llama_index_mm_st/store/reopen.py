@@ -34,16 +34,3 @@ def reopened(cls: type, args: ReopenArgs) -> Any:
                    **{k: v for k, v in args.fields.items() if k not in ("collection_name", "path", "url")})
     finally:
         _DEFER_OPEN.reset(token)
-
-
-def connected_reader(name: str) -> property:
-    """A private attribute that exists once the collection is open: reading it opens an unpickled
-    store first (see ``MultimodalQdrantStore._connect``)."""
-
-    def read(self: Any) -> Any:
-        private = self.__pydantic_private__
-        if private.get("_live") is None:
-            self._connect()
-        return private[name]
-
-    return property(read, doc=f"The private attribute {name}, available once the collection is open.")

@@ -37,7 +37,6 @@ KEYWORD_INDEXED_KEYS = (MODALITY_KEY, REF_DOC_ID_KEY)
 Quantization = Literal["int8", "binary"]
 QUANTIZATIONS: tuple[Quantization, ...] = ("int8", "binary")
 VectorDatatype = Literal["float32", "float16"]
-VECTOR_DATATYPES: tuple[VectorDatatype, ...] = ("float32", "float16")
 STORAGE_OPTIONS = ("quantization", "on_disk", "vector_datatype", "wal", "multivector_datatype", "multivector_quantization")
 """How the vectors are kept: recorded with the collection, so a reopened store knows them."""
 

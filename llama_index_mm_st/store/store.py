@@ -1,66 +1,48 @@
 """``MultimodalQdrantStore``: text and image nodes in one Qdrant collection, fused by RRF in the engine.
 
-Thin on purpose: planning lives in ``plan.py`` and ``filters.py``, Qdrant I/O in ``backends/``.
-This module is the core: opening the collection and its schema, pickling, ``get_nodes`` and queries.
-The fields are declared in ``fields.py``; the other methods come from mixins of one concept each:
-``writes.py`` (add, delete), ``reads.py`` (counts, payloads, metadata), ``indexes.py`` (payload
-indexes), ``moving.py`` (export, import, copy, optimize), ``tuning.py`` (recall and the search width).
-Each async method runs its sync twin in a thread.
+The LlamaIndex face of the store: its settings (pydantic fields, ``fields.py``), constructor checks,
+pickling, and the public methods with their async twins. Each method delegates to the store's one
+``Collection`` (``collection.py``), which owns the collection's state: the backend, the schema, the
+payload indexes, creating, writing, deleting, reading, querying, moving points and tuning.
+Planning is pure (``payload.py`` for points, ``plan.py`` for queries); Qdrant I/O is ``backends/``.
+Each async method runs its sync twin in a thread, except ``aquery``, which batches.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
-from typing import Any, Dict, List, Optional, Sequence, Union
+from collections import Counter
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
-import numpy as np
+from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.schema import BaseNode
-from llama_index.core.vector_stores.types import (
-    MetadataFilters,
-    VectorStoreQuery,
-    VectorStoreQueryResult,
-)
+from llama_index.core.vector_stores.types import MetadataFilters, VectorStoreQuery, VectorStoreQueryResult
 from qdrant_client import QdrantClient, models
 
 from llama_index_mm_st.concurrency import DynamicBatcher
 from llama_index_mm_st.docs import document_parameters
-from llama_index_mm_st.errors import SchemaMismatchError, refuse_unknown
+from llama_index_mm_st.errors import refuse_unknown
 from llama_index_mm_st.fast_private import fast_private_attributes
-from llama_index_mm_st.multivector import attach_multivector
-from llama_index_mm_st.store import plan as P
+from llama_index_mm_st.inputs import NodeParts, read_node
+from llama_index_mm_st.store import recall as R
 from llama_index_mm_st.store.backends import Backend
 from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  # noqa: F401 - API_KEY_ENV kept importable here
 from llama_index_mm_st.store.bm25 import QdrantBm25
+from llama_index_mm_st.store.collection import Collection, QueryItem, selection
 from llama_index_mm_st.store.fields import StoreFields
-from llama_index_mm_st.store.indexes import PayloadIndexes
-from llama_index_mm_st.store.late import late_stage
-from llama_index_mm_st.store.learned_sparse import LearnedSparseEncoder, learned_encoder, sparse_layout
-from llama_index_mm_st.store.moving import Moving
-from llama_index_mm_st.store.reads import Reads
-from llama_index_mm_st.store.reopen import _DEFER_OPEN, ReopenArgs, connected_reader, reopened
-from llama_index_mm_st.store.schema import (
-    KEYWORD_INDEXED_KEYS,
-    MULTIVECTOR_NAME,
-    RESERVED_PAYLOAD_KEYS,
-    STORAGE_OPTIONS,
-    StoreSchema,
-    check_schema,
-    kind_mismatch,
-)
-from llama_index_mm_st.store.settings import check_weights, chosen_dense, known_dense
-from llama_index_mm_st.store.tuning import Tuning
-from llama_index_mm_st.store.writes import Writes
-from llama_index_mm_st.types import DENSE_VECTOR_NAMES
+from llama_index_mm_st.store.payload import PointSpec
+from llama_index_mm_st.store.plan import QueryPlan
+from llama_index_mm_st.store.reopen import _DEFER_OPEN, ReopenArgs, reopened
+from llama_index_mm_st.store.schema import REF_DOC_ID_KEY, RESERVED_PAYLOAD_KEYS, IndexKind, StoreSchema
+from llama_index_mm_st.store.settings import check_weights, chosen_dense
+from llama_index_mm_st.types import Modality, SparseVector
 
-_QUERY_KWARGS = ("modality", "rrf_k", "rrf_weights", "query_modality", "query_multivector", "fusion", "mmr_threshold",
-                 "mmr_candidates", "max_per_document", "document_key")
-QueryItem = tuple[VectorStoreQuery, Dict[str, Any]]
+_CLUSTER_FIELDS = ("shard_number", "replication_factor", "write_consistency_factor")
 
 
 @document_parameters(api_key="Qdrant server API key (default: QDRANT_API_KEY); never logged.", client="A ready QdrantClient to use instead of path/url.", client_kwargs="Passed to QdrantClient when url is given.")
 @fast_private_attributes
-class MultimodalQdrantStore(Writes, Reads, PayloadIndexes, Moving, Tuning, StoreFields):
+class MultimodalQdrantStore(StoreFields):
     """Text and image nodes in one Qdrant collection: dense "text" and "image" vectors plus BM25.
 
     A query searches each named dense vector (and BM25 in hybrid) as its own ranked list and Qdrant
@@ -69,6 +51,13 @@ class MultimodalQdrantStore(Writes, Reads, PayloadIndexes, Moving, Tuning, Store
     server. ``ImageNode.embedding`` is stored as the image vector, ``ImageNode.text_embedding`` as
     the text vector.
     """
+
+    _live: Optional[Collection] = PrivateAttr(default=None)
+    """The open collection; None until it is opened (an unpickled store opens it on first use)."""
+    _reopen: Optional[ReopenArgs] = PrivateAttr(default=None)
+    """What pickling sends: how to open this store again (None: it can't be reopened elsewhere)."""
+    _batcher: DynamicBatcher = PrivateAttr()
+    _bm25: QdrantBm25 = PrivateAttr()
 
     def __init__(
         self,
@@ -94,69 +83,53 @@ class MultimodalQdrantStore(Writes, Reads, PayloadIndexes, Moving, Tuning, Store
             if key in RESERVED_PAYLOAD_KEYS:
                 raise ValueError(f"payload index {key!r}: the store already indexes its own keys")
         self._bm25 = QdrantBm25(self.bm25_language)
-        cluster = {
-            "shard_number": self.shard_number,
-            "replication_factor": self.replication_factor,
-            "write_consistency_factor": self.write_consistency_factor,
-        }
         self._batcher = DynamicBatcher(self._query_batch, max_batch_size=self.query_batch_size)
-        # What pickling sends: how to open this store again (None: it can't be reopened elsewhere).
         self._reopen = None if client is not None or self.path is None and url is None else ReopenArgs(
             collection_name, self.path, url, api_key, dict(client_kwargs or {}), dict(fields))
         if _DEFER_OPEN.get():
-            return  # unpickled: opened on first use (``_connect``), so a copy costs nothing until then
-        self._connect(open_backend(collection_name, self.path, url, api_key, client, client_kwargs, cluster, self.wal))
+            return  # unpickled: opened on first use (``_collection``), so a copy costs nothing until then
+        self._connect(open_backend(collection_name, self.path, url, api_key, client, client_kwargs,
+                                   self._cluster(), self.wal))
 
-    def _connect(self, backend: Optional[Backend] = None) -> Backend:
+    def _cluster(self) -> Dict[str, Optional[int]]:
+        return {name: getattr(self, name) for name in _CLUSTER_FIELDS}
+
+    def _connect(self, backend: Optional[Backend] = None) -> Collection:
         """Open the collection (or the unpickled store's, on first use) and check its schema; any
         failure (a mismatch, a full disk, an engine error) releases an Edge store's lock at once."""
         if backend is None:
             args = self._reopen
-            cluster = {name: getattr(self, name) for name in ("shard_number", "replication_factor",
-                                                                "write_consistency_factor")}
+            if args is None:  # only an unpickled store opens late, and it has how to reopen
+                raise RuntimeError("this store has no collection open and no way to open one")
             backend = open_backend(args.collection_name, args.path, args.url, args.api_key, None,
-                                   args.client_kwargs or None, cluster, self.wal)
+                                   args.client_kwargs or None, self._cluster(), self.wal)
+        collection = Collection(self, backend, self._bm25)
         try:
-            self._open_or_create(backend)
+            collection.open()
         except BaseException:  # re-raised as it is: this object will not hold the store
-            self.__pydantic_private__["_live"] = None
             backend.close()
             raise
-        return backend
+        self._live = collection
+        return collection
 
-    def _open_or_create(self, backend: Backend) -> None:
-        existing = backend.existing_schema()
-        if existing is not None:
-            # An existing store keeps the dense vectors it was made with (one made before audio and
-            # video has only "text" and "image"); adding a node of a modality it lacks is refused.
-            wanted = self._wanted(self.dim or existing.dim, late=self._late_wanted(existing.late_interaction))
-            if self.dense_vectors is None:  # left out: the collection's own (one made before audio has two)
-                wanted = replace(wanted, dense=known_dense(existing.dense))
-            wanted = replace(wanted, **self._sparse_layout(existing))
-            check_schema(backend.where, existing, wanted, self.dim is not None, self._options_given())
-            backend.open(existing)
-        self.__pydantic_private__["_live"] = backend
-        if existing is not None:
-            self._schema = existing
-            self._indexed = backend.indexed_fields()
-            self._ensure_indexes(dict(self.payload_indexes))
-        elif self.dim is not None:
-            self._create(self.dim, late=bool(self.late_interaction))
-        if existing is not None and self.target_recall is not None and existing.target_recall != self.target_recall \
-                and backend.count(None):
-            self.tune_hnsw_ef()  # a new target for a filled store: measure now, as optimize() would
+    @property
+    def _collection(self) -> Collection:
+        """The open collection, opening an unpickled store's on first use."""
+        live = self._live
+        return live if live is not None else self._connect()
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle how to open the store, never its engine: the copy opens the same collection on first
-        use (an Edge store's lock must be free by then: close this one first, or use it in another
-        process). A temporary Edge store or one given a client object can't be reopened, and says so."""
+        use (in this process it shares an Edge store's open shard; in another, the lock must be free by
+        then). A temporary Edge store or one given a client object can't be reopened, and says so."""
         if self._reopen is None:
+            live = self._live
+            given_client = self.url is None and self.path is None and live is not None \
+                and live.backend.local_path is None
             raise TypeError(
                 "this MultimodalQdrantStore can't be pickled: "
                 + ("it was given a client object; pass url= (and api_key=) instead so a copy can reconnect"
-                   if self.url is None and self.path is None and self.__pydantic_private__.get("_live") is not None
-                   and self.__pydantic_private__["_live"].local_path is None
-                   else "its data lives in a temporary directory that ends with it; give path= to keep it")
+                   if given_client else "its data lives in a temporary directory that ends with it; give path= to keep it")
             )
         return reopened, (type(self), self._reopen)
 
@@ -168,64 +141,29 @@ class MultimodalQdrantStore(Writes, Reads, PayloadIndexes, Moving, Tuning, Store
     def local_path(self) -> Optional[str]:
         """The directory of an embedded (Edge) collection, a temporary one when ``path`` was None;
         None for a collection on a Qdrant server."""
-        return self._backend.local_path
+        return self._collection.backend.local_path
 
     @property
     def unfinished(self) -> Optional[str]:
         """Why this store is not a whole store yet, or None: its creation was interrupted (a kill or a
         crash between its steps). Such a store holds no points, opens as one without a collection, and
         the next write that creates the collection (``add``, ``copy_to``, ``dim=``) finishes it."""
-        return self._backend.unfinished
+        return self._collection.backend.unfinished
 
     @property
     def client(self) -> Any:
         """The engine object: a ``qdrant_edge.EdgeShard`` or a ``QdrantClient``."""
-        return self._backend.raw
-
-    # ------------------------------------------------------------ schema
+        return self._collection.backend.raw
 
     @property
     def schema(self) -> Optional[StoreSchema]:
         """The collection's schema, storage options included; None before the collection exists."""
-        return self._schema
+        return self._collection.schema
 
-    def _options_given(self) -> set[str]:
-        """Storage options the caller set; the others follow the collection (like ``dim``)."""
-        return set(STORAGE_OPTIONS) & self.model_fields_set
-
-    def _late_wanted(self, default: bool) -> bool:
-        """Whether this store asks for multivectors: as set, else ``default`` (the collection's, or the first nodes')."""
-        return default if self.late_interaction is None else self.late_interaction
-
-    def _wanted(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False,
-                dense: Optional[Sequence[str]] = None) -> StoreSchema:
-        """The schema this store asks for: options not given are taken from ``base`` when there is one;
-        ``dense`` (checked by ``chosen_dense``) overrides the store's ``dense_vectors``."""
-        given = self._options_given()
-        options = {o: getattr(base if base is not None and o not in given else self, o) for o in STORAGE_OPTIONS}
-        multivector = MULTIVECTOR_NAME if late else None
-        dense = dense or chosen_dense(self.dense_vectors) or (base.dense if base is not None else DENSE_VECTOR_NAMES)
-        return StoreSchema(dim=dim, dense=dense, bm25_language=self.bm25_language,
-                           multivector=multivector, **options, **self._sparse_layout(base))
-
-    def _sparse_layout(self, base: Optional[StoreSchema]) -> Dict[str, Any]:
-        """The sparse vectors asked for: as given, else (left out) ``base``'s, the collection's."""
-        return sparse_layout(base, self.model_fields_set, self.bm25, self.sparse_model)
-
-    def _learned_for(self, schema: Optional[StoreSchema]) -> Optional[LearnedSparseEncoder]:
-        """The learned sparse model of a collection laid out as ``schema`` (loaded on first encode)."""
-        self._learned = learned_encoder(schema, self._learned, self.sparse_model_kwargs)
-        return self._learned
-
-    def _create(self, dim: int, base: Optional[StoreSchema] = None, late: bool = False,
-                dense: Optional[Sequence[str]] = None) -> StoreSchema:
-        schema = self._wanted(dim, base, late, dense)
-        self._backend.create(schema)
-        self._schema = schema
-        self._indexed = {}
-        self._held_dense = None
-        self._ensure_indexes({key: "keyword" for key in KEYWORD_INDEXED_KEYS} | dict(self.payload_indexes))
-        return schema
+    @property
+    def indexed_keys(self) -> Dict[str, IndexKind]:
+        """Payload keys with an index, and its kind (the store's own keys included)."""
+        return self._collection.indexes.kinds
 
     def ensure_collection(self, dim: int, *, dense_vectors: Optional[Sequence[str]] = None,
                           late_interaction: bool = False) -> StoreSchema:
@@ -233,99 +171,134 @@ class MultimodalQdrantStore(Writes, Reads, PayloadIndexes, Moving, Tuning, Store
         for each of ``dense_vectors`` (None: the store's ``dense_vectors`` setting) and multivectors when
         ``late_interaction``. An existing collection keeps the vectors it has, but its dimension and
         kind must match (``SchemaMismatchError`` otherwise): what a runner calls once its model is known."""
-        schema = self._schema
-        if schema is None:
-            return self._create(dim, late=late_interaction, dense=chosen_dense(dense_vectors))
-        if schema.dim != dim or schema.late_interaction != late_interaction:
-            problems = [f"dimension {schema.dim} != {dim}"] if schema.dim != dim else []
-            if schema.late_interaction != late_interaction:
-                problems.append(kind_mismatch(schema.late_interaction, late_interaction, "are wanted"))
-            raise SchemaMismatchError(f"{self._backend.where} does not match: " + "; ".join(problems))
-        return schema
+        return self._collection.ensure(dim, dense_vectors, late_interaction)
 
-    # ------------------------------------------------------------ reads and queries
+    # ------------------------------------------------------------ writes
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> List[str]:
+        """Upsert nodes in batches; the same node id again replaces its point.
+
+        All or nothing per call: every node is checked and turned into a point (vectors finite and of
+        the store's size, metadata that a payload can hold) before the first point is written, so a
+        bad node leaves the store exactly as it was and the error names it. The collection is made on
+        the first add when it is missing.
+        """
+        return self._add(list(nodes), None, add_kwargs)
+
+    def add_parts(self, parts: Sequence[NodeParts], **add_kwargs: Any) -> List[str]:
+        """``add`` for nodes already read (``inputs.read_node`` of each node in its stored form,
+        ``inputs.storable``): the ingestion job reads a node once and hands the reading on."""
+        return self._add([p.node for p in parts], list(parts), add_kwargs)
+
+    def _add(self, nodes: List[BaseNode], parts: Optional[List[NodeParts]], add_kwargs: Dict[str, Any]) -> List[str]:
+        size = int(add_kwargs.get("batch_size", self.batch_size))
+        return self._collection.add(nodes, parts, size, add_kwargs.get("show_progress", self.show_progress))
+
+    async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:
+        return await asyncio.to_thread(self.add, nodes, **kwargs)
+
+    def plan_points(self, nodes: Sequence[BaseNode], schema: Optional[StoreSchema] = None,
+                    parts: Optional[Sequence[NodeParts]] = None) -> List[PointSpec]:
+        """The points ``add`` would write for these nodes (checked, as ``add`` checks them), without
+        writing anything: the store's plan, to inspect. ``schema``: the collection's by default;
+        ``parts``: the nodes' readings when the caller has them (``add_parts``)."""
+        collection = self._collection
+        schema = schema or collection.schema
+        if schema is None:
+            raise ValueError("the collection does not exist yet: pass the schema to plan against, or add nodes first")
+        return collection.plan_points(nodes, schema, parts)
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every node of one source document."""
+        self._collection.delete(models.Filter(must=[models.FieldCondition(
+            key=REF_DOC_ID_KEY, match=models.MatchValue(value=ref_doc_id))]))
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await asyncio.to_thread(self.delete, ref_doc_id, **delete_kwargs)
+
+    def delete_nodes(
+        self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None, **delete_kwargs: Any
+    ) -> None:
+        """Delete nodes by id and/or filter (both given: nodes matching both)."""
+        if node_ids is None and filters is None:
+            raise ValueError("delete_nodes needs node_ids or filters; use clear() to delete everything")
+        chosen = selection(node_ids, filters)
+        if chosen is not None:  # None: filters without conditions select nothing to delete here
+            self._collection.delete(chosen)
+
+    async def adelete_nodes(
+        self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None, **delete_kwargs: Any
+    ) -> None:
+        await asyncio.to_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
+
+    def clear(self) -> None:
+        """Delete every point; the collection and its schema stay."""
+        self._collection.delete(None)
+
+    async def aclear(self) -> None:
+        await asyncio.to_thread(self.clear)
+
+    # ------------------------------------------------------------ reads
 
     def get_nodes(self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None) -> List[BaseNode]:
         """Nodes by id (in the order asked) and/or filter; all nodes when neither is given. Each node
         comes back with its stored vectors (``embedding``, and an image node's ``text_embedding``; a
         late-interaction node its multivector), so ``other_store.add(store.get_nodes())`` copies them.
         The engine stores cosine vectors unit-length: a vector added unnormalised comes back normalised."""
-        if node_ids is not None and filters is None:
-            hits = self._backend.retrieve([P.point_id(i) for i in node_ids], with_vectors=True)
-            order = {P.point_id(i): n for n, i in enumerate(node_ids)}
-            hits.sort(key=lambda h: order[h.id])
-        else:
-            hits = self._backend.scroll(self._selection(node_ids, filters), with_vectors=True)
-        return [self._node_of(h) for h in hits]
-
-    @staticmethod
-    def _node_of(found: Any) -> BaseNode:
-        node = P.with_vectors(P.payload_to_node(found.payload), found.dense)
-        if found.multivector is not None:
-            attach_multivector(node, np.asarray(found.multivector, dtype=np.float32))
-        return node
+        return self._collection.get_nodes(node_ids, filters)
 
     async def aget_nodes(
         self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None
     ) -> List[BaseNode]:
         return await asyncio.to_thread(self.get_nodes, node_ids, filters)
 
-    def plan(self, query: VectorStoreQuery, **kwargs: Any) -> P.QueryPlan:
+    def payload_values(self, keys: Sequence[str], filters: Optional[MetadataFilters] = None) -> List[Dict[str, Any]]:
+        """The named payload keys of every point matching ``filters``, nothing else: no node is rebuilt
+        and no vector read, so a resume check over a large store reads only what it needs."""
+        return self._collection.payload_values(keys, filters)
+
+    def sparse_vectors(self, node_ids: Sequence[str], vector: Optional[str] = None) -> List[tuple[List[int], List[float]]]:
+        """The stored sparse vectors of these nodes, in the order asked, as ``(indices, values)`` pairs:
+        the learned sparse model's by default (BM25's when there is none; ``vector="bm25"`` asks for it);
+        ``([], [])`` for a node without words. For tests and debugging."""
+        return self._collection.sparse_vectors(node_ids, vector)
+
+    def sparse_query_vector(self, text: str) -> SparseVector:
+        """The BM25 vector this store searches ``text`` with; no indices when it has no searchable
+        words (only stop words or punctuation)."""
+        return self._bm25.query(text)
+
+    def modality_of(self, node: BaseNode) -> Modality:
+        """The modality tag this store gives a node: "image" (pixels only), "text+image" (pixels and
+        words) or "text"; the same rule the embedding and the reranker apply."""
+        return read_node(node).modality
+
+    def get_metadata(self) -> Dict[str, Any]:
+        """Free-form metadata kept with the collection (e.g. which model built it); {} if none."""
+        return self._collection.backend.read_metadata()
+
+    def update_metadata(self, values: Dict[str, Any]) -> None:
+        """Merge ``values`` into the collection's metadata (JSON values). The collection must exist:
+        add nodes, or open the store with ``dim=``, first."""
+        self._collection.update_metadata(values)
+
+    def count(self, filters: Optional[MetadataFilters] = None) -> int:
+        """Number of nodes, optionally only those matching ``filters``."""
+        return self._collection.count(filters)
+
+    async def acount(self, filters: Optional[MetadataFilters] = None) -> int:
+        return await asyncio.to_thread(self.count, filters)
+
+    def count_by_modality(self) -> Counter:
+        """Number of nodes per modality tag (exact tags: "image" does not count "text+image" here)."""
+        return self._collection.count_by_modality()
+
+    # ------------------------------------------------------------ queries
+
+    def plan(self, query: VectorStoreQuery, **kwargs: Any) -> QueryPlan:
         """The request ``query`` would send the engine (branches, filter, fusion), without running it:
         the store's plan, to inspect or test. Takes the same per-query arguments as ``query``."""
-        return self._plan(query, kwargs)
-
-    def _plan(self, query: VectorStoreQuery, kwargs: Dict[str, Any]) -> P.QueryPlan:
-        unknown = set(kwargs) - set(_QUERY_KWARGS)
-        if unknown:
-            raise TypeError(f"unexpected query arguments {sorted(unknown)}; valid: {list(_QUERY_KWARGS)}")
-        weights = kwargs.get("rrf_weights", self.rrf_weights)
-        check_weights(weights)
-        query, late = late_stage(self._schema, query, kwargs.get("query_multivector"), self.prefetch_limit,
-                                 self.oversampling)
-        schema = self._schema
-        learned = self._learned_for(schema)
-        opts = P.QueryOptions(
-            dense=self._searched_dense(),
-            hybrid=self.hybrid,
-            modality=kwargs.get("modality", self.modality),
-            rrf_k=int(kwargs.get("rrf_k", self.rrf_k)),
-            weights=weights,
-            query_modality=kwargs.get("query_modality", "text"),
-            search=self._search_settings(),
-            late=late,
-            with_multivector=self.return_multivectors and schema is not None and schema.late_interaction,
-            bm25=schema is None or schema.sparse is not None,
-            fusion=kwargs.get("fusion", self.fusion),
-            mmr=kwargs.get("mmr_threshold"),
-            mmr_candidates=kwargs.get("mmr_candidates", self.mmr_candidates),
-            max_per_document=kwargs.get("max_per_document", self.max_per_document),
-            document_key=kwargs.get("document_key", self.document_key),
-        )
-        return P.plan_query(query, opts, self.sparse_query_vector, learned.query if learned is not None else None)
-
-    def _searched_dense(self) -> tuple[str, ...]:
-        """The dense vectors a query searches. On a single-writer backend (Edge) only those some
-        point carries: an empty audio or video branch still costs the engine a filtered search (0.7
-        of 2.7 ms at 30k text and image points). Others may write a server collection, so it gets all."""
-        names = self._schema.dense if self._schema is not None else DENSE_VECTOR_NAMES
-        if not self._backend.single_writer:
-            return tuple(names)
-        if self._held_dense is None:
-            self._held_dense = frozenset(
-                name for name in names
-                if self._backend.count(models.Filter(must=[models.HasVectorCondition(has_vector=name)]))
-            )
-        return tuple(name for name in names if name in self._held_dense)
-
-    @classmethod
-    def _result(cls, hits: Sequence[Any]) -> VectorStoreQueryResult:
-        nodes = [cls._node_of(h) for h in hits]
-        return VectorStoreQueryResult(
-            nodes=nodes,
-            similarities=[float(h.score or 0.0) for h in hits],
-            ids=[n.node_id for n in nodes],
-        )
+        return self._collection.plan(query, kwargs)
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Dense branches per modality (+ BM25 in hybrid) fused by RRF in Qdrant.
@@ -341,32 +314,81 @@ class MultimodalQdrantStore(Writes, Reads, PayloadIndexes, Moving, Tuning, Store
         ("rrf" or "dbsf"); ``mmr_threshold=`` (MMR's lambda; the MMR mode alone uses 0.5) and
         ``mmr_candidates=``; ``max_per_document=`` and ``document_key=``. See docs/store.md, "Search quality".
         """
-        return self._result(self._backend.query(self._plan(query, kwargs)))
+        return self._collection.query(query, kwargs)
 
     def _query_batch(self, items: Sequence[QueryItem]) -> List[Union[VectorStoreQueryResult, BaseException]]:
-        """Concurrent ``aquery`` calls as one engine batch; a bad query gets its own error, the rest run."""
-        planned: List[Union[P.QueryPlan, BaseException]] = []
-        for query, kwargs in items:
-            try:
-                planned.append(self._plan(query, kwargs))
-            except (TypeError, ValueError) as exc:
-                planned.append(exc)
-        found = iter(self._backend.query_batch([p for p in planned if isinstance(p, P.QueryPlan)]))
-        out: List[Union[VectorStoreQueryResult, BaseException]] = []
-        for plan in planned:
-            hits = plan if isinstance(plan, BaseException) else next(found)
-            out.append(hits if isinstance(hits, BaseException) else self._result(hits))
-        return out
+        return self._collection.query_batch(items)
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """``query`` for async callers: concurrent calls are coalesced into one engine batch
         (``EdgeShard.query_batch``, or ``query_batch_points`` on a server) while the previous batch runs."""
         return await self._batcher.submit((query, kwargs))
 
+    # ------------------------------------------------------------ moving points, durability, tuning
+
+    def export_points(self, batch_size: Optional[int] = None) -> Iterator[List[PointSpec]]:
+        """Every point as stored (id, named dense vectors, BM25 vector, payload, multivector), in
+        batches: what ``import_points`` of another store takes, with this store's ``schema``."""
+        return self._collection.export_points(batch_size or self.batch_size)
+
+    def import_points(self, batches: Iterable[Sequence[PointSpec]], schema: StoreSchema,
+                      indexes: Optional[Dict[str, IndexKind]] = None) -> int:
+        """Write points exported from a store whose schema is ``schema`` (``export_points``), as they
+        are: nothing is embedded again. A new collection is made with ``schema``'s layout and storage
+        options, except those this store was given (and its own WAL choice); an existing one must
+        match it. ``indexes`` are payload indexes to make first. Returns the number of points written."""
+        return self._collection.import_points(batches, schema, indexes)
+
+    def copy_to(self, target: "MultimodalQdrantStore") -> int:
+        """Copy every point, vectors and payload included, into another store: how an embedded store
+        moves to a server without re-embedding. The collection's metadata (``get_metadata``: which
+        model built it, for ``mmst``) comes along, merged over the target's. Returns the number of
+        points copied."""
+        return self._collection.copy_to(target._collection)
+
+    async def acopy_to(self, target: "MultimodalQdrantStore") -> int:
+        return await asyncio.to_thread(self.copy_to, target)
+
+    def flush(self) -> None:
+        """Make every write so far durable: the checkpoint of a bulk build with ``wal=False``
+        (record "done" only after it returns). With the WAL (the default) writes are durable anyway."""
+        self._collection.backend.flush()
+
+    def optimize(self) -> None:
+        """Build the HNSW and payload indexes now (Edge); call after a bulk load for full query speed.
+        With ``target_recall`` set, the search width that reaches it is then measured and recorded."""
+        self._collection.optimize()
+
+    async def aoptimize(self) -> None:
+        await asyncio.to_thread(self.optimize)
+
+    def recall_report(self, sample: int = R.DEFAULT_SAMPLE, top_k: int = R.DEFAULT_TOP_K,
+                      queries: R.ProbeQueries = None, hnsw_ef: Optional[int] = None) -> R.RecallReport:
+        """recall@``top_k`` of this store's dense search against exact search, per dense vector: ``sample``
+        stored points (each left out of its own results) or the caller's ``queries`` (vectors searched in
+        every dense vector, or a dict naming the vector for each list), searched as queries are (graph
+        width, quantization, oversampling, rescoring; ``hnsw_ef=`` another width) and exactly."""
+        return self._collection.recall_report(sample, top_k, queries, hnsw_ef)
+
+    def estimate_recall(self, sample: int = R.DEFAULT_SAMPLE, top_k: int = R.DEFAULT_TOP_K,
+                        queries: R.ProbeQueries = None) -> float:
+        """recall@``top_k`` of this store's search over every probe query (``recall_report`` has it per vector)."""
+        return self.recall_report(sample, top_k, queries).recall
+
+    def tune_hnsw_ef(self, target: Optional[float] = None, sample: int = R.DEFAULT_SAMPLE,
+                     top_k: int = R.DEFAULT_TOP_K) -> int:
+        """Measure the narrowest search width whose recall@``top_k`` reaches ``target`` (default: the
+        store's ``target_recall``) on every dense vector, record it in the schema and use it; returns it.
+        When no width up to 4,096 reaches it and exact search costs no more than the widest, queries
+        search exactly (``schema.exact_search``). Run it again when the collection has changed much
+        (``optimize()`` does, with ``target_recall`` set)."""
+        return self._collection.tune_hnsw_ef(target, sample, top_k)
+
     # ------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Flush and release the store (for Edge: the lock, so another process can open it)."""
+        """Flush and release the store (for Edge: the lock, so another process can open it, once
+        every store object of this process on the folder is closed)."""
         if self._live is not None:
             self._live.close()
 
@@ -375,13 +397,3 @@ class MultimodalQdrantStore(Writes, Reads, PayloadIndexes, Moving, Tuning, Store
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-# The engine handle and what is read with it exist once the collection is open; an unpickled store
-# opens it on the first read of any of them (after ``fast_private_attributes``, which made the others fast).
-MultimodalQdrantStore._backend = property(  # type: ignore[attr-defined]
-    lambda self: self._live if self._live is not None else self._connect(),
-    doc="The open backend (opening an unpickled store's collection on first use).",
-)
-for _name in ("_schema", "_indexed", "_held_dense"):
-    setattr(MultimodalQdrantStore, _name, connected_reader(_name))

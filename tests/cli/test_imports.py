@@ -56,8 +56,15 @@ def test_info_on_a_store_loads_no_model_code(run_cli, tmp_path, image_files, tin
     assert loaded_after(["info", "--store", str(store)]) == []
 
 
-def test_the_cli_default_model_is_the_embedding_default():
-    from llama_index_mm_st.cli.models import DEFAULT_MODEL
-    from llama_index_mm_st.embedding import DEFAULT_MODEL as EMBEDDING_DEFAULT
+def test_mmst_index_without_a_model_loads_the_embeddings_own_default(run_cli, monkeypatch, tmp_path, image_files):
+    """What ``mmst index`` loads when no --model is given is what ``MultimodalEmbedding()`` loads: asked
+    offline with an empty hub cache, it names the model it tried, and that is the embedding's default."""
+    from huggingface_hub import constants
 
-    assert DEFAULT_MODEL == EMBEDDING_DEFAULT
+    from llama_index_mm_st import MultimodalEmbedding
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    code, _, err = run_cli("index", str(image_files["png"]), "--store", str(tmp_path / "index"), "--no-progress")
+    default = MultimodalEmbedding.model_fields["model_name"].default
+    assert code == 1 and f"cannot load model {default!r}: HF_HUB_OFFLINE is set" in err

@@ -12,7 +12,8 @@ import torch
 from llama_index_mm_st import runtime
 from llama_index_mm_st.embedding import MultimodalEmbedding
 from llama_index_mm_st.errors import MissingDependencyError
-from llama_index_mm_st.onnx.choice import MIN_AGREEMENT, Measurement, pick, plan
+from llama_index_mm_st.onnx.choice import plan
+from llama_index_mm_st.onnx.measure import MIN_AGREEMENT, MIN_GAIN, ROUNDS, Measurement, pick
 from llama_index_mm_st.rerank import MultimodalReranker
 
 
@@ -48,17 +49,22 @@ def test_auto_goes_to_torch_without_measuring_where_onnx_is_not_the_question(mon
     assert (lossy.onnx_precision, lossy.measure) == ("int8", False)  # asked for: no measurement decides it
 
 
-def test_pick_takes_the_fastest_exact_or_agreeing_path():
-    reference, onnx = Measurement("torch fp32", 10.0), Measurement("onnx fp32", 13.0, 0.99999)
-    assert pick([reference, onnx, Measurement("torch bf16", 40.0, MIN_AGREEMENT + 1e-4)], exact={"onnx fp32"}).path == "torch bf16"
-    assert pick([reference, onnx, Measurement("torch bf16", 40.0, 0.99)], exact={"onnx fp32"}).path == "onnx fp32"
-    assert pick([reference, Measurement("onnx fp32", 8.0, 1.0)], exact={"onnx fp32"}).path == "torch fp32"
+def test_pick_takes_a_winner_that_is_exact_or_agrees_and_beats_its_noise():
+    reference = Measurement("torch fp32", 10.0)
+    onnx = Measurement("onnx fp32", 13.0, 0.99999, speedup=1.3, noise=0.02)
+    assert pick([reference, onnx, Measurement("torch bf16", 40.0, MIN_AGREEMENT + 1e-4, 4.0, 0.1)]).path == "torch bf16"
+    assert pick([reference, onnx, Measurement("torch bf16", 40.0, 0.99, 4.0, 0.1)]).path == "onnx fp32"  # lossy
+    assert pick([reference, Measurement("onnx fp32", 8.0, 1.0, 0.8, 0.01)]).path == "torch fp32"
+    assert pick([reference, Measurement("onnx fp32", 13.0, 1.0, 1.3, 0.4)]).path == "torch fp32"  # within its noise
 
 
-def _fastest_eligible(measurements: list[dict]) -> dict:
-    eligible = [m for m in measurements
-                if m["agreement"] is None or m["path"] == "onnx fp32" or m["agreement"] >= MIN_AGREEMENT]
-    return max(eligible, key=lambda m: m["items_per_s"])
+def _chosen_by_the_margin_rule(measurements: list[dict]) -> str:
+    """What the recorded measurements say ``auto`` must take: torch fp32 unless an eligible path's
+    speedup beats 1 by more than max(its noise, MIN_GAIN); then the largest such speedup."""
+    winners = [m for m in measurements if m["speedup"] is not None
+               and (m["path"] == "onnx fp32" or m["agreement"] >= MIN_AGREEMENT)
+               and m["speedup"] - 1 > max(m["noise"], MIN_GAIN)]
+    return max(winners, key=lambda m: m["speedup"])["path"] if winners else "torch fp32"
 
 
 def test_auto_measures_this_cpu_takes_the_fastest_and_remembers(fresh_cache, tiny_clip_dir, monkeypatch):
@@ -68,17 +74,19 @@ def test_auto_measures_this_cpu_takes_the_fastest_and_remembers(fresh_cache, tin
     assert {"torch fp32", "onnx fp32"} <= set(paths)
     assert ("torch bf16" in paths) == runtime.cpu_has_fast_bf16()  # emulated bf16 is never a candidate
     assert paths["onnx fp32"]["agreement"] > 0.99999 and paths["torch fp32"]["agreement"] is None
-    chosen = _fastest_eligible(report["measurements"])
-    assert f"{report['backend']} {report['precision']}" == chosen["path"] == f"{embedding.backend} {embedding.precision}"
-    assert report["reason"].startswith(f"auto measured {chosen['path']} fastest") and "probe batch of 8 images" in report["reason"]
+    assert paths["onnx fp32"]["speedup"] > 0 and paths["onnx fp32"]["noise"] >= 0
+    chosen = _chosen_by_the_margin_rule(report["measurements"])
+    assert f"{report['backend']} {report['precision']}" == chosen == f"{embedding.backend} {embedding.precision}"
+    assert report["reason"].startswith(f"auto measured {chosen} fastest") and "probe batch of 8 images" in report["reason"]
+    assert f"{ROUNDS} interleaved rounds" in report["reason"]
     assert report["requested"] == {"backend": "auto", "precision": "auto"}
 
-    from llama_index_mm_st.embedding import forward
+    from llama_index_mm_st.onnx import selection
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("the recorded decision should have been used")
 
-    monkeypatch.setattr(forward, "measure", no_measuring)
+    monkeypatch.setattr(selection, "measure", no_measuring)
     assert MultimodalEmbedding(str(tiny_clip_dir)).describe() == report
 
 
@@ -89,10 +97,10 @@ def test_auto_measures_native_bf16_and_gates_it_by_agreement(fresh_cache, tiny_c
     paths = {m["path"]: m for m in report["measurements"]}
     assert set(paths) == {"torch fp32", "onnx fp32", "torch bf16"}
     assert 0.5 < paths["torch bf16"]["agreement"] < 1.0  # bf16 rounds: a real, lossy measurement
-    chosen = _fastest_eligible(report["measurements"])
-    assert f"{report['backend']} {report['precision']}" == chosen["path"]
+    chosen = _chosen_by_the_margin_rule(report["measurements"])
+    assert f"{report['backend']} {report['precision']}" == chosen
     weights = next(embedding.model.parameters()).dtype
-    assert (weights == torch.bfloat16) == (chosen["path"] == "torch bf16")
+    assert (weights == torch.bfloat16) == (chosen == "torch bf16")
 
 
 def test_without_onnxruntime_onnx_names_the_extra_and_auto_stays_on_torch(tiny_clip_dir, tiny_bert_cross_encoder_dir,

@@ -142,3 +142,21 @@ def test_keys_are_never_serialised_and_unknown_arguments_are_refused(served) -> 
     wrong = RemoteMultimodalEmbedding(served.base, api_key="wrong", model_name="m")
     with pytest.raises(RemoteServerError, match="HTTP 401"):
         wrong.get_text_embedding("x")
+
+
+def test_the_served_model_says_whether_it_is_late_interaction_and_nodes_for_one_are_refused(
+        served, remote, tiny_colpali_dir) -> None:  # type: ignore[no-untyped-def]
+    from llama_index_mm_st import MultimodalEmbedding
+    from llama_index_mm_st.serve import Components, ServeSettings, create_app
+
+    assert remote.late_interaction is False
+    late = MultimodalEmbedding(str(tiny_colpali_dir), device="cpu", precision="fp32")
+    with running_server(create_app(Components(late), ServeSettings())) as base:
+        client = RemoteMultimodalEmbedding(base)
+        assert client.late_interaction is True
+        page = ImageNode(id_="p", image_path=str(served.images["png"]), text="words on the page")
+        with pytest.raises(ValueError, match="late-interaction retriever: its nodes need their token multivectors"):
+            client([page])
+        assert page.embedding is None  # refused before anything was sent
+        _close(client.get_query_embedding("a page"), late.get_query_embedding("a page"))  # queries still work
+        client.close()

@@ -1,6 +1,6 @@
 """Creating an Edge store is atomic: a kill at any moment of it leaves no store or one the next run finishes.
 
-The kill is placed deterministically: a step of ``EdgeBackend.create`` is replaced by one that stops
+The kill is placed deterministically: a step of ``EdgeFolder.create`` is replaced by one that stops
 there (in-process, raising ``Killed``, then the process's lock is let go as a dead process's is; and
 once for real, with SIGKILL in a child ``mmst copy``). Issue 25's own reproduction (a store whose
 schema record was removed) runs through ``mmst index``.
@@ -23,8 +23,9 @@ from llama_index.core.schema import TextNode
 
 from llama_index_mm_st.errors import UnfinishedStoreError
 from llama_index_mm_st.store import MultimodalQdrantStore
-from llama_index_mm_st.store.backends import edge
-from llama_index_mm_st.store.backends.edge import NEW_SHARD_DIR, SCHEMA_FILE, SHARD_DIR, EdgeBackend
+from llama_index_mm_st.store.backends import edge_layout
+from llama_index_mm_st.store.backends.edge import EdgeBackend
+from llama_index_mm_st.store.backends.edge_layout import NEW_SHARD_DIR, SCHEMA_FILE, SHARD_DIR
 from llama_index_mm_st.store.schema import KEYWORD_INDEXED_KEYS, StoreSchema
 from tests.cli.conftest import run_cli  # noqa: F401 - fixture
 from tests.store.conftest import DIM, unit
@@ -45,17 +46,17 @@ def nodes(count: int, start: int = 0) -> list[TextNode]:
 
 def kill_during_creation(monkeypatch: pytest.MonkeyPatch, root: Path, step: str) -> None:
     """Create a store at ``root`` and stop inside ``step``, after it has done its work."""
-    real = getattr(edge, step)
+    real = getattr(edge_layout, step)
 
     def work_then_die(*args: Any) -> None:
         real(*args)
         raise Killed
 
     backend = EdgeBackend(str(root), "mmst")
-    monkeypatch.setattr(edge, step, work_then_die)
+    monkeypatch.setattr(edge_layout, step, work_then_die)
     with pytest.raises(Killed):
         backend.create(StoreSchema(dim=DIM))
-    monkeypatch.setattr(edge, step, real)
+    monkeypatch.setattr(edge_layout, step, real)
     backend.close()  # what the death of the process does: the lock goes with it
 
 
@@ -194,12 +195,12 @@ def test_a_shard_with_points_but_no_record_is_never_cleared(run_cli, corpus, sou
 KILLED_COPY = textwrap.dedent(
     """
     import os, signal, sys
-    from llama_index_mm_st.store.backends import edge
-    real = edge._build_shard
+    from llama_index_mm_st.store.backends import edge_layout
+    real = edge_layout._build_shard
     def build_then_die(*args):
         real(*args)
         os.kill(os.getpid(), signal.SIGKILL)  # after the engine wrote the shard, before the record exists
-    edge._build_shard = build_then_die
+    edge_layout._build_shard = build_then_die
     from llama_index_mm_st.cli import main
     main(["copy", "--store", sys.argv[1], "--to-store", sys.argv[2]])
     """

@@ -23,7 +23,7 @@ from llama_index.core.vector_stores.types import VectorStoreQuery
 
 from llama_index_mm_st.errors import DiskFullError
 from llama_index_mm_st.store import MultimodalQdrantStore
-from llama_index_mm_st.store import plan
+from llama_index_mm_st.store import payload
 from llama_index_mm_st.store.backends import disk
 from tests.cli.conftest import run_cli  # noqa: F401 - fixture
 from tests.store.conftest import unit
@@ -65,7 +65,7 @@ def stub_disk(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path, int], Disk]:
 def estimate(store: MultimodalQdrantStore, batch: list[TextNode]) -> int:
     """The guard's own estimate for writing ``batch`` (margin included)."""
     assert store.schema is not None
-    points = [plan.node_to_point(n, DIM, store.sparse_query_vector, [], store.schema.dense) for n in batch]
+    points = [payload.node_to_point(n, DIM, store.sparse_query_vector, [], store.schema.dense) for n in batch]
     return disk.batch_bytes(points, store.schema)
 
 

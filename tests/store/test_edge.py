@@ -16,7 +16,7 @@ from qdrant_client import models
 
 from llama_index_mm_st.errors import SchemaMismatchError, StoreLockedError
 from llama_index_mm_st.store import MultimodalQdrantStore, UnsupportedFilterError
-from llama_index_mm_st.store.backends.edge import to_edge_filter
+from llama_index_mm_st.store.backends.edge_filters import to_edge_filter
 from tests.store.conftest import DIM, unit
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 from qdrant_client import models
 
 from llama_index_mm_st.store import UnsupportedFilterError
-from llama_index_mm_st.store.backends.edge import to_edge_filter
+from llama_index_mm_st.store.backends.edge_filters import to_edge_filter
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
 
 

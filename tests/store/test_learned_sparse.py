@@ -159,4 +159,5 @@ def test_a_dense_query_never_loads_the_sparse_model(make_store: Make, rng: np.ra
                                                     tiny_splade_dir: Path) -> None:
     store = make_store(sparse_model=str(tiny_splade_dir), dim=DIM)
     store.query(VectorStoreQuery(query_embedding=unit(rng.normal(size=DIM)), similarity_top_k=2))
-    assert store._learned is not None and store._learned._loaded is None
+    learned = store._collection.learned_for(store.schema)
+    assert learned is not None and learned._loaded is None

@@ -72,9 +72,9 @@ def test_modality_filters_work_for_media(make_store: Make, rng: np.random.Genera
 
 
 def test_a_store_made_before_media_keeps_opening(make_store: Make, rng: np.random.Generator, monkeypatch) -> None:
-    from llama_index_mm_st.store import store as store_module
+    from llama_index_mm_st.store import wanted
 
-    monkeypatch.setattr(store_module, "DENSE_VECTOR_NAMES", ("text", "image"))
+    monkeypatch.setattr(wanted, "DENSE_VECTOR_NAMES", ("text", "image"))  # what a new collection got then
     old = make_store()
     old.add([TextNode(id_="t0", text="words", embedding=unit(rng.normal(size=DIM)))])
     old.close()

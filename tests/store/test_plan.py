@@ -9,7 +9,7 @@ from llama_index.core.schema import ImageNode, NodeRelationship, RelatedNodeInfo
 from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters, VectorStoreQuery
 from qdrant_client import models
 
-from llama_index_mm_st.store import plan as P
+from llama_index_mm_st.store import payload, plan as P
 from llama_index_mm_st.types import SparseVector
 
 OPTS = P.QueryOptions(dense=("text", "image"))
@@ -96,46 +96,46 @@ def test_captioned_image_node_gets_both_vectors_and_no_inline_pixels() -> None:
         metadata={"alt_text": "tabby on a sofa"},
     )
     node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id="doc-9")
-    point = P.node_to_point(node, 2, fake_sparse, ["alt_text"])
+    point = payload.node_to_point(node, 2, fake_sparse, ["alt_text"])
     assert point.dense == {"image": [1.0, 0.0], "text": [0.0, 1.0]}
     assert point.payload["modality"] == "text+image" and point.payload["ref_doc_id"] == "doc-9"
     content = json.loads(point.payload["_node_content"])
     assert content.get("image") is None and content["image_path"] == "/pics/cat.png"
     assert "embedding" not in content and "text_embedding" not in content
     assert len(point.sparse.indices) == len("a cat tabby on a sofa".split())  # caption-like metadata indexed
-    assert P.payload_to_node(point.payload).image_path == "/pics/cat.png"
+    assert payload.payload_to_node(point.payload).image_path == "/pics/cat.png"
     # Exactly the metadata plus the store's keys: no doc_id/document_id copies (each string costs an upsert).
     assert set(point.payload) == {"alt_text", "_node_content", "_node_type", "modality", "ref_doc_id"}
 
 
 def test_inline_image_is_kept_when_it_is_all_there_is() -> None:
-    point = P.node_to_point(ImageNode(image="aGVsbG8=", embedding=[1.0]), 1, fake_sparse, [])
+    point = payload.node_to_point(ImageNode(image="aGVsbG8=", embedding=[1.0]), 1, fake_sparse, [])
     assert json.loads(point.payload["_node_content"])["image"] == "aGVsbG8="
     assert point.payload["modality"] == "image" and point.sparse is None
 
 
 def test_bad_nodes_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="node t1 has no embedding"):
-        P.node_to_point(TextNode(id_="t1", text="x"), 2, fake_sparse, [])
+        payload.node_to_point(TextNode(id_="t1", text="x"), 2, fake_sparse, [])
     with pytest.raises(ValueError, match="node t2: text vector has 3 dimensions, the store has 2"):
-        P.node_to_point(TextNode(id_="t2", text="x", embedding=[1.0, 2.0, 3.0]), 2, fake_sparse, [])
+        payload.node_to_point(TextNode(id_="t2", text="x", embedding=[1.0, 2.0, 3.0]), 2, fake_sparse, [])
     with pytest.raises(ValueError, match=r"node t3: metadata keys \['modality'\] are reserved"):
-        P.node_to_point(TextNode(id_="t3", text="x", embedding=[1.0], metadata={"modality": "x"}), 1, fake_sparse, [])
+        payload.node_to_point(TextNode(id_="t3", text="x", embedding=[1.0], metadata={"modality": "x"}), 1, fake_sparse, [])
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_vectors_are_refused_by_name(bad: float) -> None:
     with pytest.raises(ValueError, match=r"node t4: text vector has a non-finite value .* at position 1"):
-        P.node_to_point(TextNode(id_="t4", text="x", embedding=[0.5, bad, 0.5]), 3, fake_sparse, [])
+        payload.node_to_point(TextNode(id_="t4", text="x", embedding=[0.5, bad, 0.5]), 3, fake_sparse, [])
     image = ImageNode(id_="i4", image_path="/a.png", text="cap", embedding=[1.0, 0.0], text_embedding=[bad, 0.0])
     with pytest.raises(ValueError, match=r"node i4: text vector has a non-finite value .* at position 0"):
-        P.node_to_point(image, 2, fake_sparse, [])
+        payload.node_to_point(image, 2, fake_sparse, [])
     with pytest.raises(ValueError, match="the query embedding has a non-finite value"):
         P.plan_query(VectorStoreQuery(query_embedding=[bad, 1.0]), OPTS, fake_sparse)
 
 
 def test_huge_finite_vectors_are_not_mistaken_for_non_finite() -> None:
-    point = P.node_to_point(TextNode(id_="big", text="x", embedding=[1e308, 1e308]), 2, fake_sparse, [])
+    point = payload.node_to_point(TextNode(id_="big", text="x", embedding=[1e308, 1e308]), 2, fake_sparse, [])
     assert point.dense["text"] == [1e308, 1e308]
 
 
@@ -158,12 +158,12 @@ class _NotJson:
 def test_metadata_a_payload_cannot_hold_is_refused_by_name(value: object, reason: str) -> None:
     node = TextNode(id_="m1", text="x", embedding=[1.0], metadata={"x": value})
     with pytest.raises(ValueError, match=f"node m1.*{reason}"):
-        P.node_to_point(node, 1, fake_sparse, [])
+        payload.node_to_point(node, 1, fake_sparse, [])
 
 
 def test_json_metadata_values_pass() -> None:
     metadata = {"s": "café", "i": -3, "f": 2.5, "b": True, "n": None, "l": [1, "a"], "d": {"k": [1.5]}}
-    point = P.node_to_point(TextNode(id_="m2", text="x", embedding=[1.0], metadata=metadata), 1, fake_sparse, [])
+    point = payload.node_to_point(TextNode(id_="m2", text="x", embedding=[1.0], metadata=metadata), 1, fake_sparse, [])
     assert {key: point.payload[key] for key in metadata} == metadata
 
 

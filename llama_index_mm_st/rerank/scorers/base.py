@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Collection, ContextManager, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Collection, ContextManager, Protocol, Sequence, runtime_checkable
 
+import numpy as np
 import torch
 from PIL import Image
 
 from ...images import DecodeOptions
+from ...onnx.choice import BackendReport
 from ...runtime import torch_dtype
 from ...types import Modality, Precision
 
@@ -49,7 +51,13 @@ class LoadedParts:
 
 @runtime_checkable
 class Scorer(Protocol):
-    """Scores one query against many documents, on the underlying model's own scale (higher = more relevant)."""
+    """Scores one query against many documents, on the underlying model's own scale (higher = more relevant).
+
+    These four members are all a scorer must have. What a scorer can do besides (take an instruction,
+    score stored multivectors, read audio at a rate, report its backend) it declares as an
+    ``abilities`` property (``DeclaresAbilities``); the reranker reads it through ``abilities_of``,
+    never by probing attributes. A scorer that declares nothing has none of them.
+    """
 
     name: str
     pairs: frozenset[PairModality]
@@ -58,6 +66,50 @@ class Scorer(Protocol):
     def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         """One score per document, in the documents' order."""
         ...
+
+    # The scale of ``score`` (raw model output -> a relevance in [0, 1]) belongs beside it here.
+
+
+@dataclass(frozen=True)
+class ScorerAbilities:
+    """What a scorer can do beyond ``score``, as it declares it (every field: None when it can't)."""
+
+    instruction: str | None = None
+    """The task instruction its chat template carries (VLM rerankers)."""
+    multivector_dim: int | None = None
+    """It scores a text query against stored late-interaction multivectors of this width without
+    encoding the candidates again: it is a ``MultivectorScorer``."""
+    sampling_rate: int | None = None
+    """The audio sampling rate its processor takes (audio documents are decoded at it)."""
+    frame_chooser: Callable[..., Any] | None = None
+    """Which video frames its processor would sample (videos are decoded to those frames only)."""
+    report: BackendReport | None = None
+    """Which path its forward pass takes and why (``MultimodalReranker.describe``)."""
+
+
+NO_ABILITIES = ScorerAbilities()
+
+
+@runtime_checkable
+class DeclaresAbilities(Protocol):
+    """A scorer that declares abilities beyond the ``Scorer`` protocol."""
+
+    @property
+    def abilities(self) -> ScorerAbilities: ...
+
+
+@runtime_checkable
+class MultivectorScorer(Scorer, Protocol):
+    """A scorer whose abilities give a ``multivector_dim``: it scores stored multivectors too."""
+
+    def score_multivectors(self, query: LoadedParts, multivectors: Sequence[np.ndarray]) -> list[float]:
+        """One score per multivector (rows of ``multivector_dim``), in their order."""
+        ...
+
+
+def abilities_of(scorer: Scorer) -> ScorerAbilities:
+    """The one place a scorer's optional abilities are read: what it declares, else none."""
+    return scorer.abilities if isinstance(scorer, DeclaresAbilities) else NO_ABILITIES
 
 
 def score_head_name(model: torch.nn.Module) -> str | None:

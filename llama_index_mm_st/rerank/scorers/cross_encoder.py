@@ -21,7 +21,7 @@ from ...media_refs import processor_frame_chooser, processor_sampling_rate
 from ...runtime import resolve_precision
 from ...types import Modality, Precision
 from ..token_budget import budget_batches
-from .base import LoadedParts, PairModality
+from .base import LoadedParts, PairModality, ScorerAbilities
 from ...onnx.choice import BackendReport
 from .forward import PredictScores, Scores
 
@@ -111,6 +111,11 @@ class CrossEncoderScorer:
             on_cpu = model.device.type == "cpu"
             self.max_batch_tokens = max_batch_tokens or (CPU_TOKEN_BUDGET if on_cpu else None)
         self.name = name or str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+
+    @property
+    def abilities(self) -> ScorerAbilities:
+        return ScorerAbilities(instruction=self.instruction, sampling_rate=self.sampling_rate,
+                               frame_chooser=self.frame_chooser, report=self.report)
 
     def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         if not documents:

@@ -8,23 +8,23 @@ their batching, token budgets, sorting, image handling and score heads. What is 
   applies it. VLM rerankers (chat templates, pixel budgets) stay on torch.
 - BLIP ITM: the vision tower (pixels -> patch states) and the text encoder with its cross-attention
   (tokens + image states -> the [CLS] state). The ITM head stays in torch, in fp32, as before.
+
+Each is described once as a ``ModelKind`` (``cross_encoder_kind``, ``blip_kind``); ``onnx.selection.select``
+does the rest, as for the embedding.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ...onnx.cache import ExportFailed, GraphCache
-from ...onnx.choice import BackendReport, DecisionStore, Plan, measure, min_cosine, torch_candidates
 from ...onnx.export import GraphSpec
-from ...onnx.graphs import cached_graph, checkpoint_fingerprint
-from ...onnx.session import OnnxGraph, default_threads
+from ...onnx.selection import ModelKind, Part, Probe
+from ...onnx.session import OnnxGraph
 from ...types import Precision
 from .base import compute_context
 
@@ -75,13 +75,6 @@ class OnnxScores:
 Scores = Union[PredictScores, OnnxScores]
 
 
-@dataclass(frozen=True)
-class ScoresSelection:
-    scores: Scores
-    report: BackendReport
-    torch_precision: Precision
-
-
 class _CrossEncoderLogits(torch.nn.Module):
     def __init__(self, model: Any, names: Sequence[str]) -> None:
         super().__init__()
@@ -93,46 +86,24 @@ class _CrossEncoderLogits(torch.nn.Module):
         return self.model(features)["scores"]
 
 
-def select_scores(model: Any, checkpoint: Optional[str], plan: Plan, model_kwargs: Mapping[str, Any],
-                  cache: Optional[GraphCache] = None) -> ScoresSelection:
-    """The scoring path ``plan`` asks for; ``model`` holds fp32 weights when ONNX is tried."""
-    requested = {"backend": plan.backend, "precision": plan.precision}
-    fallback: Precision = "fp32" if plan.onnx_precision == "fp32" else plan.torch_precision
-    if plan.onnx_precision is None:
-        return ScoresSelection(PredictScores(model, plan.torch_precision),
-                               BackendReport("torch", plan.torch_precision, plan.reason, requested), plan.torch_precision)
-    cache = cache or GraphCache()
-    fingerprint, blocker = None, ""
-    if tuple(model.modalities) != ("text",):
-        blocker = f"cross-encoders that read {model.modalities} (VLM rerankers) run on torch"
-    else:
-        fingerprint, blocker = checkpoint_fingerprint(checkpoint, cache, sum(p.numel() for p in model.parameters()))
-    torch_scores = PredictScores(model, fallback)
-    if fingerprint is None:
-        return ScoresSelection(torch_scores, BackendReport("torch", fallback, blocker, requested), fallback)
-    try:
-        entry = cached_graph(cache, fingerprint, ["cross-encoder scores"], plan.onnx_precision,
-                             partial(_cross_encoder_spec, model), model_kwargs)
-    except ExportFailed as failure:
-        reason = f"the cross-encoder did not export ({failure.reason})"
-        return ScoresSelection(torch_scores, BackendReport("torch", fallback, reason, requested, {"scores": f"torch {fallback}: {reason}"}), fallback)
-    onnx_scores = OnnxScores(model, OnnxGraph(entry.path))
-    parts = {"scores": f"onnx {plan.onnx_precision}: {entry.path}"}
-    if not plan.measure:
-        reason = f"backend={plan.backend!r}, precision={plan.precision!r} asks for ONNX Runtime {plan.onnx_precision}"
-        return ScoresSelection(onnx_scores, BackendReport("onnx", plan.onnx_precision, reason, requested, parts), fallback)
-    pairs = list(zip(_texts(PROBE_PAIRS), _texts(PROBE_PAIRS, offset=3)))
-    runs: dict[str, Callable[[], Any]] = {"torch fp32": lambda: torch_scores(pairs, PROBE_PAIRS, None),
-                                          "onnx fp32": lambda: onnx_scores(pairs, PROBE_PAIRS, None)}
-    for precision in torch_candidates(plan):
-        if precision != "fp32":
-            runs[f"torch {precision}"] = partial(PredictScores(model, precision), pairs, PROBE_PAIRS, None)
-    probe = f"a probe of {PROBE_PAIRS} text pairs, {default_threads()} threads"
-    report = _decide(cache, fingerprint, "cross-encoder", plan, requested, parts, runs, PROBE_PAIRS, "pairs", probe,
-                     _score_agreement)
-    if report.backend == "onnx":
-        return ScoresSelection(onnx_scores, report, fallback)
-    return ScoresSelection(PredictScores(model, report.precision), report, report.precision)
+def cross_encoder_kind(model: Any) -> ModelKind[Scores]:
+    """A ``CrossEncoder`` as ``onnx.selection.select`` takes it: one graph up to the raw scores (text
+    pairs only: VLM rerankers stay on torch), probed on ``PROBE_PAIRS`` text pairs."""
+    blocker = "" if tuple(model.modalities) == ("text",) else \
+        f"cross-encoders that read {model.modalities} (VLM rerankers) run on torch"
+
+    def probe(torch_fp32: Scores, onnx_scores: Scores, lower: Sequence[Precision]) -> Probe:
+        pairs = list(zip(_texts(PROBE_PAIRS), _texts(PROBE_PAIRS, offset=3)))
+        runs: dict[str, Callable[[], Any]] = {"torch fp32": partial(torch_fp32, pairs, PROBE_PAIRS, None),
+                                              "onnx fp32": partial(onnx_scores, pairs, PROBE_PAIRS, None)}
+        runs.update({f"torch {p}": partial(PredictScores(model, p), pairs, PROBE_PAIRS, None) for p in lower})
+        return Probe(PROBE_PAIRS, "pairs", f"a probe of {PROBE_PAIRS} text pairs", runs, _score_agreement)
+
+    return ModelKind("cross-encoder", [Part("scores", ["cross-encoder scores"], partial(_cross_encoder_spec, model),
+                                            "the cross-encoder")],
+                     lambda precision: PredictScores(model, precision),
+                     lambda graphs, fallback: OnnxScores(model, graphs["scores"]), probe,
+                     parameters=sum(p.numel() for p in model.parameters()), blocker=blocker)
 
 
 def _cross_encoder_spec(model: Any) -> GraphSpec:
@@ -151,21 +122,6 @@ def _score_agreement(output: Any, reference: Any) -> float:
     if np.std(a) == 0 or np.std(b) == 0:
         return 1.0 if np.allclose(a, b) else 0.0
     return float(np.corrcoef(a, b)[0, 1])
-
-
-def _decide(cache: GraphCache, fingerprint: str, what: str, plan: Plan, requested: Mapping[str, str],
-            parts: Mapping[str, str], runs: Mapping[str, Callable[[], Any]], rows: int, unit: str, probe: str,
-            agreement: Callable[[Any, Any], float]) -> BackendReport:
-    """``auto``'s recorded decision for this checkpoint on this CPU, or a new measurement (then recorded)."""
-    store = DecisionStore(cache)
-    record = store.key(fingerprint, what, sorted(parts), plan.precision, default_threads())
-    report = store.load(record)
-    if report is None:
-        chosen, measurements, reason = measure(runs, rows, unit, probe, agreement)
-        backend, precision = chosen.path.split()
-        report = BackendReport(backend, precision, reason, dict(requested), dict(parts), tuple(measurements))  # type: ignore[arg-type]
-        store.save(record, report, what)
-    return report
 
 
 # ---- BLIP image-text matching ---------------------------------------------------------------------
@@ -213,13 +169,6 @@ class OnnxTowers:
 Towers = Union[TorchTowers, OnnxTowers]
 
 
-@dataclass(frozen=True)
-class TowersSelection:
-    towers: Towers
-    report: BackendReport
-    torch_precision: Precision
-
-
 class _Vision(torch.nn.Module):
     def __init__(self, towers: TorchTowers) -> None:
         super().__init__()
@@ -238,55 +187,32 @@ class _TextCls(torch.nn.Module):
         return self.towers.text_cls(input_ids, attention_mask, image_embeds)
 
 
-def select_towers(model: Any, processor: Any, checkpoint: Optional[str], plan: Plan,
-                  model_kwargs: Mapping[str, Any], cache: Optional[GraphCache] = None) -> TowersSelection:
-    """BLIP's towers as ``plan`` asks; ``model`` holds fp32 weights when ONNX is tried."""
-    requested = {"backend": plan.backend, "precision": plan.precision}
+def blip_kind(model: Any, processor: Any) -> ModelKind[Towers]:
+    """BLIP ITM as ``onnx.selection.select`` takes it: the vision tower and the text encoder with its
+    cross-attention (the ITM head stays in torch), probed on one text against 8 images."""
     torch_towers = TorchTowers(model)
-    if plan.onnx_precision is None:
-        return TowersSelection(torch_towers, BackendReport("torch", plan.torch_precision, plan.reason, requested),
-                               plan.torch_precision)
-    fallback: Precision = "fp32" if plan.onnx_precision == "fp32" else plan.torch_precision
-    cache = cache or GraphCache()
-    fingerprint, blocker = checkpoint_fingerprint(checkpoint, cache, sum(p.numel() for p in model.parameters()))
-    if fingerprint is None:
-        return TowersSelection(torch_towers, BackendReport("torch", fallback, blocker, requested), fallback)
     samples = _BlipSamples(processor, torch_towers)
-    graphs: dict[str, Optional[OnnxGraph]] = {}
-    parts: dict[str, str] = {}
-    for part, make in (("vision", samples.vision_spec), ("text", samples.text_spec)):
-        try:
-            entry = cached_graph(cache, fingerprint, ["blip itm", part], plan.onnx_precision, make, model_kwargs)
-            graphs[part] = OnnxGraph(entry.path)
-            parts[part] = f"onnx {plan.onnx_precision}: {entry.path}"
-        except ExportFailed as failure:
-            graphs[part] = None
-            parts[part] = f"torch {fallback}: the {part} tower did not export ({failure.reason})"
-    if not any(graphs.values()):
-        reason = "no BLIP tower exports to ONNX: " + "; ".join(f"{k}: {v}" for k, v in parts.items())
-        return TowersSelection(torch_towers, BackendReport("torch", fallback, reason, requested, parts), fallback)
-    onnx_towers = OnnxTowers(graphs["vision"], graphs["text"], torch_towers)
-    if not plan.measure:
-        reason = f"backend={plan.backend!r}, precision={plan.precision!r} asks for ONNX Runtime {plan.onnx_precision}"
-        return TowersSelection(onnx_towers, BackendReport("onnx", plan.onnx_precision, reason, requested, parts), fallback)
-    rows = 8
-    pixels, tokens = samples.pixels(rows), samples.tokens(rows)
+    parts = [Part("vision", ["blip itm", "vision"], samples.vision_spec, "the vision tower"),
+             Part("text", ["blip itm", "text"], samples.text_spec, "the text tower")]
 
-    def run(towers: Any, autocast: Precision = "fp32") -> Callable[[], np.ndarray]:
-        def once() -> np.ndarray:
-            with torch.inference_mode(), compute_context(model.device, autocast):
-                return towers.text_cls(tokens["input_ids"], tokens["attention_mask"], towers.vision(pixels)).float().numpy()
-        return once
+    def probe(torch_fp32: Towers, onnx_towers: Towers, lower: Sequence[Precision]) -> Probe:
+        rows = 8
+        pixels, tokens = samples.pixels(rows), samples.tokens(rows)
 
-    runs = {"torch fp32": run(torch_towers), "onnx fp32": run(onnx_towers)}
-    for precision in torch_candidates(plan):
-        if precision != "fp32":
-            runs[f"torch {precision}"] = run(torch_towers, precision)
-    probe = f"a text against a probe of {rows} images, {default_threads()} threads"
-    report = _decide(cache, fingerprint, "blip itm", plan, requested, parts, runs, rows, "pairs", probe, min_cosine)
-    if report.backend == "onnx":
-        return TowersSelection(onnx_towers, report, fallback)
-    return TowersSelection(torch_towers, report, report.precision)
+        def run(towers: Any, autocast: Precision = "fp32") -> Callable[[], np.ndarray]:
+            def once() -> np.ndarray:
+                with torch.inference_mode(), compute_context(model.device, autocast):
+                    return towers.text_cls(tokens["input_ids"], tokens["attention_mask"],
+                                           towers.vision(pixels)).float().numpy()
+            return once
+
+        runs = {"torch fp32": run(torch_fp32), "onnx fp32": run(onnx_towers)}
+        runs.update({f"torch {p}": run(torch_fp32, p) for p in lower})
+        return Probe(rows, "pairs", f"a text against a probe of {rows} images", runs)
+
+    return ModelKind("blip itm", parts, lambda precision: torch_towers,
+                     lambda graphs, fallback: OnnxTowers(graphs.get("vision"), graphs.get("text"), fallback),  # type: ignore[arg-type]
+                     probe, parameters=sum(p.numel() for p in model.parameters()))
 
 
 class _BlipSamples:

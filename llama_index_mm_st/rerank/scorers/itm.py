@@ -20,7 +20,7 @@ import torch
 from ...images import DecodeOptions
 from ...runtime import resolve_precision
 from ...types import Precision
-from .base import LoadedParts, PairModality, compute_context
+from .base import LoadedParts, PairModality, ScorerAbilities, compute_context
 from ...onnx.choice import BackendReport
 from .forward import TorchTowers, Towers
 
@@ -48,6 +48,10 @@ class BlipITMScorer:
         # JPEGs may decode at a reduced scale, never below what the model resizes to.
         self.decode_options = DecodeOptions(draft_size=(size, size) if size else None)
         self.name = name or str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+
+    @property
+    def abilities(self) -> ScorerAbilities:
+        return ScorerAbilities(report=self.report)
 
     def score(self, query: LoadedParts, documents: Sequence[LoadedParts], batch_size: int) -> list[float]:
         if not documents:

@@ -18,7 +18,7 @@ from ...images import DecodeOptions
 from ...multivector import maxsim
 from ...runtime import resolve_precision
 from ...types import Precision
-from .base import LoadedParts, PairModality, compute_context
+from .base import LoadedParts, PairModality, ScorerAbilities, compute_context
 
 LATE_PAIRS: frozenset[PairModality] = frozenset({("text", "image"), ("text", "text"), ("image", "image"),
                                                  ("image", "text")})
@@ -40,6 +40,10 @@ class LateInteractionScorer:
         self.decode_options = DecodeOptions()
         self.precision = resolve_precision(precision, str(model.device))
         self.dimension = int(model.get_embedding_dimension())
+
+    @property
+    def abilities(self) -> ScorerAbilities:
+        return ScorerAbilities(multivector_dim=self.dimension)
 
     def _encode(self, inputs: list[Any], role: str, batch_size: int) -> list[np.ndarray]:
         encode = self.model.encode_query if role == "query" else self.model.encode_document

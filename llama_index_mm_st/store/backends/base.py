@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequenc
 from qdrant_client import models
 
 from llama_index_mm_st.store.backends.core import Hit, PayloadSelection
-from llama_index_mm_st.store.plan import PointSpec, QueryPlan
+from llama_index_mm_st.store.payload import PointSpec
+from llama_index_mm_st.store.plan import QueryPlan
 from llama_index_mm_st.store.schema import IndexKind, StoreSchema
 
 
@@ -26,11 +27,6 @@ class Backend(Protocol):
     @property
     def local_path(self) -> Optional[str]:
         """The collection's directory when it lives on this machine's disk (Edge), else None."""
-
-    @property
-    def single_writer(self) -> bool:
-        """Whether this object is the collection's only writer (Edge holds a lock), so what it wrote
-        is all there is; a server collection may be written by others at any time."""
 
     @property
     def searches_exactly(self) -> bool:
@@ -86,6 +82,11 @@ class Backend(Protocol):
         """Every point matching the filter (all points for None); ``payload``: all, or the keys listed."""
 
     def count(self, flt: Optional[models.Filter]) -> int: ...
+
+    def dense_held(self, names: Sequence[str]) -> tuple[str, ...]:
+        """The dense vectors among ``names`` a query must search: on Edge only those some point
+        carries (every writer is in this process); a server collection may be written by others at
+        any time, so all of them."""
 
     def sparse_vectors(self, ids: Sequence[str], name: str) -> dict[str, tuple[list[int], list[float]]]:
         """The named sparse vector of each point found among ``ids``, as ``(indices, values)``."""

@@ -12,7 +12,9 @@ from typing import Any, Mapping, Optional, Sequence
 from qdrant_client import QdrantClient, models
 
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit, payload_keys, vector_names
-from llama_index_mm_st.store.plan import Branch, LateStage, PointSpec, QueryPlan, SearchSettings
+from llama_index_mm_st.store.payload import PointSpec
+from llama_index_mm_st.store.plan import Branch, LateStage, QueryPlan, SearchSettings
+from llama_index_mm_st.store.stages import MmrStage
 from llama_index_mm_st.store.schema import (
     INDEX_KINDS,
     LEARNED_SPARSE_NAME,
@@ -283,12 +285,11 @@ class ClientBackend(BackendCore):
     def _fused_prefetch(self, prefetches: Sequence[Any], plan: QueryPlan, limit: int) -> models.Prefetch:
         return models.Prefetch(prefetch=list(prefetches), query=self._fusion(plan), limit=limit)
 
-    def _mmr_request(self, candidates: Any, plan: QueryPlan) -> models.QueryRequest:
-        mmr = plan.mmr
+    def _mmr_request(self, candidates: Any, mmr: MmrStage, plan: QueryPlan) -> models.QueryRequest:
         return models.QueryRequest(  # the server's diversity is 1 - lambda
-            prefetch=[candidates], using=mmr.using,  # type: ignore[union-attr]
-            query=models.NearestQuery(nearest=list(mmr.vector), mmr=models.Mmr(  # type: ignore[union-attr]
-                diversity=1.0 - mmr.lambda_, candidates_limit=mmr.candidates)),  # type: ignore[union-attr]
+            prefetch=[candidates], using=mmr.using,
+            query=models.NearestQuery(nearest=list(mmr.vector), mmr=models.Mmr(
+                diversity=1.0 - mmr.lambda_, candidates_limit=mmr.candidates)),
             limit=plan.limit, with_payload=payload_keys(plan), with_vector=vector_names(plan),
         )
 

@@ -16,7 +16,9 @@ from qdrant_client import models
 
 from llama_index_mm_st.store import diversity, grouping
 from llama_index_mm_st.store.filters import all_of
-from llama_index_mm_st.store.plan import READ_BACK_KEYS, SPARSE_BRANCHES, Branch, LateStage, PointSpec, QueryPlan, SearchSettings
+from llama_index_mm_st.store.payload import READ_BACK_KEYS, PointSpec
+from llama_index_mm_st.store.plan import SPARSE_BRANCHES, Branch, LateStage, QueryPlan, SearchSettings
+from llama_index_mm_st.store.stages import MmrStage
 from llama_index_mm_st.store.schema import LEARNED_SPARSE_NAME, MULTIVECTOR_NAME, REF_DOC_ID_KEY, SPARSE_VECTOR_NAME
 from llama_index_mm_st.types import SparseVector
 
@@ -109,8 +111,6 @@ def own_stages(plan: QueryPlan) -> bool:
 class BackendCore(ABC):
     """The shared half of a backend. Subclasses implement the ``_engine_*`` adapters and the I/O."""
 
-    single_writer = False
-    """See ``Backend.single_writer``; Edge sets it."""
     searches_exactly = False
     """See ``Backend.searches_exactly``; qdrant-client's local mode sets it."""
 
@@ -165,8 +165,8 @@ class BackendCore(ABC):
         """The same fusion as a prefetch of ``limit`` hits (the candidates of a last stage)."""
 
     @abstractmethod
-    def _mmr_request(self, candidates: Any, plan: QueryPlan) -> Any:
-        """The engine's MMR (``plan.mmr``, over its one vector ``using``) of a fused prefetch, ``plan.limit`` hits."""
+    def _mmr_request(self, candidates: Any, mmr: MmrStage, plan: QueryPlan) -> Any:
+        """The engine's MMR (``mmr``, the plan's, over its one vector ``using``) of a fused prefetch, ``plan.limit`` hits."""
 
     @abstractmethod
     def _late_query(self, late: LateStage) -> tuple[Any, Any]:
@@ -222,9 +222,10 @@ class BackendCore(ABC):
         ]
         if plan.late is not None:
             return self._late_plan_request(filtered, plan.late, plan)
-        if plan.mmr is not None and plan.mmr.using is not None:
+        mmr = plan.mmr
+        if mmr is not None and mmr.using is not None:
             prefetches = [self._prefetch(branch, f) for branch, f in filtered]
-            return self._mmr_request(self._fused_prefetch(prefetches, plan, plan.mmr.candidates), plan)
+            return self._mmr_request(self._fused_prefetch(prefetches, plan, mmr.candidates), mmr, plan)
         if plan.fused:
             return self._fused_request([self._prefetch(branch, f) for branch, f in filtered], plan)
         branch, engine_filter = filtered[0]
@@ -311,6 +312,10 @@ class BackendCore(ABC):
         """Every point matching the filter (all points for None), with its vectors when asked, and
         only the payload keys named when ``payload`` lists them."""
         return [hit(record) for page in self._pages(flt, SCROLL_PAGE, with_vectors, payload) for record in page]
+
+    def dense_held(self, names: Sequence[str]) -> tuple[str, ...]:
+        """See ``Backend.dense_held``: all of them, unless the backend knows every writer (Edge)."""
+        return tuple(names)
 
     def sparse_vectors(self, ids: Sequence[str], name: str) -> dict[str, tuple[list[int], list[float]]]:
         """The named sparse vector of each point found among ``ids``, as ``(indices, values)``

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from llama_index_mm_st.errors import DiskFullError
-from llama_index_mm_st.store.plan import PointSpec
+from llama_index_mm_st.store.payload import PointSpec
 from llama_index_mm_st.store.schema import StoreSchema
 
 FLOOR_BYTES = 64_000_000
