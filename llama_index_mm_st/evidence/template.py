@@ -16,7 +16,7 @@ from .boxes import Box, suppress
 
 WORK_SIDE = 128
 """The hit image is matched at this many pixels on its longer side."""
-SCALE_STEP = 1.2
+SCALE_STEP = 1.1
 """Template widths step by this factor, from ``MIN_SIDE_PX`` pixels to the whole image."""
 MIN_SIDE_PX = 8
 
