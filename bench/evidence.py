@@ -73,16 +73,18 @@ def cost_section(args: argparse.Namespace) -> None:
     search(store, embedding, reranker, with_evidence)
     crops_per_search = calls["crops"]
     object.__setattr__(embedding, "embed", original)
-    # The most a text query's crop search embeds: the whole image, the coarse windows and one refinement
-    # round for every hit (random weights often find the whole image best, which stops the refinement).
+    # The most a text query's crop search embeds: the coarse windows and one refinement round for every hit
+    # (random weights often find the whole image best, which stops the refinement; the whole image's vector
+    # comes from the store).
     from llama_index_mm_st.evidence import CropSettings
     from llama_index_mm_st.evidence.crops import coarse_boxes, crop
 
     settings = CropSettings()
     with Image.open(photos[0]) as first:
         aspect = first.size[0] / first.size[1]
-    per_hit = len(coarse_boxes(1.0, aspect, settings.scales, settings.stride, settings.centre)) + 6 * settings.refine_rounds
-    boxes = (coarse_boxes(1.0, aspect, settings.scales, settings.stride, settings.centre) * 3)[:per_hit]
+    windows = coarse_boxes(1.0, aspect, settings.scales, settings.stride, settings.centre)[1:]  # the store has the whole
+    per_hit = len(windows) + 6 * settings.refine_rounds
+    boxes = (windows * 3)[:per_hit]
 
     def worst_case() -> None:
         crops = []

@@ -9,7 +9,7 @@ which kind of hit; each method's module says how, and why that method.
 from .kinds import (EVIDENCE_KINDS, Evidence, EvidenceKind, Passage, Region, Span, best_first, clock, describe,
                     evidence_from_dict)
 from .locate import (EmbedCall, EvidenceQuery, EvidenceSettings, afind_evidence, arun_steps, embed_rows,
-                     evidence_steps, find_evidence, run_steps, store_frames)
+                     evidence_steps, find_evidence, run_steps, StoreLookup)
 from .crops import CropSettings
 from .passages import PassageSettings
 from .spans import WindowSettings
@@ -19,5 +19,5 @@ __all__ = [
     "EVIDENCE_KEY", "EVIDENCE_KINDS", "CropSettings", "EmbedCall", "Evidence", "EvidenceKind", "EvidenceLocator",
     "EvidenceQuery", "EvidenceSettings", "Passage", "PassageSettings", "Region", "Span", "WindowSettings",
     "afind_evidence", "arun_steps", "best_first", "clock", "describe", "embed_rows", "evidence_from_dict", "evidence_steps",
-    "find_evidence", "node_evidence", "run_steps", "store_frames", "with_evidence",
+    "StoreLookup", "find_evidence", "node_evidence", "run_steps", "with_evidence",
 ]

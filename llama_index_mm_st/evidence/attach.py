@@ -14,8 +14,7 @@ import numpy as np
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from ..inputs import read_query
-from .locate import (EmbedCall, EvidenceQuery, EvidenceSettings, arun_steps, embed_rows, evidence_steps, run_steps,
-                     store_frames)
+from .locate import EmbedCall, EvidenceQuery, EvidenceSettings, arun_steps, embed_rows, evidence_steps, run_steps
 from .nodes import with_evidence
 
 AsyncRun = Callable[[EmbedCall], Awaitable[np.ndarray]]
@@ -34,8 +33,7 @@ def settings_for(store: Any, settings: Optional[EvidenceSettings] = None) -> Evi
 def _steps(nodes: Sequence[NodeWithScore], embedding: Any, bundle: QueryBundle, store: Any,
            settings: Optional[EvidenceSettings]):  # type: ignore[no-untyped-def]
     query = EvidenceQuery(read_query(bundle), vector=bundle.embedding)
-    frames = store_frames(store) if store is not None and hasattr(store, "get_nodes") else None
-    return evidence_steps(nodes, embedding, query, settings_for(store, settings), frames)
+    return evidence_steps(nodes, embedding, query, settings_for(store, settings), store)
 
 
 def attach_evidence(nodes: Sequence[NodeWithScore], embedding: Any, bundle: QueryBundle, store: Any = None,

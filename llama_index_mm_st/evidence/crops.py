@@ -39,7 +39,7 @@ class CropSettings:
     """Coarse window sizes, as fractions of the largest window of their aspect that fits the image."""
     stride: float = 1.0
     """Coarse windows start this fraction of a window apart (1: side by side, 0.5: overlapping by half)."""
-    centre: bool = True
+    centre: bool = False
     """Also a window of each scale in the middle of the image (where side-by-side windows meet)."""
     refine_rounds: int = 1
     """Rounds of local refinement around the best box (each: 6 crops per hit)."""
@@ -151,7 +151,7 @@ WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
 
 
 def search_regions(image: Image.Image, query: np.ndarray, example: Optional[Image.Image] = None,
-                   settings: CropSettings = CropSettings()) -> CropRound:
+                   settings: CropSettings = CropSettings(), whole: Optional[np.ndarray] = None) -> CropRound:
     """The regions of ``image`` that match ``query`` best, each scored by the model (the crop's cosine
     to ``query``), best first, at most ``settings.keep``.
 
@@ -161,17 +161,22 @@ def search_regions(image: Image.Image, query: np.ndarray, example: Optional[Imag
     example that is not in the hit) the coarse windows (the example's aspect ratio, or square) are
     embedded, then ``refine_rounds`` rounds around the best box. The regions are then the best box
     and other windows that score at least as well as the whole image, without overlapping a better one.
+
+    ``whole``: the whole image's vector when the caller has it (the store keeps it), so it is not
+    embedded again.
     """
     width, height = image.size
     proposals = template_boxes(image, example) if example is not None else []
     first = _distinct([WHOLE, *(box for box, _ in proposals)])
-    scores = list(cosine((yield [crop(image, b) for b in first]), query))
+    asked = first if whole is None else first[1:]
+    found = list(cosine((yield [crop(image, b) for b in asked]), query)) if asked else []
+    scores = found if whole is None else [float(cosine(np.asarray([whole]), query)[0]), *found]
     confirmed = [(box, scores[first.index(box)]) for box, correlation in proposals
                  if correlation >= settings.confirm and box in first]
     if confirmed:
         confirmed.sort(key=lambda item: -item[1])
         return _keep(confirmed, settings.keep)
-    whole = scores[0]
+    whole_score = scores[0]
     aspect = example.size[0] / example.size[1] if example is not None else 1.0
     coarse = [b for b in coarse_boxes(aspect, width / height, settings.scales, settings.stride, settings.centre)
               if b not in first and _big_enough(b, width, height, settings.min_side_px)]
@@ -190,7 +195,7 @@ def search_regions(image: Image.Image, query: np.ndarray, example: Optional[Imag
             if found[top] > best_score:
                 best_box, best_score = tried[top], found[top]
         step /= 2
-    others = [(b, s) for b, s in zip(boxes, scores) if s >= whole and b != best_box]
+    others = [(b, s) for b, s in zip(boxes, scores) if s >= whole_score and b != best_box]
     return _keep([(best_box, best_score)] + sorted(others, key=lambda item: -item[1]), settings.keep)
 
 

@@ -89,8 +89,36 @@ class EvidenceQuery:
     multivector: Optional[np.ndarray] = None
 
 
-FrameSource = Callable[[Any], Sequence[tuple[float, Sequence[float]]]]
-"""The sampled frames of the video a frame node belongs to, as (time_s, stored vector), any order."""
+class StoreLookup:
+    """What evidence reads from the store the hits came from (any LlamaIndex store with ``get_nodes``):
+    the hits' own stored vectors (an image's whole-image vector need not be embedded again) and the
+    sampled frames of a frame hit's video."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def vectors(self, node_ids: Sequence[str]) -> dict[str, Sequence[float]]:
+        """The stored vector (``embedding``) of each node that has one."""
+        if not node_ids:
+            return {}
+        found = self.store.get_nodes(node_ids=list(node_ids))
+        return {node.node_id: node.embedding for node in found if node is not None and node.embedding is not None}
+
+    def frames(self, node: Any) -> list[tuple[float, Sequence[float]]]:
+        """Every stored frame of ``node``'s video (same ``file_path``), as (time_s, stored image vector)."""
+        from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
+
+        path = node.metadata.get("file_path")
+        if not isinstance(path, str):
+            return []
+        found = self.store.get_nodes(filters=MetadataFilters(filters=[MetadataFilter(key="file_path", value=path)]))
+        return [(float(other.metadata[FRAME_TIME_KEY]), other.embedding) for other in found
+                if isinstance(other.metadata.get(FRAME_TIME_KEY), (int, float)) and other.embedding is not None]
+
+
+def store_lookup(store: Any) -> Optional[StoreLookup]:
+    """A ``StoreLookup`` for ``store``, or None when there is none (or it can't list nodes)."""
+    return StoreLookup(store) if store is not None and hasattr(store, "get_nodes") else None
 
 Steps = Generator[EmbedCall, np.ndarray, list[list[Evidence]]]
 
@@ -99,8 +127,8 @@ class _Context:
     """What every localiser of one run shares: the query read once, the settings, the model's facts."""
 
     def __init__(self, embedding: Any, query: EvidenceQuery, settings: EvidenceSettings,
-                 frames: Optional[FrameSource], hits: Sequence[NodeWithScore]) -> None:
-        self.embedding, self.query, self.settings, self.frames_of = embedding, query, settings, frames
+                 store: Optional[StoreLookup], hits: Sequence[NodeWithScore]) -> None:
+        self.embedding, self.query, self.settings, self.store = embedding, query, settings, store
         self.hits = hits
         self.fetch: FetchOptions = getattr(embedding, "fetch_options", None) or FetchOptions()
         self.decode: DecodeOptions = getattr(embedding, "decode_options", None) or DecodeOptions()
@@ -113,6 +141,8 @@ class _Context:
         self._audio: Optional[tuple[int, np.ndarray]] = None
         self._video: Any = None
         self.videos: dict[Any, list] = {}
+        self.whole: dict[str, Sequence[float]] = {}
+        """The stored vector of each image hit (its whole image), when the store was given."""
         """Each video's stored frames, read once per run (several frame hits of one video share them)."""
 
     def example_image(self) -> Any:
@@ -149,12 +179,14 @@ class _Context:
 
 
 def evidence_steps(hits: Sequence[NodeWithScore], embedding: Any, query: EvidenceQuery,
-                   settings: EvidenceSettings = EvidenceSettings(), frames: Optional[FrameSource] = None) -> Steps:
+                   settings: EvidenceSettings = EvidenceSettings(), store: Any = None) -> Steps:
     """The evidence of each hit (a list per hit, best first within each kind), as a generator of the
     model calls it needs: it yields an ``EmbedCall``, is sent the vectors (rows in input order, a row
-    of NaN for an input that failed) and returns the lists. ``frames`` finds a frame hit's neighbours
-    (``store_frames``); without it, a frame hit's span is its run among the hits themselves."""
-    context = _Context(embedding, query, settings, frames, hits)
+    of NaN for an input that failed) and returns the lists. ``store`` (the one the hits came from, or a
+    ``StoreLookup``) gives the hits' stored vectors and a frame hit's neighbouring frames; without it
+    each whole image is embedded again and a frame hit's span is its run among the hits themselves."""
+    lookup = store if isinstance(store, StoreLookup) or store is None else store_lookup(store)
+    context = _Context(embedding, query, settings, lookup, hits)
     if query.vector is not None:
         context.vector = np.asarray(query.vector, dtype=np.float64)
         context.multivector = context.multivector if context.multivector is not None else query_multivector(query.vector)
@@ -166,6 +198,9 @@ def evidence_steps(hits: Sequence[NodeWithScore], embedding: Any, query: Evidenc
         carried = getattr(vectors, "multivectors", None)
         if carried is not None and context.multivector is None:
             context.multivector = carried[0]
+    if context.store is not None and context.vector is not None and not context.late:
+        images = [item.node.node_id for item in hits if read_node(item.node).image is not None]
+        context.whole = context.store.vectors(images)
     tasks = [_hit_task(item, position, context) for position, item in enumerate(hits)]
     return (yield from _lockstep(tasks))
 
@@ -247,7 +282,9 @@ def _hit_evidence(item: NodeWithScore, position: int, context: _Context
         elif not lines and context.vector is not None and not context.late:
             image = parts.image.load(context.decode, context.fetch)
             example = context.example_image()
-            regions = yield from _through(search_regions(image, context.vector, example, context.settings.crops),
+            stored = context.whole.get(node.node_id)
+            whole = np.asarray(stored, dtype=np.float64) if stored is not None else None
+            regions = yield from _through(search_regions(image, context.vector, example, context.settings.crops, whole),
                                           "image")
             found += [Region(box, score, None if is_frame else page) for box, score in regions]
         if is_frame:
@@ -297,13 +334,13 @@ def _recording_spans(ref: Any, context: _Context) -> Generator[EmbedCall, np.nda
 
 
 def _frame_span(item: NodeWithScore, time_s: float, context: _Context) -> Optional[Span]:
-    """The hit frame's span: among its video's stored frames (``frames``) scored against the query,
+    """The hit frame's span: among its video's stored frames (``StoreLookup.frames``) scored against the query,
     else among the frame hits of the same video in this list."""
     node = item.node
     video = _video_of(node)
-    if context.frames_of is not None and context.vector is not None:
+    if context.store is not None and context.vector is not None:
         if video not in context.videos:
-            context.videos[video] = sorted(context.frames_of(node), key=lambda frame: frame[0])
+            context.videos[video] = sorted(context.store.frames(node), key=lambda frame: frame[0])
         frames = context.videos[video]
         if frames:
             times = [t for t, _ in frames]
@@ -403,15 +440,14 @@ async def arun_steps(steps: Steps, run: Callable[[EmbedCall], Any]) -> list[list
 
 
 def find_evidence(hits: Sequence[NodeWithScore], embedding: Any, query: EvidenceQuery,
-                  settings: EvidenceSettings = EvidenceSettings(), frames: Optional[FrameSource] = None
-                  ) -> list[list[Evidence]]:
-    """The evidence of each hit, computed now with ``embedding`` (see ``evidence_steps``)."""
-    return run_steps(evidence_steps(hits, embedding, query, settings, frames), lambda call: embed_rows(embedding, call))
+                  settings: EvidenceSettings = EvidenceSettings(), store: Any = None) -> list[list[Evidence]]:
+    """The evidence of each hit, computed now with ``embedding`` (see ``evidence_steps``; ``store``: the
+    one the hits came from, optional)."""
+    return run_steps(evidence_steps(hits, embedding, query, settings, store), lambda call: embed_rows(embedding, call))
 
 
 async def afind_evidence(hits: Sequence[NodeWithScore], embedding: Any, query: EvidenceQuery,
-                         settings: EvidenceSettings = EvidenceSettings(), frames: Optional[FrameSource] = None
-                         ) -> list[list[Evidence]]:
+                         settings: EvidenceSettings = EvidenceSettings(), store: Any = None) -> list[list[Evidence]]:
     """``find_evidence`` without blocking the event loop (a remote embedding's ``aembed`` is used)."""
     async def run(call: EmbedCall) -> np.ndarray:
         if hasattr(embedding, "aembed"):
@@ -419,20 +455,4 @@ async def afind_evidence(hits: Sequence[NodeWithScore], embedding: Any, query: E
             return rows_of(result.embeddings)
         return await asyncio.to_thread(embed_rows, embedding, call)
 
-    return await arun_steps(evidence_steps(hits, embedding, query, settings, frames), run)
-
-
-def store_frames(store: Any) -> FrameSource:
-    """A ``FrameSource`` reading a frame's video from ``store``: every stored frame node with the same
-    ``file_path``, with its stored image vector."""
-    from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
-
-    def frames(node: Any) -> list[tuple[float, Sequence[float]]]:
-        path = node.metadata.get("file_path")
-        if not isinstance(path, str):
-            return []
-        found = store.get_nodes(filters=MetadataFilters(filters=[MetadataFilter(key="file_path", value=path)]))
-        return [(float(other.metadata[FRAME_TIME_KEY]), other.embedding) for other in found
-                if isinstance(other.metadata.get(FRAME_TIME_KEY), (int, float)) and other.embedding is not None]
-
-    return frames
+    return await arun_steps(evidence_steps(hits, embedding, query, settings, store), run)

@@ -18,7 +18,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from ..inputs import read_query
 from .kinds import Evidence, evidence_from_dict
-from .locate import EvidenceQuery, EvidenceSettings, afind_evidence, find_evidence, store_frames
+from .locate import EvidenceQuery, EvidenceSettings, afind_evidence, find_evidence
 
 EVIDENCE_KEY = "mmst_evidence"
 """The metadata key of a retrieved node's evidence (a list of ``to_dict()`` rows, best first per kind)."""
@@ -74,13 +74,10 @@ class EvidenceLocator(BaseNodePostprocessor):
 
     def _postprocess_nodes(self, nodes: List[NodeWithScore],
                            query_bundle: Optional[QueryBundle] = None) -> List[NodeWithScore]:
-        found = find_evidence(nodes, self._embedding, self._query(query_bundle), self.settings, self._frames())
+        found = find_evidence(nodes, self._embedding, self._query(query_bundle), self.settings, self._store)
         return [with_evidence(item, evidence) for item, evidence in zip(nodes, found)]
 
     async def _apostprocess_nodes(self, nodes: List[NodeWithScore],
                                   query_bundle: Optional[QueryBundle] = None) -> List[NodeWithScore]:
-        found = await afind_evidence(nodes, self._embedding, self._query(query_bundle), self.settings, self._frames())
+        found = await afind_evidence(nodes, self._embedding, self._query(query_bundle), self.settings, self._store)
         return [with_evidence(item, evidence) for item, evidence in zip(nodes, found)]
-
-    def _frames(self) -> Any:
-        return store_frames(self._store) if self._store is not None and hasattr(self._store, "get_nodes") else None

@@ -64,3 +64,32 @@ def test_find_evidence_on_image_hits(clip, tmp_path):
     regions = [item for item in found[0] if isinstance(item, Region)]
     assert regions and iou(regions[0].box, target) >= 0.5 and regions[0].page is None
     assert all(isinstance(item, Region) for item in found[1])  # the other image: regions, never nothing else
+
+
+def test_the_stores_vector_stands_for_the_whole_image(clip, tmp_path):
+    """With the store the hits came from, each image's whole-image vector is read, not embedded again: one
+    crop fewer per hit, the same regions."""
+    from llama_index_mm_st import MultimodalQdrantStore, build_pipeline
+    from llama_index_mm_st.evidence import embed_rows, evidence_steps, run_steps
+
+    for seed in (1, 2):
+        pasted(seed, (200, 160), (60, 60), (20, 90))[0].save(tmp_path / f"scene{seed}.png")
+    store = MultimodalQdrantStore("whole_from_store")
+    store.add(clip([ImageNode(image_path=str(tmp_path / f"scene{seed}.png")) for seed in (1, 2)]))
+    hits = build_pipeline(store, clip, top_k=2, mode="dense").retrieve("a small square")
+    query = EvidenceQuery(read_query(QueryBundle(query_str="a small square")))
+    counted = []
+
+    def run(call):
+        counted.append(len(call.inputs) if call.role == "document" else 0)
+        return embed_rows(clip, call)
+
+    alone = run_steps(evidence_steps(hits, clip, query), run)
+    without = sum(counted)
+    counted.clear()
+    with_store = run_steps(evidence_steps(hits, clip, query, store=store), run)
+    store.close()
+    assert sum(counted) == without - len(hits)
+    for a, b in zip(alone, with_store):
+        assert [p.box for p in a] == [p.box for p in b]
+        assert [p.score for p in a] == pytest.approx([p.score for p in b], abs=1e-4)

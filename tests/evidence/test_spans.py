@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
-from llama_index_mm_st.evidence import EvidenceQuery, EvidenceSettings, Span, WindowSettings, find_evidence, store_frames
+from llama_index_mm_st.evidence import EvidenceQuery, EvidenceSettings, Span, WindowSettings, find_evidence
 from llama_index_mm_st.evidence.spans import coarse_windows, frame_span, search_spans
 from llama_index_mm_st.inputs import MediaQueryBundle, read_query
 from tests.fixtures.evidence import recording_with_clip, video_with_query
@@ -95,7 +95,7 @@ def test_a_picture_shown_between_two_times_is_a_span_of_frames(frame_store, clip
     store, folder = frame_store
     bundle = QueryBundle(query_str="", image_path=str(folder / "query.png"))
     hits = build_pipeline(store, clip, top_k=3, mode="dense").retrieve(bundle)
-    found = find_evidence(hits[:1], clip, EvidenceQuery(read_query(bundle)), frames=store_frames(store))
+    found = find_evidence(hits[:1], clip, EvidenceQuery(read_query(bundle)), store=store)
     spans = [item for item in found[0] if isinstance(item, Span)]
     assert len(spans) == 1
     assert abs(spans[0].start_s - 2.0) <= 0.5 and abs(spans[0].end_s - 4.5) <= 0.5  # within one frame step
