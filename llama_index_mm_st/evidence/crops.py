@@ -4,8 +4,8 @@ A single-vector model says how well a whole image matches; to say *where*, crops
 embedded with the same model and scored against the query vector (cosine). The search is coarse to
 fine, in rounds, so the crops of every hit go to the model in one batch per round:
 
-1. **coarse**: the whole image and windows at ``scales`` of it, side by side (``stride``), and one in
-   the middle;
+1. **coarse**: the whole image (its stored vector when the store gives it) and windows at ``scales``
+   of it, side by side (``stride``; and one in the middle with ``centre``);
 2. **refine**: around the best box, shifted by a fraction of its size in each direction and scaled
    up and down, the step halving each round (``refine_rounds``); the best box so far is kept.
 
@@ -36,7 +36,8 @@ class CropSettings:
     """How hard the crop search works per hit (the cost is about ``crops_per_hit`` model calls)."""
 
     scales: tuple[float, ...] = (0.5,)
-    """Coarse window sizes, as fractions of the largest window of their aspect that fits the image."""
+    """Coarse window sizes: each window's longer side as a fraction of the image's longer side (0.5: a 2 x 2
+    layout of square windows covers any image up to 2:1)."""
     stride: float = 1.0
     """Coarse windows start this fraction of a window apart (1: side by side, 0.5: overlapping by half)."""
     centre: bool = False
@@ -72,11 +73,13 @@ def _positions(size: float, stride: float = 0.5) -> int:
 
 
 def window_size(window_aspect: float, image_aspect: float, scale: float) -> tuple[float, float]:
-    """(width, height) in 0..1 of the image of the largest window of ``window_aspect`` (w/h, in pixels)
-    that fits an image of ``image_aspect``, times ``scale``."""
+    """(width, height) in 0..1 of the image of a window of ``window_aspect`` (w/h, in pixels) whose longer
+    side is ``scale`` times the image's longer side (at most the largest such window that fits)."""
     relative = window_aspect / image_aspect  # normalised width / normalised height
-    width, height = (1.0, 1.0 / relative) if relative >= 1 else (relative, 1.0)
-    return width * scale, height * scale
+    width, height = (1.0, 1.0 / relative) if relative >= 1 else (relative, 1.0)  # the largest that fits
+    longest = max(width * image_aspect, height) / max(image_aspect, 1.0)  # its longer side / the image's
+    factor = min(1.0, scale / longest)
+    return width * factor, height * factor
 
 
 def coarse_boxes(window_aspect: float, image_aspect: float, scales: Sequence[float], stride: float = 0.5,
