@@ -27,6 +27,9 @@ Or start Infinity yourself and pass ``--infinity-url``.
 
     python bench/serve.py [--infinity-bin /work/infinity-venv/bin/infinity_emb | --infinity-url URL]
                           [--text-requests 64] [--image-requests 8] [--memory-seconds 60]
+
+``--long-text`` measures instead what one very long text costs and the requests queued behind it
+(``bench/_long_text.py``).
 """
 
 from __future__ import annotations
@@ -310,7 +313,26 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                         help="ours (server and in-process); Infinity runs fp32 torch on a CPU either way")
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="ours")
+    parser.add_argument("--long-text", action="store_true",
+                        help="instead: what one very long text costs, and the requests behind it (bench/_long_text.py)")
+    parser.add_argument("--long-chars", type=int, default=5_000_000, help="with --long-text: the long text's length")
+    parser.add_argument("--rerank-long-chars", type=int, default=None,
+                        help="with --long-text: the long text of the rerank rows (default: --long-chars)")
+    parser.add_argument("--behind", type=int, default=40, help="with --long-text: at most this many good requests")
+    parser.add_argument("--behind-every", type=float, default=0.25,
+                        help="with --long-text: seconds between good requests sent while the long one runs")
+    parser.add_argument("--timeout", type=float, default=120.0, help="with --long-text: seconds a request is given")
     args = parser.parse_args()
+    if args.long_text:
+        from _long_text import build_minilm_cross_encoder, run_long_text
+        from rerank import _tokenizer
+
+        print(header("serve --long-text", "cpu", "fp32"))
+        print(machine_record())
+        run_long_text(args, build_clip_b32(CACHE / "clip-vit-b32-random"),
+                      build_minilm_cross_encoder(CACHE / "minilm-l6-cross-encoder-random", _tokenizer()), ROOT, CACHE,
+                      free_port, wait_ready, stop)
+        return
     ours = {"precision": args.precision, "backend": args.backend}
 
     print(header("serve", "cpu", f"ours: {args.precision}, backend {args.backend} (auto: native bf16 where the CPU "

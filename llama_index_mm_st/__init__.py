@@ -22,6 +22,7 @@ from .errors import (
     MediaLoadError,
     MissingDependencyError,
     MMSTError,
+    ModelUnavailableError,
     RemoteServerError,
     SchemaMismatchError,
     SkippedItemsWarning,
@@ -29,6 +30,7 @@ from .errors import (
     UnfinishedStoreError,
     UnscoredNodesWarning,
     UnsupportedFilterError,
+    UnsupportedIndexError,
     UnsupportedModalityError,
 )
 from .types import Backend, Modality
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from .multivector import PooledVector, attach_multivector, node_multivector
     from .pipeline import MultimodalRetriever, build_pipeline
     from .readers import ImageReader, MediaReader, ReadReport, VideoFrameSampler
-    from .remote import RemoteMultimodalEmbedding, RemoteReranker
+    from .remote import RemoteMultimodalEmbedding, RemoteMultimodalStore, RemoteReranker
     from .rerank import MultimodalReranker, RerankedNode
     from .store import MultimodalQdrantStore
     from .types import EmbeddingResult
@@ -58,6 +60,7 @@ _LAZY = {
     "MultimodalReranker": ".rerank",
     "RerankedNode": ".rerank",
     "RemoteMultimodalEmbedding": ".remote",
+    "RemoteMultimodalStore": ".remote",
     "RemoteReranker": ".remote",
     "MultimodalRetriever": ".pipeline",
     "build_pipeline": ".pipeline",
@@ -85,6 +88,7 @@ __all__ = sorted(
         "ItemError",
         "ItemFailure",
         "MMSTError",
+        "ModelUnavailableError",
         "MediaLoadError",
         "MissingDependencyError",
         "Modality",
@@ -95,6 +99,7 @@ __all__ = sorted(
         "UnfinishedStoreError",
         "UnscoredNodesWarning",
         "UnsupportedFilterError",
+        "UnsupportedIndexError",
         "UnsupportedModalityError",
         "__version__",
     ]

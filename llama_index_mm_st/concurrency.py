@@ -104,16 +104,23 @@ class DynamicBatcher(Generic[T, R]):
         self._cost = cost
         self._max_batch_cost = max_batch_cost
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._urgent = 0  # how many of the first pending items were submitted with ``urgent``
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def submit(self, item: T) -> R:
-        """Queue one item and wait for its result (or its exception)."""
+    async def submit(self, item: T, urgent: bool = False) -> R:
+        """Queue one item and wait for its result (or its exception). An ``urgent`` item (a search's query,
+        which a person waits for) goes ahead of the others queued, behind earlier urgent ones: a bulk
+        ingestion then delays a search by at most the batch already running."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
-            self._loop, self._pending, self._worker = loop, [], None
+            self._loop, self._pending, self._worker, self._urgent = loop, [], None, 0
         future: asyncio.Future[R] = loop.create_future()
-        self._pending.append((item, future))
+        if urgent:
+            self._pending.insert(self._urgent, (item, future))
+            self._urgent += 1
+        else:
+            self._pending.append((item, future))
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain())
         return await future
@@ -136,6 +143,7 @@ class DynamicBatcher(Generic[T, R]):
             size = self._next_batch_size()
             batch = self._pending[:size]
             del self._pending[:size]
+            self._urgent = max(0, self._urgent - size)
             items = [item for item, _ in batch]
             try:
                 results = await asyncio.to_thread(self._run_batch, items)

@@ -25,6 +25,10 @@
   - ``DiskFullError`` (also an ``OSError``): the disk holding an embedded store has too little free
     space for the next write; refused before the engine writes (it writes through memory maps, so
     a full disk would kill the process with SIGBUS instead of raising).
+  - ``UnsupportedIndexError`` (also a ``TypeError``): a LlamaIndex index would silently drop these nodes as
+    given (``MultiModalVectorStoreIndex(documents)`` keeps no ``ImageDocument``); the message names what works.
+  - ``ModelUnavailableError`` (also an ``OSError``): a model that is neither local nor cached while the hub
+    can't be reached (or has no such id); raised before anything loads, the message says how to go on.
   - ``MissingDependencyError`` (also an ``ImportError``): an optional extra is needed.
   - ``RemoteServerError``: a server the remote clients use could not be reached or refused a request
     (not for one item's reason: a bad item is its ``ItemError``, as in-process).
@@ -38,7 +42,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 
 class MMSTError(Exception):
@@ -111,7 +115,12 @@ class SchemaMismatchError(MMSTError):
 
 
 class StoreLockedError(MMSTError):
-    """The embedded store is held by another process."""
+    """The embedded store is held by another process. ``holder`` is its record (``locks.Holder``: PID,
+    command line, the URL when it is a server), when it wrote one."""
+
+    def __init__(self, message: str, holder: Any = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class UnfinishedStoreError(MMSTError):
@@ -145,11 +154,31 @@ def format_bytes(size: int) -> str:
     return f"{size / 1e9:.2f} GB"
 
 
-class MissingDependencyError(MMSTError, ImportError):
-    """An optional dependency is needed; the message names the extra to install."""
+class UnsupportedIndexError(MMSTError, TypeError):
+    """A LlamaIndex index that would drop these nodes as given (``MultiModalVectorStoreIndex(documents)``
+    keeps no ``ImageDocument``); the message names the paths that keep them."""
 
-    def __init__(self, package: str, extra: str) -> None:
-        super().__init__(f"{package} is required for this: pip install 'llama-index-mm-st[{extra}]'")
+
+class ModelUnavailableError(MMSTError, OSError):
+    """A model that can't be had: not a local directory, not in the local cache, and the hub can't be
+    reached (or has no such model). Raised before anything loads, in about a second; the message is one
+    line that says how to go on. ``model`` is the name asked for, ``reason`` the rest of the message."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        super().__init__(f"cannot load model {model!r}: {reason}")
+        self.model, self.reason = model, reason
+
+    def __str__(self) -> str:  # OSError's own __str__ would print its errno fields instead
+        return str(self.args[0])
+
+
+class MissingDependencyError(MMSTError, ImportError):
+    """An optional dependency is needed; the message names the extra to install (or, for a package that
+    must match another one's build, the exact ``install`` line)."""
+
+    def __init__(self, package: str, extra: str | None = None, install: str | None = None) -> None:
+        line = install or f"pip install 'llama-index-mm-st[{extra}]'"
+        super().__init__(f"{package} is required for this: {line}")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -126,17 +127,34 @@ def url_of(source: object, label: str, error: type[ItemError] = ImageLoadError,
            instead: str = "pass the file's path instead") -> str | None:
     """The http(s) URL a source is, or None when it is something else (a path, bytes, pixels). The one
     place every component tells a string source apart, so the one place a ``file:`` URL is refused:
-    ``error(label, "file:// URLs are refused; <instead>")`` (a file is read from its path, never a URL)."""
+    ``error(label, "file:// URLs are refused; <instead>")`` (a file is read from its path, never a URL),
+    and any other scheme but http(s): ``error(label, "unsupported URL scheme ftp")`` (``unsupported_scheme``)."""
     if not isinstance(source, str):
         return None
     if source[:5].lower() == "file:":
         raise error(label, f"file:// URLs are refused; {instead}")
+    scheme = unsupported_scheme(source)
+    if scheme is not None:
+        raise error(label, f"unsupported URL scheme {scheme}")
     return source if is_url(source) else None
 
 
 def is_url(text: str) -> bool:
     """True for http(s) URLs, the only remote references we fetch."""
     return urlsplit(text).scheme.lower() in ALLOWED_SCHEMES
+
+
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]+)://")
+
+
+def unsupported_scheme(text: str) -> str | None:
+    """The scheme of a string written as a URL (``ftp://...``, ``s3://...``) that is neither http(s) nor
+    ``file:`` (which each have their own rule), lower-cased; None otherwise. Such a string is refused as
+    "unsupported URL scheme X" under the caller's own string, never read as a relative path (a one-letter
+    scheme is a Windows drive, and a path such as ``notes:v2.txt`` has no ``//``)."""
+    match = _URL_SCHEME.match(text)
+    scheme = match.group(1).lower() if match else None
+    return scheme if scheme is not None and scheme not in ALLOWED_SCHEMES and scheme != "file" else None
 
 
 def _public(address: IPAddress) -> bool:

@@ -11,7 +11,8 @@ Why our own checks: a zero-length, truncated or non-media file, a stream longer 
 limit or a file over the byte limit fails one item with a ``MediaLoadError`` naming it, before any
 large allocation (duration and frame size are read from the container header first). Media are
 checked against their own content, as images are: a WAV or AIFF whose header declares more data
-than the file holds is named as truncated (``pcm``: FFmpeg only counts the bytes present), content
+than the file holds is named as truncated (``pcm``: FFmpeg only counts the bytes present), and so is
+an MP4/MOV, Matroska/WebM or AVI whose structure runs past the end of the file (``containers``), content
 that is not audio (or not video, a still image) is refused whatever the file is called, and video
 has a frame-size limit (pixels per frame, read from the stream header before any frame is decoded)
 and a bound on the bytes of the frames one load decodes.
@@ -28,6 +29,7 @@ from typing import Any, Callable, Sequence, Union
 import numpy as np
 
 from .defaults import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MAX_MEDIA_SECONDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_VIDEO_DECODED_BYTES
+from .containers import overrun
 from .errors import MediaLoadError, MissingDependencyError
 from .files import file_error_reason, regular_file_size
 from .pcm import declared_data
@@ -128,6 +130,9 @@ def _open(source: MediaSource, label: str, limits: MediaLimits) -> Any:
         raise MediaLoadError(label, "empty file (zero bytes)")
     if limits.max_bytes is not None and size > limits.max_bytes:
         raise MediaLoadError(label, f"{size} bytes is over the limit of {limits.max_bytes}")
+    cut = overrun(source)  # before FFmpeg, which opens a cut MP4 (index first) or MKV as a shorter good one
+    if cut is not None:
+        raise MediaLoadError(label, cut.reason())
     try:
         return av.open(handle, mode="r", metadata_errors="ignore", options={"probesize": str(PROBE_BYTES)})
     except OSError as exc:

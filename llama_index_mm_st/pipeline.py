@@ -284,7 +284,7 @@ class ModelCalls(Protocol):
     async def rerank(self, nodes: List[NodeWithScore], query_bundle: QueryBundle) -> List[NodeWithScore]: ...
 
 
-EXAMPLE_KINDS = ("image", "audio", "video")
+EXAMPLE_KINDS: tuple[Modality, ...] = ("image", "audio", "video")
 MAX_RRF_K = 100_000
 """RRF's k above this makes every rank score alike (1/(k+rank) flattens); the engines take a u32."""
 

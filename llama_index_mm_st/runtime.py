@@ -73,3 +73,24 @@ def torch_dtype(precision: Precision) -> torch.dtype:
         raise ValueError("precision 'int8' is ONNX Runtime's dynamic quantization, not a torch dtype: "
                          "it needs backend='onnx' or 'auto'")
     return _DTYPES[precision]
+
+
+TORCHVISION_MINOR_OFFSET = 15
+"""torch 2.M.P is built with torchvision 0.(M+15).P (2.5.1 and 0.20.1, 2.14.1 and 0.29.1)."""
+TORCH_INDEX = "https://download.pytorch.org/whl"
+
+
+def torchvision_install_line(torch_version: str | None = None) -> str:
+    """The pip line that installs the torchvision built for this torch (the same version pairing and the same
+    package index, read from its local label: ``2.14.1+cpu`` -> ``torchvision==0.29.1`` from the CPU index),
+    so installing it never replaces torch with another build."""
+    version = torch_version or torch.__version__
+    base, _, local = version.partition("+")
+    parts = base.split(".")
+    try:
+        pinned = f"==0.{int(parts[1]) + TORCHVISION_MINOR_OFFSET}.{parts[2]}"
+    except (IndexError, ValueError):
+        pinned = ""
+    index = f" --index-url {TORCH_INDEX}/{local}" if local else ""
+    return f"pip install torchvision{pinned}{index}"
+

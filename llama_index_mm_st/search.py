@@ -64,7 +64,7 @@ class SearchRequest:
     ``top_k`` hits only, after reranking."""
 
     @property
-    def example(self) -> tuple[Optional[str], Any]:
+    def example(self) -> tuple[Optional[Modality], Any]:
         """(kind, value) of the example, or (None, None) for a text-only search."""
         kind = next((kind for kind in EXAMPLE_KINDS if getattr(self, kind) is not None), None)
         return kind, None if kind is None else getattr(self, kind)

@@ -107,6 +107,33 @@ async def test_without_a_budget_only_the_count_bounds_a_batch() -> None:
     assert [len(batch) for batch in seen] == [3, 3, 1]
 
 
+async def test_urgent_items_go_ahead_of_queued_ones_in_their_own_order() -> None:
+    """While a batch runs, bulk items queue; urgent ones (a search's query) are taken ahead of them, FIFO
+    among themselves, and nothing is lost or answered out of place."""
+    import asyncio
+
+    from llama_index_mm_st.concurrency import DynamicBatcher
+
+    seen: list[list[str]] = []
+    gate = threading.Event()
+
+    def run(batch):  # type: ignore[no-untyped-def]
+        gate.wait(5)  # the first batch holds until everything is queued
+        seen.append(list(batch))
+        return [item.upper() for item in batch]
+
+    batcher: DynamicBatcher[str, str] = DynamicBatcher(run, max_batch_size=2)
+    first = asyncio.create_task(batcher.submit("running"))
+    await asyncio.sleep(0.05)  # "running" is in the worker now
+    items = [("doc1", False), ("doc2", False), ("q1", True), ("doc3", False), ("q2", True), ("q3", True)]
+    tasks = [asyncio.create_task(batcher.submit(item, urgent)) for item, urgent in items]
+    await asyncio.sleep(0.05)
+    gate.set()
+    results = await asyncio.gather(first, *tasks)
+    assert results == ["RUNNING"] + [item.upper() for item, _ in items]
+    assert seen == [["running"], ["q1", "q2"], ["q3", "doc1"], ["doc2", "doc3"]]
+
+
 def test_cost_and_budget_go_together() -> None:
     from llama_index_mm_st.concurrency import DynamicBatcher
 

@@ -27,6 +27,7 @@ EXPECTED = {
     "ItemFailure",
     "MMSTError",
     "MissingDependencyError",
+    "ModelUnavailableError",
     "Modality",
     "MultimodalEmbedding",
     "SchemaMismatchError",
@@ -36,11 +37,13 @@ EXPECTED = {
     "UnfinishedStoreError",
     "UnscoredNodesWarning",
     "UnsupportedModalityError",
+    "UnsupportedIndexError",
     "__version__",
     "PooledVector",
     "attach_multivector",
     "node_multivector",
     "RemoteMultimodalEmbedding",
+    "RemoteMultimodalStore",
     "RemoteReranker",
     "RemoteServerError",
     "EvidenceLocator",
@@ -68,6 +71,7 @@ def test_public_classes_follow_llama_index_conventions():
     assert m.VideoFrameSampler.class_name() == "VideoFrameSampler"
     assert m.RemoteMultimodalEmbedding.class_name() == "RemoteMultimodalEmbedding"
     assert m.RemoteReranker.class_name() == "RemoteReranker"
+    assert m.RemoteMultimodalStore.class_name() == "RemoteMultimodalStore"
 
 
 def test_store_import_does_not_load_torch():

@@ -29,3 +29,23 @@ def test_notebook_executes(path, monkeypatch, tmp_path, tiny_clip_dir, tiny_bert
     assert not [o for o in outputs if o.get("output_type") == "error"]
     html = [o for o in outputs if "text/html" in o.get("data", {}) or "text/markdown" in o.get("data", {})]
     assert html, "the notebook displays its results"
+
+
+def test_a_notebook_offline_without_local_models_fails_at_once_in_one_line(monkeypatch, tmp_path):
+    """The real models are the default: offline and uncached, the first model cell raises the library's
+    one-line ModelUnavailableError (it used to retry the hub for minutes)."""
+    from nbclient.exceptions import CellExecutionError
+
+    for name in ("MMST_MODEL", "MMST_RERANKERS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf_home"))
+    monkeypatch.setenv("MMST_DATA", str(ROOT / "examples" / "data"))
+    monkeypatch.setenv("MMST_CACHE_DIR", str(tmp_path / "cache"))
+    path = ROOT / "notebooks" / "quickstart.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    with pytest.raises(CellExecutionError) as failed:
+        NotebookClient(notebook, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    assert "ModelUnavailableError" in str(failed.value)
+    assert "cannot load model 'openai/clip-vit-base-patch32': HF_HUB_OFFLINE is set" in str(failed.value)

@@ -34,10 +34,26 @@ def test_readme_has_python_examples():
     assert len(PYTHON_BLOCKS) >= 3
 
 
+def test_inline_splitter_advice_runs_as_written():
+    """Inline advice is code too: every ``SentenceSplitter(...)`` the prose suggests can be built."""
+    from llama_index.core.node_parser import SentenceSplitter
+
+    calls = re.findall(r"`(SentenceSplitter\([^`]*\))`", README)
+    assert calls
+    for call in calls:
+        eval(call, {"SentenceSplitter": SentenceSplitter})  # noqa: S307 - the README's own text
+
+
+def test_readme_names_the_notebooks():
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        assert f"notebooks/{notebook.name}" in README
+
+
 def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip: Path, clap: Path | None = None,
               colqwen2: Path | None = None, server: str | None = None) -> str:
     """README block ``index`` with fixture models, a temporary index and a recording chat LLM for OpenAI."""
     code = PYTHON_BLOCKS[index]
+    served_by_name = "OpenAI(base_url=" in code  # as written: the server answers to the hub id (--served-model-name)
     replacements = {
         '"openai/clip-vit-base-patch32"': repr(str(clip)),
         '"cross-encoder/ms-marco-MiniLM-L-6-v2"': repr(str(cross_encoder)),
@@ -49,24 +65,31 @@ def _runnable(index: int, tmp_path: Path, clip: Path, cross_encoder: Path, blip:
         'OpenAI(model="gpt-4o-mini")': "OpenAI()",
         "http://gpu-box:7997": str(server),  # the serving blocks: a real server on 127.0.0.1
     }
+    if served_by_name:
+        del replacements['"openai/clip-vit-base-patch32"']
     for real, fixture in replacements.items():
         code = code.replace(real, fixture)
     return code
 
 
 @pytest.fixture(scope="module")
-def readme_server(tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir):  # type: ignore[no-untyped-def]
-    """What the README's serving section starts with ``mmst serve --rerank ... --rerank ...``, on 127.0.0.1."""
+def readme_server(tiny_clip_dir, tiny_bert_cross_encoder_dir, tiny_blip_itm_dir, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """What the README's serving section starts with ``mmst serve --store ... --rerank ... --rerank ...``, on
+    127.0.0.1 (an empty index of its own, which the documents and RemoteMultimodalStore blocks fill)."""
     pytest.importorskip("fastapi")
-    from llama_index_mm_st import MultimodalEmbedding, MultimodalReranker
-    from llama_index_mm_st.serve import Components, create_app
+    from llama_index_mm_st import MultimodalEmbedding, MultimodalQdrantStore, MultimodalReranker
+    from llama_index_mm_st.serve import Components, ServeSettings, create_app
     from tests.serve.conftest import running_server
 
     embedding = MultimodalEmbedding(str(tiny_clip_dir), device="cpu", precision="fp32")
     reranker = MultimodalReranker([str(tiny_bert_cross_encoder_dir), str(tiny_blip_itm_dir)], device="cpu",
                                   precision="fp32", on_unsupported="keep")
-    with running_server(create_app(Components(embedding, reranker))) as base:
+    store = MultimodalQdrantStore("mmst", path=str(tmp_path_factory.mktemp("readme_served") / "index"))
+    # A local model served under the hub id the README's clients send (mmst serve --served-model-name).
+    settings = ServeSettings(model_id="openai/clip-vit-base-patch32")
+    with running_server(create_app(Components(embedding, reranker, store), settings)) as base:
         yield base
+    store.close()
 
 
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))

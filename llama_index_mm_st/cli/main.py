@@ -1,16 +1,19 @@
 """``mmst``: index a folder, then search it by text or by example (an image, an audio or a video clip).
 
     mmst index PATH... [--store DIR | --url URL] [--collection NAME] [--model ID_OR_DIR] [--backend B] [--strict]
-               [--sparse-model ID_OR_DIR [--no-bm25]]
+               [--sparse-model ID_OR_DIR [--no-bm25]] [--keep-missing]
     mmst search "TEXT" | --image PATH | --audio PATH | --video PATH [--top-k N] [--rerank MODEL]...
                 [--rerank-unsupported keep|raise] [--modality image|text|audio|video] [--mode dense|sparse|hybrid] [--json]
                 [--mmr [LAMBDA]] [--max-per-document N] [--fusion rrf|dbsf] [--rrf-k K] [--weight text=1,image=2]
-                [--backend auto|torch|onnx]
+                [--backend auto|torch|onnx] [--filter KEY=VALUE]...
+    mmst ls [PATH...] [--json]
+    mmst rm PATH...
     mmst info [--recall]
     mmst eval QRELS [--mode dense sparse hybrid] [--rerank MODEL]... [--k K] [--json]
     mmst copy --to-store DIR | --to-url URL [--to-collection NAME] [--quantization int8|binary] [--on-disk]
 
-Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
+Every failure is one line on stderr and a non-zero exit; ``--debug`` shows the traceback. Every command
+takes ``--no-progress`` (no progress bars at all, model loading included).
 This module imports no model code at the top: ``mmst --help`` and ``mmst info`` never load torch,
 transformers or sentence-transformers (tests/cli/test_imports.py checks it); each command imports
 what it needs when it runs.
@@ -44,6 +47,7 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--url", default=None, help="Qdrant server URL (API key from QDRANT_API_KEY)")
     parser.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection name")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (model loading included)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .retrieval_flags import add_retrieval_flags
 
     add_retrieval_flags(search)
+    from .filter_flags import add_filter_flag
+
+    add_filter_flag(search)
     _store_options(search)
 
     info = commands.add_parser("info", help="what an index holds")
@@ -91,10 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also estimate recall@10 of the approximate search against exact search, per vector")
     _store_options(info)
 
+    from .catalog_cmd import add_catalog_parsers
     from .copy_job import add_copy_parser
     from .eval_cmd import add_eval_parser
     from .serve_cmd import add_serve_parser
 
+    for catalog in add_catalog_parsers(commands):
+        _store_options(catalog)
     _store_options(add_copy_parser(commands))
     _store_options(add_serve_parser(commands))
     _store_options(add_eval_parser(commands))
@@ -151,8 +161,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run_eval(args)
 
 
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .catalog_cmd import cmd_ls as run_ls
+
+    return run_ls(args)
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    from .catalog_cmd import cmd_rm as run_rm
+
+    return run_rm(args)
+
+
 COMMANDS = {"index": cmd_index, "search": cmd_search, "info": cmd_info, "copy": cmd_copy, "serve": cmd_serve,
-            "eval": cmd_eval}
+            "eval": cmd_eval, "ls": cmd_ls, "rm": cmd_rm}
 
 
 def _server_errors() -> tuple[type[BaseException], ...]:
@@ -174,10 +196,18 @@ def _server_message(exc: BaseException, url: Optional[str]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.no_progress:
+        from .progress import silence_progress
+
+        silence_progress()
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("mmst: interrupted; run the same command again to resume", file=sys.stderr)
+        if argv is None:  # the mmst program itself: give the prompt back now (stores are closed; tearing
+            sys.stdout.flush()  # down an interpreter with torch loaded takes seconds); a caller gets 130
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except (MMSTError, OSError, ValueError, ImportError) as exc:
         if args.debug:

@@ -101,6 +101,24 @@ def quiet_libraries() -> Iterator[None]:
 
 
 
+def silence_progress() -> None:
+    """``--no-progress``: no progress bar from anything this process runs (our stages, tqdm bars of the
+    store and the libraries, hub downloads, transformers' weight loading). Set before the libraries are
+    imported (they read their settings then) and applied to those already loaded."""
+    import os
+
+    os.environ["TQDM_DISABLE"] = "1"  # tqdm >= 4.66 reads its defaults from TQDM_* variables
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        import huggingface_hub.utils as hub_utils
+
+        hub_utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+
 class BarProgress:
     """The ingestion job's ``Progress`` as the CLI's bars: one ``Stage`` per stage (nothing when disabled)."""
 

@@ -12,7 +12,8 @@ import os
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import InvalidQueryError, UnsupportedModalityError
-from .models import CLIError, backend_option, load_embedding, load_reranker, model_name, resolve_model
+from .models import (CLIError, backend_option, load_embedding, load_reranker, model_name, resolve_model,
+                     resolve_models)
 from .stores import open_store
 
 if TYPE_CHECKING:
@@ -98,11 +99,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise CLIError("this index is empty: add files with 'mmst index PATH' first")
         check_model(manifest, model_name(args.model) if args.model else None)
         reranker = None
+        rerankers = resolve_models(args.rerank or (), "--rerank")  # settled before any model loads (fast offline)
         with quiet_libraries():  # the answer goes to stdout; no loading bars on stderr for a search
             embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls,
                                        allow_private_urls=args.allow_private_urls, **backend_option(args))
-            if args.rerank:
-                reranker = load_reranker(args.rerank, top_n=args.top_k, on_unsupported=args.rerank_unsupported,
+            if rerankers:
+                reranker = load_reranker(rerankers, top_n=args.top_k, on_unsupported=args.rerank_unsupported,
                                          **backend_option(args))
         try:
             result = search(store, embedding, reranker, request)

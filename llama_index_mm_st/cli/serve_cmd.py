@@ -25,6 +25,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     """The ``serve`` sub-command; the caller adds the store options (--store/--url/--collection)."""
     from ..serve.settings import Limits
+    from ..serve.slow_clients import HEADERS_TIMEOUT_S
 
     defaults = Limits()
     serve = commands.add_parser(
@@ -64,8 +65,20 @@ def add_serve_parser(commands: Any) -> argparse.ArgumentParser:
     serve.add_argument("--allow-urls", action="store_true", help="fetch media given as http(s) URLs (off: data: URIs only)")
     serve.add_argument("--allow-private-urls", action="store_true",
                        help="with --allow-urls: also fetch from loopback, link-local and private addresses")
+    index = serve.add_argument_group("the served index (POST/GET/DELETE /v1/documents)")
+    index.add_argument("--create", action="store_true",
+                       help="make the --store index when it does not exist (empty, to fill over HTTP)")
+    index.add_argument("--read-only", action="store_true", help="serve the index for search only: no document writes")
+    index.add_argument("--index-root", default=None, metavar="DIR",
+                       help="documents sent as server paths are read only under DIR (without it, no server path is read)")
+    index.add_argument("--files", default=None, metavar="DIR",
+                       help="where uploaded documents are kept (default: beside an embedded index, "
+                            "<store>/<collection>.files)")
     serve.add_argument("--drain-seconds", type=float, default=0.0,
                        help="after SIGTERM, keep answering 503 at least this long (for a load balancer to notice)")
+    serve.add_argument("--headers-timeout", type=float, default=HEADERS_TIMEOUT_S, metavar="SECONDS",
+                       help="close a connection that sends no complete request headers in this long (slow clients; "
+                            "default %(default)s)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     return serve
 
@@ -95,13 +108,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.allow_private_urls and not args.allow_urls:
         raise CLIError("--allow-private-urls needs --allow-urls")
+    if not args.headers_timeout > 0:
+        raise CLIError(f"--headers-timeout must be > 0, got {args.headers_timeout:g}")
     limits = _limits(args)
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     serves_index = bool(args.url or args.store or Path(DEFAULT_STORE_DIR).exists())
-    if serves_index and not store_exists(args):
-        raise CLIError(f"no index at {args.store}: create one with 'mmst index PATH --store {args.store}', or serve "
-                       "without --store")
-    store = open_store(args, must_exist=True) if serves_index else None  # opened once, held while serving
+    if args.index_root is not None and not Path(args.index_root).is_dir():
+        raise CLIError(f"--index-root {args.index_root} is not a folder")
+    if (args.create or args.index_root or args.files) and not serves_index:
+        raise CLIError("--create, --index-root and --files are for a served index: give --store DIR (or --url URL)")
+    if args.create and args.read_only:
+        raise CLIError("--create makes an empty index to fill over HTTP; --read-only takes no documents")
+    if serves_index and not store_exists(args) and not args.create:
+        raise CLIError(f"no index at {args.store}: create one with 'mmst index PATH --store {args.store}', or start "
+                       "an empty one to fill over HTTP with --create, or serve without --store")
+    # Opened once, held while serving (an embedded store's lock names this server to anyone refused).
+    store = open_store(args, must_exist=not args.create) if serves_index else None
     try:
         return _serve(args, store, limits, api_key, serves_index)
     finally:
@@ -112,12 +134,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, store: Any, limits: Any, api_key: Optional[str], serves_index: bool) -> int:
     from ..fetch import FetchOptions
     from ..ingest.manifest import check_model, read_manifest
-    from ..serve import Components, ServeSettings, create_app, run
+    from ..serve import Components, ServeSettings, create_app
+    from ..serve.runner import listen
     from .models import DEFAULT_MODEL, load_embedding, load_reranker, model_name, resolve_model
 
-    manifest = read_manifest(store) if store is not None else None
-    if serves_index and manifest is None:
-        raise CLIError("this index is empty: add files with 'mmst index PATH' first, or serve without --store")
+    manifest = read_manifest(store) if store is not None and store.schema is not None else None
+    if serves_index and manifest is None and args.read_only:
+        raise CLIError("this index is empty: add files with 'mmst index PATH' first, or serve it without --read-only "
+                       "and add documents over HTTP")
     requested = model_name(args.model) if args.model else None
     check_model(manifest, requested)
     source = resolve_model(requested or (manifest.model if manifest else DEFAULT_MODEL))  # fails fast offline
@@ -127,18 +151,39 @@ def _serve(args: argparse.Namespace, store: Any, limits: Any, api_key: Optional[
         embedding = load_embedding(source, **model_options)
         reranker = (load_reranker(args.rerank, top_n=limits.max_top_k, on_unsupported="keep", **model_options)
                     if args.rerank else None)
-        return Components(embedding, reranker, store, close_store=False)  # cmd_serve closes it
+        return Components(embedding, reranker, store, close_store=False, model_name=source.name)  # cmd_serve closes it
 
     fetch = FetchOptions(allow_urls=args.allow_urls, allow_private_urls=args.allow_private_urls)
-    settings = ServeSettings(api_key=api_key, limits=limits, fetch=fetch, model_id=args.served_model_name)
+    settings = ServeSettings(api_key=api_key, limits=limits, fetch=fetch, model_id=args.served_model_name,
+                             read_only=args.read_only,
+                             index_root=Path(args.index_root).resolve() if args.index_root else None,
+                             files_dir=Path(args.files).resolve() if args.files else None)
+    sock = listen(args.host, args.port)  # a port in use fails here, in one line, before anything starts
+    try:
+        return _run(args, sock, create_app(load, settings), store, api_key, source.name, serves_index)
+    finally:
+        sock.close()  # uvicorn closes it when it stops; closing again is harmless
+
+
+def _run(args: argparse.Namespace, sock: Any, app: Any, store: Any, api_key: Optional[str], model: str,
+         serves_index: bool) -> int:
+    from ..serve import run
+
     _configure_logging(args.log_level)
     if args.host not in LOCAL_HOSTS and api_key is None:
         print(f"mmst serve: warning: listening on {args.host} with no API key (set --api-key or ${API_KEY_ENV})",
               file=sys.stderr)
-    what = f"{source.name}" + (f" and the index ({args.url or args.store or DEFAULT_STORE_DIR})" if serves_index else "")
-    print(f"mmst serve: http://{args.host}:{args.port}, loading {what}", file=sys.stderr)
-    app = create_app(load, settings)
-    if run(app, args.host, args.port, drain_s=args.drain_seconds, log_level=args.log_level):
+    what = model + (f" and the index ({args.url or args.store or DEFAULT_STORE_DIR})" if serves_index else "")
+    port = sock.getsockname()[1]  # the port asked for, or the one --port 0 got
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{port}"
+    print(f"mmst serve: {url}, loading {what}", file=sys.stderr)
+    if store is not None and store.local_path is not None and not args.read_only:
+        from ..locks import record_serving
+
+        record_serving(store.local_path, url)  # whoever is refused this store is told to send documents here
+    if run(app, args.host, port, drain_s=args.drain_seconds, log_level=args.log_level, sock=sock,
+           headers_timeout_s=args.headers_timeout):
         raise CLIError(f"the server could not load its models: {app.state.server.failure}")
     return 0
 

@@ -24,6 +24,7 @@ from ..concurrency import DynamicBatcher
 from ..docs import document_parameters
 from ..errors import ItemError, ItemFailure, SkippedItemsWarning, check_on_error, refuse_unknown
 from ..fetch import DEPRECATED_FIELDS, FETCH_KEYWORDS, FLAT_FIELDS, FetchOptions, FlatFetchFields, with_fetch_policy
+from ..hub import locate_model
 from ..images import DEFAULT_MAX_PIXELS, DecodeOptions, default_workers
 from ..inputs import INPUT_READERS, NodeParts, Parts, data_uri_modality, read_node
 from ..media import MediaLimits
@@ -31,6 +32,7 @@ from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..onnx.choice import BackendReport, log_choice, plan as backend_plan
 from ..onnx.selection import select
 from ..runtime import resolve_device, resolve_precision, torch_dtype
+from ..text_vectors import remember as remember_text_vectors
 from ..types import Backend, Embedding, EmbeddingResult, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder
 from .forward import Forward, embedding_kind
@@ -149,11 +151,14 @@ class MultimodalEmbedding(FlatFetchFields, MultiModalEmbedding):
         plan = backend_plan(self.backend, self.precision, device)  # refuses a bad pair before loading anything
         loaded_by_name = model is None
         if model is None:
+            # Where the model comes from is settled first: one that is neither local nor cached while the
+            # hub can't be reached fails here, in about a second, with one line (hub.locate_model).
+            source = locate_model(self.model_name, "MultimodalEmbedding('/path/to/a/local/model')").load_from
             # The checkpoint says what kind of model it is (as the reranker's scorers are chosen): a
             # late-interaction retriever loads as a MultiVectorEncoder, anything else as a SentenceTransformer.
-            late = checkpoint_kind(self.model_name) == "late_interaction"
+            late = checkpoint_kind(source) == "late_interaction"
             model = (MultiVectorEncoder if late else SentenceTransformer)(
-                self.model_name, device=device, trust_remote_code=self.trust_remote_code,
+                source, device=device, trust_remote_code=self.trust_remote_code,
                 model_kwargs=self.model_kwargs or None, processor_kwargs=self.processor_kwargs or None,
             )
         else:
@@ -244,6 +249,12 @@ class MultimodalEmbedding(FlatFetchFields, MultiModalEmbedding):
         """Deprecated: ``fetch.max_bytes``."""
         return self.fetch.max_bytes
 
+    @property
+    def text_window(self) -> Optional[int]:
+        """Tokens of a text the model reads (None: it declares no window). Longer texts are truncated, and
+        cut to ``text_limits.char_limit(text_window)`` characters before tokenising, so their cost is bounded."""
+        return self._encoder.text_window
+
     def supports(self, modality: Modality) -> bool:
         """Whether the model can encode this modality (text+image needs a VLM embedder)."""
         return self._encoder.supports(modality)
@@ -322,16 +333,23 @@ class MultimodalEmbedding(FlatFetchFields, MultiModalEmbedding):
         return self._embed_strict([query], data_uri_modality(query) or "text", "query")[0]
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self._embed_strict([text], "text", "document")[0]
+        return self._get_text_embeddings([text])[0]
 
     def _get_text_embeddings(self, texts: List[str]) -> List[Embedding]:
-        return self._embed_strict(texts, "text", "document")
+        """LlamaIndex's text path (``VectorStoreIndex`` sends every node's EMBED text here, an image's caption
+        or file name included): the vectors are remembered (``text_vectors``), so the store embeds a node
+        with pixels properly instead of keeping its words' vector as its image vector."""
+        vectors = self._embed_strict(texts, "text", "document")
+        remember_text_vectors(vectors, self)
+        return vectors
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await self._submit(data_uri_modality(query) or "text", "query", query)
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return await self._submit("text", "document", text)
+        vector = await self._submit("text", "document", text)
+        remember_text_vectors([vector], self)
+        return vector
 
     async def _aget_text_embeddings(self, texts: List[str]) -> List[Embedding]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
@@ -349,13 +367,17 @@ class MultimodalEmbedding(FlatFetchFields, MultiModalEmbedding):
     # ---- LlamaIndex image API -------------------------------------------------------------------
 
     def _get_image_embedding(self, img_file_path: Any) -> Embedding:
-        return self._embed_strict([img_file_path], "image", "document")[0]
+        return self._get_image_embeddings([img_file_path])[0]
 
     async def _aget_image_embedding(self, img_file_path: Any) -> Embedding:
-        return await self._submit("image", "document", img_file_path)
+        vector = await self._submit("image", "document", img_file_path)
+        remember_text_vectors([vector], self, "image")
+        return vector
 
     def _get_image_embeddings(self, img_file_paths: List[Any]) -> List[Embedding]:
-        return self._embed_strict(img_file_paths, "image", "document")
+        vectors = self._embed_strict(img_file_paths, "image", "document")
+        remember_text_vectors(vectors, self, "image")  # a captioned image's words get their vector in the store
+        return vectors
 
     async def _aget_image_embeddings(self, img_file_paths: List[Any]) -> List[Embedding]:
         return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
@@ -374,6 +396,7 @@ class MultimodalEmbedding(FlatFetchFields, MultiModalEmbedding):
         with self.callback_manager.event(CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: self.to_payload()}) as event:
             result = self.embed(img_file_paths, "image", on_error=on_error, show_progress=show_progress)
             embeddings = _report_skipped(result, "image embedding batch")
+            remember_text_vectors(embeddings, self, "image")  # see text_vectors: MultiModalVectorStoreIndex's path
             event.on_end(payload={EventPayload.CHUNKS: list(img_file_paths), EventPayload.EMBEDDINGS: embeddings})
         return embeddings
 

@@ -29,6 +29,7 @@ from ..images import DecodeOptions
 from ..inputs import Parts
 from ..media import MediaLimits
 from ..media_refs import media_model_input
+from ..text_limits import bound_text, char_limit, declared_window
 from ..types import Modality, Role
 from .buckets import batch_rows, bucket_rows, pad_rows, pad_text_columns, right_padding
 from .forward import Forward, TorchForward
@@ -117,6 +118,9 @@ class Encoder:
         self.settings = settings
         self.prompts = {role: resolve_prompt(model, role, prompt_names.get(role)) for role in ("query", "document")}
         self._text_kwargs = text_processing_kwargs(model, profile)
+        self.text_window = self._text_kwargs.get("max_length") or declared_window(model)
+        """Tokens of a text the model reads; a text is cut to ``text_limits.char_limit`` of it before tokenising."""
+        self._text_chars = char_limit(self.text_window)
         self._text_padding = None if self._text_kwargs else right_padding(model)
         self._sampling_rate = audio_sampling_rate(model)
         self._choose_frames = video_frame_chooser(model)
@@ -227,7 +231,7 @@ class Encoder:
     def _load(self, modality: Modality, chunk: Sequence[Parts], positions: Sequence[int]
               ) -> tuple[list[Any], list[int], list[ItemFailure]]:
         if modality == "text":
-            return [item.text for item in chunk], list(positions), []
+            return [bound_text(item.text or "", self._text_chars) for item in chunk], list(positions), []
         results = list(self._decode_pool().map(self._load_one, chunk))
         inputs, ok, failures = [], [], []
         for position, item, result in zip(positions, chunk, results):
@@ -246,7 +250,7 @@ class Encoder:
             image = item.image.load(self.settings.decode, self.settings.fetch)  # type: ignore[union-attr]
         except ItemError as exc:
             return exc
-        return image if item.text is None else {"text": item.text, "image": image}
+        return image if item.text is None else {"text": bound_text(item.text, self._text_chars), "image": image}
 
     def _load_media(self, item: Parts) -> dict[str, Any]:
         """Audio: mono at the model's rate, as sentence-transformers' ``{"array", "sampling_rate"}``.

@@ -7,23 +7,32 @@ server calls.
 Resumable: ids are stable and the resume rule skips what is stored unchanged; nodes are embedded and
 stored a chunk at a time, so an interruption loses at most one chunk. The model is recorded with the
 collection (``manifest``) when the first point is written, so a run that writes nothing records nothing.
+
+It follows the files: with ``prune=True`` the documents of files gone from the folders indexed are
+deleted first (``catalog.prune``), and a changed file's documents that it no longer makes (a PDF's lost
+pages) go with its old points. ``cancel()`` (from another thread: a Ctrl-C handler, a server) stops the
+job at its next step; what was written stays, and a rerun resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Union
+import os
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Deque, Iterator, List, Optional, Sequence, Union
 
-from ..errors import SchemaMismatchError
+from ..errors import MMSTError, SchemaMismatchError
 from ..images import default_workers
 from ..inputs import NodeParts
 from ..readers import ImageReader
-from .listing import Listing, list_inputs
+from .catalog import path_forms, prune
+from .listing import FileItem, Listing, list_inputs
 from .manifest import check_model, read_manifest, write_manifest
-from .nodes import IngestPlan, plan_document
+from .nodes import IngestPlan, file_of, plan_document
 from .progress import NoProgress, Progress
-from .read import Readers, read_file, readers_for
+from .read import FileRead, Readers, read_file, readers_for
 from .resume import StoredDocuments
 from .summary import IndexSummary, empty_summary
 
@@ -35,8 +44,15 @@ NODES_PER_WRITE = 64
 """Nodes embedded and stored together: a kill loses at most this many nodes' work, and a chunk is
 still large enough to fill the model's batches."""
 
-Pending = tuple[NodeParts, str]
+Pending = tuple[NodeParts, Optional[str]]
 """A node to embed and the resume action of its document ("new" or "replace")."""
+READS_AHEAD = 4
+"""Files being read per read worker at a time: enough to keep the workers busy, few enough that a
+cancelled job has little queued work to drop."""
+
+
+class IndexCancelled(MMSTError):
+    """``Indexer.cancel()`` stopped the job; what was written before stays (a rerun resumes)."""
 
 
 def new_index_vectors(embedding: Any) -> list[str]:
@@ -70,7 +86,7 @@ class Indexer:
     def __init__(self, store: "MultimodalQdrantStore", embedding: "MultimodalEmbedding", *,
                  reader: Optional[ImageReader] = None, model_name: Optional[str] = None,
                  nodes_per_write: Optional[int] = None, progress: Optional[Progress] = None,
-                 read_workers: Optional[int] = None) -> None:
+                 read_workers: Optional[int] = None, prune: bool = False) -> None:
         if nodes_per_write is not None and nodes_per_write < 1:
             raise ValueError(f"nodes_per_write must be at least 1, got {nodes_per_write}")
         if read_workers is not None and read_workers < 1:
@@ -81,15 +97,31 @@ class Indexer:
         self.nodes_per_write = nodes_per_write or NODES_PER_WRITE
         self.progress = progress or NoProgress()
         self.read_workers = read_workers or default_workers()
+        self.prune = prune
+        """Delete the documents of files gone from the folders indexed (files given by name are left alone)."""
         self.plan = IngestPlan.for_model(embedding)
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop the running job at its next step (between files read, between chunks written): ``index``
+        raises ``IndexCancelled``. Safe to call from any thread; what was written stays."""
+        self._cancelled.set()
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise IndexCancelled("indexing was cancelled; run it again to resume")
 
     def index(self, paths: Union[str, Sequence[str]]) -> IndexSummary:
         """Index ``paths`` (files or folders); returns what happened. Re-running it resumes: unchanged
         files are skipped and changed ones replaced."""
         paths = [paths] if isinstance(paths, str) else [str(p) for p in paths]
+        self._cancelled.clear()
         listing = list_inputs(paths, self.reader)
         prepare_store(self.store, self.embedding, self.model_name)
         summary = empty_summary(listing, self.plan.model_reads, self.plan.frame_every_s)
+        if self.prune:
+            summary.pruned = True
+            summary.removed = {f.label for f in prune(self.store, [p for p in paths if os.path.isdir(p)])}
         pending = self._read(listing, readers_for(self.reader), summary)
         self._embed_and_store(pending, summary)
         summary.total = dict(self.store.count_by_modality())
@@ -106,11 +138,11 @@ class Indexer:
         stored = StoredDocuments.of_files(self.store, [str(item.path) for item in listing.files])
         splitter = self.plan.splitter()
         pending: List[Pending] = []
-        with self.progress.stage("Reading", len(listing.files), "file") as stage, \
-                ThreadPoolExecutor(self.read_workers, thread_name_prefix="mmst-ingest") as pool:
-            for read in pool.map(lambda item: read_file(item, readers), listing.files):
+        with self.progress.stage("Reading", len(listing.files), "file") as stage:
+            for item, read in self._read_files(listing.files, readers):
                 stage.update(1)
                 summary.skipped += read.failures
+                self._drop_lost_documents(item, read, stored, summary)
                 for document in read.documents:
                     work = plan_document(document, self.plan, stored, splitter)
                     summary.record(work)
@@ -119,8 +151,43 @@ class Indexer:
                     if work.action == "replace":
                         self.store.delete(work.document_id)
                         stored.forget(work.document_id)
-                    pending += [(parts, work.action) for parts in work.nodes]  # type: ignore[misc]
+                    pending += [(parts, work.action) for parts in work.nodes]
         return pending
+
+    def _read_files(self, files: Sequence[FileItem], readers: Readers) -> Iterator[tuple[FileItem, FileRead]]:
+        """Each file with what it read, in listing order, read in threads a few files ahead; a cancelled
+        job drops what is queued and waits only for the files being read."""
+        pool = ThreadPoolExecutor(self.read_workers, thread_name_prefix="mmst-ingest")
+        queued: Deque[tuple[FileItem, Future]] = deque()
+        upcoming = iter(files)
+        try:
+            for item in upcoming:
+                queued.append((item, pool.submit(read_file, item, readers)))
+                if len(queued) >= self.read_workers * READS_AHEAD:
+                    break
+            while queued:
+                item, future = queued.popleft()
+                read = future.result()
+                self._check_cancelled()
+                following = next(upcoming, None)
+                if following is not None:
+                    queued.append((following, pool.submit(read_file, following, readers)))
+                yield item, read
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _drop_lost_documents(self, item: FileItem, read: FileRead, stored: StoredDocuments,
+                             summary: IndexSummary) -> None:
+        """A file read whole that no longer makes some of its stored documents (a PDF that lost pages):
+        those documents are deleted, and the file counts as replaced."""
+        if read.failures:
+            return  # a page that failed to read now keeps what was stored of it
+        lost = stored.documents_of(path_forms([str(item.path)])) - {d.id_ for d in read.documents}
+        if lost:
+            self.store.delete_documents(sorted(lost))
+            for document_id in lost:
+                stored.forget(document_id)
+            summary.replaced.add(file_of(read.documents[0]) if read.documents else str(item.path))
 
     def _embed_and_store(self, pending: Sequence[Pending], summary: IndexSummary) -> None:
         if not pending:
@@ -128,6 +195,7 @@ class Indexer:
         recorded = False
         with self.progress.stage("Embedding", len(pending), "node") as stage:
             for start in range(0, len(pending), self.nodes_per_write):
+                self._check_cancelled()
                 chunk = pending[start : start + self.nodes_per_write]
                 kept, failures = self.embedding.embed_nodes([parts for parts, _ in chunk], on_error="skip")
                 summary.skipped += [(f.item, str(getattr(f.error, "reason", None) or f.error)) for f in failures]

@@ -29,6 +29,7 @@ from ..readers import (
     supported_extensions,
     walk_path,
 )
+from ..readers.walk import url_refusal
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown", ".rst"})
 SUBTITLE_EXTENSIONS = frozenset({".srt", ".vtt"})
@@ -78,7 +79,7 @@ def walk_policy(reader: ImageReader) -> WalkPolicy:
 
 def list_inputs(paths: Sequence[str], reader: ImageReader) -> Listing:
     """Walk every path (file or folder) once; a path that does not exist is an error before any work."""
-    missing = [p for p in paths if not os.path.lexists(p)]
+    missing = [p for p in paths if not os.path.lexists(p) and url_refusal(p) is None]  # a URL: named by the walk
     if missing:
         raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
     listing = Listing()

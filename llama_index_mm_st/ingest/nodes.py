@@ -9,22 +9,30 @@ says whether they are new, unchanged (skipped) or replace what the store holds o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Optional, Protocol
 
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import Document, ImageDocument, NodeRelationship
+from llama_index.core.schema import Document, ImageDocument, NodeRelationship, RelatedNodeInfo
 
 from ..ids import chunk_id
 from ..inputs import NodeParts, read_node, storable
 from ..readers import frame_nodes
 from ..readers.frames import DEFAULT_EVERY_S
-from .resume import ResumeAction, StoredCount, resume_action
+from ..types import Modality
+from .catalog import INDEXED_AT_KEY, now_stamp
+from .resume import CONTENT_KEY, HASH_KEY, ResumeAction, StoredCount, content_hash, resume_action
 
 TEXT_CHUNK_TOKENS = 512
 TEXT_CHUNK_OVERLAP = 32
 """Text documents are split into chunks of this many tokens, overlapping by this many (the model
 truncates a chunk longer than its window: CLIP reads 77 tokens; see the README on chunking)."""
-MODALITY_ORDER = ("text", "image", "audio", "video")
+MODALITY_ORDER: tuple[Modality, ...] = ("text", "image", "audio", "video")
+
+
+class ReadsModalities(Protocol):
+    """What a plan asks of the model: ``MultimodalEmbedding.supports`` (or a stand-in with it)."""
+
+    def supports(self, modality: Modality) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -38,9 +46,9 @@ class IngestPlan:
     chunk_overlap: int = TEXT_CHUNK_OVERLAP
 
     @classmethod
-    def for_model(cls, embedding: object, **options: float) -> "IngestPlan":
-        reads = tuple(m for m in MODALITY_ORDER if embedding.supports(m))  # type: ignore[attr-defined]
-        return cls(reads, **options)  # type: ignore[arg-type]
+    def for_model(cls, embedding: ReadsModalities, **options: Any) -> "IngestPlan":
+        reads = tuple(m for m in MODALITY_ORDER if embedding.supports(m))
+        return cls(reads, **options)
 
     def splitter(self) -> SentenceSplitter:
         """How text documents are split (node ids depend on it)."""
@@ -92,9 +100,27 @@ def nodes_of(document: Document, splitter: SentenceSplitter, frames: bool = Fals
         node.id_ = renamed[node.id_]
         for kind in (NodeRelationship.PREVIOUS, NodeRelationship.NEXT):  # they named the splitter's random ids
             related = node.relationships.get(kind)
-            if related is not None:
+            if isinstance(related, RelatedNodeInfo):  # PREVIOUS and NEXT name one node each
                 related.node_id = renamed.get(related.node_id, related.node_id)
     return nodes
+
+
+def stamp(nodes: list, when: Optional[str] = None, content: Optional[str] = None) -> None:
+    """Record when these nodes are indexed (``indexed_at``, what ``mmst ls`` shows) and, when it is not the
+    file's own hash, their document's content hash (``resume.CONTENT_KEY``), as bookkeeping that no model
+    and no LLM reads."""
+    values = {INDEXED_AT_KEY: when or now_stamp()}
+    for node in nodes:
+        if content and content != node.metadata.get(HASH_KEY):
+            values[CONTENT_KEY] = content
+        for key, value in values.items():
+            node.metadata[key] = value
+            node.excluded_embed_metadata_keys = _with(node.excluded_embed_metadata_keys, key)
+            node.excluded_llm_metadata_keys = _with(node.excluded_llm_metadata_keys, key)
+
+
+def _with(keys: list, key: str) -> list:
+    return keys if key in keys else [*keys, key]
 
 
 def plan_document(document: Document, plan: IngestPlan, stored: StoredCount,
@@ -109,4 +135,6 @@ def plan_document(document: Document, plan: IngestPlan, stored: StoredCount,
     if not nodes:
         return DocumentWork(document.id_, file, "empty", framed=frames)
     action = resume_action(document, len(nodes), stored)
+    if action != "unchanged":
+        stamp(nodes, content=content_hash(document))
     return DocumentWork(document.id_, file, "indexed", action, [read_node(node) for node in nodes], framed=frames)

@@ -56,7 +56,7 @@ def readers_for(reader: Optional[ImageReader] = None, cache_root: Optional[str] 
     images = (reader or ImageReader()).model_copy(update={"absolute_ids": True})
     settings = images.read_settings()
     if cache_root is not None:
-        settings = replace(settings, cache=RenderCache(cache_root))
+        settings = replace(settings, cache=RenderCache(Path(cache_root)))
     try:
         from ..media import damaged_errors
 

@@ -11,9 +11,12 @@ from typing import Optional
 
 from ..readers.frames import DEFAULT_EVERY_S
 from ..types import MODALITIES
+from .listing import Listing
 from .nodes import DocumentWork
 
 ACTIONS = ("new", "unchanged", "replace")
+NAMES_SHOWN = 10
+"""File names a summary line lists before it says how many more."""
 
 
 @dataclass
@@ -40,11 +43,17 @@ class IndexSummary:
     """What the store holds after the job, by modality."""
     written: int = 0
     """Points written by this job (new and replacing)."""
+    pruned: bool = False
+    """Whether the job removed files gone from its folders (``Indexer(prune=True)``, ``mmst index``'s default)."""
+    removed: set[str] = field(default_factory=set)
+    """Files whose documents were deleted because they are gone from the folders indexed."""
+    missing_kept: set[str] = field(default_factory=set)
+    """Files gone from the folders indexed whose documents were kept (append-only: ``--keep-missing``)."""
 
     @property
     def changed(self) -> bool:
         """Whether the job wrote or deleted anything (a store worth optimising afterwards)."""
-        return bool(self.written or self.replaced)
+        return bool(self.written or self.replaced or self.removed)
 
     def record(self, work: DocumentWork) -> None:
         """Count one document's work under its file."""
@@ -77,8 +86,16 @@ def format_summary(summary: IndexSummary) -> list[str]:
         f"replaced (changed): {_files(len(summary.replaced))}"
         + (": " + ", ".join(sorted(Path(p).name for p in summary.replaced)) if summary.replaced else ""),
         f"unchanged (already indexed): {_files(len(summary.unchanged))}",
-        "in the index: " + ", ".join(f"{summary.total.get(m, 0)} {m}" for m in MODALITIES),
     ]
+    if summary.removed:
+        names = sorted(Path(p).name for p in summary.removed)
+        more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+        lines.append(f"removed: {_files(len(names))} no longer there: {', '.join(names[:NAMES_SHOWN])}{more}")
+    elif summary.pruned:
+        lines.append("removed: nothing (every indexed file is still there)")
+    if summary.missing_kept:
+        lines.append(f"kept (--keep-missing): {_files(len(summary.missing_kept))} no longer there, still in the index")
+    lines.append("in the index: " + ", ".join(f"{summary.total.get(m, 0)} {m}" for m in MODALITIES))
     if summary.framed:
         lines.append(f"videos as frames (the model reads images, not video): {_files(len(summary.framed))}, "
                      f"one frame every {summary.frame_every_s:g} s")
@@ -86,8 +103,8 @@ def format_summary(summary: IndexSummary) -> list[str]:
         kinds = ", ".join(f"{_files(len(files))} of {m}" for m, files in sorted(summary.unreadable.items()))
         lines.append(f"not indexed, the model can't read them (it reads {', '.join(summary.model_reads)}): {kinds}")
     if summary.ignored:
-        kinds = sorted(summary.ignored.items(), key=lambda kv: (-kv[1], kv[0]))
-        lines.append("ignored (type not indexed): " + ", ".join(f"{count} {suffix}" for suffix, count in kinds))
+        by_count = sorted(summary.ignored.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append("ignored (type not indexed): " + ", ".join(f"{count} {suffix}" for suffix, count in by_count))
     return lines
 
 
@@ -103,8 +120,8 @@ def format_problems(summary: IndexSummary) -> list[str]:
     return lines
 
 
-def empty_summary(listing: object, model_reads: tuple[str, ...], frame_every_s: Optional[float] = None) -> IndexSummary:
+def empty_summary(listing: Listing, model_reads: tuple[str, ...], frame_every_s: Optional[float] = None) -> IndexSummary:
     """A summary that starts from what the walk found (``listing.Listing``)."""
-    return IndexSummary(skipped=list(listing.skipped), not_followed=list(listing.not_followed),  # type: ignore[attr-defined]
-                        ignored=Counter(listing.ignored_types), model_reads=model_reads,  # type: ignore[attr-defined]
+    return IndexSummary(skipped=list(listing.skipped), not_followed=list(listing.not_followed),
+                        ignored=Counter(listing.ignored_types), model_reads=model_reads,
                         frame_every_s=frame_every_s or DEFAULT_EVERY_S)

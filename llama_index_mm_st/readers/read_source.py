@@ -24,6 +24,7 @@ from ..fetch import FetchOptions, fetch_bytes
 from ..ids import NO_PART, document_id
 from ..images import DAMAGED_DATA_ERRORS, DecodeOptions, open_checked, to_rgb
 from .cache import RenderCache
+from .document import ReaderImageDocument
 from .metadata import (
     BOOKKEEPING_KEYS,
     LLM_NOISE_KEYS,
@@ -147,7 +148,7 @@ def _document(
     if settings.extra_info:
         metadata = {**metadata, **settings.extra_info}
     # Built from a MediaResource: ImageDocument(image_path=/image_url=) would open the file or fetch the URL again.
-    return ImageDocument(
+    return ReaderImageDocument(
         id_=document_id(*key),
         text=text,
         image_resource=MediaResource(path=image_path, url=source.url, mimetype=mimetype),

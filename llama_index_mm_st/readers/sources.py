@@ -10,7 +10,7 @@ from pathlib import Path, PurePath
 from typing import Iterator, Sequence, Union
 
 from ..errors import ImageLoadError, PathError
-from ..fetch import is_url, url_of
+from ..fetch import is_url, unsupported_scheme, url_of
 from .report import IgnoredPath
 from .walk import WalkedFile, WalkPolicy, WalkTally, walk_path
 
@@ -52,11 +52,14 @@ def check_sources(items: object, allow_urls: bool) -> list[SourceItem]:
     return listed  # type: ignore[return-value]
 
 
-def refusal(item: str, allow_urls: bool) -> ImageLoadError | None:
-    """Why a string source is refused by policy, naming it; None when it may be read."""
+def refusal(item: str, allow_urls: bool, local: bool = True) -> ImageLoadError | None:
+    """Why a string source is refused by policy, naming it as given; None when it may be read. On another
+    file system (``local=False``, fsspec) a path may carry its protocol (``s3://``): not judged here."""
+    if not local and unsupported_scheme(item) is not None:
+        return None
     try:
         url = url_of(item, item)
-    except ImageLoadError as refused:  # a file:// URL
+    except ImageLoadError as refused:  # a file:// URL, or a scheme other than http(s)
         return refused
     if url is not None and not allow_urls:
         return ImageLoadError(item, "URL reading is off: ImageReader(allow_urls=True) reads http(s) URLs")
@@ -76,7 +79,7 @@ def expand(
     (a path on another fsspec file system, from ``SimpleDirectoryReader``) paths are taken as files as given.
     A refused source (``refusal``) comes out as its ``ImageLoadError``, in its place."""
     for position, item in enumerate(items):
-        refused = refusal(item, allow_urls) if isinstance(item, str) else None
+        refused = refusal(item, allow_urls, local) if isinstance(item, str) else None
         if refused is not None:
             yield refused
         elif isinstance(item, (bytes, bytearray, memoryview)):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator, Union
 
 from ..errors import PathError
+from ..fetch import url_of
 from ..files import file_error_reason, printable_path, special_file_reason, valid_utf8
 from .report import IgnoredPath
 
@@ -87,6 +88,17 @@ def _not_utf8(path: str) -> PathError:
     )
 
 
+def url_refusal(item: str) -> PathError | None:
+    """Why a URL given where a path is read is refused, under the caller's own string; None for a path."""
+    try:
+        url = url_of(item, item, PathError)
+    except PathError as refused:  # a file:// URL, or a scheme other than http(s)
+        return refused
+    if url is not None:
+        return PathError(item, "a URL is not a file or folder: this reads local paths (download it first)")
+    return None
+
+
 def _stat_error(path: str, exc: OSError, is_link: bool) -> PathError:
     """A path that ``os.stat`` (which follows links) refused: say which kind of breakage it is."""
     if is_link and isinstance(exc, FileNotFoundError):
@@ -120,7 +132,12 @@ def _inside(path: str, root: str) -> bool:
 
 def walk_path(item: str | os.PathLike[str], policy: WalkPolicy, tally: WalkTally | None = None) -> Iterator[WalkItem]:
     """A path the caller named: a folder is walked; a file is yielded whatever its extension (the caller
-    chose it), unless it cannot be read as a file at all."""
+    chose it), unless it cannot be read as a file at all. A string written as a URL is not a path: it is
+    named as given (``url_refusal``), not as the working directory joined to a mangled copy of it."""
+    refused = url_refusal(item) if isinstance(item, str) else None
+    if refused is not None:
+        yield refused
+        return
     path = os.path.abspath(item)  # documents carry absolute paths: they outlive the working directory
     if not valid_utf8(path):
         yield _not_utf8(path)

@@ -16,10 +16,11 @@ from typing import Any, Callable, Union
 import torch
 
 from ..errors import MissingDependencyError
+from ..hub import locate_model
 from ..multivector import LATE_INTERACTION_ARCHITECTURES, native_checkpoint
 from ..onnx.choice import BackendReport, Plan, log_choice, plan as backend_plan
 from ..onnx.selection import select
-from ..runtime import resolve_device
+from ..runtime import resolve_device, torchvision_install_line
 from ..types import Backend, Precision
 from .scorers.base import Scorer, score_head_name, store_linear_weights
 from .scorers.cross_encoder import CrossEncoderScorer
@@ -144,13 +145,15 @@ def load_scorer(spec: ModelSpec, options: LoadOptions) -> Scorer:
     if isinstance(spec, (str, Path)):
         from transformers import AutoConfig
 
-        name = native_checkpoint(str(spec))
+        # Settled before anything loads: a model neither local nor cached while the hub can't be reached
+        # fails here in about a second, with one line (hub.locate_model).
+        name = locate_model(native_checkpoint(str(spec)), "MultimodalReranker('/path/to/a/local/model')").load_from
         config = AutoConfig.from_pretrained(name, trust_remote_code=options.trust_remote_code)
         loader = scorer_loader(config)
         # VLM processors (Qwen-VL and the like) need torchvision; BLIP's image processor does not.
         needs_torchvision = loader is load_cross_encoder and hasattr(config, "vision_config")
         if needs_torchvision and importlib.util.find_spec("torchvision") is None:
-            raise MissingDependencyError("torchvision", "vlm")
+            raise MissingDependencyError("torchvision", install=torchvision_install_line())
         return loader(name, options)
     return wrap_model(spec, options)
 

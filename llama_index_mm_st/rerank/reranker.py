@@ -33,8 +33,9 @@ from ..errors import (
 from ..fetch import DEPRECATED_FIELDS, FETCH_KEYWORDS, FLAT_FIELDS, FetchOptions, FlatFetchFields, with_fetch_policy
 from ..inputs import Parts
 from ..multivector import node_multivector
+from ..text_limits import paired_limit
 from ..types import Backend, OnError, OnUnsupported, Precision
-from .routing import Route, content, find_route, load_images, load_media, node_side, query_side
+from .routing import Route, content, find_route, load_images, load_media, node_side, query_side, text_limit
 from .fusion import DEFAULT_RRF_K, keep_in_place, rank_by_score, reciprocal_rank_fusion
 from .scorers.base import MultivectorScorer, Scorer, abilities_of
 from .loading import LoadOptions, ModelSpec, load_scorer
@@ -327,13 +328,16 @@ class MultimodalReranker(FlatFetchFields, BaseNodePostprocessor):
             groups.setdefault((route.scorer, route.query.modality, route.position in stored), []).append(route)
         scores: dict[int, float] = {}
         for (scorer_index, _, from_store), group in groups.items():
-            query = content(group[0].query, images.get((group[0].position, 0)))
             scorer = self._scorers[scorer_index]
+            chars = text_limit(scorer)
+            query = content(group[0].query, images.get((group[0].position, 0)), text_chars=chars)
             if from_store:
                 values = cast(MultivectorScorer, scorer).score_multivectors(query, [stored[route.position] for route in group])
                 scores.update({route.position: value for route, value in zip(group, values, strict=True)})
                 continue
-            documents = [content(route.document, images.get((route.position, 1)), (media or {}).get(route.position))
+            query_text = group[0].query.text
+            documents = [content(route.document, images.get((route.position, 1)), (media or {}).get(route.position),
+                                 text_chars=paired_limit(route.document.text or "", query_text, chars))
                          for route in group]
             values = scorer.score(query, documents, self.batch_size)
             scores.update({route.position: value for route, value in zip(group, values, strict=True)})

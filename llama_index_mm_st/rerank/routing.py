@@ -21,6 +21,7 @@ from ..fetch import FetchOptions
 from ..images import DecodeOptions, map_isolated
 from ..inputs import ImageRef, Parts, read_node, read_query
 from ..media_refs import media_model_input
+from ..text_limits import bound_text, char_limit, declared_window
 from ..types import Modality
 from .scorers.base import LoadedParts, Scorer, abilities_of
 
@@ -128,8 +129,17 @@ def load_media(routes: Sequence[Route], scorers: Sequence[Scorer], fetch: FetchO
     return loaded, failures
 
 
-def content(side: Parts, image: Image.Image | None, media: dict | None = None) -> LoadedParts:
-    """A side with its decoded image (or media), ready for a scorer."""
+def content(side: Parts, image: Image.Image | None, media: dict | None = None, text_chars: int | None = None
+            ) -> LoadedParts:
+    """A side with its decoded image (or media), ready for a scorer; its text cut to ``text_chars``
+    characters (``text_limit``), so no tokenizer sees more of it than the scorer's window can use."""
     if side.media is not None:
         return LoadedParts(media=media, media_kind=side.media.kind)
-    return LoadedParts(text=side.text, image=image if side.image is not None else None)
+    text = side.text if side.text is None or text_chars is None else bound_text(side.text, text_chars)
+    return LoadedParts(text=text, image=image if side.image is not None else None)
+
+
+def text_limit(scorer: Scorer) -> int:
+    """The characters of a query or document text a scorer is given (``text_limits.char_limit`` of the
+    window its model or processor declares): a cross-encoder tokenises the query once per document."""
+    return char_limit(declared_window(getattr(scorer, "model", None), getattr(scorer, "processor", None)))

@@ -11,7 +11,7 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Optional, Union
 
-from ..errors import MissingDependencyError
+from ..errors import ItemError, MissingDependencyError
 from .errors import APIError, validation_error
 from .lifecycle import Components, Loader, ServerState
 from .metrics import Metrics
@@ -32,6 +32,8 @@ def create_app(components: Union[Components, Loader], settings: Optional[ServeSe
     except ImportError as exc:
         raise MissingDependencyError("fastapi and uvicorn", "serve") from exc
     from .. import __version__
+    from .documents import router as documents_router
+    from .nodes import router as nodes_router
     from .gate import Gate
     from .routes import router
 
@@ -52,6 +54,8 @@ def create_app(components: Union[Components, Loader], settings: Optional[ServeSe
                   description="Embeddings (OpenAI, Infinity and TEI shapes), rerank (Cohere/Jina, TEI) and search.")
     app.state.server = state
     app.include_router(router)
+    app.include_router(documents_router)
+    app.include_router(nodes_router)
     app.add_middleware(Gate, state=state)
 
     def answer(error: APIError) -> Response:
@@ -70,6 +74,12 @@ def create_app(components: Union[Components, Loader], settings: Optional[ServeSe
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> Response:
         return answer(APIError(error.status_code, str(error.detail), code="not_found" if error.status_code == 404 else None))
+
+    @app.exception_handler(ItemError)
+    async def item_error(_: Request, error: ItemError) -> Response:
+        # Routes name a bad item by its request field (``bad_item``); one that escaped them is still the
+        # caller's input, named by the library's label, and never a 500.
+        return answer(APIError(400, str(error), code="invalid_item"))
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, error: Exception) -> Response:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..media import MediaLimits
+from ..text_limits import bound_text, char_limit, declared_window
 from ..types import Modality, Role
 from .errors import APIError, bad_item
 from .items import MediaRules, Prepared, decode_for_model, prepare_media, text_cost
@@ -24,8 +25,9 @@ from .metrics import Metrics
 from .settings import ServeSettings
 
 SERVED_MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "video")
-WINDOW_SANITY = 1_000_000
-"""A declared text window above this is a tokenizer that declares none (``int(1e30)``)."""
+NODES = "nodes"
+"""The lane group of whole nodes (``inputs.NodeParts``, images decoded) that the documents API writes:
+``MultimodalEmbedding.embed_nodes`` sets each node's vectors by the store's rule, as ``mmst index`` does."""
 
 
 @dataclass(frozen=True)
@@ -79,40 +81,74 @@ class EmbedService:
         """Vectors for prepared items; the first bad item is a 400 naming ``param[i]`` (``param`` itself when
         not ``indexed``: a search's one query)."""
         jobs = [Job((modality, role), item.payload, item.cost) for item in items]
-        outcomes = await self.lane.run(jobs)
+        # Queries (a search's, or a client's with input_type "query") go ahead of queued documents: someone is
+        # waiting on each, while a bulk ingestion only waits a batch longer.
+        outcomes = await self.lane.run(jobs, urgent=role == "query")
         self.metrics.items.labels(modality).inc(len(items))
         failed = first_error(outcomes)
         if failed is not None:
             position, error = failed
             if isinstance(error, APIError):
                 raise error
-            raise bad_item(f"{param}[{position}]" if indexed else param, getattr(error, "reason", None) or str(error))
+            where = f"{param}[{position}]" if indexed else param
+            if isinstance(error, NonFiniteOutput):
+                raise non_finite(where, "embedding")
+            raise bad_item(where, getattr(error, "reason", None) or str(error))
         return Embedded([vector for vector, _ in outcomes], sum(tokens for _, tokens in outcomes))
 
     def _run_group(self, key: Any, payloads: List[Any]) -> List[Outcome]:
         modality, role = key
+        if modality == NODES:
+            kept, failures = self.embedding.embed_nodes(payloads, on_error="skip")
+            refused = {failure.position: failure.error for failure in failures}
+            return [refused.get(i, parts) for i, parts in enumerate(payloads)]
         result = self.embedding.embed(payloads, modality, role=role, on_error="skip")
         failed = {failure.position: failure.error for failure in result.failures}
-        tokens = self._token_counts(payloads) if modality == "text" else [0] * len(payloads)
+        for position, vector in enumerate(result.embeddings):
+            if vector is not None and position not in failed and not np.isfinite(vector).all():
+                failed[position] = NonFiniteOutput()
+        tokens = self._token_counts(payloads, failed) if modality == "text" else [0] * len(payloads)
         # A late-interaction query vector (``PooledVector``) is a list already and keeps its token vectors.
         return [failed[i] if i in failed else (vector if isinstance(vector, list) else list(vector), tokens[i])
                 for i, vector in enumerate(result.embeddings)]
 
-    def _token_counts(self, texts: List[str]) -> List[int]:
-        """Tokens per text by the model's own tokenizer (for ``usage``), at most the window; 0 without one."""
+    def _token_counts(self, texts: List[str], failed: Dict[int, BaseException]) -> List[int]:
+        """Tokens per text by the model's own tokenizer (for ``usage``), at most the window; 0 without one
+        and for a failed text. Counted on the text as the model was given it (cut to ``char_limit``)."""
         from transformers import PreTrainedTokenizerBase
 
         tokenizer = getattr(self.embedding.model, "tokenizer", None)
-        if not isinstance(tokenizer, PreTrainedTokenizerBase):  # a multimodal processor takes images first
+        counted = [i for i in range(len(texts)) if i not in failed]
+        if not isinstance(tokenizer, PreTrainedTokenizerBase) or not counted:  # a processor takes images first
             return [0] * len(texts)
         window = self.rules.text_window
-        encoded = tokenizer(texts, truncation=window is not None, max_length=window)["input_ids"]
-        return [len(ids) for ids in encoded]
+        limit = char_limit(window)
+        try:  # the model read these texts; a tokenizer that still refuses one costs the usage count, not the worker
+            encoded = tokenizer([bound_text(texts[i], limit) for i in counted], truncation=window is not None,
+                                max_length=window)["input_ids"]
+        except (TypeError, ValueError):
+            return [0] * len(texts)
+        counts = [0] * len(texts)
+        for i, ids in zip(counted, encoded):
+            counts[i] = len(ids)
+        return counts
+
+
+class NonFiniteOutput(ValueError):
+    """The model gave an item a NaN or infinite number: its fault, not the input's (named by ``non_finite``)."""
+
+
+def non_finite(param: str, what: str) -> APIError:
+    """A 500 naming the item whose output is not finite: JSON cannot carry it (and base64 would hide it)."""
+    return APIError(500, f"{param}: the model produced a {what} that is not finite (NaN or infinity) for this item; "
+                         "this is a fault of the model or its precision, not of the request", code="non_finite_output",
+                    param=param)
 
 
 def _text_window(embedding: Any) -> Optional[int]:
-    window = getattr(embedding.model, "max_seq_length", None)
-    return int(window) if isinstance(window, int) and 0 < window < WINDOW_SANITY else None
+    """The tokens of a text the embedding reads (``MultimodalEmbedding.text_window``), or what its model declares."""
+    window = getattr(embedding, "text_window", None)
+    return window if isinstance(window, int) else declared_window(getattr(embedding, "model", None))
 
 
 def shorten(vectors: List[List[float]], dimensions: Optional[int], normalized: bool, size: int) -> List[List[float]]:

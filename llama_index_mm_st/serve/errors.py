@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -46,7 +46,7 @@ class APIError(Exception):
         return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
 
     def content(self) -> bytes:
-        return json.dumps(self.body(), ensure_ascii=False).encode()
+        return json.dumps(self.body()).encode()  # ASCII escapes: a message never fails to encode
 
 
 class Overloaded(APIError):
@@ -68,7 +68,7 @@ def bad_item(param: str, reason: str) -> APIError:
     return APIError(400, f"{param}: {reason}", code="invalid_item", param=param)
 
 
-def validation_error(errors: list[dict[str, Any]]) -> APIError:
+def validation_error(errors: Sequence[Mapping[str, Any]]) -> APIError:
     """A 422 naming the first field that does not fit the schema (``input[2]``, ``documents``), or a 400 for
     a body that is not JSON at all."""
     # A union (a string or a list of strings) reports one error per member: the deepest names the item.

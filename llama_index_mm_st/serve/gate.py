@@ -29,12 +29,19 @@ OPEN_ROUTES = frozenset({"/health", "/v1/health", "/metrics"})
 KNOWN_ROUTES = frozenset({
     "/embeddings", "/v1/embeddings", "/embed", "/v1/embed", "/rerank", "/v1/rerank", "/search", "/v1/search",
     "/models", "/v1/models", "/docs", "/openapi.json", *OPEN_ROUTES,
+    "/documents", "/v1/documents", "/documents/delete", "/v1/documents/delete", "/index", "/v1/index",
+    "/nodes", "/v1/nodes", "/nodes/query", "/v1/nodes/query", "/nodes/get", "/v1/nodes/get",
+    "/nodes/delete", "/v1/nodes/delete",
 })
+ID_ROUTES = ("/documents/", "/v1/documents/")
+"""Routes with an id in the path: labelled by the route, never by the id."""
 
 
 def route_label(path: str) -> str:
     """The metrics and log name of a path: the route, or ``other`` (a caller's path is not a label)."""
-    return path if path in KNOWN_ROUTES else "other"
+    if path in KNOWN_ROUTES:
+        return path
+    return next((prefix + "{id}" for prefix in ID_ROUTES if path.startswith(prefix)), "other")
 
 
 def key_matches(header: Optional[bytes], expected: bytes) -> bool:

@@ -23,6 +23,7 @@ from ..fetch import FetchOptions, fetch_bytes, url_of
 from ..images import DecodeOptions, decode, open_checked
 from ..inline import decode_base64
 from ..media import MediaLimits
+from ..text_limits import UNKNOWN_WINDOW, bound_text, char_limit
 from .errors import bad_item
 from .settings import Limits
 
@@ -49,11 +50,12 @@ class MediaRules:
 
 
 def text_cost(text: str, rules: MediaRules) -> float:
-    """A text's share of the token budget: its UTF-8 bytes plus 2 bounds its tokens, capped at the window."""
-    tokens = len(text.encode("utf-8", "surrogatepass")) + 2
-    if rules.text_window is not None:
-        tokens = min(tokens, rules.text_window)
-    return tokens / rules.limits.max_batch_tokens
+    """A text's share of the token budget, counted on what the tokenizer is given (the text cut to
+    ``text_limits.char_limit`` of the window): its UTF-8 bytes plus 2 bound its tokens, and the model
+    reads at most its window of them."""
+    window = rules.text_window or UNKNOWN_WINDOW
+    tokens = len(bound_text(text, char_limit(window)).encode("utf-8", "surrogatepass")) + 2
+    return min(tokens, window) / rules.limits.max_batch_tokens
 
 
 def media_bytes(value: str, param: str, rules: MediaRules) -> bytes:
@@ -64,7 +66,10 @@ def media_bytes(value: str, param: str, rules: MediaRules) -> bytes:
         header, _, payload = value.partition(",")
         if not header.endswith(";base64"):
             raise bad_item(param, "only base64 data: URIs are accepted (data:<type>;base64,<data>)")
-        data = decode_base64(payload, param, ItemError)
+        try:
+            data = decode_base64(payload, param, ItemError)
+        except ItemError as exc:
+            raise bad_item(param, exc.reason) from None
         if not data:
             raise bad_item(param, "empty data (zero bytes)")
         return data

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, List, Optional, Sequence, Union
+from typing import Any, Callable, Hashable, List, Optional, Sequence
 
 from ..concurrency import DynamicBatcher
 from .errors import APIError, Overloaded, Unavailable
@@ -31,7 +31,8 @@ from .settings import Limits
 
 log = logging.getLogger("llama_index_mm_st.serve")
 
-Outcome = Union[Any, BaseException]
+Outcome = Any
+"""A job's result, or the ``BaseException`` it raised (``first_error`` finds the first)."""
 RunGroup = Callable[[Hashable, List[Any]], Sequence[Outcome]]
 """Runs one group of a batch (items sharing a key, e.g. (modality, role)): one result or exception each.
 An item's own bad input is returned as its exception (a ``ValueError``); anything it raises is fatal."""
@@ -98,11 +99,12 @@ class Lane:
         rate = self._items_per_s
         return count / rate if rate else 1.0
 
-    async def run(self, jobs: Sequence[Job]) -> List[Outcome]:
-        """Queue the jobs (all or none), wait for them; each gets its result or its exception."""
+    async def run(self, jobs: Sequence[Job], urgent: bool = False) -> List[Outcome]:
+        """Queue the jobs (all or none), wait for them; each gets its result or its exception. ``urgent``
+        jobs (a search's query and its reranking) go ahead of queued bulk work, under the same admission."""
         self._admit(len(jobs))
         try:
-            waiting = asyncio.gather(*(self._batcher.submit(job) for job in jobs), return_exceptions=True)
+            waiting = asyncio.gather(*(self._batcher.submit(job, urgent) for job in jobs), return_exceptions=True)
             timeout = self._limits.max_queue_wait_s + self._limits.batch_timeout_s
             return await asyncio.wait_for(waiting, timeout)
         except asyncio.TimeoutError:

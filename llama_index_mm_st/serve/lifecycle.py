@@ -35,12 +35,14 @@ STOPPING_RETRY_S = 1.0
 class Components:
     """What a server serves: an embedding, optionally a reranker and a store (``/v1/search`` needs one).
 
-    ``close_store``: the server closes the store when it stops (set when its loader opened it)."""
+    ``close_store``: the server closes the store when it stops (set when its loader opened it).
+    ``model_name``: the model id the index records (default: the embedding's ``model_name``)."""
 
     embedding: Any
     reranker: Any = None
     store: Any = None
     close_store: bool = False
+    model_name: Optional[str] = None
 
 
 Loader = Callable[[], Components]
@@ -53,6 +55,8 @@ class Services:
     rerank: Optional[RerankService]
     search: Optional[SearchService]
     components: Components
+    documents: Optional[Any] = None
+    """The ``writer.DocumentWriter`` of ``/v1/documents`` and ``/v1/nodes`` (None: no index served)."""
 
 
 class ServerState:
@@ -139,7 +143,7 @@ class ServerState:
         if services is not None:
             lanes = [services.embed.lane] + ([services.rerank.lane] if services.rerank else [])
             models = [{"model": lane.name, "alive": lane.alive, "queued": lane.queued} for lane in lanes]
-        status = self.phase
+        status: str = self.phase
         if status == "ready" and not all(model["alive"] for model in models):
             status = "unhealthy"
         body: dict[str, Any] = {"status": "ok" if status == "ready" else status, "models": models}
@@ -154,7 +158,13 @@ def build_services(components: Components, settings: ServeSettings, metrics: Met
     rerank = RerankService(components.reranker, settings, metrics, rules) if components.reranker is not None else None
     search = (SearchService(components.store, embed, rerank, settings, metrics)
               if components.store is not None else None)
-    return Services(embed, rerank, search, components)
+    documents = None
+    if components.store is not None:
+        from .writer import DocumentWriter
+
+        documents = DocumentWriter(components.store, embed, settings.files_path(components.store),
+                                   settings.index_root, components.model_name, writable=not settings.read_only)
+    return Services(embed, rerank, search, components, documents)
 
 
 def warm_up(components: Components) -> None:

@@ -10,6 +10,7 @@ as it does in-process. One rerank request is one job in the reranker's lane (its
 from __future__ import annotations
 
 import asyncio
+import math
 from io import BytesIO
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Union
@@ -19,6 +20,7 @@ from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextN
 from ..errors import ItemError
 from ..images import DecodeOptions, decode
 
+from .embed import non_finite
 from .errors import APIError, bad_item
 from .items import MediaRules, check_header, data_uri_payload, media_bytes
 from .lanes import Job, Lane, Outcome, first_error
@@ -70,6 +72,9 @@ class RerankService:
         ranked = await self.rerank_nodes(query, nodes)
         scored = [Scored(r.retrieval_rank, None if r.score is None else float(r.score), r.skipped_reason)
                   for r in ranked]
+        broken = next((entry for entry in scored if entry.score is not None and not math.isfinite(entry.score)), None)
+        if broken is not None:
+            raise non_finite(f"documents[{broken.index}]", "score")
         unscored = next((entry for entry in scored if entry.score is None), None)
         if unscored is not None and not keep_unscored:
             raise APIError(400, f"documents[{unscored.index}]: {unscored.reason or 'it could not be scored'} (add a "

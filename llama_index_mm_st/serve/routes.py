@@ -16,10 +16,10 @@ from typing import Any, Optional
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 
+from .body import parse_body, parse_object, validated
 from .embed import encode_vector, shorten
-from .errors import APIError, validation_error
+from .errors import APIError
 from .lifecycle import Services, ServerState
 from .schemas import EmbeddingsRequest, RerankRequest, SearchRequest, TEIEmbedRequest, TEIRerankRequest
 
@@ -27,9 +27,22 @@ router = APIRouter()
 
 
 def json_response(content: Any, status: int = 200) -> Response:
-    """JSON without FastAPI's encoder pass (slow on thousands of floats): the content is plain data."""
-    return Response(json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode(), status,
-                    media_type="application/json")
+    """JSON without FastAPI's encoder pass (slow on thousands of floats): the content is plain data.
+
+    NaN and infinity are refused (``allow_nan=False``): JSON has no such numbers, and a client's parser
+    would fail on the answer or read a wrong value. A route checks its model's numbers first and names
+    the item (``embed.check_finite``); reaching this refusal is a 500 all the same, never a bad body."""
+    try:
+        encoded = json.dumps(content, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise APIError(500, "the answer holds a number that is not finite (NaN or infinity), which JSON cannot carry; "
+                            "the model produced it", code="non_finite_output") from None
+    return Response(encoded.encode(), status, media_type="application/json")
+
+
+def body_schema(model: Any) -> dict[str, Any]:
+    """The OpenAPI description of a route whose body the route parses itself (``body.parse_body``)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
 def _services(request: Request) -> Services:
@@ -71,9 +84,10 @@ def _check_items(count: int, state: ServerState, what: str) -> None:
 # ---------------------------------------------------------------- embeddings
 
 
-@router.post("/embeddings")
-@router.post("/v1/embeddings")
-async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
+@router.post("/embeddings", openapi_extra=body_schema(EmbeddingsRequest))
+@router.post("/v1/embeddings", openapi_extra=body_schema(EmbeddingsRequest))
+async def embeddings(request: Request) -> Response:
+    body = parse_body(await request.body(), EmbeddingsRequest)
     services, state = _services(request), request.app.state.server
     model = _check_model(body.model, _served_embedding(services, state), "embedding")
     values = [body.input] if isinstance(body.input, str) else body.input
@@ -88,9 +102,10 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
     return json_response({"object": "list", "data": data, "model": model, "usage": usage})
 
 
-@router.post("/embed")
-@router.post("/v1/embed")
-async def tei_embed(body: TEIEmbedRequest, request: Request) -> Response:
+@router.post("/embed", openapi_extra=body_schema(TEIEmbedRequest))
+@router.post("/v1/embed", openapi_extra=body_schema(TEIEmbedRequest))
+async def tei_embed(request: Request) -> Response:
+    body = parse_body(await request.body(), TEIEmbedRequest)
     services, state = _services(request), request.app.state.server
     service = services.embed
     if not body.normalize and service.embedding.normalize:
@@ -107,15 +122,15 @@ async def tei_embed(body: TEIEmbedRequest, request: Request) -> Response:
 # ---------------------------------------------------------------- rerank
 
 
-@router.post("/rerank")
-@router.post("/v1/rerank")
+@router.post("/rerank", openapi_extra=body_schema(RerankRequest))
+@router.post("/v1/rerank", openapi_extra=body_schema(RerankRequest))
 async def rerank(request: Request) -> Response:
     """Cohere/Jina's body (``documents``), or TEI's (``texts``): told apart by their keys."""
+    payload = parse_object(await request.body())
     services, state = _services(request), request.app.state.server
-    payload = _json_object(await request.body())
     if "texts" in payload and "documents" not in payload:
-        return await _tei_rerank(_validated(TEIRerankRequest, payload), services, state)
-    body = _validated(RerankRequest, payload)
+        return await _tei_rerank(validated(TEIRerankRequest, payload), services, state)
+    body = validated(RerankRequest, payload)
     model = _check_model(body.model, _served_rerankers(services, state), "rerank")
     _check_items(len(body.documents), state, "documents")
     _check_top(body.top_n, state, "top_n")
@@ -152,9 +167,10 @@ async def _tei_rerank(body: TEIRerankRequest, services: Services, state: ServerS
 # ---------------------------------------------------------------- search, models
 
 
-@router.post("/search")
-@router.post("/v1/search")
-async def search(body: SearchRequest, request: Request) -> Response:
+@router.post("/search", openapi_extra=body_schema(SearchRequest))
+@router.post("/v1/search", openapi_extra=body_schema(SearchRequest))
+async def search(request: Request) -> Response:
+    body = parse_body(await request.body(), SearchRequest)
     services, state = _services(request), request.app.state.server
     if services.search is None:
         raise APIError(404, "this server serves no index (start it with --store DIR or --url URL)", code="no_index")
@@ -199,20 +215,3 @@ def _check_top(value: Optional[int], state: ServerState, name: str) -> None:
     limit = state.settings.limits.max_top_k
     if value is not None and value > limit:
         raise APIError(400, f"{name}={value} is over the limit of {limit}", code="invalid_request", param=name)
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(raw)
-    except ValueError as exc:
-        raise APIError(400, f"the body is not valid JSON ({exc})", code="invalid_json") from None
-    if not isinstance(payload, dict):
-        raise APIError(422, "the body must be a JSON object", code="validation_error")
-    return payload
-
-
-def _validated(model: Any, payload: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        raise validation_error(exc.errors()) from None

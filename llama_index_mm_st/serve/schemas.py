@@ -2,22 +2,29 @@
 
 Unknown fields are refused (422 naming them), as a misspelt keyword is everywhere in this package: a
 client that sends ``top_k`` where ``top_n`` is meant should hear about it, not get ten results.
+Numbers are checked here, where the field is named: no float may be NaN or infinite, ``rrf_k`` is at
+most ``MAX_RRF_K``, weights are at least 0. ``top_k``/``top_n`` are bounded by the server's
+``Limits.max_top_k`` (default 1000), checked by the route since it is a setting.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Literal, Optional, Union
+from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..defaults import DEFAULT_DOCUMENT_KEY
+from ..pipeline import MAX_RRF_K  # the search step's own bound, checked here where the field is named
 
 ServedModality = Literal["text", "image", "audio", "video"]
 InputType = Literal["query", "document"]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+Weight = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
 
 class EmbeddingsRequest(_Body):
@@ -53,7 +60,7 @@ class RerankRequest(_Body):
 
     query: RerankSide
     documents: List[RerankSide]
-    top_n: Optional[int] = Field(default=None, ge=1)
+    top_n: Optional[int] = Field(default=None, ge=1, description="at most the server's Limits.max_top_k (default 1000)")
     return_documents: bool = False
     model: Optional[str] = None
     unscored: Literal["error", "keep"] = "error"
@@ -78,7 +85,7 @@ class SearchRequest(_Body):
     image: Optional[str] = None
     audio: Optional[str] = None
     video: Optional[str] = None
-    top_k: int = Field(default=10, ge=1)
+    top_k: int = Field(default=10, ge=1, description="at most the server's Limits.max_top_k (default 1000)")
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     modality: Optional[ServedModality] = None
     filters: Optional[Dict[str, Any]] = None
@@ -88,8 +95,8 @@ class SearchRequest(_Body):
     max_per_document: Optional[int] = Field(default=None, ge=1)
     document_key: str = DEFAULT_DOCUMENT_KEY
     fusion: Optional[Literal["rrf", "dbsf"]] = None
-    rrf_k: Optional[int] = Field(default=None, ge=1)
-    rrf_weights: Optional[Dict[str, float]] = None
+    rrf_k: Optional[int] = Field(default=None, ge=1, le=MAX_RRF_K)
+    rrf_weights: Optional[Dict[str, Weight]] = None
     evidence: bool = False
     """Each result also carries where it matched (``"evidence"``: regions, spans, passages), as ``mmst
     search --evidence --json`` prints it."""

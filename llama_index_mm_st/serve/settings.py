@@ -8,7 +8,8 @@ bound after which a client is better served by a fast 429 (its SDK retries) than
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
 
 from ..fetch import FetchOptions
 
@@ -80,6 +81,20 @@ class ServeSettings:
     rerank_id: Optional[str] = None
     warm_up: bool = True
     """Run every model once before reporting ready, so the first client does not pay for lazy set-up."""
+    read_only: bool = False
+    """Serve the index without ``/v1/documents`` writes (searches and listing only)."""
+    index_root: Optional[Path] = None
+    """Documents given as server paths are read only under this folder; None: no server path is read."""
+    files_dir: Optional[Path] = None
+    """Where uploaded documents are kept (the index points at them). None: beside an embedded index
+    (``<store>/<collection>.files``); a server-backed index without it takes no uploads."""
+
+    def files_path(self, store: Any) -> Optional[Path]:
+        """The uploads folder for ``store``: ``files_dir``, else beside an embedded store's own folder."""
+        if self.files_dir is not None:
+            return Path(self.files_dir)
+        local = getattr(store, "local_path", None)
+        return Path(local + ".files") if local else None
 
     def __post_init__(self) -> None:
         if self.api_key is not None and not self.api_key.strip():

@@ -34,6 +34,8 @@ from llama_index_mm_st.multivector import node_multivector
 from llama_index_mm_st.store import recall as R
 from llama_index_mm_st.store.backends import Backend
 from llama_index_mm_st.store.bm25 import SparseTextEncoder
+from llama_index_mm_st.store.documents import StoredDocument, delete_filters, read_keys
+from llama_index_mm_st.store.documents import group as group_documents
 from llama_index_mm_st.store.fields import StoreFields
 from llama_index_mm_st.store.filters import all_of, to_qdrant_filter
 from llama_index_mm_st.store.indexes import PayloadIndexes
@@ -120,7 +122,8 @@ class Collection:
         ``ensure`` and ``import_points``."""
         self.backend.create(schema)
         self._hold(schema, {})
-        wanted = {key: "keyword" for key in KEYWORD_INDEXED_KEYS} | dict(self.settings.payload_indexes)
+        wanted: Dict[str, IndexKind] = {key: "keyword" for key in KEYWORD_INDEXED_KEYS}
+        wanted.update(self.settings.payload_indexes)
         self.indexes.ensure(wanted, self.settings.payload_hnsw)
         return schema
 
@@ -229,6 +232,15 @@ class Collection:
 
     def payload_values(self, keys: Sequence[str], filters: Optional[MetadataFilters]) -> List[Dict[str, Any]]:
         return [dict(h.payload) for h in self.backend.scroll(selection(None, filters), payload=list(keys))]
+
+    def documents(self, keys: Sequence[str], filters: Optional[MetadataFilters]) -> List[StoredDocument]:
+        """The documents with a point matching ``filters``, from a read of a few payload keys per point."""
+        return group_documents(self.payload_values(read_keys(keys), filters), keys)
+
+    def delete_documents(self, document_ids: Sequence[str]) -> None:
+        """Every point of these documents, one delete operation per batch of documents (each whole)."""
+        for chosen in delete_filters(document_ids):
+            self.delete(chosen)
 
     def sparse_vectors(self, node_ids: Sequence[str], vector: Optional[str]) -> List[tuple[List[int], List[float]]]:
         schema = self.schema

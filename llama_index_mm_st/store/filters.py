@@ -23,7 +23,7 @@ from qdrant_client import models
 
 from llama_index_mm_st.errors import UnsupportedFilterError
 
-Condition = Union[models.FieldCondition, models.IsEmptyCondition, models.Filter]
+Condition = Union[models.FieldCondition, models.IsEmptyCondition, models.HasIdCondition, models.Filter]
 
 
 def _number(value: Any) -> bool:

@@ -89,14 +89,17 @@ class LearnedSparseEncoder:
         return {"model": self.model, "model_kwargs": self.model_kwargs}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__init__(state["model"], state["model_kwargs"])  # type: ignore[misc]
+        LearnedSparseEncoder.__init__(self, state["model"], state["model_kwargs"])
 
 
 def sparse_layout(base: Optional[StoreSchema], given: Set[str], bm25: bool, sparse_model: Optional[str]) -> Dict[str, Any]:
     """The schema's sparse fields a store asks for: the store's ``bm25``/``sparse_model`` where ``given``
     names them (or there is no ``base``), else ``base``'s (a reopen that leaves them out keeps the collection's)."""
-    keep_bm25 = base is not None and "bm25" not in given
-    layout: Dict[str, Any] = {"sparse": base.sparse if keep_bm25 else (SPARSE_VECTOR_NAME if bm25 else None)}  # type: ignore[union-attr]
+    if base is not None and "bm25" not in given:
+        sparse = base.sparse
+    else:
+        sparse = SPARSE_VECTOR_NAME if bm25 else None
+    layout: Dict[str, Any] = {"sparse": sparse}
     if base is not None and ("sparse_model" not in given or sparse_model is None):  # None: the collection's
         layout.update(learned_sparse=base.learned_sparse, sparse_model=base.sparse_model)
     else:

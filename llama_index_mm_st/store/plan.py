@@ -144,7 +144,7 @@ def modality_condition(modality: Optional[Modality]) -> Optional[models.FieldCon
     """Restrict to points that carry a modality: "image" keeps captioned images ("text+image") too."""
     if modality is None:
         return None
-    allowed = [modality, "text+image"] if modality in ("text", "image") else [modality]
+    allowed: list[str] = [modality, "text+image"] if modality in ("text", "image") else [modality]
     return models.FieldCondition(key=MODALITY_KEY, match=models.MatchAny(any=allowed))
 
 

@@ -29,12 +29,14 @@ from llama_index_mm_st.store.backends import Backend
 from llama_index_mm_st.store.backends.choose import API_KEY_ENV, open_backend  # noqa: F401 - API_KEY_ENV kept importable here
 from llama_index_mm_st.store.bm25 import QdrantBm25
 from llama_index_mm_st.store.collection import Collection, QueryItem, selection
+from llama_index_mm_st.store.documents import StoredDocument
 from llama_index_mm_st.store.fields import StoreFields
 from llama_index_mm_st.store.payload import PointSpec
 from llama_index_mm_st.store.plan import QueryPlan
 from llama_index_mm_st.store.reopen import _DEFER_OPEN, ReopenArgs, reopened
 from llama_index_mm_st.store.schema import REF_DOC_ID_KEY, RESERVED_PAYLOAD_KEYS, IndexKind, StoreSchema
 from llama_index_mm_st.store.settings import check_weights, chosen_dense
+from llama_index_mm_st.text_vectors import reembed_text_embedded
 from llama_index_mm_st.types import Modality, SparseVector
 
 _CLUSTER_FIELDS = ("shard_number", "replication_factor", "write_consistency_factor")
@@ -156,7 +158,7 @@ class MultimodalQdrantStore(StoreFields):
         return self._collection.backend.raw
 
     @property
-    def schema(self) -> Optional[StoreSchema]:
+    def schema(self) -> Optional[StoreSchema]:  # type: ignore[override]  # over pydantic's deprecated schema()
         """The collection's schema, storage options included; None before the collection exists."""
         return self._collection.schema
 
@@ -182,8 +184,12 @@ class MultimodalQdrantStore(StoreFields):
         the store's size, metadata that a payload can hold) before the first point is written, so a
         bad node leaves the store exactly as it was and the error names it. The collection is made on
         the first add when it is missing.
+
+        A node with pixels (or media) whose ``embedding`` our embedding made from its words (LlamaIndex's
+        ``VectorStoreIndex`` embeds every node's text) is embedded properly first, by that embedding
+        (``text_vectors``), so an image is stored with its image vector.
         """
-        return self._add(list(nodes), None, add_kwargs)
+        return self._add(reembed_text_embedded(nodes), None, add_kwargs)
 
     def add_parts(self, parts: Sequence[NodeParts], **add_kwargs: Any) -> List[str]:
         """``add`` for nodes already read (``inputs.read_node`` of each node in its stored form,
@@ -251,6 +257,23 @@ class MultimodalQdrantStore(StoreFields):
         self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None
     ) -> List[BaseNode]:
         return await asyncio.to_thread(self.get_nodes, node_ids, filters)
+
+    def documents(self, keys: Sequence[str] = (), filters: Optional[MetadataFilters] = None) -> List[StoredDocument]:
+        """Every document (points grouped by ``ref_doc_id``) with a point matching ``filters`` (all when None),
+        sorted by id: its point count by modality tag and the payload ``keys`` asked for. Reads only those
+        payload keys: no node is rebuilt, no vector read."""
+        return self._collection.documents(keys, filters)
+
+    async def adocuments(self, keys: Sequence[str] = (), filters: Optional[MetadataFilters] = None) -> List[StoredDocument]:
+        return await asyncio.to_thread(self.documents, keys, filters)
+
+    def delete_documents(self, document_ids: Sequence[str]) -> None:
+        """Delete every point of these documents (``ref_doc_id``s). Each document goes whole or not at all:
+        its points are deleted by one engine operation, which a kill either applied or did not."""
+        self._collection.delete_documents(document_ids)
+
+    async def adelete_documents(self, document_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.delete_documents, document_ids)
 
     def payload_values(self, keys: Sequence[str], filters: Optional[MetadataFilters] = None) -> List[Dict[str, Any]]:
         """The named payload keys of every point matching ``filters``, nothing else: no node is rebuilt

@@ -43,12 +43,13 @@ def data_uri(path: Path) -> str:
 
 
 @contextmanager
-def running_server(app: Any, wait_ready: bool = True, timeout: float = 30.0) -> Iterator[str]:
-    """Serve ``app`` (from ``create_app``) on a free port in a thread; yields its base URL."""
+def running_server(app: Any, wait_ready: bool = True, timeout: float = 30.0, **options: Any) -> Iterator[str]:
+    """Serve ``app`` (from ``create_app``) on a free port in a thread; yields its base URL. ``options``:
+    ``make_server``'s (``headers_timeout_s``)."""
     from llama_index_mm_st.serve import make_server
 
     port = free_port()
-    server = make_server(app, "127.0.0.1", port, log_level="warning")
+    server = make_server(app, "127.0.0.1", port, log_level="warning", **options)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

@@ -25,8 +25,8 @@ from llama_index_mm_st.store.schema import (
 )
 
 # qdrant-client names index types and parameter classes after our kinds: KEYWORD, KeywordIndexParams...
-_INDEX_TYPES: dict[str, models.PayloadSchemaType] = {kind: models.PayloadSchemaType(kind) for kind in INDEX_KINDS}
-_INDEX_KINDS = {v.value: k for k, v in _INDEX_TYPES.items()}
+_INDEX_TYPES: dict[IndexKind, models.PayloadSchemaType] = {kind: models.PayloadSchemaType(kind) for kind in INDEX_KINDS}
+_INDEX_KINDS: dict[str, IndexKind] = {v.value: k for k, v in _INDEX_TYPES.items()}
 _INDEX_PARAMS: dict[str, Any] = {kind: getattr(models, f"{kind.capitalize()}IndexParams") for kind in INDEX_KINDS}
 _META_LANGUAGE = "mmst_bm25_language"
 _META_SPARSE_MODEL = "mmst_sparse_model"
@@ -47,7 +47,7 @@ _QUANTIZATION: dict[str, Any] = {
         )
     ),
 }
-_QUANTIZATION_NAMES = {models.ScalarQuantization: "int8", models.BinaryQuantization: "binary"}
+_QUANTIZATION_NAMES: dict[type, str] = {models.ScalarQuantization: "int8", models.BinaryQuantization: "binary"}
 
 
 def _vector_params(schema: StoreSchema) -> models.VectorParams:
@@ -120,11 +120,9 @@ class ClientBackend(BackendCore):
         self._client = client
         self._owns_client = owns_client
         self._name = collection_name
-        self._create_args = {
-            "shard_number": shard_number,
-            "replication_factor": replication_factor,
-            "write_consistency_factor": write_consistency_factor,
-        }
+        self._shard_number = shard_number
+        self._replication_factor = replication_factor
+        self._write_consistency_factor = write_consistency_factor
         self._exists = False
         # qdrant-client's local mode (":memory:" or path=) has no graph and no quantization to tune.
         self.searches_exactly = type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
@@ -193,7 +191,9 @@ class ClientBackend(BackendCore):
                 {schema.multivector: _multivector_params(schema)} if schema.multivector else {}),
             sparse_vectors_config=sparse,
             metadata=_schema_metadata(schema),
-            **self._create_args,
+            shard_number=self._shard_number,
+            replication_factor=self._replication_factor,
+            write_consistency_factor=self._write_consistency_factor,
         )
         self._exists = True
 
@@ -309,8 +309,10 @@ class ClientBackend(BackendCore):
     def _run(self, request: models.QueryRequest) -> list[Any]:
         return self._client.query_points(
             self._name, query=request.query, using=request.using, prefetch=request.prefetch,
-            query_filter=request.filter, search_params=request.params, limit=request.limit,
-            with_payload=request.with_payload, with_vectors=request.with_vector or False,
+            query_filter=request.filter, search_params=request.params,
+            limit=request.limit if request.limit is not None else 10,  # ours always set both
+            with_payload=request.with_payload if request.with_payload is not None else True,
+            with_vectors=request.with_vector or False,
         ).points
 
     def _run_batch(self, requests: list[Any]) -> list[list[Any]]:

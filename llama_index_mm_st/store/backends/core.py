@@ -189,6 +189,10 @@ class BackendCore(ABC):
         """Run several requests in one engine call; one record list per request, in order."""
 
     @abstractmethod
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
+        """The points with these ids (missing ones are left out), with their vectors when asked."""
+
+    @abstractmethod
     def _page(self, engine_filter: Any, offset: Any, limit: int, with_vectors: bool,
               payload: PayloadSelection = True) -> tuple[list[Any], Any]:
         """One page of points and the offset of the next (None after the last); ``payload`` is True

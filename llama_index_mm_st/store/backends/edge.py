@@ -17,7 +17,7 @@ from qdrant_client import models
 
 from llama_index_mm_st.store.backends.core import BackendCore, Hit, PayloadSelection, hit, payload_keys, vector_names
 from llama_index_mm_st.store.backends.disk import batch_bytes
-from llama_index_mm_st.store.backends.edge_filters import to_edge_filter
+from llama_index_mm_st.store.backends.edge_filters import edge_filter, to_edge_filter
 from llama_index_mm_st.store.backends.edge_layout import SHARD_DIR, open_folder
 from llama_index_mm_st.store.payload import PointSpec
 from llama_index_mm_st.store.plan import Branch, LateStage, QueryPlan, SearchSettings
@@ -42,8 +42,6 @@ _QUANTIZATION: dict[str, Callable[[], Any]] = {
     ),
 }
 _DATATYPES: dict[str, Any] = {"float32": None, "float16": q.VectorStorageDatatype.Float16}
-# A multivector is only ever rescored (never searched by a graph), so it gets no HNSW links: m=0.
-_NO_GRAPH = dict(m=0, ef_construct=100, full_scan_threshold=10_000)
 
 
 def _multivector_params(schema: StoreSchema) -> Any:
@@ -55,7 +53,8 @@ def _multivector_params(schema: StoreSchema) -> Any:
         multivector_config=q.MultiVectorConfig(q.MultiVectorComparator.MaxSim),
         datatype=_DATATYPES[schema.multivector_datatype],
         quantization_config=_QUANTIZATION[kind]() if kind else None,
-        hnsw_config=q.HnswIndexConfig(**_NO_GRAPH),
+        # Only ever rescored (never searched by a graph), so no HNSW links: m=0.
+        hnsw_config=q.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
         memory=q.Memory.Cold if schema.on_disk else None,  # the originals on disk: only rescoring reads them
     )
 
@@ -94,7 +93,7 @@ class EdgeBackend(BackendCore):
         self._batch_bytes = 0  # the disk estimate of one point of the upsert under way (see upsert)
 
     @property
-    def _shard(self) -> Optional[Any]:
+    def _shard(self) -> Optional[q.EdgeShard]:
         """The open engine, shared by the folder's store objects; None before the collection exists
         and once this object is closed."""
         return None if self._closed else self._folder.engine
@@ -162,7 +161,7 @@ class EdgeBackend(BackendCore):
         self._require()
         self._folder.write_metadata(metadata)
 
-    def _require(self) -> Any:
+    def _require(self) -> q.EdgeShard:
         if self._shard is None:
             raise RuntimeError(f"{self.where} has no collection yet")
         return self._shard
@@ -269,7 +268,7 @@ class EdgeBackend(BackendCore):
         request = q.ScrollRequest(offset=offset, limit=limit, filter=engine_filter,
                                   with_payload=payload if isinstance(payload, bool) else list(payload),
                                   with_vector=with_vectors)
-        return self._shard.scroll(request)
+        return self._require().scroll(request)
 
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
         if self._shard is None or not ids:
@@ -284,7 +283,7 @@ class EdgeBackend(BackendCore):
     def delete(self, flt: models.Filter) -> None:
         if self._shard is not None:
             self._folder.disk.ensure()
-            self._shard.update(q.UpdateOperation.delete_points_by_filter(to_edge_filter(flt)))
+            self._shard.update(q.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
 
     def clear(self) -> None:
         if self._shard is not None:
@@ -320,7 +319,7 @@ class EdgeBackend(BackendCore):
         self._closed = True
         folder = self._folder
 
-        def checkpoint(engine: Any) -> None:
+        def checkpoint(engine: q.EdgeShard) -> None:
             schema = folder.schema
             if not (schema is not None and schema.wal and not folder.disk.has_room()):
                 engine.flush()

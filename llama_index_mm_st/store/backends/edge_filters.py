@@ -69,8 +69,8 @@ _CONDITIONS: dict[type, Callable[[Any], Any]] = {
     models.IsNullCondition: lambda c: q.IsNullCondition(c.is_null.key),
     models.HasIdCondition: lambda c: q.HasIdCondition({str(i) for i in c.has_id}),
     models.HasVectorCondition: lambda c: q.HasVectorCondition(c.has_vector),
-    models.NestedCondition: lambda c: q.NestedCondition(c.nested.key, to_edge_filter(c.nested.filter)),
-    models.Filter: lambda c: to_edge_filter(c),
+    models.NestedCondition: lambda c: q.NestedCondition(c.nested.key, edge_filter(c.nested.filter)),
+    models.Filter: lambda c: edge_filter(c),
 }
 
 
@@ -84,10 +84,13 @@ def _conditions(part: Any) -> Optional[list[Any]]:
         raise ValueError(f"the Edge backend cannot translate filter condition {err.args[0]}") from None
 
 
-def to_edge_filter(flt: Optional[models.Filter]) -> Optional[Any]:
-    """Translate a ``qdrant_client`` filter, one table entry per condition and match type."""
-    if flt is None:
-        return None
+def to_edge_filter(flt: Optional[models.Filter]) -> Optional[q.Filter]:
+    """Translate a ``qdrant_client`` filter, one table entry per condition and match type; None stays None."""
+    return None if flt is None else edge_filter(flt)
+
+
+def edge_filter(flt: models.Filter) -> q.Filter:
+    """``to_edge_filter`` of a filter that is there."""
     min_should = None
     if flt.min_should is not None:
         min_should = q.MinShould(_conditions(flt.min_should.conditions) or [], flt.min_should.min_count)

@@ -35,6 +35,7 @@ import qdrant_edge as q
 from llama_index_mm_st import locks
 from llama_index_mm_st.errors import UnfinishedStoreError
 from llama_index_mm_st.store.backends.disk import DiskGuard
+from llama_index_mm_st.store.backends.records import read_record
 from llama_index_mm_st.store.schema import KEYWORD_INDEXED_KEYS, StoreSchema
 
 SCHEMA_FILE = "mmst_schema.json"
@@ -126,7 +127,7 @@ class EdgeFolder:
         self.key = os.path.realpath(self.dir)
         self.users = 0
         """Store objects (their backends) holding the folder; the last to ``leave`` lets it go."""
-        self.engine: Optional[Any] = None
+        self.engine: Optional[q.EdgeShard] = None
         self.schema: Optional[StoreSchema] = None
         self.disk = DiskGuard(str(path) if path is not None else str(self.dir), self.dir)
         self._held_dense: Optional[frozenset[str]] = None
@@ -177,7 +178,7 @@ class EdgeFolder:
         record = self.dir / SCHEMA_FILE
         if self.unfinished is not None or not record.exists():
             return None
-        return StoreSchema.from_dict(json.loads(record.read_text()))
+        return read_record(record, "schema", StoreSchema.from_dict)
 
     def record_schema(self, schema: StoreSchema) -> None:
         _write_atomically(self.dir / SCHEMA_FILE, json.dumps(schema.to_dict(), indent=1))
@@ -185,7 +186,7 @@ class EdgeFolder:
 
     def read_metadata(self) -> dict[str, Any]:
         record = self.dir / METADATA_FILE
-        return json.loads(record.read_text()) if record.exists() else {}
+        return read_record(record, "metadata") if record.exists() else {}
 
     def write_metadata(self, metadata: Mapping[str, Any]) -> None:
         self.disk.ensure()
@@ -238,7 +239,7 @@ class EdgeFolder:
 
     # ---------------------------------------------------------------- letting go
 
-    def leave(self, checkpoint: Callable[[Any], None]) -> None:
+    def leave(self, checkpoint: Callable[[q.EdgeShard], None]) -> None:
         """One store object is done with the folder: ``checkpoint`` the engine (a flush), and when it
         was the last, close the engine and let go of the lock; the last two whatever the flush does."""
         with _OPEN_GUARD:
