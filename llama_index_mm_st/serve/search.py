@@ -56,7 +56,8 @@ class LaneCalls:
         """One of a search's evidence calls (crops, windows, sentences of its hits) in the embedding lane."""
         from .evidence import evidence_jobs, evidence_rows
 
-        return evidence_rows(await self.embed.lane.run(evidence_jobs(call, self.embed.rules)))
+        # urgent as the query's own vector is: a person waits for this search (bulk embedding can wait)
+        return evidence_rows(await self.embed.lane.run(evidence_jobs(call, self.embed.rules), urgent=True))
 
     async def rerank(self, nodes: List[NodeWithScore], query_bundle: QueryBundle) -> List[NodeWithScore]:
         if self.rerank_service is None:  # the search step asks only when a reranker was given
