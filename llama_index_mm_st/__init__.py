@@ -2,7 +2,8 @@
 
 Public API: the four components, their remote clients (a model server's), the pipeline helper and its evaluation on a qrels
 file, their result and config types, the
-late-interaction carrier (a node's multivector, a query vector that carries one), and the errors. Components are imported on first use, so ``from llama_index_mm_st import
+late-interaction carrier (a node's multivector, a query vector that carries one), evidence (where a
+hit matched: ``Region``, ``Span``, ``Passage``, the ``EvidenceLocator`` postprocessor), and the errors. Components are imported on first use, so ``from llama_index_mm_st import
 MultimodalQdrantStore`` does not load torch.
 """
 
@@ -36,6 +37,7 @@ from .types import Backend, Modality
 
 if TYPE_CHECKING:
     from .embedding import MultimodalEmbedding
+    from .evidence import EvidenceLocator, Passage, Region, Span, find_evidence, node_evidence
     from .evaluation import evaluate, load_qrels
     from .multivector import PooledVector, attach_multivector, node_multivector
     from .pipeline import MultimodalRetriever, build_pipeline
@@ -67,6 +69,12 @@ _LAZY = {
     "PooledVector": ".multivector",
     "attach_multivector": ".multivector",
     "node_multivector": ".multivector",
+    "EvidenceLocator": ".evidence",
+    "Passage": ".evidence",
+    "Region": ".evidence",
+    "Span": ".evidence",
+    "find_evidence": ".evidence",
+    "node_evidence": ".evidence",
 }
 
 __all__ = sorted(

@@ -12,6 +12,8 @@ from typing import Any, Literal, Optional, Sequence
 
 from llama_index.core.schema import NodeWithScore
 
+from .evidence.kinds import Evidence, evidence_from_dict
+from .evidence.nodes import EVIDENCE_KEY
 from .inputs import read_node
 from .media_refs import FRAME_TIME_KEY
 
@@ -88,7 +90,9 @@ def explain(kind: str, mode: str, late: bool = False, sparse: Sequence[str] = ("
 @dataclass(frozen=True)
 class SearchHit:
     """One result. ``id`` is the node id; ``source`` the file (or URL) it came from, with ``page`` for
-    a PDF page and ``time_s`` for a video frame; ``modality`` is the node's (``inputs.read_node``)."""
+    a PDF page and ``time_s`` for a video frame; ``modality`` is the node's (``inputs.read_node``).
+    ``evidence``: where it matched (``evidence.Region``/``Span``/``Passage``, best first per kind), when
+    the search was asked for it (``SearchRequest(evidence=True)``), else None."""
 
     rank: int
     id: str
@@ -100,11 +104,17 @@ class SearchHit:
     page: Optional[int] = None
     time_s: Optional[float] = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    evidence: Optional[list[Evidence]] = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; ``node_id`` repeats ``id`` for readers of the older ``mmst search --json`` rows."""
+        """JSON-ready; ``node_id`` repeats ``id`` for readers of the older ``mmst search --json`` rows;
+        ``evidence`` is there only when it was asked for."""
         data = asdict(self)
         data["node_id"] = self.id
+        if self.evidence is None:
+            del data["evidence"]
+        else:
+            data["evidence"] = [piece.to_dict() for piece in self.evidence]
         return data
 
 
@@ -114,6 +124,7 @@ def search_hits(results: Sequence[NodeWithScore], kind: ScoreKind) -> list[Searc
     for rank, item in enumerate(results, start=1):
         node = item.node
         metadata = dict(node.metadata or {})
+        rows = metadata.pop(EVIDENCE_KEY, None)
         source = (metadata.get("file_path") or getattr(node, "image_path", None) or getattr(node, "image_url", None)
                   or metadata.get("audio_path") or metadata.get("video_path"))
         time = metadata.get(FRAME_TIME_KEY)
@@ -124,6 +135,6 @@ def search_hits(results: Sequence[NodeWithScore], kind: ScoreKind) -> list[Searc
             source=None if source is None else str(source),
             page=page if isinstance(page, int) and not isinstance(page, bool) else None,
             time_s=float(time) if isinstance(time, (int, float)) and not isinstance(time, bool) else None,
-            metadata=metadata,
+            metadata=metadata, evidence=None if rows is None else [evidence_from_dict(row) for row in rows],
         ))
     return hits

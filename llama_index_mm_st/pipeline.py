@@ -207,7 +207,8 @@ class MultimodalRetriever(BaseRetriever):
         The example drives the dense search, the text BM25 and the rerankers."""
         return self.retrieve(query_bundle(text, image=image, audio=audio, video=video))
 
-    def as_query_engine(self, llm: Any = None, *, multimodal: bool = False, **kwargs: Any) -> Any:
+    def as_query_engine(self, llm: Any = None, *, multimodal: bool = False, evidence: Optional[bool] = None,
+                        context_px: Optional[int] = 256, media: bool = False, **kwargs: Any) -> Any:
         """A LlamaIndex ``RetrieverQueryEngine`` over this retriever, answering with ``llm``. When the retriever
         finds nothing (``min_relevance`` cut every hit), it answers ``abstain.NO_EVIDENCE`` without calling
         the LLM (``abstain.AbstainingQueryEngine``).
@@ -215,16 +216,29 @@ class MultimodalRetriever(BaseRetriever):
         ``multimodal=True`` (a chat LLM that reads images) sends each retrieved image to the LLM as an
         image block, followed by its words when it has any (a caption, a PDF page's text); text nodes go
         as text. Images are loaded by this package's rules (paths, PDF page renders, and URLs only when
-        the embedding allows them: ``allow_urls``, within its limits), not fetched by LlamaIndex. Other ``kwargs`` go to ``RetrieverQueryEngine.from_args``.
+        the embedding allows them: ``allow_urls``, within its limits), not fetched by LlamaIndex.
+
+        ``evidence`` (default: on with ``multimodal``) finds where each result matched
+        (``evidence.EvidenceLocator``, after any other postprocessor): an image or page then goes as the
+        crops of its regions plus the whole downscaled to ``context_px`` on its longer side (None: no
+        context image), instead of whole; audio and video spans go as audio and video blocks with
+        ``media=True`` (an LLM that reads them), else named in words. The source nodes carry the evidence
+        (``evidence.node_evidence``). Other ``kwargs`` go to ``RetrieverQueryEngine.from_args``.
         """
         from .abstain import AbstainingQueryEngine
 
+        postprocessors = list(kwargs.pop("node_postprocessors", None) or [])
+        if evidence or (evidence is None and multimodal):
+            from .evidence import EvidenceLocator
+
+            postprocessors.append(EvidenceLocator(self.embedding, self.store))
         if multimodal:
             from .answer import ImageAnswerBlocks
 
-            postprocessors = list(kwargs.pop("node_postprocessors", None) or [])
-            kwargs["node_postprocessors"] = [*postprocessors, ImageAnswerBlocks(self.embedding.fetch_options)]
+            postprocessors.append(ImageAnswerBlocks(self.embedding.fetch_options, context_px, media))
             kwargs["multimodal"] = True
+        if postprocessors:
+            kwargs["node_postprocessors"] = postprocessors
         return AbstainingQueryEngine.from_args(self, llm=llm, **kwargs)
 
 

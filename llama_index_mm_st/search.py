@@ -72,6 +72,9 @@ class SearchRequest:
     min_relevance: Optional[float] = None
     """Keep only hits at or above this relevance (after reranking too); with none left, the result says
     so (``SearchResult.abstained``) and names the best hit it dropped. Needs relevance scores."""
+    evidence: bool = False
+    """Find where each returned hit matched (``SearchHit.evidence``: regions, spans, passages), for the
+    ``top_k`` hits only, after reranking."""
 
     @property
     def example(self) -> tuple[Optional[Modality], Any]:
@@ -145,7 +148,12 @@ def search(store: BasePydanticVectorStore, embedding: Any, reranker: Optional[Ba
     if request.mode != "sparse":
         with _ExampleErrors(request):
             bundle.embedding = retriever.embed_query(read_query(bundle))
-    return _result(store, request, retriever, retriever.retrieve(bundle))
+    result = _result(store, request, retriever, retriever.retrieve(bundle))
+    if request.evidence:
+        from .evidence.attach import attach_evidence
+
+        result = _with_nodes(result, attach_evidence(result.nodes, embedding, bundle, store))
+    return result
 
 
 async def asearch(store: BasePydanticVectorStore, embedding: Any, reranker: Optional[BaseNodePostprocessor] = None,
@@ -158,7 +166,18 @@ async def asearch(store: BasePydanticVectorStore, embedding: Any, reranker: Opti
         query = read_query(bundle)
         with _ExampleErrors(request):
             bundle.embedding = await (calls.embed_query(query) if calls is not None else retriever.aembed_query(query))
-    return _result(store, request, retriever, await retriever.aretrieve_with(bundle, calls))
+    result = _result(store, request, retriever, await retriever.aretrieve_with(bundle, calls))
+    if request.evidence:
+        from .evidence.attach import aattach_evidence
+
+        run = getattr(calls, "embed_evidence", None)  # the server's embedding lane, when it runs the calls
+        result = _with_nodes(result, await aattach_evidence(result.nodes, embedding, bundle, store, run=run))
+    return result
+
+
+def _with_nodes(result: SearchResult, nodes: List[NodeWithScore]) -> SearchResult:
+    """The result rebuilt from ``nodes`` (the same hits, now carrying their evidence)."""
+    return replace(result, hits=search_hits(nodes, result.score_kind), nodes=nodes)
 
 
 def candidates(request: SearchRequest, reranked: bool) -> int:

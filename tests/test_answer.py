@@ -70,6 +70,7 @@ def _pixels(block: ImageBlock) -> Image.Image:
     return Image.open(block.resolve_image()).convert("RGB")
 
 
+# evidence=False: whole images (with evidence, the default, regions go as crops: tests/evidence/test_answer_crops.py)
 def test_images_reach_a_chat_llm_as_image_blocks_with_their_words(tiny_clip_dir, image_files, image_server, tmp_path,
                                                                   monkeypatch):
     monkeypatch.setenv("MMST_CACHE_DIR", str(tmp_path / "cache"))
@@ -88,7 +89,7 @@ def test_images_reach_a_chat_llm_as_image_blocks_with_their_words(tiny_clip_dir,
     store = MultimodalQdrantStore("answers")
     store.add(embedding(list(nodes.values())))
     llm = RecordingChatLLM()
-    engine = build_pipeline(store, embedding, top_k=len(nodes)).as_query_engine(llm=llm, multimodal=True)
+    engine = build_pipeline(store, embedding, top_k=len(nodes)).as_query_engine(llm=llm, multimodal=True, evidence=False)
     response = engine.query("what grew?")
     store.close()
 

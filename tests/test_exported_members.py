@@ -46,6 +46,12 @@ EXPECTED = {
     "RemoteMultimodalStore",
     "RemoteReranker",
     "RemoteServerError",
+    "EvidenceLocator",
+    "Passage",
+    "Region",
+    "Span",
+    "find_evidence",
+    "node_evidence",
 }
 
 

@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid", help=MODE_HELP)
     search.add_argument("--model", default=None, help="model id (must match the one the index was built with)")
     search.add_argument("--json", action="store_true", help="print JSON (each row has its score_kind)")
+    search.add_argument("--evidence", action="store_true",
+                        help="show where each result matched: regions of images and pages, moments of audio and "
+                             "video, passages of text (JSON rows carry \"evidence\")")
+    search.add_argument("--crops", default=None, metavar="DIR",
+                        help="with --evidence (implied): write each region as an image and each moment as a clip "
+                             "into DIR, and name them")
     add_backend_flags(search)
     from .retrieval_flags import add_retrieval_flags
 

@@ -71,8 +71,10 @@ def search_request(args: argparse.Namespace, quality: dict[str, Any]) -> "Search
     from ..search import SearchRequest
 
     flag, example = example_flag(args)
+    evidence = bool(getattr(args, "evidence", False) or getattr(args, "crops", None))
     request = SearchRequest(text=args.text, **({flag: example} if example is not None else {}), top_k=args.top_k,
-                            mode=args.mode, modality=args.modality, filters=getattr(args, "filters", None), **quality)
+                            mode=args.mode, modality=args.modality, filters=getattr(args, "filters", None),
+                            evidence=evidence, **quality)
     try:
         request.check()
     except InvalidQueryError as exc:
@@ -120,6 +122,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     late = schema is not None and schema.late_interaction
     sparse = schema.sparse_vectors if schema is not None else ("bm25",)
     rows = result.to_dicts()
+    if getattr(args, "crops", None):
+        from ..evidence.clips import write_clips
+
+        for row, item, hit in zip(rows, result.nodes, result.hits):
+            row["crops"] = [None if path is None else str(path)
+                            for path in write_clips(item.node, hit.evidence or [], args.crops, f"{hit.rank:02d}",
+                                                    embedding.fetch_options)]
     if result.abstained:  # one line for people; JSON readers get an empty list, and the line on stderr
         print(to_json(rows) if args.json else result.abstention)
         if args.json:

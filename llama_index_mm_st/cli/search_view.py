@@ -10,6 +10,7 @@ import json
 import shutil
 from typing import Any, Sequence
 
+from ..evidence.kinds import describe, evidence_from_dict
 from ..hits import explain
 
 COLUMN_TITLES: dict[str, str] = {"rrf": "RRF", "dbsf": "DBSF", "bm25": "BM25", "learned_sparse": "sparse",
@@ -20,6 +21,19 @@ def _clock(seconds: float) -> str:
     """A timestamp as people read it: 75.5 -> "1:15.5"."""
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)}:{rest:04.1f}"
+
+
+def evidence_lines(row: dict[str, Any], room: int) -> list[str]:
+    """The evidence of one row, one line each (the file written for it, with --crops)."""
+    pieces = row.get("evidence") or []
+    if not pieces:
+        return ["evidence: none found"]
+    files = row.get("crops") or [None] * len(pieces)
+    lines = []
+    for piece, path in zip(pieces, files):
+        line = f"evidence: {describe(evidence_from_dict(piece), str(row.get('text') or ''))}" + (f" -> {path}" if path else "")
+        lines.append(line if len(line) <= max(20, room) or path else line[: max(20, room) - 3] + "...")
+    return lines
 
 
 def to_json(rows: Sequence[dict[str, Any]]) -> str:
@@ -45,5 +59,7 @@ def to_table(rows: Sequence[dict[str, Any]], kind: str, mode: str, late: bool = 
         if snippet:
             room = max(20, width - 31)
             lines.append(f"{'':>29}{snippet[:room] + ('...' if len(snippet) > room else '')}")
+        if row.get("evidence") is not None:
+            lines.extend(f"{'':>29}{line}" for line in evidence_lines(row, width - 29))
     lines.append(explain(kind, mode, late, sparse))
     return "\n".join(lines)

@@ -98,3 +98,6 @@ class SearchRequest(_Body):
     rrf_k: Optional[int] = Field(default=None, ge=1, le=MAX_RRF_K)
     rrf_weights: Optional[Dict[str, Weight]] = None
     min_relevance: Optional[float] = Field(default=None, ge=0.0, le=1.0)
+    evidence: bool = False
+    """Each result also carries where it matched (``"evidence"``: regions, spans, passages), as ``mmst
+    search --evidence --json`` prints it."""

@@ -52,6 +52,13 @@ class LaneCalls:
             embedded = await self.embed.embed([self.example], self.kind, "query", self.kind, indexed=False)
         return embedded.vectors[0]
 
+    async def embed_evidence(self, call: Any) -> Any:
+        """One of a search's evidence calls (crops, windows, sentences of its hits) in the embedding lane."""
+        from .evidence import evidence_jobs, evidence_rows
+
+        # urgent as the query's own vector is: a person waits for this search (bulk embedding can wait)
+        return evidence_rows(await self.embed.lane.run(evidence_jobs(call, self.embed.rules), urgent=True))
+
     async def rerank(self, nodes: List[NodeWithScore], query_bundle: QueryBundle) -> List[NodeWithScore]:
         if self.rerank_service is None:  # the search step asks only when a reranker was given
             raise APIError(400, "this server has no reranker", code="no_reranker", param="rerank")
@@ -120,7 +127,7 @@ def _request(body: Any) -> SearchRequest:
         options["document_key"] = body.document_key
     examples = {kind: getattr(body, kind) for kind in EXAMPLE_KINDS if getattr(body, kind) is not None}
     return SearchRequest(text=body.query, **examples, top_k=body.top_k, mode=body.mode, modality=body.modality,
-                         filters=_filters(body.filters), rerank=body.rerank, **options)
+                         filters=_filters(body.filters), rerank=body.rerank, evidence=body.evidence, **options)
 
 
 def _filters(value: Optional[dict]) -> Optional[MetadataFilters]:
