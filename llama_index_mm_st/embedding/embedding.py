@@ -31,7 +31,7 @@ from ..media import MediaLimits
 from ..multivector import PooledVector, attach_multivector, native_checkpoint
 from ..onnx.choice import BackendReport, log_choice, plan as backend_plan
 from ..onnx.selection import select
-from ..runtime import resolve_device, resolve_precision, torch_dtype
+from ..runtime import resolve_device, torch_dtype
 from ..text_vectors import remember as remember_text_vectors
 from ..types import Backend, Embedding, EmbeddingResult, Modality, OnError, Precision, Role
 from .encoder import EncodeSettings, Encoder

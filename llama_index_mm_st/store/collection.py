@@ -49,7 +49,7 @@ from llama_index_mm_st.store.learned_sparse import LearnedSparseEncoder, learned
 from llama_index_mm_st.store.payload import PointSpec, dense_vectors, node_of, node_to_point, parts_to_point
 from llama_index_mm_st.store.plan import QueryOptions, QueryPlan, plan_query
 from llama_index_mm_st.store.schema import (
-    KEYWORD_INDEXED_KEYS, MODALITY_KEY, REF_DOC_ID_KEY, IndexKind, StoreSchema, check_schema, kind_mismatch,
+    KEYWORD_INDEXED_KEYS, MODALITY_KEY, IndexKind, StoreSchema, check_schema, kind_mismatch,
 )
 from llama_index_mm_st.store.settings import check_weights, chosen_dense, known_dense
 from llama_index_mm_st.store.calibration import CalibrationReport, LabeledQuery, fit_model

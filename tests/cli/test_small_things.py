@@ -16,7 +16,8 @@ from llama_index_mm_st.cli.main import build_parser
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = {
     "index": ["index", "x"], "search": ["search", "x"], "info": ["info"], "ls": ["ls"], "rm": ["rm", "x"],
-    "copy": ["copy", "--to-store", "y"], "eval": ["eval", "q.jsonl"], "serve": ["serve"],
+    "copy": ["copy", "--to-store", "y"], "eval": ["eval", "q.jsonl"], "calibrate": ["calibrate", "q.jsonl"],
+    "serve": ["serve"],
 }
 
 

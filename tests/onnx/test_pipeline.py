@@ -40,7 +40,7 @@ def test_index_and_search_with_backend_onnx_equal_torch(run_cli, corpus, tmp_pat
         torch = _search(run_cli, store, *args, "--backend", "torch", "--precision", "fp32")
         assert [r["source"] for r in onnx] == [r["source"] for r in torch] and onnx
         np.testing.assert_allclose([r["score"] for r in onnx], [r["score"] for r in torch], atol=1e-5)
-    assert onnx[0]["score_kind"] == "reranker"  # the reranker's own scores were compared
+    assert onnx[0]["score_kind"] == "relevance"  # the rerankers' relevance (over relevance fusion) was compared
     assert any(m["part"] == ["cross-encoder scores"] for m in graph_metas(fresh_cache))
     with pytest.raises(SystemExit) as refused:  # argparse names the choices
         run_cli("search", "x", "--store", str(store), "--backend", "tensorrt")

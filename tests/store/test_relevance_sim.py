@@ -8,13 +8,11 @@ and keeps what dense search found, and Edge and qdrant-client's ``:memory:`` agr
 
 from __future__ import annotations
 
-import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pytest
 from llama_index.core.vector_stores.types import VectorStoreQuery
 from qdrant_client import QdrantClient
