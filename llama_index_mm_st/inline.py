@@ -22,4 +22,9 @@ def decode_base64(payload: Union[str, bytes], label: str, error: type[ItemError]
 
 
 def short_label(text: str, limit: int = LABEL_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """``text`` cut in the middle to ``limit`` characters: a long path keeps its file name, a data URI its
+    media type, a URL its host and its last segment."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) // 2
+    return text[:head] + "..." + text[len(text) - (limit - 3 - head):]

@@ -125,3 +125,12 @@ def test_to_image_node_keeps_what_the_document_had(image_files: dict[str, Path])
     assert (node.image_path, node.text, node.embedding, node.metadata) == (str(image_files["png"]), "cap", [1.0], {"k": 1})
     assert node.excluded_embed_metadata_keys == ["k"]
     assert read_node(node).modality == read_node(document).modality == "text+image"
+
+
+def test_a_long_item_label_is_cut_in_its_middle_and_keeps_its_file_name() -> None:
+    from llama_index_mm_st.inline import LABEL_LIMIT, short_label
+
+    path = "/very/long/" + "folder/" * 30 + "photo-0042.jpg"
+    label = short_label(path)
+    assert len(label) == LABEL_LIMIT and label.startswith("/very/long/") and label.endswith("/photo-0042.jpg")
+    assert "..." in label and short_label("/short/photo.jpg") == "/short/photo.jpg"
