@@ -44,13 +44,16 @@ def best_of(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
 
 
 def interleaved(variants: "dict[str, Callable[[], object]]", repeats: int) -> "dict[str, list[float]]":
-    """Wall times of each variant over ``repeats`` rounds run in turn (A B C, A B C, ...), after one
-    warm-up call each: on shared cores a busy moment slows one round, not one variant."""
+    """Wall times of each variant over ``repeats`` rounds run in turn, the order rotating each round (A B C,
+    B C A, ...), after one warm-up call each: on shared cores a busy moment slows one round, not one
+    variant, and no variant always runs first (after the last one's garbage)."""
     for fn in variants.values():
         fn()
     times: dict[str, list[float]] = {label: [] for label in variants}
-    for _ in range(repeats):
-        for label, fn in variants.items():
+    order = list(variants.items())
+    for round_number in range(repeats):
+        shift = round_number % len(order)
+        for label, fn in order[shift:] + order[:shift]:
             start = time.perf_counter()
             fn()
             times[label].append(time.perf_counter() - start)

@@ -70,10 +70,16 @@ class Statistics:
                 self._dirty = True
                 return
             samples = self._ensure(names)
-            members: list[Any] = sorted(samples.member_ids())
+            members = samples.member_ids()
             if members:
-                sampled = models.Filter(must=[models.HasIdCondition(has_id=members)])
-                samples.discard(hit.id for hit in self._backend.scroll(all_of([chosen, sampled]), payload=False))
+                # The cheaper of two reads: the chosen points' own ids when they are fewer than the sample
+                # (a document's delete: a few points), else the sample's members among them (a broad filter).
+                if self._backend.count(chosen) <= len(members):
+                    gone = [hit.id for hit in self._backend.scroll(chosen, payload=False)]
+                else:
+                    sampled = models.Filter(must=[models.HasIdCondition(has_id=sorted(members))])
+                    gone = [hit.id for hit in self._backend.scroll(all_of([chosen, sampled]), payload=False)]
+                samples.discard(point_id for point_id in gone if point_id in members)
             self._dirty = True
 
     def reset(self) -> None:

@@ -114,6 +114,47 @@ def test_statistics_are_sampled_in_large_collections(make_store: Make) -> None:
     assert mean == pytest.approx(cos.mean(), abs=0.01) and sd == pytest.approx(cos.std(), rel=0.1)
 
 
+def test_a_delete_of_a_few_points_and_of_many_keep_the_sample_of_the_points_held(make_store: Make) -> None:
+    """A delete reads the cheaper side: the chosen points' ids when they are fewer than the sample (one
+    document's delete), else the sample's members among them (a broad filter). Either way the sample
+    is the one a fresh store of the remaining points holds."""
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+    from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
+
+    from llama_index_mm_st.store.background import point_hash
+    from llama_index_mm_st.store.statistics import statistics_of
+
+    rng = np.random.default_rng(3)
+    items = []
+    for i, vector in enumerate(rng.normal(size=(3000, 8))):
+        node = TextNode(id_=f"t{i}", text="w", embedding=vector.tolist(), metadata={"shelf": i % 10})
+        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=f"doc{i // 2}")
+        items.append(node)
+
+    def sample(store: MultimodalQdrantStore) -> tuple[set[str], float]:
+        statistics_of(store._collection.backend).backgrounds(["text"])  # read or rebuilt
+        held = statistics_of(store._collection.backend)._samples.vectors["text"]
+        return set(held.members), held.tau
+
+    def members(store: MultimodalQdrantStore) -> set[str]:
+        return sample(store)[0]
+
+    store = make_store()
+    store.add(items)
+    before = members(store)
+    assert len(before) < 3000  # a bottom-k sample, not the whole collection
+    for number in range(0, 60, 2):  # a few points each, held in the sample or not
+        store.delete(f"doc{number}")
+    store.delete_nodes(filters=MetadataFilters(filters=[MetadataFilter(key="shelf", value=3,
+                                                                        operator=FilterOperator.EQ)]))  # 300 points
+    kept = [n for n in items if not (n.ref_doc_id in {f"doc{k}" for k in range(0, 60, 2)} or n.metadata["shelf"] == 3)]
+    fresh = make_store(collection_name="fresh")
+    fresh.add(kept)
+    # Deletes never raise the threshold: the sample is the fresh store's points below the store's threshold.
+    held, tau = sample(store)
+    assert held == {m for m in members(fresh) if point_hash(m) < tau} and held < before and len(held) > 300
+
+
 def test_calibration_fits_simulated_labels(make_store: Make) -> None:
     """Fitted on half the labelled queries, the relevance of the other half's hits is calibrated: ECE
     below 0.05 for each modality's vector."""
