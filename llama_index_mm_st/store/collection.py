@@ -18,6 +18,7 @@ the points passes (``add``, ``add_parts`` and ``import_points``; ``delete``, ``d
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import replace
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
@@ -115,16 +116,23 @@ class Collection:
 
     # ------------------------------------------------------------ schema and lifecycle
 
+    def _schema_lock(self) -> threading.RLock:
+        """Held while the collection is looked for, opened or made: one per collection in this process
+        (``Backend.shared_state``), so two threads (a server's concurrent first writes) or two store
+        objects never open an engine another is making (Edge refuses a second open of its WAL)."""
+        return self.backend.shared_state.setdefault("collection_schema_lock", threading.RLock())
+
     def open(self) -> None:
         """Open the existing collection (checked against what the settings ask for), or make it now
         when ``dim`` is given; a new ``target_recall`` for a filled collection is measured at once."""
         settings = self.settings
-        existing = self.backend.existing_schema()
-        if existing is None:
-            if settings.dim is not None:
-                self._create(wanted_schema(settings, settings.dim, late=bool(settings.late_interaction)))
-            return
-        self._open_existing(existing)
+        with self._schema_lock():
+            existing = self.backend.existing_schema()
+            if existing is None:
+                if settings.dim is not None:
+                    self._create(wanted_schema(settings, settings.dim, late=bool(settings.late_interaction)))
+                return
+            self._open_existing(existing)
         target = settings.target_recall
         if target is not None and existing.target_recall != target and self.backend.count(None):
             self.tune_hnsw_ef()  # a new target for a filled store: measure now, as optimize() would
@@ -146,12 +154,13 @@ class Collection:
     def _create(self, schema: StoreSchema) -> StoreSchema:
         """The one place a collection is made: by ``open`` (``dim`` given), the first ``add``,
         ``ensure`` and ``import_points``."""
-        self.backend.create(schema)
-        statistics_of(self.backend).reset()
-        self._hold(schema, {})
-        wanted: Dict[str, IndexKind] = {key: "keyword" for key in KEYWORD_INDEXED_KEYS}
-        wanted.update(self.settings.payload_indexes)
-        self.indexes.ensure(wanted, self.settings.payload_hnsw)
+        with self._schema_lock():
+            self.backend.create(schema)
+            statistics_of(self.backend).reset()
+            self._hold(schema, {})
+            wanted: Dict[str, IndexKind] = {key: "keyword" for key in KEYWORD_INDEXED_KEYS}
+            wanted.update(self.settings.payload_indexes)
+            self.indexes.ensure(wanted, self.settings.payload_hnsw)
         return schema
 
     def _hold(self, schema: StoreSchema, indexed: Optional[Mapping[str, IndexKind]] = None) -> None:
@@ -165,16 +174,18 @@ class Collection:
         """The collection's schema; None before it exists. Another store object (or process, on a
         server) may make it after this one opened: it is looked for again while missing."""
         if self._schema is None:
-            existing = self.backend.existing_schema()
-            if existing is not None:
-                self._open_existing(existing)
+            with self._schema_lock():
+                existing = None if self._schema is not None else self.backend.existing_schema()
+                if existing is not None:
+                    self._open_existing(existing)
         return self._schema
 
     def ensure(self, dim: int, dense: Optional[Sequence[str]], late: bool) -> StoreSchema:
         """The collection, made now when missing; an existing one must have this ``dim`` and kind."""
-        schema = self.schema
-        if schema is None:
-            return self._create(wanted_schema(self.settings, dim, late=late, dense=chosen_dense(dense)))
+        with self._schema_lock():
+            schema = self.schema
+            if schema is None:
+                return self._create(wanted_schema(self.settings, dim, late=late, dense=chosen_dense(dense)))
         if schema.dim != dim or schema.late_interaction != late:
             problems = [f"dimension {schema.dim} != {dim}"] if schema.dim != dim else []
             if schema.late_interaction != late:
@@ -219,7 +230,12 @@ class Collection:
             planned = schema
         points = self.plan_points(nodes, planned, parts)
         if schema is None:
-            self._create(planned)
+            with self._schema_lock():  # another thread or store object may have made it meanwhile
+                made = self.schema
+                if made is None:
+                    self._create(planned)
+                elif made != planned:
+                    points = self.plan_points(nodes, made, parts)
         if settings.auto_index:
             self.indexes.on_sight(nodes, settings.payload_hnsw)
         batches = -(-len(points) // batch_size)
@@ -440,11 +456,12 @@ class Collection:
     def import_points(self, batches: Iterable[Sequence[PointSpec]], schema: StoreSchema,
                       indexes: Optional[Mapping[str, IndexKind]]) -> int:
         """Points exported from a collection laid out as ``schema``, written as they are."""
-        existing = self.schema
-        if existing is None:  # a new graph: the source's tuned search width does not carry over
-            base = replace(schema, wal=self.settings.wal, hnsw_ef=None, target_recall=None)
-            self._create(wanted_schema(self.settings, schema.dim, base=base, late=schema.late_interaction))
-        else:
+        with self._schema_lock():
+            existing = self.schema
+            if existing is None:  # a new graph: the source's tuned search width does not carry over
+                base = replace(schema, wal=self.settings.wal, hnsw_ef=None, target_recall=None)
+                self._create(wanted_schema(self.settings, schema.dim, base=base, late=schema.late_interaction))
+        if existing is not None:
             check_schema(self.backend.where, existing, schema, dim_given=True, options_given=())
         self.indexes.ensure(dict(indexes or {}), self.settings.payload_hnsw)
         written = 0

@@ -215,9 +215,11 @@ BLOCKED_CLIENT = textwrap.dedent("""
     index = VectorStoreIndex.from_vector_store(store, embed_model=RemoteMultimodalEmbedding(base, api_key=key))
     index.insert(Document(text="The lighthouse keeper logs the fog horn at dawn.", id_="keeper-log",
                           metadata={"shelf": "b"}))
-    for n in range(5):  # enough points for a top 5 whatever else the served index holds
-        index.insert(Document(text=f"Crate {n} of the harbour inventory was counted twice.", id_=f"crate-{n}",
-                              metadata={"shelf": "c"}))
+    fillers = ["Crates of pears arrived late at the harbour.", "The ferry timetable changes in October.",
+               "Quarterly revenue rose on bicycle sales.", "A heron nests by the old mill pond.",
+               "Winter tyres are stored in bay seven."]
+    for n, text in enumerate(fillers):  # enough points for a top 5 whatever else the served index holds
+        index.insert(Document(text=text, id_=f"filler-{n}", metadata={"shelf": "c"}))
     found = index.as_retriever(similarity_top_k=3, vector_store_query_mode="sparse").retrieve("lighthouse fog horn")
     dense = index.as_retriever(similarity_top_k=5).retrieve("lighthouse fog horn")
     filtered = index.as_retriever(similarity_top_k=3, filters=MetadataFilters(
