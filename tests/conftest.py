@@ -28,18 +28,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         shutil.rmtree(_SESSION_ONNX_CACHE, ignore_errors=True)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (``-n 2 --dist loadgroup``, the README's command): a test file runs whole on one
-    worker, so its module fixtures (a server, an index) are built once; every Ray test shares one worker
-    and so one local Ray instance."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    root = Path(__file__).resolve().parent
-    for item in items:
-        relative = Path(str(item.path)).resolve().relative_to(root)
-        group = "distributed" if relative.parts[0] == "distributed" else relative.as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
-
 from tests.fixtures import images as image_fixtures  # noqa: E402
 from tests.fixtures import models as model_fixtures  # noqa: E402
 
