@@ -34,22 +34,16 @@ def add_calibrate_parser(commands: "argparse._SubParsersAction[argparse.Argument
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..calibration import calibrate
-    from ..evaluation import load_qrels
-    from ..ingest.manifest import read_manifest
+    from .eval_cmd import read_qrels
     from .models import load_embedding, load_reranker, resolve_model
     from .progress import quiet_libraries
-    from .stores import open_store
+    from .stores import indexed_manifest, open_store
 
     if args.depth < 1:
         raise CLIError("--depth must be at least 1")
-    try:
-        qrels = load_qrels(args.qrels)
-    except FileNotFoundError:
-        raise CLIError(f"no qrels file at {args.qrels}") from None
+    qrels = read_qrels(args.qrels)
     with open_store(args, must_exist=True) as store:
-        manifest = read_manifest(store)
-        if manifest is None:
-            raise CLIError("this index is empty: add files with 'mmst index PATH' first")
+        manifest = indexed_manifest(store)
         with quiet_libraries():
             embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls,
                                        **backend_option(args))

@@ -62,15 +62,24 @@ def _table(rows: list[dict[str, Any]], k: int, queries: int) -> str:
     return "\n".join(lines)
 
 
+def read_qrels(path: str) -> Any:
+    """The qrels file of ``mmst eval`` and ``mmst calibrate``; a missing one is a one-line error."""
+    from ..evaluation import load_qrels
+
+    try:
+        return load_qrels(path)
+    except FileNotFoundError:
+        raise CLIError(f"no qrels file at {path}") from None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..errors import InvalidQueryError
-    from ..evaluation import evaluate, load_qrels
-    from ..ingest.manifest import read_manifest
+    from ..evaluation import evaluate
     from ..search import SearchRequest, SearchSetup
     from .models import load_embedding, load_reranker, resolve_model
     from .progress import quiet_libraries
     from .search_cmd import query_error
-    from .stores import open_store
+    from .stores import indexed_manifest, open_store
 
     if args.k < 1:
         raise CLIError("--k must be at least 1")
@@ -86,15 +95,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             requests[mode].check()
         except InvalidQueryError as exc:
             raise query_error(exc) from None
-    try:
-        qrels = load_qrels(args.qrels)
-    except FileNotFoundError:
-        raise CLIError(f"no qrels file at {args.qrels}") from None
+    qrels = read_qrels(args.qrels)
     rows: list[dict[str, Any]] = []
     with open_store(args, must_exist=True) as store:
-        manifest = read_manifest(store)
-        if manifest is None:
-            raise CLIError("this index is empty: add files with 'mmst index PATH' first")
+        manifest = indexed_manifest(store)
         with quiet_libraries():
             embedding = load_embedding(resolve_model(manifest.model), allow_urls=args.allow_urls, **backend_option(args))
             rerankers: list[tuple[Optional[str], Any]] = [(None, None)] + [

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from ..errors import InvalidQueryError, UnsupportedModalityError
 from .models import (CLIError, backend_option, load_embedding, load_reranker, model_name, resolve_model,
                      resolve_models)
-from .stores import open_store
+from .stores import indexed_manifest, open_store
 
 if TYPE_CHECKING:
     from ..search import SearchRequest
@@ -90,15 +90,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     flag, example = example_flag(args)
     check_example_path(flag, example, args.allow_urls)
 
-    from ..ingest import check_model, read_manifest
+    from ..ingest import check_model
     from ..search import search
     from .progress import quiet_libraries
     from .search_view import to_json, to_table
 
     with open_store(args, must_exist=True) as store:
-        manifest = read_manifest(store)
-        if manifest is None:
-            raise CLIError("this index is empty: add files with 'mmst index PATH' first")
+        manifest = indexed_manifest(store)
         check_model(manifest, model_name(args.model) if args.model else None)
         reranker = None
         rerankers = resolve_models(args.rerank or (), "--rerank")  # settled before any model loads (fast offline)

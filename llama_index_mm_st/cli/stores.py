@@ -11,6 +11,7 @@ from ..defaults import DEFAULT_STORE_DIR
 from .models import CLIError
 
 if TYPE_CHECKING:
+    from ..ingest.manifest import Manifest
     from ..store import MultimodalQdrantStore
 
 DEFAULT_STORE = DEFAULT_STORE_DIR
@@ -43,3 +44,14 @@ def open_store(args: argparse.Namespace, must_exist: bool, **options: object) ->
         store.close()
         raise CLIError(message)
     return store
+
+
+def indexed_manifest(store: "MultimodalQdrantStore") -> "Manifest":
+    """The index's manifest (which model made it), for the commands that read an index: search, eval,
+    calibrate. An index nothing was written to yet is an error."""
+    from ..ingest.manifest import read_manifest
+
+    manifest = read_manifest(store)
+    if manifest is None:
+        raise CLIError("this index is empty: add files with 'mmst index PATH' first")
+    return manifest
