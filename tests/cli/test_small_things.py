@@ -71,3 +71,22 @@ def test_search_with_no_progress_prints_only_its_answer(indexed, tiny_clip_dir):
                            "--no-progress", "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0 and json.loads(done.stdout)
     assert "it/s" not in done.stderr and "%|" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("argv", [("search", "x"), ("eval", "QRELS"), ("calibrate", "QRELS")])
+def test_commands_that_read_an_index_say_when_it_is_empty(run_cli, tmp_path, argv) -> None:  # type: ignore[no-untyped-def]
+    from llama_index_mm_st.store import MultimodalQdrantStore
+
+    store = tmp_path / "index"
+    MultimodalQdrantStore(path=str(store), dim=8).close()  # a collection nothing was written to yet
+    qrels = tmp_path / "qrels.jsonl"
+    qrels.write_text('{"query": "x", "relevant": ["a.txt"]}\n')
+    code, out, err = run_cli(*[str(qrels) if a == "QRELS" else a for a in argv], "--store", str(store))
+    assert (code, out) == (1, "") and err == "mmst: error: this index is empty: add files with 'mmst index PATH' first\n"
+
+
+@pytest.mark.parametrize("command", ["eval", "calibrate"])
+def test_a_missing_qrels_file_is_named(run_cli, tmp_path, command) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "nowhere.jsonl"
+    code, out, err = run_cli(command, str(missing), "--store", str(tmp_path / "index"))
+    assert (code, out) == (1, "") and err == f"mmst: error: no qrels file at {missing}\n"
