@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 KINDS = ("text", "image", "captioned", "filename_caption", "pdf", "audio")
 K = 10
@@ -18,6 +18,20 @@ class Ranked:
 
     ids: Sequence[str]
     scores: Sequence[float]
+
+
+def run_queries(store: Any, corpus: Any, mode: str, queries: Optional[Sequence] = None,
+                **kwargs: Any) -> dict[str, Ranked]:
+    """Each simulator query (``corpus.queries``, or ``queries``) through ``store.query`` in ``mode``: its top 10
+    (``kwargs``: the store's query arguments, ``fusion="rrf"`` say)."""
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    out = {}
+    for q in queries if queries is not None else corpus.queries:
+        result = store.query(VectorStoreQuery(query_embedding=q.vector.tolist(), query_str=q.words, mode=mode,
+                                              similarity_top_k=K), **kwargs)
+        out[q.id] = Ranked(result.ids, result.similarities)
+    return out
 
 
 def recall_by_kind(queries: Sequence, runs: Mapping[str, Ranked], kinds: Mapping[str, str],

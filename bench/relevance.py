@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _relevance_sim_metrics import Ranked, abstention, ndcg, recall_by_kind, relevance_gap  # noqa: E402
+from _relevance_sim_metrics import Ranked, abstention, ndcg, recall_by_kind, relevance_gap, run_queries  # noqa: E402
 
 NAMES = ("text", "image", "audio")
 DEPTH = 100
@@ -104,17 +104,6 @@ def alternatives() -> dict[str, Fused]:
             "z-score, best vector (no words)": z_max}
 
 
-def run_store(store: Any, corpus: Any, mode: str, queries: Any = None, **kwargs: Any) -> dict[str, Ranked]:
-    from llama_index.core.vector_stores.types import VectorStoreQuery
-
-    out = {}
-    for q in queries if queries is not None else corpus.queries:
-        result = store.query(VectorStoreQuery(query_embedding=q.vector.tolist(), query_str=q.words, mode=mode,
-                                              similarity_top_k=10), **kwargs)
-        out[q.id] = Ranked(result.ids, result.similarities)
-    return out
-
-
 def row(name: str, corpus: Any, runs: dict[str, Ranked], dense: dict[str, Ranked], unit: bool) -> str:
     recall = recall_by_kind(corpus.answerable, runs, corpus.kinds)
     line = f"{name:<36}" + "".join(f"{recall.get(k, float('nan')):>8.2f}" for k in
@@ -148,16 +137,16 @@ def main() -> None:
               f"{len(corpus.unanswerable)} with none ==")
         print(f"{'fusion':<36}" + "".join(f"{k:>8}" for k in ("text", "image", "capt.", "filename", "pdf", "audio"))
               + f"{'nDCG':>8}{'med img':>9}{'med txt':>9}{'silent':>8}{'kept':>7}")
-        dense = run_store(store, corpus, "default", fusion="rrf")
+        dense = run_queries(store, corpus, "default", fusion="rrf")
         print(row("dense RRF (before)", corpus, dense, dense, False))
-        print(row("hybrid RRF (before, the old default)", corpus, run_store(store, corpus, "hybrid", fusion="rrf"),
+        print(row("hybrid RRF (before, the old default)", corpus, run_queries(store, corpus, "hybrid", fusion="rrf"),
                   dense, False))
-        print(row("hybrid DBSF (engine)", corpus, run_store(store, corpus, "hybrid", fusion="dbsf"), dense, False))
+        print(row("hybrid DBSF (engine)", corpus, run_queries(store, corpus, "hybrid", fusion="dbsf"), dense, False))
         mats = {n: corpus.vectors(n) for n in NAMES}
         backgrounds = {n: Background.of(m) for n, (_, m) in mats.items()}
         hashed = {n: [int(hashlib.md5(i.encode()).hexdigest()[:8], 16) for i in ids] for n, (ids, _) in mats.items()}
         samples = {n: m[np.argsort(hashed[n])[:1024]] for n, (_, m) in mats.items()}
-        bm25 = {q.id: run_store(store, corpus, "sparse", [q])[q.id] for q in corpus.queries}
+        bm25 = {q.id: run_queries(store, corpus, "sparse", [q])[q.id] for q in corpus.queries}
         for name, fused in alternatives().items():
             runs = {}
             for q in corpus.queries:
@@ -171,8 +160,8 @@ def main() -> None:
                          "query": q.vector, "backgrounds": backgrounds}
                 runs[q.id] = top(fused(lists, words, extra))
             print(row(name, corpus, runs, dense, False))
-        relevance_dense = run_store(store, corpus, "default", fusion="relevance")
-        relevance = run_store(store, corpus, "hybrid", fusion="relevance")
+        relevance_dense = run_queries(store, corpus, "default", fusion="relevance")
+        relevance = run_queries(store, corpus, "hybrid", fusion="relevance")
         print(row("relevance, dense", corpus, relevance_dense, dense, True))
         print(row("relevance, hybrid (the new default)", corpus, relevance, dense, True))
         if args.memory:
@@ -180,7 +169,7 @@ def main() -> None:
             memory = MultimodalQdrantStore(client=client)
             memory.add(nodes(corpus))
             queries = corpus.answerable[: args.memory // 2] + corpus.unanswerable[: args.memory - args.memory // 2]
-            other = run_store(memory, corpus, "hybrid", queries, fusion="relevance")
+            other = run_queries(memory, corpus, "hybrid", queries, fusion="relevance")
             same = all(list(other[q.id].ids) == list(relevance[q.id].ids)
                        and np.allclose(other[q.id].scores, relevance[q.id].scores, atol=1e-5) for q in queries)
             print(f":memory: agrees with Edge on {len(queries)} queries: {same}")

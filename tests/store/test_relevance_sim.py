@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from llama_index.core.vector_stores.types import VectorStoreQuery
 from qdrant_client import QdrantClient
 
 from llama_index_mm_st.store import MultimodalQdrantStore
 from tests.fixtures.relevance_sim import CLIP, SIGLIP, SimCorpus, nodes, simulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from _relevance_sim_metrics import Ranked, abstention, ndcg, recall_by_kind, relevance_gap  # noqa: E402
+from _relevance_sim_metrics import Ranked, abstention, ndcg, recall_by_kind, relevance_gap, run_queries  # noqa: E402
 
 MEMORY_QUERIES = 12
 """Queries also run on ``:memory:`` (a brute-force engine in Python: about a second a query here)."""
@@ -33,15 +32,6 @@ class World:
     edge: MultimodalQdrantStore
     memory: MultimodalQdrantStore
     runs: dict[str, dict[str, Ranked]]
-
-
-def run(store: MultimodalQdrantStore, corpus: SimCorpus, mode: str, queries=None, **kwargs) -> dict[str, Ranked]:
-    out = {}
-    for q in queries if queries is not None else corpus.queries:
-        result = store.query(VectorStoreQuery(query_embedding=q.vector.tolist(), query_str=q.words, mode=mode,
-                                              similarity_top_k=10), **kwargs)
-        out[q.id] = Ranked(result.ids, result.similarities)
-    return out
 
 
 def memory_queries(corpus: SimCorpus) -> list:
@@ -59,9 +49,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     edge.add(items)
     memory.add(items)
     runs = {
-        "dense rrf": run(edge, corpus, "default", fusion="rrf"),
-        "hybrid rrf": run(edge, corpus, "hybrid", fusion="rrf"),
-        "default": run(edge, corpus, "hybrid", fusion="relevance"),
+        "dense rrf": run_queries(edge, corpus, "default", fusion="rrf"),
+        "hybrid rrf": run_queries(edge, corpus, "hybrid", fusion="rrf"),
+        "default": run_queries(edge, corpus, "hybrid", fusion="relevance"),
     }
     yield World(corpus, edge, memory, runs)
     edge.close()
@@ -109,13 +99,13 @@ def test_min_relevance_silences_queries_with_nothing_relevant(world: World) -> N
     silent, kept = abstention(corpus.answerable, corpus.unanswerable, world.runs["default"], world.runs["dense rrf"], 0.5)
     assert silent >= 0.9 and kept >= 0.9
     # The store's own cut says the same.
-    quiet = run(world.edge, corpus, "hybrid", corpus.unanswerable, fusion="relevance", min_relevance=0.5)
+    quiet = run_queries(world.edge, corpus, "hybrid", corpus.unanswerable, fusion="relevance", min_relevance=0.5)
     assert sum(not r.ids for r in quiet.values()) == round(silent * len(corpus.unanswerable))
 
 
 def test_edge_and_memory_agree(world: World) -> None:
     queries = memory_queries(world.corpus)
-    memory = run(world.memory, world.corpus, "hybrid", queries, fusion="relevance")
+    memory = run_queries(world.memory, world.corpus, "hybrid", queries, fusion="relevance")
     for q in queries:
         edge = world.runs["default"][q.id]
         assert list(memory[q.id].ids) == list(edge.ids)
@@ -124,6 +114,6 @@ def test_edge_and_memory_agree(world: World) -> None:
 
 def test_dense_mode_by_relevance_also_counts_each_node_once(world: World) -> None:
     corpus = world.corpus
-    dense = run(world.edge, corpus, "default", corpus.answerable, fusion="relevance")
+    dense = run_queries(world.edge, corpus, "default", corpus.answerable, fusion="relevance")
     assert all(len(set(r.ids)) == len(r.ids) for r in dense.values())
     assert ndcg(corpus.answerable, dense) >= ndcg(corpus.answerable, world.runs["dense rrf"])
